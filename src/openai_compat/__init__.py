@@ -1,0 +1,65 @@
+"""openai-compat: the "OpenAI Compatible Endpoint" connector, done right.
+
+Public surface::
+
+    from openai_compat import OpenAICompatibleConnector, Endpoint, SourceConfig
+
+    connector = OpenAICompatibleConnector()
+    status = connector.check_connection({"url": ".../v1/chat/completions", "api_key": "..."})
+    for message in connector.run_model(config, {"model": "m", "messages": [...]}):
+        print(message.to_json())
+"""
+
+from .config import SourceConfig, load_config
+from .connector import OpenAICompatibleConnector
+from .endpoint import Completion, Endpoint, Exchange
+from .errors import (
+    ConfigurationError,
+    ConnectError,
+    EndpointError,
+    OpenAICompatError,
+    StreamError,
+    TimeoutError,
+    TransportError,
+)
+from .protocol import (
+    Catalog,
+    ConnectionStatus,
+    ConnectorSpecification,
+    LogMessage,
+    MetaData,
+    ProtocolMessage,
+    RecordMessage,
+    SyncConfig,
+)
+from .retries import RetryPolicy
+from .stream import ChunkAssembler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Catalog",
+    "ChunkAssembler",
+    "Completion",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectionStatus",
+    "ConnectorSpecification",
+    "Endpoint",
+    "EndpointError",
+    "Exchange",
+    "LogMessage",
+    "MetaData",
+    "OpenAICompatError",
+    "OpenAICompatibleConnector",
+    "ProtocolMessage",
+    "RecordMessage",
+    "RetryPolicy",
+    "SourceConfig",
+    "StreamError",
+    "SyncConfig",
+    "TimeoutError",
+    "TransportError",
+    "__version__",
+    "load_config",
+]

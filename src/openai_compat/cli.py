@@ -1,0 +1,172 @@
+"""The ``openai-compat`` command line: a thin layer over the connector.
+
+Protocol messages go to stdout, one JSON object per line; human diagnostics go to
+stderr. Exit codes: 0 done (a failed check is still a result), 1 the operation failed
+(an ``error`` log was emitted), 2 the arguments are unusable (no such file, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .connector import OpenAICompatibleConnector
+from .protocol import ProtocolMessage
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """The command line cannot be acted on (exit 2)."""
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_json(path: str, what: str) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{what} file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}"
+        ) from None
+
+
+def _emit(message: ProtocolMessage) -> None:
+    sys.stdout.write(message.to_json() + "\n")
+    sys.stdout.flush()
+
+
+def _on_retry(retry_number: int, error: BaseException, wait: float) -> None:
+    print(f"openai-compat: retry {retry_number} in {wait:.2f} s after: {error}", file=sys.stderr)
+
+
+async def _stream(messages: AsyncIterator[ProtocolMessage]) -> int:
+    failed = False
+    async for message in messages:
+        _emit(message)
+        if (
+            message.type == "log"
+            and message.log is not None
+            and message.log.level
+            in (
+                "error",
+                "fatal",
+            )
+        ):
+            failed = True
+            print(f"openai-compat: {message.log.message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_spec(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    _emit(connector.spec())
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    _emit(connector.check_connection(_read_json(args.config, "config")))
+    return 0
+
+
+def _cmd_discover(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    message = connector.discover(_read_json(args.config, "config") if args.config else None)
+    _emit(message)
+    return 1 if message.type == "log" else 0
+
+
+def _cmd_read(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    if args.sync_config:
+        if args.config or args.payload:
+            raise UsageError("give either --sync-config, or --config with --payload, not both")
+        sync_config = _read_json(args.sync_config, "sync config")
+        return asyncio.run(_stream(connector.aread(sync_config, assemble=args.assemble)))
+    if not (args.config and args.payload):
+        raise UsageError("read needs --config FILE and --payload FILE, or --sync-config FILE")
+    config = _read_json(args.config, "config")
+    payload = _read_json(args.payload, "payload")
+    return asyncio.run(_stream(connector.arun_model(config, payload, assemble=args.assemble)))
+
+
+def _cmd_mock_server(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    from .testing import serve_forever
+
+    serve_forever(args.host, args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="openai-compat",
+        description="Talk to any OpenAI-compatible chat-completions endpoint.",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="retries on connection errors, timeouts, 408/409/429 and 5xx (default 2)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("spec", help="print the connector specification")
+    p.set_defaults(func=_cmd_spec)
+
+    p = sub.add_parser("check", help="check the connection of a configuration")
+    p.add_argument("--config", required=True, metavar="FILE", help="configuration JSON (- = stdin)")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("discover", help="print the catalog")
+    p.add_argument("--config", metavar="FILE", help="configuration JSON (optional)")
+    p.set_defaults(func=_cmd_discover)
+
+    p = sub.add_parser("read", help="send one payload and print the records")
+    p.add_argument("--config", metavar="FILE", help="configuration JSON (- = stdin)")
+    p.add_argument("--payload", metavar="FILE", help="request body JSON (- = stdin)")
+    p.add_argument("--sync-config", metavar="FILE", help="a sync config JSON instead of both")
+    p.add_argument(
+        "--assemble",
+        action="store_true",
+        help="after streamed chunks, emit one record with the assembled chat.completion",
+    )
+    p.set_defaults(func=_cmd_read)
+
+    p = sub.add_parser("mock-server", help="run the bundled scripted OpenAI-compatible server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=_cmd_mock_server)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``openai-compat`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    retry = None
+    if args.retries is not None:
+        from .retries import RetryPolicy
+
+        retry = RetryPolicy(max_retries=max(0, args.retries))
+    connector = OpenAICompatibleConnector(retry=retry, on_retry=_on_retry)
+    try:
+        code: int = args.func(args, connector)
+    except UsageError as exc:
+        print(f"openai-compat: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code

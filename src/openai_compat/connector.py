@@ -1,0 +1,205 @@
+"""``OpenAICompatibleConnector``: the original connector's operations, as protocol messages.
+
+Every operation returns messages of the contract (``connector_spec``,
+``connection_status``, ``catalog``, ``record``, ``log``); failures are ``log`` messages
+with level ``error`` (or a ``failed`` status), never a bare string or a stray exception.
+The async methods are the core; the sync ones run them to completion.
+
+>>> connector = OpenAICompatibleConnector()
+>>> connector.spec().connector_spec.connector_query_type
+'ai_ml'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import ValidationError
+
+from . import resources
+from .config import SourceConfig, parse_json_object
+from .endpoint import Endpoint
+from .errors import ConfigurationError, OpenAICompatError
+from .protocol import (
+    Catalog,
+    ConnectionStatus,
+    ConnectorSpecification,
+    MetaData,
+    ProtocolMessage,
+    SyncConfig,
+    log_message,
+    record_message,
+)
+from .retries import RetryPolicy
+from .stream import ChunkAssembler
+
+__all__ = ["OpenAICompatibleConnector"]
+
+T = TypeVar("T")
+RawConfig = SourceConfig | dict[str, Any] | str
+_NAME = "OpenAICompatible"
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, even when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _collect(messages: AsyncIterator[ProtocolMessage]) -> list[ProtocolMessage]:
+    return [message async for message in messages]
+
+
+class OpenAICompatibleConnector:
+    """The "OpenAI Compatible Endpoint" source connector.
+
+    ``retry`` sets the retry policy (default: 2 retries, as the official SDK);
+    ``client`` shares one ``httpx.AsyncClient`` between calls (useful in servers).
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        client: httpx.AsyncClient | None = None,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+    ) -> None:
+        self.retry = retry
+        self.client = client
+        self.on_retry = on_retry
+
+    def endpoint(self, config: RawConfig) -> Endpoint:
+        """An ``Endpoint`` for ``config`` with this connector's retry policy and client."""
+        return Endpoint(config, client=self.client, retry=self.retry, on_retry=self.on_retry)
+
+    # -- spec, meta data, discover: data files --------------------------------------------
+
+    def spec(self) -> ProtocolMessage:
+        """The connector specification (a ``connector_spec`` message)."""
+        return ConnectorSpecification.model_validate(resources.spec()).to_message()
+
+    def meta_data(self) -> MetaData:
+        """The connector's meta data, ``{"data": {"name": "GenericOpenAI", ...}}``."""
+        return MetaData.model_validate(resources.meta())
+
+    def discover(self, config: RawConfig | None = None) -> ProtocolMessage:
+        """The catalog (rate limit 600/minute, concurrency 10); a ``log`` error if unreadable."""
+        try:
+            return Catalog.model_validate(resources.catalog()).to_message()
+        except (OSError, ValueError, ValidationError) as exc:
+            return log_message("error", f"cannot read the catalog: {exc}", f"{_NAME}:discover")
+
+    # -- check ----------------------------------------------------------------------------
+
+    def check_connection(self, config: RawConfig) -> ProtocolMessage:
+        """POST the configured ``request_format`` and report ``succeeded`` or ``failed``."""
+        return _run(self.acheck_connection(config))
+
+    async def acheck_connection(self, config: RawConfig) -> ProtocolMessage:
+        """Async twin of ``check_connection``."""
+        try:
+            cfg = SourceConfig.parse(config)
+        except ConfigurationError as exc:
+            return _status(f"invalid configuration: {exc}")
+        problem = cfg.url_problem()
+        if problem:
+            return _status(f"the URL {cfg.url} is probably not a chat-completions URL: {problem}")
+        try:
+            async with (
+                self.endpoint(cfg) as endpoint,
+                endpoint.request(cfg.request_format, as_is=True) as exchange,
+            ):
+                async for _ in exchange:
+                    return ConnectionStatus(status="succeeded").to_message()
+            return _status("the endpoint answered, but with an empty stream (no chunk)")
+        except OpenAICompatError as exc:
+            return _status(str(exc))
+
+    # -- read / run_model -----------------------------------------------------------------
+
+    def read(
+        self, sync_config: SyncConfig | dict[str, Any] | str, *, assemble: bool = False
+    ) -> list[ProtocolMessage]:
+        """Run the sync config's payload (``model.query``); records, then any log message."""
+        return _run(_collect(self.aread(sync_config, assemble=assemble)))
+
+    async def aread(
+        self, sync_config: SyncConfig | dict[str, Any] | str, *, assemble: bool = False
+    ) -> AsyncIterator[ProtocolMessage]:
+        """Async twin of ``read``: yields messages as they arrive."""
+        try:
+            parsed = _parse_sync_config(sync_config)
+            config = parsed.source.connection_specification
+            payload = parse_json_object(parsed.model.query, field="model.query")
+        except ConfigurationError as exc:
+            yield log_message("error", f"invalid sync config: {exc}", f"{_NAME}:read")
+            return
+        async for message in self.arun_model(config, payload, assemble=assemble):
+            yield message
+
+    def run_model(
+        self, config: RawConfig, payload: dict[str, Any] | str, *, assemble: bool = False
+    ) -> list[ProtocolMessage]:
+        """Send ``payload`` to the endpoint of ``config``; records, then any log message."""
+        return _run(_collect(self.arun_model(config, payload, assemble=assemble)))
+
+    async def arun_model(
+        self, config: RawConfig, payload: dict[str, Any] | str, *, assemble: bool = False
+    ) -> AsyncIterator[ProtocolMessage]:
+        """Async twin of ``run_model``: one record per JSON answer or streamed chunk.
+
+        With ``assemble``, a streamed answer is followed by one more record: the assembled
+        ``chat.completion``. A stream that may have been cut off ends with a ``warn`` log;
+        any failure ends with an ``error`` log.
+        """
+        try:
+            cfg = SourceConfig.parse(config)
+            body = parse_json_object(payload, field="payload")
+        except ConfigurationError as exc:
+            yield log_message("error", f"nothing was sent: {exc}", f"{_NAME}:read")
+            return
+        try:
+            async with self.endpoint(cfg) as endpoint, endpoint.request(body) as exchange:
+                assembler = ChunkAssembler() if assemble else None
+                async for data in exchange:
+                    if assembler is not None:
+                        assembler.add(data)
+                    yield record_message(data)
+                if exchange.streamed and assembler is not None:
+                    yield record_message(assembler.result())
+                if exchange.truncated:
+                    yield log_message(
+                        "warn",
+                        f"the stream ended after {exchange.chunks} chunk(s) with neither "
+                        "[DONE] nor a finish_reason: it may have been cut off",
+                        f"{_NAME}:read",
+                    )
+        except OpenAICompatError as exc:
+            yield log_message("error", str(exc), f"{_NAME}:read")
+
+
+def _status(message: str) -> ProtocolMessage:
+    return ConnectionStatus(status="failed", message=message).to_message()
+
+
+def _parse_sync_config(raw: SyncConfig | dict[str, Any] | str) -> SyncConfig:
+    if isinstance(raw, SyncConfig):
+        return raw
+    data = parse_json_object(raw, field="sync_config")
+    try:
+        return SyncConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigurationError(
+            f"{err['msg']} (a sync config needs source.connection_specification and model.query)",
+            field=where,
+        ) from None

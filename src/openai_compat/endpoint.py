@@ -1,0 +1,304 @@
+"""``Endpoint``: a configuration bound to an HTTP client, the core every door uses.
+
+It sends one payload and yields what came back as plain dicts: the response JSON for a
+JSON answer, or one dict per chunk of a streamed (SSE) answer. The connector wraps these
+in protocol messages; batch runs use ``complete`` for the assembled answer.
+
+>>> async def demo(url: str) -> None:
+...     async with Endpoint({"url": url, "api_key": ""}) as endpoint:
+...         answer = await endpoint.complete({"model": "m", "messages": []})
+...         print(answer.response["choices"][0]["message"]["content"])
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from .config import SourceConfig
+from .errors import EndpointError, StreamError, redact
+from .response_errors import describe_body, error_from_body
+from .retries import RetryPolicy
+from .sse import SSEDecoder
+from .stream import DONE, ChunkAssembler, chunks_from_event, error_from_chunk
+from .transport import Transport
+
+__all__ = ["Completion", "Endpoint", "Exchange"]
+
+_EXCERPT_BYTES = 512
+
+
+def _is_sse(response: httpx.Response) -> bool:
+    return "text/event-stream" in str(response.headers.get("content-type", ""))
+
+
+def _is_json(response: httpx.Response) -> bool:
+    content_type = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+class Exchange:
+    """One request's answer, iterated as dicts. Use via ``Endpoint.request``.
+
+    After iteration: ``streamed`` tells whether the answer was SSE, ``finished`` whether
+    a ``[DONE]`` or a ``finish_reason`` was seen, and ``truncated`` whether a stream ended
+    with neither (it may have been cut off).
+    """
+
+    def __init__(self, transport: Transport, opened: Any, streamed: bool) -> None:
+        self._transport = transport
+        self._response: httpx.Response = opened.response
+        self._body: bytes | None = opened.body
+        self.attempts: int = opened.attempts
+        self.streamed = streamed
+        self.status = self._response.status_code
+        self.request_id: str | None = self._response.headers.get("x-request-id")
+        self.chunks = 0
+        self.done = False
+        self.finished = False
+
+    @property
+    def truncated(self) -> bool:
+        """True when a stream ended with neither ``[DONE]`` nor any ``finish_reason``."""
+        return self.streamed and not (self.done or self.finished)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        if self._body is not None:
+            return self._from_body(self._body)
+        return self._from_stream()
+
+    async def _from_body(self, body: bytes) -> AsyncIterator[dict[str, Any]]:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            text = body.lstrip()
+            if text.startswith((b"data:", b"{", b":", b"event:")):
+                # SSE or JSON lines sent without the stream content type.
+                self.streamed = True
+                async for chunk in self._decode(_one(body)):
+                    yield chunk
+                return
+            raise self._not_json(body) from None
+        if isinstance(data, dict) and data.get("error") not in (None, False):
+            raise error_from_body(
+                self.status,
+                self._response.headers,
+                data,
+                secrets=self._transport.config.secrets,
+                parsed=True,
+            )
+        if not isinstance(data, dict):
+            raise EndpointError(
+                f"HTTP {self.status}: the endpoint answered with a JSON "
+                f"{type(data).__name__}, not an object: {describe_body(body)}",
+                status=self.status,
+                request_id=self.request_id,
+            )
+        self.chunks = 1
+        self.finished = True
+        yield data
+
+    def _not_json(self, body: bytes) -> EndpointError:
+        what = describe_body(body, self._response.headers.get("content-type", ""))
+        return EndpointError(
+            f"HTTP {self.status}: the endpoint answered with {what}, not JSON. This is usually "
+            "a wrong route or a gateway/login page: check that the URL is the full "
+            "chat-completions URL" + _hint_suffix(self._transport.config),
+            status=self.status,
+            request_id=self.request_id,
+        )
+
+    async def _from_stream(self) -> AsyncIterator[dict[str, Any]]:
+        async def pieces() -> AsyncIterator[bytes]:
+            try:
+                async for piece in self._response.aiter_bytes():
+                    yield piece
+            except httpx.HTTPError as exc:
+                raise self._transport.error(
+                    exc, f"during the stream, after {self.chunks} chunk(s)"
+                ) from None
+
+        try:
+            async for chunk in self._decode(pieces()):
+                yield chunk
+        finally:
+            await self._response.aclose()
+
+    async def _decode(self, source: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+        decoder = SSEDecoder()
+        head = bytearray()
+        async for piece in source:
+            if len(head) < _EXCERPT_BYTES:
+                head += piece[: _EXCERPT_BYTES - len(head)]
+            for event in decoder.feed(piece):
+                if event.data == DONE:
+                    self.done = True
+                    return
+                for chunk in self._chunks(event.data):
+                    yield chunk
+        for event in decoder.close():
+            if event.data == DONE:
+                self.done = True
+                return
+            for chunk in self._chunks(event.data):
+                yield chunk
+        if self.chunks == 0 and head.strip():
+            # Bytes came, but no event: not a stream at all (an HTML page, plain text).
+            raise self._not_json(bytes(head))
+
+    def _chunks(self, data: str) -> list[dict[str, Any]]:
+        out = []
+        for chunk in chunks_from_event(data):
+            err = error_from_chunk(chunk)
+            if err is not None:
+                secrets = self._transport.config.secrets
+                raise StreamError(redact(err.message, secrets), body=err.body, code=err.code)
+            self.chunks += 1
+            if not self.finished:
+                choices = chunk.get("choices")
+                if isinstance(choices, list):
+                    for choice in choices:
+                        if isinstance(choice, dict) and choice.get("finish_reason"):
+                            self.finished = True
+            out.append(chunk)
+        return out
+
+
+async def _one(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def _hint_suffix(config: SourceConfig) -> str:
+    problem = config.url_problem()
+    return f" ({problem})" if problem else ""
+
+
+@dataclass(slots=True)
+class Completion:
+    """A finished request: the answer as one ``chat.completion``-shaped dict.
+
+    For a streamed answer, ``response`` is the assembled message and ``chunks`` holds the
+    raw chunks when they were kept.
+    """
+
+    response: dict[str, Any]
+    streamed: bool
+    attempts: int
+    latency_s: float
+    truncated: bool = False
+    request_id: str | None = None
+    chunks: list[dict[str, Any]] | None = None
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The token usage the server reported, if any."""
+        usage = self.response.get("usage")
+        return usage if isinstance(usage, dict) else None
+
+
+class Endpoint:
+    """A configured endpoint: send payloads, get dicts back.
+
+    ``config`` is a ``SourceConfig`` or anything ``SourceConfig.parse`` accepts. Share an
+    ``httpx.AsyncClient`` across endpoints with ``client=``; the endpoint closes only a
+    client it created.
+    """
+
+    def __init__(
+        self,
+        config: SourceConfig | dict[str, Any] | str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+    ) -> None:
+        self.config = SourceConfig.parse(config)
+        self.transport = Transport(self.config, client=client, retry=retry, on_retry=on_retry)
+
+    def __repr__(self) -> str:
+        return f"Endpoint(url={self.config.url!r}, is_stream={self.config.is_stream})"
+
+    async def __aenter__(self) -> Endpoint:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the HTTP client (if this endpoint made it)."""
+        await self.transport.aclose()
+
+    def prepare(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The body actually sent: ``"stream": true`` is set when streaming is on."""
+        if self.config.is_stream and payload.get("stream") is not True:
+            return {**payload, "stream": True}
+        return payload
+
+    @asynccontextmanager
+    async def request(
+        self, payload: dict[str, Any], *, as_is: bool = False
+    ) -> AsyncIterator[Exchange]:
+        """Send ``payload`` (retrying per the policy) and yield the ``Exchange`` to iterate.
+
+        ``as_is`` sends the payload unchanged (the connection check does).
+        """
+        body = payload if as_is else self.prepare(payload)
+        wants_stream = body.get("stream") is True
+
+        def read_whole(response: httpx.Response) -> bool:
+            if _is_sse(response):
+                return False
+            if "html" in response.headers.get("content-type", ""):
+                return True
+            # A streaming request answered without the SSE type is still read incrementally,
+            # so chunks that arrive before a failure are not lost.
+            return _is_json(response) or not wants_stream
+
+        opened = await self.transport.open(body, read_whole=read_whole)
+        exchange = Exchange(self.transport, opened, streamed=opened.body is None)
+        try:
+            yield exchange
+        finally:
+            await opened.response.aclose()
+
+    async def complete(self, payload: dict[str, Any], *, keep_chunks: bool = False) -> Completion:
+        """Send ``payload`` and return the whole answer (streamed answers are assembled)."""
+        started = time.perf_counter()
+        async with self.request(payload) as exchange:
+            assembler: ChunkAssembler | None = None
+            kept: list[dict[str, Any]] | None = [] if keep_chunks else None
+            response: dict[str, Any] | None = None
+            async for data in exchange:
+                if exchange.streamed:
+                    if assembler is None:
+                        assembler = ChunkAssembler()
+                    assembler.add(data)
+                    if kept is not None:
+                        kept.append(data)
+                else:
+                    response = data
+            if assembler is not None:
+                response = assembler.result()
+            if response is None:
+                raise StreamError("the endpoint sent no answer")
+            return Completion(
+                response=response,
+                streamed=exchange.streamed,
+                attempts=exchange.attempts,
+                latency_s=time.perf_counter() - started,
+                truncated=exchange.truncated,
+                request_id=exchange.request_id,
+                chunks=kept,
+            )

@@ -1,0 +1,91 @@
+"""Incremental Server-Sent Events decoding: bytes in, events out, at any split point.
+
+The spec-correct parts (CR/LF/CRLF line ends, comments, multi-line ``data``, ``event``,
+``id``, ``retry``) are httpx-sse's line and field decoders. On top of them we add one
+leniency real servers need: a line that is a bare JSON object or array (no ``data:``
+field, as JSON-lines streams and some error bodies are sent) is an event of its own.
+Events with empty data are dropped here, so callers never parse them.
+
+>>> decoder = SSEDecoder()
+>>> decoder.feed(b'data: {"a": 1}\\n\\nda')
+[Event(data='{"a": 1}', event='message', id='')]
+>>> decoder.feed(b"ta: [DONE]\\n\\n")
+[Event(data='[DONE]', event='message', id='')]
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+from httpx_sse._decoders import SSEDecoder as _FieldDecoder
+from httpx_sse._decoders import SSELineDecoder as _LineDecoder
+
+__all__ = ["Event", "SSEDecoder", "decode_all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One dispatched event; ``data`` is the joined ``data:`` lines."""
+
+    data: str
+    event: str = "message"
+    id: str = ""
+
+
+class SSEDecoder:
+    """Feed it the body's bytes as they arrive; it returns the events completed so far.
+
+    Call ``close()`` at the end of the body: a final event not followed by a blank line
+    is still dispatched (servers that end the body without one lose nothing).
+    """
+
+    __slots__ = ("_fields", "_lines", "_text", "bytes_seen", "lines_seen")
+
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines = _LineDecoder()
+        self._fields = _FieldDecoder()
+        self.bytes_seen = 0
+        self.lines_seen = 0
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Decode one piece of the body; return the events it completed."""
+        self.bytes_seen += len(chunk)
+        text = self._text.decode(chunk)
+        if not text:
+            return []
+        return self._decode_lines(self._lines.decode(text))
+
+    def close(self) -> list[Event]:
+        """Flush what is buffered at the end of the body."""
+        lines = self._lines.decode(self._text.decode(b"", final=True)) if self.bytes_seen else []
+        lines.extend(self._lines.flush())
+        lines.append("")  # the end of the body dispatches a pending event
+        return self._decode_lines(lines)
+
+    def _decode_lines(self, lines: list[str]) -> list[Event]:
+        events: list[Event] = []
+        fields = self._fields
+        for line in lines:
+            if line and line[0] in "{[":
+                # Not an SSE field (no field name starts with a bracket): a bare JSON line.
+                self.lines_seen += 1
+                events.append(Event(line))
+                continue
+            if line:
+                self.lines_seen += 1
+            sse = fields.decode(line)
+            if sse is not None and sse.data:
+                events.append(Event(sse.data, sse.event, sse.id))
+        return events
+
+
+def decode_all(pieces: list[bytes]) -> list[Event]:
+    """Decode a whole body given as pieces (handy for tests and benchmarks)."""
+    decoder = SSEDecoder()
+    events: list[Event] = []
+    for piece in pieces:
+        events.extend(decoder.feed(piece))
+    events.extend(decoder.close())
+    return events

@@ -1,0 +1,264 @@
+"""From SSE events to chat-completion chunks, and from chunks to one assembled message.
+
+Pure functions and small state machines over strings and dicts: no I/O here, so the
+whole streaming path can be tested and benchmarked without a socket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import StreamError
+
+__all__ = ["DONE", "ChunkAssembler", "chunks_from_event", "error_from_chunk"]
+
+DONE = "[DONE]"
+_loads = json.loads
+
+
+def chunks_from_event(data: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects one event's data holds (usually exactly one).
+
+    An event whose data is not valid JSON as a whole but whose lines each are holds one
+    chunk per line: servers that separate events with a single newline produce that.
+    Raises ``StreamError`` for data that is not JSON at all.
+    """
+    try:
+        value = _loads(data)
+    except ValueError:
+        if "\n" not in data:
+            raise StreamError(f"the stream sent data that is not JSON: {_excerpt(data)}") from None
+        for line in data.split("\n"):
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("data:"):
+                line = line[5:].lstrip()
+            if line == DONE:
+                continue
+            try:
+                item = _loads(line)
+            except ValueError:
+                raise StreamError(
+                    f"the stream sent data that is not JSON: {_excerpt(line)}"
+                ) from None
+            yield _as_object(item)
+        return
+    yield _as_object(value)
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise StreamError(f"the stream sent a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def error_from_chunk(chunk: dict[str, Any]) -> StreamError | None:
+    """The error an in-stream ``{"error": ...}`` chunk carries, or None for a normal chunk."""
+    err = chunk.get("error")
+    if err is None or err is False:
+        return None
+    if isinstance(err, dict):
+        message = str(err.get("message") or err.get("type") or json.dumps(err))
+        code = err.get("code")
+        kind = err.get("type")
+        extra = ", ".join(
+            f"{k} {v}" for k, v in (("type", kind), ("code", code)) if v not in (None, "")
+        )
+        text = f"the endpoint sent an error in the stream: {message}"
+        return StreamError(
+            f"{text} ({extra})" if extra else text,
+            body=chunk,
+            code=None if code is None else str(code),
+        )
+    return StreamError(f"the endpoint sent an error in the stream: {err}", body=chunk)
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class _ToolCall:
+    __slots__ = ("arguments", "id", "index", "name", "type")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.id: str | None = None
+        self.type: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type or "function",
+            "function": {"name": self.name, "arguments": "".join(self.arguments)},
+        }
+
+
+class ChunkAssembler:
+    """Merges streamed chunks into the ``chat.completion`` a non-streamed request returns.
+
+    Content, refusal and reasoning text are concatenated per choice; tool calls are merged
+    by ``index`` (falling back to ``id``, then to the call currently open, for servers that
+    omit or reuse indices); the last non-null ``finish_reason`` and ``usage`` win.
+
+    >>> asm = ChunkAssembler()
+    >>> asm.add({"id": "c1", "choices": [{"index": 0, "delta": {"content": "Hi"}}]})
+    >>> asm.add({"choices": [{"index": 0, "delta": {"content": "!"}, "finish_reason": "stop"}]})
+    >>> asm.result()["choices"][0]["message"]["content"]
+    'Hi!'
+    """
+
+    def __init__(self) -> None:
+        self._head: dict[str, Any] = {}
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._usage: Any = None
+        self.chunks = 0
+        self.finished = False
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        """Merge one chunk (unknown fields are ignored)."""
+        self.chunks += 1
+        for key in ("id", "created", "model", "system_fingerprint", "service_tier"):
+            value = chunk.get(key)
+            if value is not None and key not in self._head:
+                self._head[key] = value
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = usage
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            # A whole message (a server that ignored "stream") is a single final chunk.
+            message = chunk.get("message")
+            if isinstance(message, dict):
+                choices = [{"index": 0, "delta": message, "finish_reason": None}]
+            else:
+                return
+        for position, choice in enumerate(choices):
+            if isinstance(choice, dict):
+                self._add_choice(position, choice)
+
+    def _add_choice(self, position: int, choice: dict[str, Any]) -> None:
+        index = choice.get("index", position)
+        if not isinstance(index, int):
+            index = position
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = {
+                "role": None,
+                "content": [],
+                "reasoning": [],
+                "refusal": [],
+                "tools": {},
+                "open_tool": None,
+                "finish_reason": None,
+                "logprobs": None,
+                "function_call": None,
+            }
+        delta: dict[str, Any] = choice.get("delta") or choice.get("message") or {}
+        if not isinstance(delta, dict):
+            delta = {}
+        if delta.get("role"):
+            state["role"] = delta["role"]
+        for key, target in (
+            ("content", "content"),
+            ("refusal", "refusal"),
+            ("reasoning_content", "reasoning"),
+            ("reasoning", "reasoning"),
+        ):
+            piece = delta.get(key)
+            if isinstance(piece, str) and piece:
+                state[target].append(piece)
+        tool_calls = delta.get("tool_calls")
+        if isinstance(tool_calls, list):
+            for fragment in tool_calls:
+                if isinstance(fragment, dict):
+                    self._add_tool_fragment(state, fragment)
+        function_call = delta.get("function_call")
+        if isinstance(function_call, dict):
+            merged = state["function_call"] or {"name": None, "arguments": ""}
+            if function_call.get("name"):
+                merged["name"] = function_call["name"]
+            merged["arguments"] += function_call.get("arguments") or ""
+            state["function_call"] = merged
+        if choice.get("logprobs") is not None:
+            state["logprobs"] = choice["logprobs"]
+        finish = choice.get("finish_reason")
+        if finish:
+            state["finish_reason"] = finish
+            self.finished = True
+
+    @staticmethod
+    def _add_tool_fragment(state: dict[str, Any], fragment: dict[str, Any]) -> None:
+        tools: dict[int, _ToolCall] = state["tools"]
+        call_id = fragment.get("id")
+        index = fragment.get("index")
+        call: _ToolCall | None = None
+        if isinstance(index, int):
+            call = tools.get(index)
+            if call is not None and call_id and call.id and call.id != call_id:
+                # A server that reuses index 0 for every call: a new id is a new call.
+                call = None
+                index = max(tools) + 1
+        elif call_id:
+            call = next((c for c in tools.values() if c.id == call_id), None)
+            if call is None:
+                index = len(tools)
+        else:
+            call = state["open_tool"]
+            if call is None:
+                index = len(tools)
+        if call is None:
+            assert isinstance(index, int)
+            call = tools[index] = _ToolCall(index)
+        state["open_tool"] = call
+        if call_id:
+            call.id = call_id
+        if fragment.get("type"):
+            call.type = fragment["type"]
+        function = fragment.get("function")
+        if isinstance(function, dict):
+            if function.get("name"):
+                call.name = function["name"]
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                call.arguments.append(arguments)
+
+    def result(self) -> dict[str, Any]:
+        """The assembled ``chat.completion`` object."""
+        choices = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            message: dict[str, Any] = {
+                "role": state["role"] or "assistant",
+                "content": "".join(state["content"]) if state["content"] else None,
+            }
+            if state["reasoning"]:
+                message["reasoning_content"] = "".join(state["reasoning"])
+            if state["refusal"]:
+                message["refusal"] = "".join(state["refusal"])
+            if state["tools"]:
+                message["tool_calls"] = [
+                    state["tools"][i].to_dict() for i in sorted(state["tools"])
+                ]
+            if state["function_call"]:
+                message["function_call"] = state["function_call"]
+            choice: dict[str, Any] = {
+                "index": index,
+                "message": message,
+                "finish_reason": state["finish_reason"],
+            }
+            if state["logprobs"] is not None:
+                choice["logprobs"] = state["logprobs"]
+            choices.append(choice)
+        result: dict[str, Any] = {"id": self._head.get("id"), "object": "chat.completion"}
+        for key in ("created", "model", "system_fingerprint", "service_tier"):
+            if key in self._head:
+                result[key] = self._head[key]
+        result["choices"] = choices
+        result["usage"] = self._usage
+        return result
