@@ -106,7 +106,10 @@ def test_url_problems_name_the_full_url_and_never_rewrite(url: str, fix: str) ->
 
 
 def test_good_urls_have_no_problem() -> None:
-    for url in (URL, "https://x.openai.azure.com/openai/deployments/d/chat/completions?api-version=1"):
+    for url in (
+        URL,
+        "https://x.openai.azure.com/openai/deployments/d/chat/completions?api-version=1",
+    ):
         assert SourceConfig.parse({"url": url}).url_problem() is None
 
 

@@ -32,9 +32,9 @@ def test_crlf_split_between_cr_and_lf() -> None:
 def test_comments_event_id_retry_lines_and_no_space_after_colon() -> None:
     body = (
         b": OPENROUTER PROCESSING\n\n"
-        b"event: message\nid: 7\nretry: 1000\ndata:{\"x\":1}\n\n"
+        b'event: message\nid: 7\nretry: 1000\ndata:{"x":1}\n\n'
         b": keep-alive\n"
-        b"event: ping\ndata: {\"y\":2}\n\n"
+        b'event: ping\ndata: {"y":2}\n\n'
     )
     events = decode_all([body])
     assert datas(events) == ['{"x":1}', '{"y":2}']
@@ -59,7 +59,9 @@ def test_final_event_without_blank_line_is_dispatched_on_close() -> None:
 
 def test_bare_json_line_is_an_event_of_its_own() -> None:
     body = b'{"error":{"message":"Incorrect API key provided: sk-proj"}}\n\n'
-    assert datas(decode_all([body])) == ['{"error":{"message":"Incorrect API key provided: sk-proj"}}']
+    assert datas(decode_all([body])) == [
+        '{"error":{"message":"Incorrect API key provided: sk-proj"}}'
+    ]
     decoder = SSEDecoder()
     # Emitted as soon as its line ends, before any blank line (the connection may fail next).
     assert datas(decoder.feed(b'{"message":"streaming data chunk 1"}\n')) == [
@@ -99,9 +101,7 @@ _lines = st.one_of(
 )
 def test_any_split_decodes_like_unsplit(lines: list[str], ending: str, data: st.DataObject) -> None:
     body = ending.join(lines).encode("utf-8") + ending.encode()
-    cuts = sorted(
-        data.draw(st.lists(st.integers(min_value=0, max_value=len(body)), max_size=12))
-    )
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=len(body)), max_size=12)))
     pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
     assert decode_all(pieces) == decode_all([body])
     # And byte by byte, the most hostile split of all.

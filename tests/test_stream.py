@@ -13,7 +13,9 @@ def test_one_json_object_per_event() -> None:
 
 
 def test_event_holding_several_json_lines_gives_one_chunk_per_line() -> None:
-    data = '{"choices":[{"delta":{"content":"can help "}}]}\n{"choices":[{"delta":{"content":"you"}}]}'
+    data = (
+        '{"choices":[{"delta":{"content":"can help "}}]}\n{"choices":[{"delta":{"content":"you"}}]}'
+    )
     chunks = list(chunks_from_event(data))
     assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["can help ", "you"]
 
@@ -26,7 +28,9 @@ def test_non_json_data_is_a_stream_error_naming_the_data() -> None:
 
 
 def test_error_chunk_shapes() -> None:
-    err = error_from_chunk({"error": {"message": "overloaded", "type": "server_error", "code": 503}})
+    err = error_from_chunk(
+        {"error": {"message": "overloaded", "type": "server_error", "code": 503}}
+    )
     assert err is not None
     assert "overloaded" in str(err) and "code 503" in str(err) and err.code == "503"
     text_err = error_from_chunk({"error": "plain text"})
@@ -49,7 +53,9 @@ def test_assembles_content_reasoning_refusal_finish_and_usage() -> None:
     asm.add(_delta("Hello"))
     asm.add(_delta(" world", refusal="no"))
     asm.add({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}], "obfuscation": "x"})
-    asm.add({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+    asm.add(
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    )
     result = asm.result()
     assert result["object"] == "chat.completion"
     assert result["id"] == "c1" and result["model"] == "m"
@@ -109,7 +115,14 @@ def test_tool_calls_reusing_index_zero_with_new_ids_are_separate_calls() -> None
 
 def test_several_choices_and_usage_inside_last_content_chunk() -> None:
     asm = ChunkAssembler()
-    asm.add({"choices": [{"index": 1, "delta": {"content": "B"}}, {"index": 0, "delta": {"content": "A"}}]})
+    asm.add(
+        {
+            "choices": [
+                {"index": 1, "delta": {"content": "B"}},
+                {"index": 0, "delta": {"content": "A"}},
+            ]
+        }
+    )
     asm.add(
         {
             "choices": [{"index": 0, "delta": {"content": "!"}, "finish_reason": "stop"}],

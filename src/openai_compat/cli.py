@@ -97,7 +97,8 @@ def _cmd_read(args: argparse.Namespace, connector: OpenAICompatibleConnector) ->
     if not (args.config and args.payload):
         raise UsageError("read needs --config FILE and --payload FILE, or --sync-config FILE")
     config = _read_json(args.config, "config")
-    payload = _read_json(args.payload, "payload")
+    # Passed as text: the connector rejects anything but a JSON object, before sending.
+    payload = _read_text(args.payload)
     return asyncio.run(_stream(connector.arun_model(config, payload, assemble=args.assemble)))
 
 

@@ -37,7 +37,8 @@ def parse_json_object(value: Any, *, field: str) -> dict[str, Any]:
         return value
     if not isinstance(value, str | bytes):
         raise ConfigurationError(
-            f"expected JSON text holding an object, got {type(value).__name__}", field=field
+            f"must be a JSON object ({{...}}) or JSON text holding one, got {_json_kind(value)}",
+            field=field,
         )
     try:
         parsed = json.loads(value)
@@ -50,9 +51,14 @@ def parse_json_object(value: Any, *, field: str) -> dict[str, Any]:
         ) from None
     if not isinstance(parsed, dict):
         raise ConfigurationError(
-            f"must be a JSON object ({{...}}), got a JSON {type(parsed).__name__}", field=field
+            f"must be a JSON object ({{...}}), got {_json_kind(parsed)}", field=field
         )
     return parsed
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number" if isinstance(value, int | float) else "a value")
 
 
 def _parse_timeout(value: Any) -> float:

@@ -46,7 +46,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 class OpenAICompatError(Exception):
-    """Base class of every error raised by openai_compat."""
+    """Base class of every error raised by openai_compat.
+
+    ``attempts`` is how many requests were made before giving up (0 when none was sent).
+    """
+
+    attempts: int = 0
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -163,6 +163,16 @@ def _where(url: str) -> str:
     return parts.netloc or url
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what caused it, innermost last (anyio hides the refusal there)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def error_from_exception(
     exc: httpx.HTTPError, *, url: str, timeout: float, secrets: Iterable[str] = (), during: str = ""
 ) -> Exception:
@@ -182,6 +192,8 @@ def error_from_exception(
     elif isinstance(exc, httpx.TimeoutException):
         err = TimeoutError(f"timed out after {timeout:g} s talking to {where}{suffix}")
     elif isinstance(exc, httpx.ConnectError):
+        if any(isinstance(cause, ConnectionRefusedError) for cause in _causes(exc)):
+            detail = "connection refused"
         lowered = detail.lower()
         if any(
             s in lowered

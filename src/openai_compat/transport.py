@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from .config import SourceConfig
-from .errors import EndpointError
+from .errors import EndpointError, OpenAICompatError
 from .response_errors import error_from_body, error_from_exception
 from .retries import RetryPolicy
 
@@ -102,10 +102,14 @@ class Transport:
         """
         content = json.dumps(body, ensure_ascii=False).encode("utf-8")
         attempts = 0
-        async for attempt in self.retry.retrying(self.on_retry):
-            with attempt:
-                attempts += 1
-                return await self._send_once(content, "model" in body, read_whole, attempts)
+        try:
+            async for attempt in self.retry.retrying(self.on_retry):
+                with attempt:
+                    attempts += 1
+                    return await self._send_once(content, "model" in body, read_whole, attempts)
+        except OpenAICompatError as exc:
+            exc.attempts = attempts
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send_once(

@@ -1,0 +1,65 @@
+"""Shared fixtures: one scripted server per module, and the canary API key.
+
+The canary key is the API key of every configuration in the suite. After each test,
+whatever the test printed or logged is searched for it: a leak anywhere fails the test
+that caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from openai_compat import RetryPolicy
+from openai_compat.testing import MockServer
+
+CANARY = "sk-canary-7f3a9c1e-DO-NOT-LEAK"
+FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
+NO_RETRY = RetryPolicy(max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def _module_server() -> Iterator[MockServer]:
+    with MockServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def server(_module_server: MockServer) -> Iterator[MockServer]:
+    _module_server.clear()
+    yield _module_server
+    _module_server.clear()
+
+
+def make_config(url: str, **extra: Any) -> dict[str, Any]:
+    """A configuration in the original's raw shape, with the canary key."""
+    config: dict[str, Any] = {
+        "url": url,
+        "api_key": CANARY,
+        "is_stream": False,
+        "config": {"timeout": 5},
+        "request_format": '{"model": "mock-model", "messages": [{"role": "user", "content": "Hi"}]}',
+        "response_format": '{"choices": [{"message": {"content": "Hello"}}]}',
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.fixture
+def config(server: MockServer) -> dict[str, Any]:
+    return make_config(server.url)
+
+
+@pytest.fixture(autouse=True)
+def _no_canary_leak(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    caplog.set_level(logging.DEBUG)
+    yield
+    out, err = capsys.readouterr()
+    assert CANARY not in out, "the API key leaked to stdout"
+    assert CANARY not in err, "the API key leaked to stderr"
+    assert CANARY not in caplog.text, "the API key leaked to the logs"
