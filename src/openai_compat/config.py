@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, redact
 from .resources import connection_defaults
 
 __all__ = ["SourceConfig", "load_config", "parse_json_object"]
@@ -154,7 +154,9 @@ class SourceConfig(BaseModel):
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:
-            raise _first_error(exc) from None
+            # A key pasted into the wrong field must not come back in the error message.
+            key = data.get("api_key")
+            raise _first_error(exc, (key,) if isinstance(key, str) else ()) from None
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -183,12 +185,12 @@ class SourceConfig(BaseModel):
         return None
 
 
-def _first_error(exc: ValidationError) -> ConfigurationError:
+def _first_error(exc: ValidationError, secrets: tuple[str, ...]) -> ConfigurationError:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "configuration"
     if field == "timeout":
         field = "config.timeout"
-    message = str(err["msg"]).removeprefix("Value error, ")
+    message = redact(str(err["msg"]).removeprefix("Value error, "), secrets)
     return ConfigurationError(message, field=field)
 
 

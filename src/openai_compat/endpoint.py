@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from .config import SourceConfig
-from .errors import EndpointError, StreamError, redact
+from .errors import EndpointError, StreamError, redact, redact_data
 from .response_errors import describe_body, error_from_body
 from .retries import RetryPolicy
 from .sse import SSEDecoder
@@ -108,9 +108,12 @@ class Exchange:
     def _not_json(self, body: bytes) -> EndpointError:
         what = describe_body(body, self._response.headers.get("content-type", ""))
         return EndpointError(
-            f"HTTP {self.status}: the endpoint answered with {what}, not JSON. This is usually "
-            "a wrong route or a gateway/login page: check that the URL is the full "
-            "chat-completions URL" + _hint_suffix(self._transport.config),
+            redact(
+                f"HTTP {self.status}: the endpoint answered with {what}, not JSON. This is "
+                "usually a wrong route or a gateway/login page: check that the URL is the full "
+                "chat-completions URL" + _hint_suffix(self._transport.config),
+                self._transport.config.secrets,
+            ),
             status=self.status,
             request_id=self.request_id,
         )
@@ -159,7 +162,9 @@ class Exchange:
             err = error_from_chunk(chunk)
             if err is not None:
                 secrets = self._transport.config.secrets
-                raise StreamError(redact(err.message, secrets), body=err.body, code=err.code)
+                raise StreamError(
+                    redact(err.message, secrets), body=redact_data(err.body, secrets), code=err.code
+                )
             self.chunks += 1
             if not self.finished:
                 choices = chunk.get("choices")

@@ -28,6 +28,7 @@ __all__ = [
     "TimeoutError",
     "TransportError",
     "redact",
+    "redact_data",
 ]
 
 _MASK = "***"
@@ -43,6 +44,24 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if secret and secret in text:
             text = text.replace(secret, _MASK)
     return text
+
+
+def redact_data(value: Any, secrets: Iterable[str]) -> Any:
+    """A copy of JSON-like ``value`` with every secret masked inside its strings.
+
+    Error bodies are kept on errors for callers to inspect; a server that echoes the key
+    back must not smuggle it out through them.
+    """
+    secrets = tuple(s for s in secrets if s)
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {redact(str(k), secrets): redact_data(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_data(v, secrets) for v in value]
+    return value
 
 
 class OpenAICompatError(Exception):

@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import ConfigurationError, ConnectError, EndpointError, TimeoutError, TransportError
+from .errors import (
+    ConfigurationError,
+    ConnectError,
+    EndpointError,
+    TimeoutError,
+    TransportError,
+    redact_data,
+)
 from .errors import redact as _redact
 from .retries import parse_retry_after
 
@@ -154,7 +161,7 @@ def error_from_body(
         param=_as_text(fields.get("param")),
         request_id=request_id,
         retry_after=parse_retry_after(headers),
-        body=data,
+        body=redact_data(data, secrets),
     )
 
 

@@ -1,0 +1,89 @@
+"""The API key never leaks: not in messages, errors, reprs, or what a hostile server echoes.
+
+The conftest's autouse fixture already fails any test that prints or logs the canary;
+these tests push it at every exit a server could use to smuggle it back out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from openai_compat import (
+    Endpoint,
+    OpenAICompatError,
+    OpenAICompatibleConnector,
+    SourceConfig,
+)
+from openai_compat.testing import (
+    MockServer,
+    Reply,
+    error_reply,
+    html_reply,
+    json_reply,
+    raw_reply,
+    sse_reply,
+)
+
+from .conftest import CANARY, NO_RETRY, make_config
+
+ECHOES = [
+    error_reply(401, f"Incorrect API key provided: {CANARY}", code="invalid_api_key"),
+    json_reply({"detail": f"bad token {CANARY}"}, status=403),
+    json_reply({"error": f"key {CANARY} revoked"}, status=400),
+    raw_reply(f"upstream rejected Bearer {CANARY}", status=502),
+    json_reply({"error": {"message": f"in-200 error for {CANARY}"}}),
+    raw_reply(
+        f"<html><title>{CANARY}</title><body>{CANARY}</body></html>", content_type="text/html"
+    ),
+    sse_reply([{"choices": [{"delta": {"content": "x"}}]}, {"error": {"message": CANARY}}]),
+]
+
+
+def everything_about(exc: OpenAICompatError) -> str:
+    parts = [str(exc), repr(exc), repr(exc.args)]
+    for name in ("provider_message", "body", "code", "type", "param", "request_id"):
+        parts.append(json.dumps(getattr(exc, name, None), default=str))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("reply", ECHOES)
+async def test_a_server_echoing_the_key_cannot_leak_it_through_errors(
+    server: MockServer, reply: Reply
+) -> None:
+    server.enqueue(reply)
+    config = make_config(server.url, is_stream=True)
+    async with Endpoint(config, retry=NO_RETRY) as endpoint:
+        with pytest.raises(OpenAICompatError) as info:
+            await endpoint.complete({"model": "m", "messages": []})
+    text = everything_about(info.value)
+    assert CANARY not in text
+    assert "***" in text  # the echo was there, and was masked
+
+
+@pytest.mark.parametrize("reply", ECHOES)
+def test_connector_messages_never_hold_the_key(server: MockServer, reply: Reply) -> None:
+    connector = OpenAICompatibleConnector(retry=NO_RETRY)
+    server.enqueue(reply, reply)
+    config = make_config(server.url, is_stream=True)
+    out: list[Any] = [connector.check_connection(config).to_json()]
+    out += [m.to_json() for m in connector.run_model(config, {"model": "m", "messages": []})]
+    assert CANARY not in "\n".join(out)
+    assert server.requests[0].headers["authorization"] == f"Bearer {CANARY}"
+
+
+def test_reprs_and_dumps_of_every_object_hide_the_key(server: MockServer) -> None:
+    config = SourceConfig.parse(make_config(server.url))
+    endpoint = Endpoint(config)
+    objects = [config, endpoint, endpoint.transport, OpenAICompatibleConnector()]
+    text = "\n".join(repr(o) + str(o) for o in objects)
+    text += config.model_dump_json() + str(config.model_dump())
+    assert CANARY not in text
+
+
+def test_invalid_configuration_errors_do_not_echo_the_key() -> None:
+    with pytest.raises(OpenAICompatError) as info:
+        SourceConfig.parse({**make_config("http://h/v1/chat/completions"), "is_stream": CANARY})
+    assert CANARY not in str(info.value)
