@@ -21,7 +21,6 @@ from openai_compat.testing import (
     MockServer,
     Reply,
     error_reply,
-    html_reply,
     json_reply,
     raw_reply,
     sse_reply,
