@@ -12,12 +12,13 @@ object. Every problem is a ``ConfigurationError`` naming the field and saying ho
 from __future__ import annotations
 
 import json
-import math
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
+from .advanced import AdvancedOptions, parse_seconds
 from .errors import ConfigurationError
 from .resources import connection_defaults
 
@@ -61,25 +62,6 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), "a number" if isinstance(value, int | float) else "a value")
 
 
-def _parse_timeout(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds, not a boolean")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError('is empty; give a number of seconds such as "30"')
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f'must be a number of seconds such as "30", got "{text}"') from None
-    if not isinstance(value, int | float):
-        raise ValueError(f"must be a number of seconds, got {type(value).__name__}")
-    seconds = float(value)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
-        raise ValueError(f"must be a positive number of seconds, got {value}")
-    return seconds
-
-
 class SourceConfig(BaseModel):
     """A validated connection configuration.
 
@@ -101,6 +83,7 @@ class SourceConfig(BaseModel):
     response_format: dict[str, Any] = parse_json_object(
         _DEFAULTS["response_format"], field="response_format"
     )
+    advanced: AdvancedOptions = AdvancedOptions()
 
     @field_validator("url", mode="before")
     @classmethod
@@ -130,7 +113,7 @@ class SourceConfig(BaseModel):
     @field_validator("timeout", mode="before")
     @classmethod
     def _check_timeout(cls, value: Any) -> float:
-        return _parse_timeout(value)
+        return parse_seconds(value)
 
     @classmethod
     def parse(cls, raw: SourceConfig | dict[str, Any] | str | bytes) -> SourceConfig:
@@ -148,6 +131,8 @@ class SourceConfig(BaseModel):
             if "timeout" in nested:
                 fields["timeout"] = nested["timeout"]
         fields.pop("config", None)
+        if "advanced" in fields:
+            fields["advanced"] = parse_json_object(fields["advanced"], field="advanced")
         for name in ("request_format", "response_format"):
             if name in fields:
                 fields[name] = parse_json_object(fields[name], field=name)
@@ -160,7 +145,7 @@ class SourceConfig(BaseModel):
     def secrets(self) -> tuple[str, ...]:
         """Every secret value of this configuration, for redaction."""
         key = self.api_key.get_secret_value()
-        return (key,) if key else ()
+        return ((key,) if key else ()) + self.advanced.secrets
 
     def url_problem(self) -> str | None:
         """Explain why ``url`` is probably not a chat-completions URL, or return None.
@@ -189,6 +174,13 @@ def _first_error(exc: ValidationError) -> ConfigurationError:
     if field == "timeout":
         field = "config.timeout"
     message = str(err["msg"]).removeprefix("Value error, ")
+    # Checks across several advanced options name their field at the start of the message.
+    named = re.match(r"^(advanced\.\w+): (.*)$", message, re.DOTALL)
+    if named:
+        field, message = named.group(1), named.group(2)
+    elif err["type"] == "extra_forbidden" and field.startswith("advanced."):
+        known = ", ".join(AdvancedOptions.model_fields)
+        message = f"is not an advanced option; the options are: {known}"
     return ConfigurationError(message, field=field)
 
 
