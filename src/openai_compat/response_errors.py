@@ -88,8 +88,23 @@ def _provider_fields(data: Any) -> dict[str, Any]:
     return {"message": excerpt(json.dumps(data), 300)}
 
 
+# Servers that stringify a missing value (LiteLLM sends ``"param": "None"``).
+_ABSENT = frozenset({"", "none", "null"})
+
+# Hints for provider error types whose status alone misleads.
+_TYPE_HINTS = {
+    # LiteLLM proxy without a database: any key but the master key is refused with a 400.
+    "no_db_connection": "a LiteLLM proxy without a database accepts only its master key; "
+    "check the API key",
+}
+
+
 def _as_text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
+    """A field as text (an integer ``code`` becomes ``"429"``), or None when absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return None if text.lower() in _ABSENT else text
 
 
 def error_from_body(
@@ -127,19 +142,20 @@ def error_from_body(
         reason = ""
     head = f"HTTP {status} {reason}".rstrip()
     message = str(fields.get("message") or "")
-    details = [
-        f"{name} {value}"
-        for name, value in (("type", fields.get("type")), ("code", fields.get("code")))
-        if value not in (None, "")
-    ]
-    if fields.get("param"):
-        details.append(f"param {fields['param']}")
+    kind, code, param = (_as_text(fields.get(k)) for k in ("type", "code", "param"))
+    details = [f"{name} {value}" for name, value in (("type", kind), ("code", code)) if value]
+    if param:
+        details.append(f"param {param}")
     if request_id:
         details.append(f"request id {request_id}")
-    text = f"{head} from the endpoint: {message}" if message else f"{head} from the endpoint"
+    # One line: providers put paragraphs in messages (LiteLLM), and logs want one line.
+    shown = " ".join(message.split())
+    text = f"{head} from the endpoint: {shown}" if shown else f"{head} from the endpoint"
     if details:
         text += f" ({'; '.join(details)})"
-    hints = [h for h in (_HINTS.get(status), hint) if h]
+    hints = [h for h in (_TYPE_HINTS.get(kind or ""), _HINTS.get(status), hint) if h]
+    if kind in _TYPE_HINTS:
+        hints = [h for h in hints if h != _HINTS.get(status)]
     if status >= 500 and not hints:
         hints.append("the server failed; try again later or check the server's logs")
     if hints:
@@ -149,9 +165,9 @@ def error_from_body(
         _redact(text, secrets),
         status=status,
         provider_message=_redact(message, secrets) if message else None,
-        type=_as_text(fields.get("type")),
-        code=_as_text(fields.get("code")),
-        param=_as_text(fields.get("param")),
+        type=kind,
+        code=code,
+        param=param,
         request_id=request_id,
         retry_after=parse_retry_after(headers),
         body=data,
