@@ -23,7 +23,9 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CACHE = Path(os.environ.get("OPENAI_COMPAT_CACHE", Path.home() / ".cache" / "openai-compat"))
+DEFAULT_CACHE = Path(
+    os.environ.get("OPENAI_COMPAT_CACHE", Path.home() / ".cache" / "openai-compat")
+)
 _VOCAB = "vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf"
 
 
@@ -38,8 +40,19 @@ def _download_sdist(dest: Path) -> Path:
     if existing:
         return existing[-1]
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-         "llama-cpp-python", "-d", str(dest)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "llama-cpp-python",
+            "-d",
+            str(dest),
+        ],
         check=True,
     )
     return sorted(dest.glob("llama_cpp_python-*.tar.gz"))[-1]
@@ -65,7 +78,12 @@ def build(cache: Path) -> Path:
         root = next(Path(tmp).glob("llama_cpp_python-*"))
         if not model.is_file():
             subprocess.run(
-                [sys.executable, str(_tiny_llama_script()), str(root / _VOCAB), str(model) + ".part"],
+                [
+                    sys.executable,
+                    str(_tiny_llama_script()),
+                    str(root / _VOCAB),
+                    str(model) + ".part",
+                ],
                 check=True,
             )
             os.replace(str(model) + ".part", model)
@@ -73,15 +91,34 @@ def build(cache: Path) -> Path:
             src = root / "vendor" / "llama.cpp"
             build_dir = Path(tmp) / "build"
             subprocess.run(
-                ["cmake", "-S", str(src), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-                 "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_OPENSSL=OFF",
-                 "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=OFF",
-                 "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"],
+                [
+                    "cmake",
+                    "-S",
+                    str(src),
+                    "-B",
+                    str(build_dir),
+                    "-DCMAKE_BUILD_TYPE=Release",
+                    "-DLLAMA_USE_PREBUILT_UI=OFF",
+                    "-DLLAMA_BUILD_UI=OFF",
+                    "-DLLAMA_OPENSSL=OFF",
+                    "-DLLAMA_CURL=OFF",
+                    "-DBUILD_SHARED_LIBS=OFF",
+                    "-DGGML_NATIVE=OFF",
+                    "-DLLAMA_BUILD_TESTS=OFF",
+                    "-DLLAMA_BUILD_EXAMPLES=OFF",
+                ],
                 check=True,
             )
             subprocess.run(
-                ["cmake", "--build", str(build_dir), "--target", "llama-server", "-j",
-                 os.environ.get("LLAMA_BUILD_JOBS", "2")],
+                [
+                    "cmake",
+                    "--build",
+                    str(build_dir),
+                    "--target",
+                    "llama-server",
+                    "-j",
+                    os.environ.get("LLAMA_BUILD_JOBS", "2"),
+                ],
                 check=True,
             )
             built = next(build_dir.rglob("llama-server"))
