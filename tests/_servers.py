@@ -171,8 +171,11 @@ class KeyHeaderApp:
 
 
 @contextmanager
-def forward_proxy(tmp: Path) -> Iterator[tuple[str, Path]]:
-    """proxy.py on 127.0.0.1 (a real HTTP forward proxy); yield (proxy URL, its log file)."""
+def forward_proxy(tmp: Path, basic_auth: str | None = None) -> Iterator[tuple[str, Path]]:
+    """proxy.py on 127.0.0.1 (a real HTTP forward proxy); yield (proxy URL, its log file).
+
+    ``basic_auth`` ("user:password") makes it require those credentials.
+    """
     port = free_port()
     log = tmp / f"proxy-{port}.log"
     with log.open("wb") as out:
@@ -189,6 +192,7 @@ def forward_proxy(tmp: Path) -> Iterator[tuple[str, Path]]:
                 "1",
                 "--num-workers",
                 "1",
+                *(["--basic-auth", basic_auth] if basic_auth else []),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -297,6 +297,26 @@ async def test_a_proxy_that_is_down_is_named_without_its_password(server: MockSe
     )
 
 
+async def test_proxy_credentials_are_used_and_never_shown(
+    server: MockServer, tmp_path: Path
+) -> None:
+    with forward_proxy(tmp_path, basic_auth="agent:proxy-pass-91") as (proxy_url, _):
+        address = proxy_url.removeprefix("http://")
+        good = _advanced(server.url, proxy=f"http://agent:proxy-pass-91@{address}")
+        assert await _answer(good) == "You said: Hi"
+        assert server.requests[-1].headers["via"].startswith("1.1 proxy.py")
+        bad = _advanced(server.url, proxy=f"http://agent:wrong-pass-77@{address}")
+        with pytest.raises(EndpointError) as caught:
+            await _answer(bad)
+    assert caught.value.status == 407
+    assert str(caught.value).startswith("HTTP 407 Proxy Authentication Required from the endpoint")
+    assert str(caught.value).endswith(
+        "Hint: a proxy on the way wants credentials: give them in advanced.proxy "
+        "(http://user:password@host:port)"
+    )
+    assert "wrong-pass-77" not in str(caught.value)
+
+
 # -- retries and the deadline -----------------------------------------------------------------
 
 

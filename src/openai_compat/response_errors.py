@@ -32,6 +32,8 @@ _HINTS = {
     403: "the key is not allowed to use this endpoint or model",
     404: "check that the URL is the full chat-completions URL and that the model exists",
     405: "the URL does not accept POST; it is probably not a chat-completions URL",
+    407: "a proxy on the way wants credentials: give them in advanced.proxy "
+    "(http://user:password@host:port)",
     408: "the server timed out reading the request",
     413: "the request is too large",
     422: "the endpoint could not process the request body",
