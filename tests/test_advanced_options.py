@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from openai_compat import OpenAICompatibleConnector
@@ -243,6 +244,17 @@ async def test_verify_off_connects_and_warns(
             f"TLS certificate verification is OFF for {url.split('/')[2]} (advanced.verify_tls is false)"
         )
     )
+
+
+async def test_tls_options_win_over_a_shared_client(tls_server: tuple[str, Path]) -> None:
+    url, cert = tls_server
+    async with httpx.AsyncClient() as shared:
+        connector = OpenAICompatibleConnector(client=shared)
+        plain = await connector.acheck_connection(make_config(url))
+        trusted = await connector.acheck_connection(_advanced(url, ca_bundle=str(cert)))
+    assert plain.connection_status is not None and trusted.connection_status is not None
+    assert plain.connection_status.status == "failed"  # the shared client trusts public CAs only
+    assert trusted.connection_status.status == "succeeded"
 
 
 # -- proxies ----------------------------------------------------------------------------------

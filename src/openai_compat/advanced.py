@@ -20,6 +20,7 @@ naming ``advanced.<key>``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import re
@@ -275,6 +276,7 @@ def _without_password(url: str) -> str:
     return url.replace(f":{parts.password}@", ":***@", 1)
 
 
+@functools.lru_cache(maxsize=16)
 def _context(bundle: str | None) -> ssl.SSLContext:
     """The public CAs (certifi, as httpx) plus ``bundle``: a PEM file, a directory, or PEM text."""
     context = ssl.create_default_context(cafile=certifi.where())

@@ -30,6 +30,7 @@ __all__ = ["Opened", "Transport", "default_limits"]
 _MAX_ERROR_BODY = 64 * 1024
 _USER_AGENT = "openai-compat/0.1"
 _log = logging.getLogger(__name__)
+_warned_unverified: set[str] = set()
 
 
 class _DeadlineExceeded(httpx.ReadTimeout):
@@ -113,12 +114,16 @@ class Transport:
 
     def _make_client(self) -> httpx.AsyncClient:
         options = self.config.advanced
-        if not options.verify_tls:
+        host = urlsplit(self.config.url).netloc
+        if not options.verify_tls and host not in _warned_unverified:
+            # Once per host and process: a batch makes one transport per run, not per row,
+            # but a server may make many.
+            _warned_unverified.add(host)
             _log.warning(
                 "TLS certificate verification is OFF for %s (advanced.verify_tls is false): "
                 "anyone on the network path can read and change the traffic, API key included. "
                 "Give the server's CA certificate in advanced.ca_bundle instead.",
-                urlsplit(self.config.url).netloc,
+                host,
             )
         # trust_env (the default) honours HTTP(S)_PROXY, ALL_PROXY, NO_PROXY and SSL_CERT_FILE;
         # an explicit advanced.proxy wins over them.
