@@ -101,3 +101,17 @@ async def test_usage_chunk_with_a_non_empty_choices_list(server: MockServer) -> 
             "finish_reason": "stop",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("exceed_context_size_error", 400), ("invalid_request_error", "context_length_exceeded")],
+    ids=["llama.cpp", "openai"],
+)
+async def test_context_window_errors_say_so(server: MockServer, kind: str, code: Any) -> None:
+    server.enqueue(error_reply(400, "too long", type=kind, code=code))
+    err = await _error(server)
+    assert _shown(err).endswith(
+        "Hint: the prompt is longer than the model's context window; shorten the messages, "
+        "lower max_tokens, or use a model (or server setting) with a larger context"
+    )

@@ -94,10 +94,16 @@ def _provider_fields(data: Any) -> dict[str, Any]:
 _ABSENT = frozenset({"", "none", "null"})
 
 # Hints for provider error types whose status alone misleads.
+_CONTEXT_HINT = (
+    "the prompt is longer than the model's context window; shorten the messages, lower "
+    "max_tokens, or use a model (or server setting) with a larger context"
+)
 _TYPE_HINTS = {
     # LiteLLM proxy without a database: any key but the master key is refused with a 400.
     "no_db_connection": "a LiteLLM proxy without a database accepts only its master key; "
     "check the API key",
+    "exceed_context_size_error": _CONTEXT_HINT,  # llama.cpp's type
+    "context_length_exceeded": _CONTEXT_HINT,  # OpenAI's code
 }
 
 
@@ -155,9 +161,9 @@ def error_from_body(
     text = f"{head} from the endpoint: {shown}" if shown else f"{head} from the endpoint"
     if details:
         text += f" ({'; '.join(details)})"
-    hints = [h for h in (_TYPE_HINTS.get(kind or ""), _HINTS.get(status), hint) if h]
-    if kind in _TYPE_HINTS:
-        hints = [h for h in hints if h != _HINTS.get(status)]
+    specific = _TYPE_HINTS.get(kind or "") or _TYPE_HINTS.get(code or "")
+    # A hint that names the cause replaces the generic one of the status.
+    hints = [h for h in (specific or _HINTS.get(status), hint) if h]
     if status >= 500 and not hints:
         hints.append("the server failed; try again later or check the server's logs")
     if hints:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from ..conftest import CANARY
 from ._helpers import check, complete, config_for, errors, joined_deltas, records, run
 from ._launch import Running
 
@@ -113,6 +113,7 @@ async def test_usage_chunk(llama: Running, reference: dict[str, Any]) -> None:
     assert done.chunks is not None
     [usage_chunk] = [c for c in done.chunks if c.get("usage")]
     assert usage_chunk["choices"] == []
+    assert "timings" in usage_chunk  # llama.cpp's own field, ignored
     assert done.usage is not None
     assert (done.usage["prompt_tokens"], done.usage["completion_tokens"]) == (
         reference["usage"]["prompt_tokens"],
@@ -124,9 +125,23 @@ async def test_usage_chunk(llama: Running, reference: dict[str, Any]) -> None:
 def test_prompt_longer_than_the_context(llama: Running) -> None:
     body = _body(messages=[{"role": "user", "content": "hello " * 3000}])
     [message] = errors(run(_config(llama), body))
-    assert message.startswith("HTTP 400 Bad Request from the endpoint: ")
-    assert "exceed_context_size_error" in message
-    assert CANARY not in message
+    assert re.fullmatch(
+        r"HTTP 400 Bad Request from the endpoint: request \(\d+ tokens\) exceeds the available "
+        r"context size \(1024 tokens\), try increasing it \(type exceed_context_size_error; "
+        r"code 400\)\. Hint: the prompt is longer than the model's context window; shorten the "
+        r"messages, lower max_tokens, or use a model \(or server setting\) with a larger context",
+        message,
+    )
+
+
+@pytest.mark.cell("errors")
+def test_request_without_messages(llama: Running) -> None:
+    [message] = errors(run(_config(llama), {"model": MODEL}))
+    assert message == (
+        "HTTP 400 Bad Request from the endpoint: 'messages' is required (type "
+        "invalid_request_error; code 400). Hint: the endpoint rejected the request body; "
+        "compare it with the OpenAI chat-completions spec"
+    )
 
 
 @pytest.mark.cell("errors")
@@ -134,7 +149,10 @@ def test_wrong_route(llama: Running) -> None:
     config = _config(llama)
     config["url"] = f"{llama.base_url}/v1/chat/completion"
     [message] = errors(run(config, _body()))
-    assert message.startswith("HTTP 404 Not Found from the endpoint: ")
+    assert message == (
+        "HTTP 404 Not Found from the endpoint: File Not Found (type not_found_error; code 404). "
+        "Hint: check that the URL is the full chat-completions URL and that the model exists"
+    )
 
 
 @pytest.mark.cell("errors")
