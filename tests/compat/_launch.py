@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -169,8 +170,18 @@ def start_llama_server(tmp: Path, key: str) -> Iterator[Running]:
     with _process(args, log) as proc:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(proc, f"{base}/health", log, 120, "llama-server")
-        version = cache.name.removeprefix("llama-server-")
-        yield Running("llama.cpp llama-server", f"llama-cpp-python {version}", base, key, log)
+        yield Running("llama.cpp llama-server", _llama_version(cache), base, key, log)
+
+
+def _llama_version(cache: Path) -> str:
+    """e.g. ``commit 0c1e570 (llama-cpp-python 0.3.36 sdist)``."""
+    out = subprocess.run(
+        [str(cache / "llama-server"), "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"commit (\w+)", out.stdout + out.stderr)
+    sdist = cache.name.removeprefix("llama-server-")
+    commit = f"commit {match.group(1)} " if match else ""
+    return f"{commit}(llama-cpp-python {sdist} sdist)"
 
 
 # -- llmock ----------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_usage_non_streamed(reference: dict[str, Any]) -> None:
     assert usage["total_tokens"] == usage["prompt_tokens"] + MAX_TOKENS
 
 
-@pytest.mark.cell("usage", note="spec usage chunk (choices: [])")
+@pytest.mark.cell("usage", note="spec usage chunk, choices: []")
 async def test_usage_chunk(llama: Running, reference: dict[str, Any]) -> None:
     body = _body(stream_options={"include_usage": True})
     done = await complete(_config(llama, stream=True), body)
