@@ -10,7 +10,7 @@ from ..conftest import FAST_RETRY
 from ._helpers import check, complete, config_for, errors, joined_deltas, payload, records, run
 from ._launch import LITELLM_TEXT, Running
 
-pytestmark = pytest.mark.server("litellm")
+pytestmark = [pytest.mark.compat, pytest.mark.server("litellm")]
 
 
 @pytest.mark.cell("check")

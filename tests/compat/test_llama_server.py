@@ -10,7 +10,7 @@ import pytest
 from ._helpers import check, complete, config_for, errors, joined_deltas, records, run
 from ._launch import Running
 
-pytestmark = pytest.mark.server("llama")
+pytestmark = [pytest.mark.compat, pytest.mark.server("llama")]
 MODEL = "tiny-llama"
 MAX_TOKENS = 8
 

@@ -16,7 +16,7 @@ from ..conftest import CANARY, NO_RETRY
 from ._helpers import check, complete, config_for, errors, joined_deltas, payload, records, run
 from ._launch import LLMOCK_RPM, Running
 
-pytestmark = pytest.mark.server("llmock")
+pytestmark = [pytest.mark.compat, pytest.mark.server("llmock")]
 MODEL = "gpt-4o-mini"
 ECHO = "Hello! You said: Say hello"
 
