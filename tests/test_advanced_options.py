@@ -246,6 +246,14 @@ async def test_verify_off_connects_and_warns(
     )
 
 
+async def test_ssl_cert_file_environment_variable_is_honoured(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    assert await _answer(make_config(url)) == "You said: Hi"
+
+
 async def test_tls_options_win_over_a_shared_client(tls_server: tuple[str, Path]) -> None:
     url, cert = tls_server
     async with httpx.AsyncClient() as shared:

@@ -219,7 +219,7 @@ class AdvancedOptions(BaseModel):
                     f'advanced.secret_headers: "{name}" is also in advanced.headers; keep one'
                 )
         if self.ca_bundle is not None:
-            self.ssl_context()  # Fails here, at the door, rather than on the first request.
+            _context(self.ca_bundle)  # Fails here, at the door, rather than on the first request.
         return self
 
     @property
@@ -258,10 +258,11 @@ class AdvancedOptions(BaseModel):
         return self.ca_bundle is not None or not self.verify_tls or self.proxy is not None
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        """What httpx's ``verify=`` gets: False, or a context trusting the CA bundle too."""
+        """What httpx's ``verify=`` gets: False, a context trusting the CA bundle too, or
+        True (httpx's default, which honours ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``)."""
         if not self.verify_tls:
             return False
-        return _context(self.ca_bundle)
+        return True if self.ca_bundle is None else _context(self.ca_bundle)
 
     @property
     def proxy_url(self) -> str | None:
@@ -277,11 +278,9 @@ def _without_password(url: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _context(bundle: str | None) -> ssl.SSLContext:
+def _context(bundle: str) -> ssl.SSLContext:
     """The public CAs (certifi, as httpx) plus ``bundle``: a PEM file, a directory, or PEM text."""
     context = ssl.create_default_context(cafile=certifi.where())
-    if bundle is None:
-        return context
     try:
         if _PEM_MARK in bundle:
             context.load_verify_locations(cadata=bundle)
