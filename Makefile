@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test test-compat lint typecheck pytest bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -28,6 +28,20 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q
+
+# The compatibility tier: real LiteLLM proxy, llama.cpp llama-server and llmock on 127.0.0.1.
+# llama-server is built once (minutes) and cached in ~/.cache/openai-compat/llama-server-<ver>/.
+# The table in docs/compat.md is rewritten from the outcomes, even when a test fails.
+COMPAT_STAMP := $(VENV)/.compat-installed
+
+$(COMPAT_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,compat]'
+	touch $(COMPAT_STAMP)
+
+test-compat: $(COMPAT_STAMP)
+	$(PY) tools/build_llama_server.py
+	$(VENV)/bin/pytest -q -m compat tests/compat; status=$$?; \
+	  $(PY) tools/compat_table.py build/compat-results.json docs/compat.md && exit $$status
 
 bench: $(STAMP)
 	$(PY) bench/stream_parse.py

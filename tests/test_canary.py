@@ -86,3 +86,14 @@ def test_invalid_configuration_errors_do_not_echo_the_key() -> None:
     with pytest.raises(OpenAICompatError) as info:
         SourceConfig.parse({**make_config("http://h/v1/chat/completions"), "is_stream": CANARY})
     assert CANARY not in str(info.value)
+
+
+def test_secret_header_values_are_not_echoed_by_config_errors() -> None:
+    raw = {
+        **make_config("http://h/v1/chat/completions"),
+        "is_stream": "sk-secret-header-value",
+        "advanced": {"secret_headers": {"X-Gateway-Key": "sk-secret-header-value"}},
+    }
+    with pytest.raises(OpenAICompatError) as info:
+        SourceConfig.parse(raw)
+    assert "sk-secret-header-value" not in str(info.value)

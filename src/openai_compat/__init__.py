@@ -10,6 +10,7 @@ Public surface::
         print(message.to_json())
 """
 
+from .advanced import AdvancedOptions
 from .config import SourceConfig, load_config
 from .connector import OpenAICompatibleConnector
 from .endpoint import Completion, Endpoint, Exchange
@@ -38,6 +39,7 @@ from .stream import ChunkAssembler
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdvancedOptions",
     "Catalog",
     "ChunkAssembler",
     "Completion",

@@ -12,12 +12,13 @@ object. Every problem is a ``ConfigurationError`` naming the field and saying ho
 from __future__ import annotations
 
 import json
-import math
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
+from .advanced import AdvancedOptions, parse_seconds
 from .errors import ConfigurationError, redact
 from .resources import connection_defaults
 
@@ -61,25 +62,6 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), "a number" if isinstance(value, int | float) else "a value")
 
 
-def _parse_timeout(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds, not a boolean")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError('is empty; give a number of seconds such as "30"')
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f'must be a number of seconds such as "30", got "{text}"') from None
-    if not isinstance(value, int | float):
-        raise ValueError(f"must be a number of seconds, got {type(value).__name__}")
-    seconds = float(value)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
-        raise ValueError(f"must be a positive number of seconds, got {value}")
-    return seconds
-
-
 class SourceConfig(BaseModel):
     """A validated connection configuration.
 
@@ -101,6 +83,7 @@ class SourceConfig(BaseModel):
     response_format: dict[str, Any] = parse_json_object(
         _DEFAULTS["response_format"], field="response_format"
     )
+    advanced: AdvancedOptions = AdvancedOptions()
 
     @field_validator("url", mode="before")
     @classmethod
@@ -130,7 +113,7 @@ class SourceConfig(BaseModel):
     @field_validator("timeout", mode="before")
     @classmethod
     def _check_timeout(cls, value: Any) -> float:
-        return _parse_timeout(value)
+        return parse_seconds(value)
 
     @classmethod
     def parse(cls, raw: SourceConfig | dict[str, Any] | str | bytes) -> SourceConfig:
@@ -148,21 +131,22 @@ class SourceConfig(BaseModel):
             if "timeout" in nested:
                 fields["timeout"] = nested["timeout"]
         fields.pop("config", None)
+        if "advanced" in fields:
+            fields["advanced"] = parse_json_object(fields["advanced"], field="advanced")
         for name in ("request_format", "response_format"):
             if name in fields:
                 fields[name] = parse_json_object(fields[name], field=name)
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:
-            # A key pasted into the wrong field must not come back in the error message.
-            key = data.get("api_key")
-            raise _first_error(exc, (key,) if isinstance(key, str) else ()) from None
+            # A secret pasted into the wrong field must not come back in the error message.
+            raise _first_error(exc, _raw_secrets(data)) from None
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value of this configuration, for redaction."""
         key = self.api_key.get_secret_value()
-        return (key,) if key else ()
+        return ((key,) if key else ()) + self.advanced.secrets
 
     def url_problem(self) -> str | None:
         """Explain why ``url`` is probably not a chat-completions URL, or return None.
@@ -185,12 +169,28 @@ class SourceConfig(BaseModel):
         return None
 
 
+def _raw_secrets(data: dict[str, Any]) -> tuple[str, ...]:
+    """The secret values of a raw, not yet valid configuration."""
+    found = [data.get("api_key")]
+    advanced = data.get("advanced")
+    if isinstance(advanced, dict) and isinstance(advanced.get("secret_headers"), dict):
+        found.extend(advanced["secret_headers"].values())
+    return tuple(v for v in found if isinstance(v, str) and v)
+
+
 def _first_error(exc: ValidationError, secrets: tuple[str, ...]) -> ConfigurationError:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "configuration"
     if field == "timeout":
         field = "config.timeout"
     message = redact(str(err["msg"]).removeprefix("Value error, "), secrets)
+    # Checks across several advanced options name their field at the start of the message.
+    named = re.match(r"^(advanced\.\w+): (.*)$", message, re.DOTALL)
+    if named:
+        field, message = named.group(1), named.group(2)
+    elif err["type"] == "extra_forbidden" and field.startswith("advanced."):
+        known = ", ".join(AdvancedOptions.model_fields)
+        message = f"is not an advanced option; the options are: {known}"
     return ConfigurationError(message, field=field)
 
 

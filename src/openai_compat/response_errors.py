@@ -39,6 +39,8 @@ _HINTS = {
     403: "the key is not allowed to use this endpoint or model",
     404: "check that the URL is the full chat-completions URL and that the model exists",
     405: "the URL does not accept POST; it is probably not a chat-completions URL",
+    407: "a proxy on the way wants credentials: give them in advanced.proxy "
+    "(http://user:password@host:port)",
     408: "the server timed out reading the request",
     413: "the request is too large",
     422: "the endpoint could not process the request body",
@@ -95,8 +97,29 @@ def _provider_fields(data: Any) -> dict[str, Any]:
     return {"message": excerpt(json.dumps(data), 300)}
 
 
+# Servers that stringify a missing value (LiteLLM sends ``"param": "None"``).
+_ABSENT = frozenset({"", "none", "null"})
+
+# Hints for provider error types whose status alone misleads.
+_CONTEXT_HINT = (
+    "the prompt is longer than the model's context window; shorten the messages, lower "
+    "max_tokens, or use a model (or server setting) with a larger context"
+)
+_TYPE_HINTS = {
+    # LiteLLM proxy without a database: any key but the master key is refused with a 400.
+    "no_db_connection": "a LiteLLM proxy without a database accepts only its master key; "
+    "check the API key",
+    "exceed_context_size_error": _CONTEXT_HINT,  # llama.cpp's type
+    "context_length_exceeded": _CONTEXT_HINT,  # OpenAI's code
+}
+
+
 def _as_text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
+    """A field as text (an integer ``code`` becomes ``"429"``), or None when absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return None if text.lower() in _ABSENT else text
 
 
 def error_from_body(
@@ -134,19 +157,20 @@ def error_from_body(
         reason = ""
     head = f"HTTP {status} {reason}".rstrip()
     message = str(fields.get("message") or "")
-    details = [
-        f"{name} {value}"
-        for name, value in (("type", fields.get("type")), ("code", fields.get("code")))
-        if value not in (None, "")
-    ]
-    if fields.get("param"):
-        details.append(f"param {fields['param']}")
+    kind, code, param = (_as_text(fields.get(k)) for k in ("type", "code", "param"))
+    details = [f"{name} {value}" for name, value in (("type", kind), ("code", code)) if value]
+    if param:
+        details.append(f"param {param}")
     if request_id:
         details.append(f"request id {request_id}")
-    text = f"{head} from the endpoint: {message}" if message else f"{head} from the endpoint"
+    # One line: providers put paragraphs in messages (LiteLLM), and logs want one line.
+    shown = " ".join(message.split())
+    text = f"{head} from the endpoint: {shown}" if shown else f"{head} from the endpoint"
     if details:
         text += f" ({'; '.join(details)})"
-    hints = [h for h in (_HINTS.get(status), hint) if h]
+    specific = _TYPE_HINTS.get(kind or "") or _TYPE_HINTS.get(code or "")
+    # A hint that names the cause replaces the generic one of the status.
+    hints = [h for h in (specific or _HINTS.get(status), hint) if h]
     if status >= 500 and not hints:
         hints.append("the server failed; try again later or check the server's logs")
     if hints:
@@ -156,9 +180,9 @@ def error_from_body(
         _redact(text, secrets),
         status=status,
         provider_message=_redact(message, secrets) if message else None,
-        type=_as_text(fields.get("type")),
-        code=_as_text(fields.get("code")),
-        param=_as_text(fields.get("param")),
+        type=kind,
+        code=code,
+        param=param,
         request_id=request_id,
         retry_after=parse_retry_after(headers),
         body=redact_data(data, secrets),

@@ -8,15 +8,20 @@ streamed record is out, a retry would duplicate it.
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import dataclasses
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from .config import SourceConfig
-from .errors import EndpointError, OpenAICompatError
+from .errors import ConnectError, EndpointError, OpenAICompatError, TimeoutError, redact
 from .response_errors import error_from_body, error_from_exception
 from .retries import RetryPolicy
 
@@ -24,6 +29,42 @@ __all__ = ["Opened", "Transport", "default_limits"]
 
 _MAX_ERROR_BODY = 64 * 1024
 _USER_AGENT = "openai-compat/0.1"
+_log = logging.getLogger(__name__)
+_warned_unverified: set[str] = set()
+
+
+class _DeadlineExceeded(httpx.ReadTimeout):
+    """The total deadline (``advanced.deadline``) passed while a stream was being read."""
+
+
+class _DeadlineStream(httpx.AsyncByteStream):
+    """A response body that stops with ``_DeadlineExceeded`` once ``deadline_at`` has passed.
+
+    The per-read timeout bounds each wait for the next bytes; this bounds the whole answer.
+    """
+
+    def __init__(self, inner: httpx.AsyncByteStream, deadline_at: float) -> None:
+        self._inner = inner
+        self._deadline_at = deadline_at
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        pieces = self._inner.__aiter__()
+        while True:
+            remaining = self._deadline_at - loop.time()
+            if remaining <= 0:
+                raise _DeadlineExceeded("deadline passed")
+            try:
+                async with asyncio.timeout(remaining):
+                    piece = await anext(pieces)
+            except StopAsyncIteration:
+                return
+            except builtins.TimeoutError:
+                raise _DeadlineExceeded("deadline passed") from None
+            yield piece
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def default_limits() -> httpx.Limits:
@@ -56,12 +97,42 @@ class Transport:
         on_retry: Callable[[int, BaseException, float], None] | None = None,
     ) -> None:
         self.config = config
+        options = config.advanced
         self.retry = retry or RetryPolicy()
+        if options.max_retries is not None:
+            self.retry = dataclasses.replace(self.retry, max_retries=options.max_retries)
         self.on_retry = on_retry
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(limits=default_limits())
+        # TLS and proxy settings belong to the httpx client, so a configuration that has
+        # them gets its own client even when a shared one is offered.
+        if client is None or options.needs_own_client:
+            client, self._owns_client = self._make_client(), True
+        else:
+            self._owns_client = False
+        self._client: httpx.AsyncClient = client
         self._timeout = httpx.Timeout(config.timeout)
         self._headers = self._build_headers()
+
+    def _make_client(self) -> httpx.AsyncClient:
+        options = self.config.advanced
+        host = urlsplit(self.config.url).netloc
+        if not options.verify_tls and host not in _warned_unverified:
+            # Once per host and process: a batch makes one transport per run, not per row,
+            # but a server may make many.
+            _warned_unverified.add(host)
+            _log.warning(
+                "TLS certificate verification is OFF for %s (advanced.verify_tls is false): "
+                "anyone on the network path can read and change the traffic, API key included. "
+                "Give the server's CA certificate in advanced.ca_bundle instead.",
+                host,
+            )
+        # trust_env (the default) honours HTTP(S)_PROXY, ALL_PROXY, NO_PROXY and SSL_CERT_FILE;
+        # an explicit advanced.proxy wins over them.
+        return httpx.AsyncClient(
+            limits=default_limits(),
+            verify=options.ssl_context(),
+            proxy=options.proxy_url,
+            trust_env=True,
+        )
 
     def _build_headers(self) -> dict[str, str]:
         headers = {
@@ -69,9 +140,10 @@ class Transport:
             "Content-Type": "application/json",
             "User-Agent": _USER_AGENT,
         }
-        key = self.config.api_key.get_secret_value()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers.update(self.config.advanced.request_headers())
+        key_header = self.config.advanced.key_header(self.config.api_key.get_secret_value())
+        if key_header is not None:
+            headers[key_header[0]] = key_header[1]
         return headers
 
     def __repr__(self) -> str:
@@ -84,13 +156,21 @@ class Transport:
 
     def error(self, exc: httpx.HTTPError, during: str = "") -> Exception:
         """Our error for an httpx exception raised while talking to the endpoint."""
-        return error_from_exception(
+        if isinstance(exc, _DeadlineExceeded):
+            return self._deadline_error(during)
+        err = error_from_exception(
             exc,
             url=self.config.url,
             timeout=self.config.timeout,
             secrets=self.config.secrets,
             during=during,
         )
+        proxy = self.config.advanced.proxy_url
+        if proxy is not None and isinstance(err, ConnectError):
+            shown = redact(proxy, self.config.secrets)
+            err.message = f"{err.message} (through the proxy {shown}: check advanced.proxy)"
+            err.args = (err.message,)
+        return err
 
     async def open(
         self, body: dict[str, Any], *, read_whole: Callable[[httpx.Response], bool]
@@ -101,12 +181,48 @@ class Transport:
         Raises ``EndpointError`` for a non-2xx answer, ``TransportError`` when there was none.
         """
         content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        deadline = self.config.advanced.deadline
+        if deadline is None:
+            return await self._open(content, "model" in body, read_whole)
+        deadline_at = asyncio.get_running_loop().time() + deadline
+        tries = [0]
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                opened = await self._open(content, "model" in body, read_whole, tries)
+        except builtins.TimeoutError:
+            err = self._deadline_error(f"after {tries[0]} attempt(s)")
+            err.attempts = tries[0]
+            raise err from None
+        stream = opened.response.stream
+        if opened.body is None and isinstance(stream, httpx.AsyncByteStream):
+            opened.response.stream = _DeadlineStream(stream, deadline_at)
+        return opened
+
+    def _deadline_error(self, during: str) -> TimeoutError:
+        deadline = self.config.advanced.deadline
+        where = urlsplit(self.config.url).netloc
+        suffix = f" {during}" if during else ""
+        return TimeoutError(
+            f"the request to {where} did not finish within its deadline of {deadline:g} s"
+            f"{suffix}; raise advanced.deadline for long generations "
+            f"(config.timeout, {self.config.timeout:g} s, bounds each wait for data)"
+        )
+
+    async def _open(
+        self,
+        content: bytes,
+        has_model: bool,
+        read_whole: Callable[[httpx.Response], bool],
+        tries: list[int] | None = None,
+    ) -> Opened:
         attempts = 0
         try:
             async for attempt in self.retry.retrying(self.on_retry):
                 with attempt:
                     attempts += 1
-                    return await self._send_once(content, "model" in body, read_whole, attempts)
+                    if tries is not None:
+                        tries[0] = attempts
+                    return await self._send_once(content, has_model, read_whole, attempts)
         except OpenAICompatError as exc:
             exc.attempts = attempts
             raise
