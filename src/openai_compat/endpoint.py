@@ -72,7 +72,7 @@ class Exchange:
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         if self._body is not None:
             return self._from_body(self._body)
-        return self._from_stream()
+        return self._decode(self._from_stream())
 
     async def _from_body(self, body: bytes) -> AsyncIterator[dict[str, Any]]:
         try:
@@ -115,43 +115,65 @@ class Exchange:
             request_id=self.request_id,
         )
 
-    async def _from_stream(self) -> AsyncIterator[dict[str, Any]]:
-        async def pieces() -> AsyncIterator[bytes]:
-            try:
-                async for piece in self._response.aiter_bytes():
-                    yield piece
-            except httpx.HTTPError as exc:
-                raise self._transport.error(
-                    exc, f"during the stream, after {self.chunks} chunk(s)"
-                ) from None
-
+    async def _from_stream(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._decode(pieces()):
-                yield chunk
-        finally:
-            await self._response.aclose()
+            async for piece in self._response.aiter_bytes():
+                yield piece
+        except httpx.HTTPError as exc:
+            raise self._transport.error(
+                exc, f"during the stream, after {self.chunks} chunk(s)"
+            ) from None
 
     async def _decode(self, source: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+        # The hot path of streaming: chunks are yielded from here straight to the caller
+        # (no generator in between), and a plain chunk is parsed and checked inline;
+        # anything unusual goes through ``_chunks``.
         decoder = SSEDecoder()
         head = bytearray()
-        async for piece in source:
-            if len(head) < _EXCERPT_BYTES:
-                head += piece[: _EXCERPT_BYTES - len(head)]
-            for event in decoder.feed(piece):
+        loads = json.loads
+        try:
+            async for piece in source:
+                if len(head) < _EXCERPT_BYTES:
+                    head += piece[: _EXCERPT_BYTES - len(head)]
+                for event in decoder.feed(piece):
+                    data = event.data
+                    if data == DONE:
+                        self.done = True
+                        return
+                    try:
+                        chunk = loads(data)
+                    except ValueError:
+                        chunk = None
+                    if type(chunk) is dict:
+                        err = chunk.get("error")
+                        if err is None or err is False:
+                            self.chunks += 1
+                            if not self.finished:
+                                self._note_finish(chunk)
+                            yield chunk
+                            continue
+                    for chunk in self._chunks(data):
+                        yield chunk
+            for event in decoder.close():
                 if event.data == DONE:
                     self.done = True
                     return
                 for chunk in self._chunks(event.data):
                     yield chunk
-        for event in decoder.close():
-            if event.data == DONE:
-                self.done = True
-                return
-            for chunk in self._chunks(event.data):
-                yield chunk
+        finally:
+            # Release the connection as soon as the stream ends ([DONE], error, or the
+            # caller stopping early), not only when the request context exits.
+            await self._response.aclose()
         if self.chunks == 0 and head.strip():
             # Bytes came, but no event: not a stream at all (an HTML page, plain text).
             raise self._not_json(bytes(head))
+
+    def _note_finish(self, chunk: dict[str, Any]) -> None:
+        choices = chunk.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    self.finished = True
 
     def _chunks(self, data: str) -> list[dict[str, Any]]:
         out = []
@@ -162,11 +184,7 @@ class Exchange:
                 raise StreamError(redact(err.message, secrets), body=err.body, code=err.code)
             self.chunks += 1
             if not self.finished:
-                choices = chunk.get("choices")
-                if isinstance(choices, list):
-                    for choice in choices:
-                        if isinstance(choice, dict) and choice.get("finish_reason"):
-                            self.finished = True
+                self._note_finish(chunk)
             out.append(chunk)
         return out
 
