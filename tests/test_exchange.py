@@ -6,7 +6,14 @@ import json
 from typing import Any
 
 from openai_compat import Endpoint, OpenAICompatibleConnector
-from openai_compat.testing import MockServer, chat_chunks, raw_reply, sse_reply
+from openai_compat.testing import (
+    MockServer,
+    chat_chunks,
+    chat_completion,
+    json_reply,
+    raw_reply,
+    sse_reply,
+)
 
 from .conftest import NO_RETRY, make_config
 
@@ -65,3 +72,22 @@ async def test_counters_after_a_normal_stream(server: MockServer) -> None:
         assert got == chunks
         assert exchange.streamed and exchange.done and exchange.finished
         assert exchange.chunks == len(chunks) and not exchange.truncated
+
+
+def test_json_answer_with_null_error_member_is_one_record(server: MockServer) -> None:
+    answer = {**chat_completion("hi"), "error": None}
+    server.enqueue(json_reply(answer))
+    connector = OpenAICompatibleConnector(retry=NO_RETRY)
+    messages = [m.to_dict() for m in connector.run_model(make_config(server.url), PAYLOAD)]
+    assert [m["record"]["data"] for m in messages] == [answer]
+
+
+async def test_sse_body_without_its_content_type_is_still_a_stream(server: MockServer) -> None:
+    chunks = chat_chunks("p q")
+    body = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+    server.enqueue(raw_reply(body, content_type="text/plain"))
+    async with Endpoint(make_config(server.url), retry=NO_RETRY) as endpoint:
+        async with endpoint.request(PAYLOAD) as exchange:
+            got = [chunk async for chunk in exchange]
+        assert got == chunks
+        assert exchange.streamed and exchange.done
