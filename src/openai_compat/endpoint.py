@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -28,20 +28,16 @@ from .response_errors import describe_body, error_from_body
 from .retries import RetryPolicy
 from .sse import SSEDecoder
 from .stream import DONE, ChunkAssembler, chunks_from_event, error_from_chunk
-from .transport import Transport
+from .transport import Opened, Transport
 
 __all__ = ["Completion", "Endpoint", "Exchange"]
 
 _EXCERPT_BYTES = 512
 
 
-def _is_sse(response: httpx.Response) -> bool:
-    return "text/event-stream" in str(response.headers.get("content-type", ""))
-
-
-def _is_json(response: httpx.Response) -> bool:
-    content_type = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
-    return content_type == "application/json" or content_type.endswith("+json")
+def _is_json_type(content_type: str) -> bool:
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 class Exchange:
@@ -52,7 +48,7 @@ class Exchange:
     with neither (it may have been cut off).
     """
 
-    def __init__(self, transport: Transport, opened: Any, streamed: bool) -> None:
+    def __init__(self, transport: Transport, opened: Opened, streamed: bool) -> None:
         self._transport = transport
         self._response: httpx.Response = opened.response
         self._body: bytes | None = opened.body
@@ -71,30 +67,31 @@ class Exchange:
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         if self._body is not None:
-            return self._from_body(self._body)
-        return self._from_stream()
+            return _WholeBody(self, self._body)
+        return self._decode(self._from_stream())
 
-    async def _from_body(self, body: bytes) -> AsyncIterator[dict[str, Any]]:
+    def _whole_body(self, body: bytes) -> dict[str, Any] | None:
+        """The JSON answer of a body read whole, or None when the body is SSE or JSON
+        lines sent without the stream content type (``streamed`` is then set)."""
         try:
             data = json.loads(body)
         except ValueError:
             text = body.lstrip()
             if text.startswith((b"data:", b"{", b":", b"event:")):
-                # SSE or JSON lines sent without the stream content type.
                 self.streamed = True
-                async for chunk in self._decode(_one(body)):
-                    yield chunk
-                return
+                return None
             raise self._not_json(body) from None
-        if isinstance(data, dict) and data.get("error") not in (None, False):
-            raise error_from_body(
-                self.status,
-                self._response.headers,
-                data,
-                secrets=self._transport.config.secrets,
-                parsed=True,
-            )
-        if not isinstance(data, dict):
+        if isinstance(data, dict):
+            err = data.get("error")
+            if err is not None and err is not False:
+                raise error_from_body(
+                    self.status,
+                    self._response.headers,
+                    data,
+                    secrets=self._transport.config.secrets,
+                    parsed=True,
+                )
+        else:
             raise EndpointError(
                 f"HTTP {self.status}: the endpoint answered with a JSON "
                 f"{type(data).__name__}, not an object: {describe_body(body)}",
@@ -103,7 +100,7 @@ class Exchange:
             )
         self.chunks = 1
         self.finished = True
-        yield data
+        return data
 
     def _not_json(self, body: bytes) -> EndpointError:
         what = describe_body(body, self._response.headers.get("content-type", ""))
@@ -118,43 +115,65 @@ class Exchange:
             request_id=self.request_id,
         )
 
-    async def _from_stream(self) -> AsyncIterator[dict[str, Any]]:
-        async def pieces() -> AsyncIterator[bytes]:
-            try:
-                async for piece in self._response.aiter_bytes():
-                    yield piece
-            except httpx.HTTPError as exc:
-                raise self._transport.error(
-                    exc, f"during the stream, after {self.chunks} chunk(s)"
-                ) from None
-
+    async def _from_stream(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._decode(pieces()):
-                yield chunk
-        finally:
-            await self._response.aclose()
+            async for piece in self._response.aiter_bytes():
+                yield piece
+        except httpx.HTTPError as exc:
+            raise self._transport.error(
+                exc, f"during the stream, after {self.chunks} chunk(s)"
+            ) from None
 
     async def _decode(self, source: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+        # The hot path of streaming: chunks are yielded from here straight to the caller
+        # (no generator in between), and a plain chunk is parsed and checked inline;
+        # anything unusual goes through ``_chunks``.
         decoder = SSEDecoder()
         head = bytearray()
-        async for piece in source:
-            if len(head) < _EXCERPT_BYTES:
-                head += piece[: _EXCERPT_BYTES - len(head)]
-            for event in decoder.feed(piece):
+        loads = json.loads
+        try:
+            async for piece in source:
+                if len(head) < _EXCERPT_BYTES:
+                    head += piece[: _EXCERPT_BYTES - len(head)]
+                for event in decoder.feed(piece):
+                    data = event.data
+                    if data == DONE:
+                        self.done = True
+                        return
+                    try:
+                        chunk = loads(data)
+                    except ValueError:
+                        chunk = None
+                    if type(chunk) is dict:
+                        err = chunk.get("error")
+                        if err is None or err is False:
+                            self.chunks += 1
+                            if not self.finished:
+                                self._note_finish(chunk)
+                            yield chunk
+                            continue
+                    for chunk in self._chunks(data):
+                        yield chunk
+            for event in decoder.close():
                 if event.data == DONE:
                     self.done = True
                     return
                 for chunk in self._chunks(event.data):
                     yield chunk
-        for event in decoder.close():
-            if event.data == DONE:
-                self.done = True
-                return
-            for chunk in self._chunks(event.data):
-                yield chunk
+        finally:
+            # Release the connection as soon as the stream ends ([DONE], error, or the
+            # caller stopping early), not only when the request context exits.
+            await self._response.aclose()
         if self.chunks == 0 and head.strip():
             # Bytes came, but no event: not a stream at all (an HTML page, plain text).
             raise self._not_json(bytes(head))
+
+    def _note_finish(self, chunk: dict[str, Any]) -> None:
+        choices = chunk.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    self.finished = True
 
     def _chunks(self, data: str) -> list[dict[str, Any]]:
         out = []
@@ -167,13 +186,83 @@ class Exchange:
                 )
             self.chunks += 1
             if not self.finished:
-                choices = chunk.get("choices")
-                if isinstance(choices, list):
-                    for choice in choices:
-                        if isinstance(choice, dict) and choice.get("finish_reason"):
-                            self.finished = True
+                self._note_finish(chunk)
             out.append(chunk)
         return out
+
+
+class _Request(AbstractAsyncContextManager[Exchange]):
+    """What ``Endpoint.request`` returns: sends on enter, releases the response on exit.
+
+    A small class rather than an ``@asynccontextmanager`` generator, because it runs once
+    per request and batch runs send many: the per-request cost is measured by
+    ``bench/request_overhead.py``.
+    """
+
+    __slots__ = ("_body", "_opened", "_transport", "_wants_stream")
+
+    def __init__(self, transport: Transport, body: dict[str, Any]) -> None:
+        self._transport = transport
+        self._body = body
+        self._wants_stream = body.get("stream") is True
+        self._opened: Opened | None = None
+
+    async def __aenter__(self) -> Exchange:
+        opened = await self._transport.open(self._body, read_whole=self._read_whole)
+        self._opened = opened
+        return Exchange(self._transport, opened, streamed=opened.body is None)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._opened is not None:
+            await self._opened.response.aclose()
+
+    def _read_whole(self, response: httpx.Response) -> bool:
+        """Whether the answer is read whole (inside the retry loop) or streamed."""
+        content_type = response.headers.get("content-type", "")
+        if "text/event-stream" in content_type:
+            return False
+        if "html" in content_type:
+            return True
+        # A streaming request answered without the SSE type is still read incrementally,
+        # so chunks that arrive before a failure are not lost.
+        return _is_json_type(content_type) or not self._wants_stream
+
+
+class _WholeBody:
+    """Iterates an answer read whole: its one JSON object, or the chunks of an SSE body
+    sent without the stream content type.
+
+    A plain iterator rather than an async generator: every non-streamed request makes
+    one, and an async generator costs noticeably more to create and finalise.
+    """
+
+    __slots__ = ("_body", "_exchange", "_inner", "_started")
+
+    def __init__(self, exchange: Exchange, body: bytes) -> None:
+        self._exchange = exchange
+        self._body = body
+        self._inner: AsyncIterator[dict[str, Any]] | None = None
+        self._started = False
+
+    def __aiter__(self) -> _WholeBody:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._inner is not None:
+            return await anext(self._inner)
+        if self._started:
+            raise StopAsyncIteration
+        self._started = True
+        data = self._exchange._whole_body(self._body)
+        if data is None:
+            self._inner = self._exchange._decode(_one(self._body))
+            return await anext(self._inner)
+        return data
 
 
 async def _one(body: bytes) -> AsyncIterator[bytes]:
@@ -251,32 +340,16 @@ class Endpoint:
             return {**payload, "stream": True}
         return payload
 
-    @asynccontextmanager
-    async def request(
+    def request(
         self, payload: dict[str, Any], *, as_is: bool = False
-    ) -> AsyncIterator[Exchange]:
+    ) -> AbstractAsyncContextManager[Exchange]:
         """Send ``payload`` (retrying per the policy) and yield the ``Exchange`` to iterate.
 
-        ``as_is`` sends the payload unchanged (the connection check does).
+        Use as ``async with endpoint.request(payload) as exchange``; leaving the block
+        releases the connection. ``as_is`` sends the payload unchanged (the connection
+        check does).
         """
-        body = payload if as_is else self.prepare(payload)
-        wants_stream = body.get("stream") is True
-
-        def read_whole(response: httpx.Response) -> bool:
-            if _is_sse(response):
-                return False
-            if "html" in response.headers.get("content-type", ""):
-                return True
-            # A streaming request answered without the SSE type is still read incrementally,
-            # so chunks that arrive before a failure are not lost.
-            return _is_json(response) or not wants_stream
-
-        opened = await self.transport.open(body, read_whole=read_whole)
-        exchange = Exchange(self.transport, opened, streamed=opened.body is None)
-        try:
-            yield exchange
-        finally:
-            await opened.response.aclose()
+        return _Request(self.transport, payload if as_is else self.prepare(payload))
 
     async def complete(self, payload: dict[str, Any], *, keep_chunks: bool = False) -> Completion:
         """Send ``payload`` and return the whole answer (streamed answers are assembled)."""

@@ -16,7 +16,7 @@ Events with empty data are dropped here, so callers never parse them.
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from httpx_sse._decoders import SSEDecoder as _FieldDecoder
 from httpx_sse._decoders import SSELineDecoder as _LineDecoder
@@ -24,9 +24,12 @@ from httpx_sse._decoders import SSELineDecoder as _LineDecoder
 __all__ = ["Event", "SSEDecoder", "decode_all"]
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One dispatched event; ``data`` is the joined ``data:`` lines."""
+class Event(NamedTuple):
+    """One dispatched event; ``data`` is the joined ``data:`` lines.
+
+    A named tuple rather than a frozen dataclass: one is made per chunk of every stream,
+    and a tuple is several times cheaper to create.
+    """
 
     data: str
     event: str = "message"
@@ -40,14 +43,13 @@ class SSEDecoder:
     is still dispatched (servers that end the body without one lose nothing).
     """
 
-    __slots__ = ("_fields", "_lines", "_text", "bytes_seen", "lines_seen")
+    __slots__ = ("_fields", "_lines", "_text", "bytes_seen")
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lines = _LineDecoder()
         self._fields = _FieldDecoder()
         self.bytes_seen = 0
-        self.lines_seen = 0
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Decode one piece of the body; return the events it completed."""
@@ -65,20 +67,23 @@ class SSEDecoder:
         return self._decode_lines(lines)
 
     def _decode_lines(self, lines: list[str]) -> list[Event]:
+        # The hot loop of every stream: one call per line, locals only.
         events: list[Event] = []
-        fields = self._fields
+        decode = self._fields.decode
         for line in lines:
-            if line and line[0] in "{[":
+            if line[:1] in _BRACKETS:
                 # Not an SSE field (no field name starts with a bracket): a bare JSON line.
-                self.lines_seen += 1
                 events.append(Event(line))
                 continue
-            if line:
-                self.lines_seen += 1
-            sse = fields.decode(line)
-            if sse is not None and sse.data:
-                events.append(Event(sse.data, sse.event, sse.id))
+            sse = decode(line)
+            if sse is not None:
+                data = sse.data
+                if data:
+                    events.append(Event(data, sse.event, sse.id))
         return events
+
+
+_BRACKETS = frozenset("{[")
 
 
 def decode_all(pieces: list[bytes]) -> list[Event]:
