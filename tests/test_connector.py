@@ -411,3 +411,19 @@ async def test_errors_after_retries_count_the_attempts(
         with pytest.raises(EndpointError) as info:
             await endpoint.complete(PAYLOAD)
     assert info.value.attempts == 3 and info.value.status == 503
+
+
+def test_retry_numbers_and_waits_reported_in_order(
+    server: MockServer, config: dict[str, Any]
+) -> None:
+    seen: list[tuple[int, str]] = []
+    server.enqueue(
+        error_reply(500, "one"), error_reply(502, "two"), json_reply(chat_completion("three"))
+    )
+    connector = OpenAICompatibleConnector(
+        retry=FAST_RETRY, on_retry=lambda n, err, wait: seen.append((n, str(err)[:8]))
+    )
+    messages = [m.to_dict() for m in connector.run_model(config, PAYLOAD)]
+    assert seen == [(1, "HTTP 500"), (2, "HTTP 502")]
+    assert messages[0]["record"]["data"]["choices"][0]["message"]["content"] == "three"
+    assert len(server.requests) == 3

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from .errors import EndpointError, TransportError
 
-__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "parse_retry_after"]
+__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "is_retryable", "parse_retry_after"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -88,26 +88,30 @@ class RetryPolicy:
         return backoff * (1 - 0.25 * random.random())
 
     def retrying(
-        self, on_retry: Callable[[int, BaseException, float], None] | None = None
+        self,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+        *,
+        offset: int = 0,
     ) -> AsyncRetrying:
         """A tenacity controller implementing this policy.
 
         ``on_retry(retry_number, error, wait_seconds)`` is called before each wait.
+        ``offset`` is the number of attempts already made outside the controller.
         """
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            return float(self.delay(state.attempt_number, exc))
+            return float(self.delay(state.attempt_number + offset, exc))
 
         def before_sleep(state: RetryCallState) -> None:
             if on_retry is None or state.outcome is None or state.next_action is None:
                 return
             exc = state.outcome.exception()
             if exc is not None:
-                on_retry(state.attempt_number, exc, state.next_action.sleep)
+                on_retry(state.attempt_number + offset, exc, state.next_action.sleep)
 
         return AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(max(1, self.attempts - offset)),
             wait=wait,
             retry=retry_if_exception(is_retryable),
             before_sleep=before_sleep,

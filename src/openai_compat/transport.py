@@ -23,7 +23,7 @@ import httpx
 from .config import SourceConfig
 from .errors import ConnectError, EndpointError, OpenAICompatError, TimeoutError, redact
 from .response_errors import error_from_body, error_from_exception
-from .retries import RetryPolicy
+from .retries import RetryPolicy, is_retryable
 
 __all__ = ["Opened", "Transport", "default_limits"]
 
@@ -215,9 +215,22 @@ class Transport:
         read_whole: Callable[[httpx.Response], bool],
         tries: list[int] | None = None,
     ) -> Opened:
-        attempts = 0
+        attempts = 1
+        if tries is not None:
+            tries[0] = attempts
         try:
-            async for attempt in self.retry.retrying(self.on_retry):
+            # The first attempt runs outside tenacity: most requests succeed at once, and the
+            # retry controller would cost as much CPU as the rest of our request path.
+            try:
+                return await self._send_once(content, has_model, read_whole, attempts)
+            except OpenAICompatError as exc:
+                if self.retry.max_retries == 0 or not is_retryable(exc):
+                    raise
+                wait = self.retry.delay(1, exc)
+                if self.on_retry is not None:
+                    self.on_retry(1, exc, wait)
+                await asyncio.sleep(wait)
+            async for attempt in self.retry.retrying(self.on_retry, offset=1):
                 with attempt:
                     attempts += 1
                     if tries is not None:
