@@ -63,3 +63,13 @@ def _no_canary_leak(
     assert CANARY not in out, "the API key leaked to stdout"
     assert CANARY not in err, "the API key leaked to stderr"
     assert CANARY not in caplog.text, "the API key leaked to the logs"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throw-away PostgreSQL cluster (Debian's package), for the application tests."""
+    from tests.app_support import PostgresCluster
+
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()
