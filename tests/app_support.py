@@ -60,7 +60,9 @@ class AppProcess:
             child_env["OPENAI_COMPAT_TOKEN"] = token
         child_env.update(env or {})
         self._log = open(self.log_path, "w")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=child_env)
+        self.process = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=child_env
+        )
         self._wait()
         self.token = token if token is not None else (data_dir / "token").read_text().strip()
 

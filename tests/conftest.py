@@ -73,3 +73,27 @@ def postgres() -> Iterator[Any]:
     cluster = PostgresCluster()
     yield cluster
     cluster.stop()
+
+
+APP_KEY_ENV = "OC_TEST_PROVIDER_KEY"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The application (``openai-compat serve`` in a child process) on each database.
+
+    The child's environment has ``OC_TEST_PROVIDER_KEY`` = the canary, for ``ENV[...]`` tests.
+    """
+    from tests.app_support import AppProcess
+
+    database = None
+    if request.param == "postgresql":
+        database = request.getfixturevalue("postgres").create_database("app_tests")
+    proc = AppProcess(
+        tmp_path_factory.mktemp(f"app-{request.param}"),
+        database=database,
+        env={APP_KEY_ENV: CANARY},
+    )
+    yield proc
+    proc.stop()
+    assert CANARY not in proc.log_text(), "the API key leaked to the server log"

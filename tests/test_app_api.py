@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,23 +11,8 @@ import pytest
 
 from openai_compat.testing import MockServer, error_reply, json_reply
 from tests.app_support import AppProcess
+from tests.conftest import APP_KEY_ENV as KEY_ENV
 from tests.conftest import CANARY, make_config
-
-KEY_ENV = "OC_TEST_PROVIDER_KEY"
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppProcess]:
-    database = None
-    if request.param == "postgresql":
-        database = request.getfixturevalue("postgres").create_database("api_tests")
-    data_dir = tmp_path_factory.mktemp(f"app-{request.param}")
-    proc = AppProcess(data_dir, database=database, env={KEY_ENV: CANARY})
-    yield proc
-    proc.stop()
-    assert CANARY not in proc.log_text(), "the API key leaked to the server log"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +29,9 @@ def client(app: AppProcess) -> Iterator[httpx.Client]:
 
 
 def _create(client: httpx.Client, url: str, name: str = "test", **extra: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/connectors", json={"name": name, "configuration": make_config(url, **extra)})
+    response = client.post(
+        "/api/v1/connectors", json={"name": name, "configuration": make_config(url, **extra)}
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -66,12 +52,22 @@ def test_health_needs_no_token(app: AppProcess) -> None:
 def test_connector_definition_has_spec_and_meta(client: httpx.Client) -> None:
     body = client.get("/api/v1/connector_definitions/openai_compatible").json()
     props = body["spec"]["connection_specification"]["properties"]
-    assert list(props) == ["url", "api_key", "is_stream", "config", "request_format", "response_format"]
+    assert list(props) == [
+        "url",
+        "api_key",
+        "is_stream",
+        "config",
+        "request_format",
+        "response_format",
+    ]
     assert body["meta_data"]["data"]["name"] == "GenericOpenAI"
 
 
 def test_check_connection_before_saving(client: httpx.Client, keyed: MockServer) -> None:
-    ok = client.post("/api/v1/connector_definitions/check_connection", json={"configuration": make_config(keyed.url)})
+    ok = client.post(
+        "/api/v1/connector_definitions/check_connection",
+        json={"configuration": make_config(keyed.url)},
+    )
     assert ok.json() == {"type": "connection_status", "connection_status": {"status": "succeeded"}}
     bad = client.post(
         "/api/v1/connector_definitions/check_connection",
@@ -82,7 +78,9 @@ def test_check_connection_before_saving(client: httpx.Client, keyed: MockServer)
     assert "401" in status["message"] and "sk-wrong" not in status["message"]
 
 
-def test_crud_masks_the_key_and_keeps_it_when_left_out(client: httpx.Client, keyed: MockServer) -> None:
+def test_crud_masks_the_key_and_keeps_it_when_left_out(
+    client: httpx.Client, keyed: MockServer
+) -> None:
     created = _create(client, keyed.url, name="Local model")
     assert created["configuration"]["api_key"] == "********" and created["api_key_set"] is True
     cid = created["id"]
@@ -91,16 +89,25 @@ def test_crud_masks_the_key_and_keeps_it_when_left_out(client: httpx.Client, key
 
     config = make_config(keyed.url, is_stream=True)
     del config["api_key"]
-    updated = client.put(f"/api/v1/connectors/{cid}", json={"name": "Renamed", "configuration": config})
+    updated = client.put(
+        f"/api/v1/connectors/{cid}", json={"name": "Renamed", "configuration": config}
+    )
     assert updated.status_code == 200, updated.text
-    assert updated.json()["name"] == "Renamed" and updated.json()["configuration"]["is_stream"] is True
+    assert (
+        updated.json()["name"] == "Renamed" and updated.json()["configuration"]["is_stream"] is True
+    )
     # The stored key still works: the keyed server accepts the check.
     check = client.post(f"/api/v1/connectors/{cid}/check").json()
     assert check["connection_status"] == {"status": "succeeded"}
     # The masked value sent back as is also keeps the key.
     masked = updated.json()["configuration"]
-    assert client.put(f"/api/v1/connectors/{cid}", json={"configuration": masked}).status_code == 200
-    assert client.post(f"/api/v1/connectors/{cid}/check").json()["connection_status"]["status"] == "succeeded"
+    assert (
+        client.put(f"/api/v1/connectors/{cid}", json={"configuration": masked}).status_code == 200
+    )
+    assert (
+        client.post(f"/api/v1/connectors/{cid}/check").json()["connection_status"]["status"]
+        == "succeeded"
+    )
     # A new key replaces it.
     config["api_key"] = "sk-other"
     client.put(f"/api/v1/connectors/{cid}", json={"configuration": config})
@@ -109,7 +116,9 @@ def test_crud_masks_the_key_and_keeps_it_when_left_out(client: httpx.Client, key
 
     assert client.delete(f"/api/v1/connectors/{cid}").status_code == 204
     gone = client.get(f"/api/v1/connectors/{cid}")
-    assert gone.status_code == 404 and f"no connector with id {cid}" in gone.json()["error"]["message"]
+    assert (
+        gone.status_code == 404 and f"no connector with id {cid}" in gone.json()["error"]["message"]
+    )
     assert client.delete(f"/api/v1/connectors/{cid}").status_code == 404
 
 
@@ -144,7 +153,10 @@ def test_invalid_configuration_is_422_per_field(client: httpx.Client) -> None:
 
 def test_check_saved_and_discover(client: httpx.Client, keyed: MockServer) -> None:
     cid = _create(client, keyed.url)["id"]
-    assert client.post(f"/api/v1/connectors/{cid}/check").json()["connection_status"]["status"] == "succeeded"
+    assert (
+        client.post(f"/api/v1/connectors/{cid}/check").json()["connection_status"]["status"]
+        == "succeeded"
+    )
     catalog = client.get(f"/api/v1/connectors/{cid}/discover").json()["catalog"]
     assert catalog["request_rate_limit"] == 600 and catalog["request_rate_concurrency"] == 10
 
@@ -156,7 +168,9 @@ def test_execute_model_json(client: httpx.Client, keyed: MockServer) -> None:
     assert body["data"][0]["choices"][0]["message"]["content"] == "You said: ping"
     assert body["answer"] == body["data"][0] and body["warnings"] == []
     # A string holding the JSON object is accepted too, as the original platform does.
-    text = client.post(f"/api/v1/connectors/{cid}/execute_model", json={"payload": json.dumps(payload)})
+    text = client.post(
+        f"/api/v1/connectors/{cid}/execute_model", json={"payload": json.dumps(payload)}
+    )
     assert text.json()["answer"]["choices"][0]["message"]["content"] == "You said: ping"
 
 
@@ -174,7 +188,11 @@ def test_execute_model_streams_server_sent_events(client: httpx.Client, keyed: M
         events = _sse(response.read().decode())
     names = [name for name, _ in events]
     assert names[-2:] == ["answer", "done"] and set(names[:-2]) == {"record"}
-    text = "".join(d["choices"][0]["delta"].get("content") or "" for n, d in events if n == "record" and d["choices"])
+    text = "".join(
+        d["choices"][0]["delta"].get("content") or ""
+        for n, d in events
+        if n == "record" and d["choices"]
+    )
     assert text == "You said: stream me"
     assert events[-2][1]["choices"][0]["message"]["content"] == "You said: stream me"
     assert events[-1][1] == {"ok": True, "records": names.count("record")}
@@ -199,7 +217,9 @@ def test_endpoint_failure_is_clear_json(client: httpx.Client, keyed: MockServer)
         assert "sk-wrong" not in response.text
 
 
-def test_error_inside_a_stream_ends_with_error_and_done(client: httpx.Client, server: MockServer) -> None:
+def test_error_inside_a_stream_ends_with_error_and_done(
+    client: httpx.Client, server: MockServer
+) -> None:
     cid = _create(client, server.url + "?scenario=error-in-stream", is_stream=True)["id"]
     response = client.post(
         f"/api/v1/connectors/{cid}/execute_model",
@@ -214,7 +234,9 @@ def test_error_inside_a_stream_ends_with_error_and_done(client: httpx.Client, se
 def test_provider_errors_keep_status_and_message(client: httpx.Client, server: MockServer) -> None:
     cid = _create(client, server.url)["id"]
     server.enqueue(error_reply(400, "you must provide a model parameter", param="model"))
-    response = client.post(f"/api/v1/connectors/{cid}/execute_model", json={"payload": {"messages": []}})
+    response = client.post(
+        f"/api/v1/connectors/{cid}/execute_model", json={"payload": {"messages": []}}
+    )
     error = response.json()["error"]
     assert response.status_code == 502 and error["provider_status"] == 400
     assert error["provider_message"] == "you must provide a model parameter"

@@ -52,4 +52,11 @@ def serve(
         print(banner(report, host, port), file=stream, flush=True)
 
     app = create_app(settings, on_start=announce)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
