@@ -148,7 +148,9 @@
       input.id = id;
       input.checked = value === true || value === "true";
       wrap.append(input, document.createTextNode("Enabled"));
-      return wrap;
+      const row = document.createElement("div");
+      row.append(wrap);
+      return row;
     }
     if (p["x-request-format"] || p["x-response-format"]) return jsonEditor(id, value);
     const input = document.createElement("input");
@@ -184,7 +186,7 @@
     fmt.className = "link-btn";
     fmt.textContent = "Format JSON";
     fmt.addEventListener("click", () => { area.value = pretty(area.value); check(); });
-    tools.append(fmt);
+    tools.append(status, fmt);
     function check() {
       const problem = jsonProblem(area.value);
       status.classList.toggle("bad", !!problem);
@@ -199,32 +201,97 @@
       caret.hidden = false;
     }
     area.addEventListener("input", check);
-    wrap.append(area, tools, status, caret);
+    wrap.append(area, tools, caret);
+    area.rows = Math.min(14, Math.max(5, area.value.split("\n").length + 1));
     setTimeout(check);
     return wrap;
   }
 
-  // Where JSON.parse failed: the position in the engine's message, as line and column.
+  // Where the JSON breaks, as line and column: a small strict JSON scanner, because the
+  // browsers' JSON.parse messages do not all give a position.
+  function jsonErrorAt(text) {
+    let i = 0;
+    const fail = (message) => { throw { pos: i, message }; };
+    const ws = () => { while (i < text.length && " \t\n\r".includes(text[i])) i++; };
+    const literal = (word) => {
+      if (text.startsWith(word, i)) i += word.length;
+      else fail("unexpected " + (i < text.length ? "'" + text[i] + "'" : "end of text"));
+    };
+    const string = () => {
+      i++;
+      while (i < text.length && text[i] !== '"') {
+        if (text[i] === "\\") {
+          i++;
+          if (text[i] === "u") { if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail("bad \\u escape"); i += 4; }
+          else if (!'"\\/bfnrt'.includes(text[i])) fail("bad escape");
+        } else if (text.charCodeAt(i) < 0x20) fail("control character in a string (use \\n)");
+        i++;
+      }
+      if (i >= text.length) fail("unterminated string");
+      i++;
+    };
+    const number = () => {
+      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+      if (!m) fail("unexpected '" + text[i] + "'");
+      i += m[0].length;
+    };
+    const value = () => {
+      ws();
+      const c = text[i];
+      if (c === "{") {
+        i++; ws();
+        if (text[i] === "}") { i++; return; }
+        for (;;) {
+          ws();
+          if (text[i] !== '"') fail("expected a property name in double quotes");
+          string(); ws();
+          if (text[i] !== ":") fail("expected ':' after the property name");
+          i++; value(); ws();
+          if (text[i] === ",") { i++; continue; }
+          if (text[i] === "}") { i++; return; }
+          fail("expected ',' or '}' after a property value");
+        }
+      } else if (c === "[") {
+        i++; ws();
+        if (text[i] === "]") { i++; return; }
+        for (;;) {
+          value(); ws();
+          if (text[i] === ",") { i++; continue; }
+          if (text[i] === "]") { i++; return; }
+          fail("expected ',' or ']' after an array element");
+        }
+      } else if (c === '"') string();
+      else if (c === "t") literal("true");
+      else if (c === "f") literal("false");
+      else if (c === "n") literal("null");
+      else if (c === "-" || (c >= "0" && c <= "9")) number();
+      else fail(i >= text.length ? "unexpected end of text" : "unexpected '" + c + "'");
+    };
+    try {
+      value(); ws();
+      if (i < text.length) fail("unexpected text after the JSON value");
+      return null;
+    } catch (e) {
+      if (e && typeof e.pos === "number") return e;
+      throw e;
+    }
+  }
+
   function jsonProblem(text) {
+    let error = null;
     try {
       const value = JSON.parse(text);
       if (value === null || typeof value !== "object" || Array.isArray(value)) {
-        return { line: 1, column: 1, message: "must be a JSON object ({...})", lineText: text.split("\n")[0] };
+        error = { pos: 0, message: "must be a JSON object ({...})" };
       }
-      return null;
     } catch (e) {
-      let pos = text.length;
-      const m = /position (\d+)/.exec(e.message);
-      if (m) pos = Number(m[1]);
-      const lc = /line (\d+) column (\d+)/.exec(e.message);
-      const before = text.slice(0, pos).split("\n");
-      let line = before.length;
-      let column = before[before.length - 1].length + 1;
-      if (!m && lc) { line = Number(lc[1]); column = Number(lc[2]); }
-      const reason = e.message.replace(/^JSON\.parse: /, "").replace(/ in JSON at position \d+.*$/, "")
-        .replace(/ \(line \d+ column \d+\)$/, "");
-      return { line, column, message: reason, lineText: text.split("\n")[line - 1] || "" };
+      error = jsonErrorAt(text) || { pos: 0, message: e.message };
     }
+    if (!error) return null;
+    const before = text.slice(0, error.pos).split("\n");
+    const line = before.length;
+    const column = before[before.length - 1].length + 1;
+    return { line, column, message: error.message, lineText: text.split("\n")[line - 1] || "" };
   }
 
   function renderEditor(connector) {
