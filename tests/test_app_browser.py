@@ -165,3 +165,15 @@ def test_save_errors_show_next_to_the_fields(page: Page, web_app: AppProcess) ->
     expect(page.locator('[data-error-for="url"]')).to_contain_text("link-local")
     expect(page.locator('[data-error-for="config.timeout"]')).to_contain_text("number of seconds")
     expect(page.locator("#save-result")).to_contain_text("Not saved")
+
+
+def test_api_docs_load_from_the_app_with_the_page_sign_in(page: Page, web_app: AppProcess) -> None:
+    page.goto(web_app.url + "/docs")
+    # Not signed in: the OpenAPI document is refused (it needs the token).
+    expect(page.locator("#swagger-ui")).to_contain_text("Unauthorized", timeout=15000)
+    _sign_in(page, web_app)
+    page.click("text=API docs")
+    expect(page.locator(".swagger-ui .title")).to_contain_text("openai-compat", timeout=15000)
+    expect(page.locator("#swagger-ui")).to_contain_text(
+        "/api/v1/connectors/{connector_id}/execute_model"
+    )

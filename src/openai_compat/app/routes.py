@@ -29,18 +29,19 @@ __all__ = ["router", "services_of"]
 _bearer = HTTPBearer(auto_error=False, description="The token printed at first start")
 
 
-def services_of(request: Request) -> Services:
+# The dependencies are async on purpose: FastAPI runs sync ones in a worker thread.
+async def services_of(request: Request) -> Services:
     """The app's ``Services``."""
     services: Services = request.app.state.services
     return services
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 unless the request carries ``Authorization: Bearer <token>``."""
-    expected = services_of(request).token
+    expected = (await services_of(request)).token
     if credentials is None or not tokens_match(credentials.credentials, expected):
         raise ApiError(
             401,

@@ -27,13 +27,19 @@ def banner(report: StartupReport, host: str, port: int) -> str:
             f"  sign in with this token (shown once; kept in {token.source}):",
             f"    {token.value}",
         ]
+    elif token.source == "OPENAI_COMPAT_TOKEN":
+        lines.append("  sign in with the token set in OPENAI_COMPAT_TOKEN")
     else:
-        lines.append(f"  sign in with the token from {token.source}")
+        lines.append(f"  sign in with the token kept in {token.source} (cat {token.source})")
     if report.secret_key.generated:
         lines.append(
             f"  API keys are encrypted with a new key in {report.secret_key.source} "
             "(keep it with the database)"
         )
+    lines.append(
+        "  no model endpoint at hand? `openai-compat mock-server --port 8080` answers at "
+        "http://127.0.0.1:8080/v1/chat/completions"
+    )
     return "\n".join(lines)
 
 
