@@ -249,3 +249,23 @@ def test_generated_credentials_are_owner_only_printed_once_and_needed(
             assert "secret key changed" in response.json()["error"]["message"]
     finally:
         second.stop()
+
+
+async def test_connections_go_only_to_checked_addresses(server: MockServer) -> None:
+    """DNS rebinding: the connection itself is made to an address that passed the policy."""
+    from openai_compat.app.egress import guarded_client
+
+    answers = {"model.test": ["127.0.0.1"], "rebind.test": ["169.254.169.254"]}
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return answers[host]
+
+    policy = AddressPolicy(resolver=resolver)
+    async with guarded_client(policy, httpx.Limits()) as client:
+        # Pinned: the name resolves through the policy's resolver to the mock's address.
+        response = await client.get(f"http://model.test:{server.port}/v1/models")
+        assert response.status_code == 200
+        with pytest.raises(httpx.ConnectError, match=r"169\.254\.169\.254 is a link-local"):
+            await client.get(f"http://rebind.test:{server.port}/v1/models")
+        with pytest.raises(httpx.ConnectError, match="link-local"):
+            await client.get("http://169.254.169.254/latest/meta-data/")

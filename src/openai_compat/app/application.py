@@ -9,7 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -18,7 +17,7 @@ from .. import __version__
 from ..transport import default_limits
 from .credentials import KeyCipher, Provisioned, provision_secret_key, provision_token
 from .database import database_url, describe_url, migrate, open_engine
-from .egress import AddressPolicy
+from .egress import AddressPolicy, guarded_client
 from .execution import AppConnector
 from .problems import install_handlers
 from .routes import require_token, router
@@ -73,8 +72,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = default_limits()
-        async with httpx.AsyncClient(limits=limits) as client:
+        async with guarded_client(policy, default_limits()) as client:
             connector.client = client
             try:
                 yield

@@ -14,9 +14,13 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["AddressPolicy", "EgressRefused", "Resolver", "system_resolver"]
+import httpcore
+import httpx
+
+__all__ = ["AddressPolicy", "EgressRefused", "Resolver", "guarded_client", "system_resolver"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -98,3 +102,58 @@ class AddressPolicy:
             if reason:
                 shown = host if host == address else f"{host} (resolves to {address})"
                 raise EgressRefused(f"the endpoint host {shown} is refused: {reason}")
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks, and connects to the checked address itself.
+
+    The check before a request resolves the host once; a host whose DNS answer changes
+    between that check and the connection (DNS rebinding) would slip through, so the
+    connection is made here, to an address that passed the policy.
+    """
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:
+            try:
+                addresses = await self._policy.resolver(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        allowed = [a for a in addresses if self._policy.problem(a) is None]
+        if not allowed:
+            reason = self._policy.problem(addresses[0]) if addresses else "no address"
+            raise httpcore.ConnectError(f"the endpoint host {host} is refused: {reason}")
+        return await self._inner.connect_tcp(
+            allowed[0], port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options,
+        )  # fmt: skip
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not endpoints of this application")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_client(policy: AddressPolicy, limits: httpx.Limits) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that only connects to addresses ``policy`` allows."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool
+    if not hasattr(pool, "_network_backend"):  # pragma: no cover - guards an httpx upgrade
+        raise RuntimeError("this httpx version hides its network backend; pin httpx<0.29")
+    pool._network_backend = _GuardedBackend(policy)
+    return httpx.AsyncClient(transport=transport)
