@@ -57,6 +57,12 @@ def _start(args: list[str], ready_path: str) -> tuple[subprocess.Popen[bytes], s
     raise SystemExit(f"{args[0]} did not start")
 
 
+def _cpu_ms(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, in ms (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -72,7 +78,9 @@ def _config(url: str, stream: bool) -> dict[str, Any]:
     }
 
 
-async def _latency(app_url: str, mock_url: str, n: int) -> tuple[list[float], list[float]]:
+async def _latency(
+    app_url: str, mock_url: str, n: int, app_pid: int
+) -> tuple[list[float], list[float], float]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=app_url, headers=headers, timeout=30) as client:
         created = await client.post(
@@ -84,7 +92,12 @@ async def _latency(app_url: str, mock_url: str, n: int) -> tuple[list[float], li
             config = _config(mock_url, False)
             direct: list[float] = []
             via_app: list[float] = []
-            for i in range(n + 20):  # the first 20 of each warm up connections and caches
+            cpu_start = 0.0
+            for i in range(n + 20):
+                if i == 20:
+                    cpu_start = _cpu_ms(
+                        app_pid
+                    )  # the first 20 of each warm up connections and caches
                 started = time.perf_counter()
                 messages = [m async for m in connector.arun_model(config, PAYLOAD)]
                 took_direct = time.perf_counter() - started
@@ -98,7 +111,8 @@ async def _latency(app_url: str, mock_url: str, n: int) -> tuple[list[float], li
                 if i >= 20:
                     direct.append(took_direct * 1000)
                     via_app.append(took_app * 1000)
-    return direct, via_app
+            cpu_per_request = (_cpu_ms(app_pid) - cpu_start) / n
+    return direct, via_app, cpu_per_request
 
 
 async def _one_stream(
@@ -168,7 +182,7 @@ def main() -> int:
         app, app_url = _start(["serve", "--data-dir", str(Path(tmp) / "data")], "/health")
         mock_url = mock_base + "/v1/chat/completions"
         try:
-            direct, via_app = asyncio.run(_latency(app_url, mock_url, args.requests))
+            direct, via_app, cpu = asyncio.run(_latency(app_url, mock_url, args.requests, app.pid))
             load = asyncio.run(_load(app_url, mock_url, args.concurrency))
         finally:
             for proc in (app, mock):
@@ -182,6 +196,9 @@ def main() -> int:
     print(f"{'added by the app':24}" + "".join(f"{a:9.2f}" for a in added))
     verdict = "OK" if added[0] <= 5 else "ABOVE TARGET"
     print(f"target: added p50 <= 5 ms -> {verdict}")
+    print(f"app process CPU time per execute_model: {cpu:.2f} ms (load-independent)")
+    load_avg = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_avg:.1f} during the run")
     print()
     times = load["times"]
     print(f"{args.concurrency} concurrent streamed executions through the app (SSE)")

@@ -6,6 +6,7 @@ field (422 with the field path and reason); stored API keys never leave the serv
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..config import parse_json_object
+from ..connector import OpenAICompatibleConnector
 from ..errors import ConfigurationError
 from .credentials import tokens_match
 from .env_refs import env_ref_name
@@ -85,7 +87,11 @@ def _key_to_store(services: Services, key: Any) -> str | None:
 @router.get("/connector_definitions/openai_compatible", tags=["definitions"])
 async def connector_definition(services: ServicesDep) -> dict[str, Any]:
     """The connector's specification and meta data."""
-    connector = services.connector
+    return _definition(services.connector)
+
+
+@functools.cache
+def _definition(connector: OpenAICompatibleConnector) -> dict[str, Any]:
     spec = connector.spec().connector_spec
     assert spec is not None
     return {
