@@ -78,11 +78,12 @@ def _shot(page: Page, name: str) -> None:
 def _sign_in(page: Page, app: AppProcess) -> None:
     page.goto(app.url + "/")
     expect(page.locator("#signin")).to_be_visible()
+    page.fill("#token", app.token)
+    _shot(page, "01-sign-in")
     page.fill("#token", "not-the-token")
     page.click("#signin-button")
     expect(page.locator("#signin-error")).to_contain_text("not valid")
     page.fill("#token", app.token)
-    _shot(page, "01-sign-in")
     page.click("#signin-button")
     expect(page.locator("#app")).to_be_visible()
 
@@ -130,6 +131,9 @@ def test_add_check_save_and_stream_a_prompt(page: Page, web_app: AppProcess) -> 
         # The saved key is never sent back to the page.
         assert page.input_value("#field-api_key") == ""
         assert CANARY not in page.content()
+        # Testing the saved connector with the key field left empty uses the stored key.
+        page.click("#test-connection")
+        expect(page.locator("#check-result")).to_have_text("✓ Connection succeeded.", timeout=20000)
 
         page.click('.tab[data-tab="playground"]')
         page.locator("#pg-messages textarea").first.fill(PROMPT)
