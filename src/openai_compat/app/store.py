@@ -37,6 +37,9 @@ class ConnectorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+_TABLE = ConnectorRow.__table__
+
+
 @dataclass(frozen=True)
 class StoredConnector:
     """A saved connector as read from the store (the key still encrypted)."""
@@ -48,6 +51,19 @@ class StoredConnector:
     api_key_encrypted: str | None
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def from_mapping(cls, row: Any) -> StoredConnector:
+        """From a Core result row of the ``connectors`` table."""
+        return cls(
+            id=row.id,
+            name=row.name,
+            connector_name=row.connector_name,
+            configuration=dict(row.configuration),
+            api_key_encrypted=row.api_key_encrypted,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
     @classmethod
     def from_row(cls, row: ConnectorRow) -> StoredConnector:
@@ -76,17 +92,19 @@ class ConnectorStore:
     def _session(self) -> Session:
         return self._sessions()
 
+    # Reads use Core statements, not the ORM: execute_model reads one row per request, and
+    # a Session with its identity map costs several times the query itself.
     def list(self) -> list[StoredConnector]:
         """Every saved connector, oldest first."""
-        with self._session() as session:
-            rows = session.scalars(select(ConnectorRow).order_by(ConnectorRow.id)).all()
-            return [StoredConnector.from_row(row) for row in rows]
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(_TABLE).order_by(_TABLE.c.id))
+            return [StoredConnector.from_mapping(row) for row in rows]
 
     def get(self, connector_id: int) -> StoredConnector | None:
         """The connector with this id, or None."""
-        with self._session() as session:
-            row = session.get(ConnectorRow, connector_id)
-            return StoredConnector.from_row(row) if row is not None else None
+        with self.engine.connect() as connection:
+            row = connection.execute(select(_TABLE).where(_TABLE.c.id == connector_id)).first()
+            return StoredConnector.from_mapping(row) if row is not None else None
 
     def create(
         self, name: str, configuration: dict[str, Any], api_key_encrypted: str | None
