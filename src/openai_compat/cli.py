@@ -118,7 +118,7 @@ def _cmd_serve(args: argparse.Namespace, connector: OpenAICompatibleConnector) -
         allow_link_local=True if args.allow_link_local else None,
         refuse_private=True if args.refuse_private else None,
     )
-    serve(settings, args.host, args.port)
+    serve(settings, args.host, args.port, access_log=args.access_log)
     return 0
 
 
@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse endpoints on loopback and private networks "
         "(env OPENAI_COMPAT_REFUSE_PRIVATE=1)",
     )
+    p.add_argument("--access-log", action="store_true", help="log one line per request")
     p.set_defaults(func=_cmd_serve)
     return parser
 
