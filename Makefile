@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-compat lint typecheck pytest bench clean
+.PHONY: run demo test test-compat lint typecheck pytest bench bench-app screenshots clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -12,9 +12,14 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job on embedded defaults: for now, the bundled scripted server answers one
-# streamed question through the connector (no outside network).
+# The main job on embedded defaults: the application (HTTP API + web page) on
+# 127.0.0.1:8000, SQLite in the per-user data directory (OPENAI_COMPAT_DATA_DIR overrides).
+# It prints the address and how to sign in; no outside network is needed.
 run: $(STAMP)
+	$(VENV)/bin/openai-compat serve --host 127.0.0.1 --port 8000
+
+# The connector alone: the bundled scripted server answers one streamed question.
+demo: $(STAMP)
 	$(PY) -m openai_compat.demo
 
 test: lint typecheck pytest
@@ -46,6 +51,14 @@ test-compat: $(COMPAT_STAMP)
 bench: $(STAMP)
 	$(PY) bench/stream_parse.py
 	$(PY) bench/request_overhead.py
+
+# The application vs the connector directly: added latency, 100 concurrent streams.
+bench-app: $(STAMP)
+	$(PY) bench/app.py
+
+# Re-take the README's screenshots of the web page (headless Chromium, as in the test).
+screenshots: $(STAMP)
+	OPENAI_COMPAT_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/test_app_browser.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -63,3 +63,37 @@ def _no_canary_leak(
     assert CANARY not in out, "the API key leaked to stdout"
     assert CANARY not in err, "the API key leaked to stderr"
     assert CANARY not in caplog.text, "the API key leaked to the logs"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throw-away PostgreSQL cluster (Debian's package), for the application tests."""
+    from tests.app_support import PostgresCluster
+
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()
+
+
+APP_KEY_ENV = "OC_TEST_PROVIDER_KEY"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The application (``openai-compat serve`` in a child process) on each database.
+
+    The child's environment has ``OC_TEST_PROVIDER_KEY`` = the canary, for ``ENV[...]`` tests.
+    """
+    from tests.app_support import AppProcess
+
+    database = None
+    if request.param == "postgresql":
+        database = request.getfixturevalue("postgres").create_database("app_tests")
+    proc = AppProcess(
+        tmp_path_factory.mktemp(f"app-{request.param}"),
+        database=database,
+        env={APP_KEY_ENV: CANARY},
+    )
+    yield proc
+    proc.stop()
+    assert CANARY not in proc.log_text(), "the API key leaked to the server log"

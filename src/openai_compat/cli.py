@@ -109,6 +109,19 @@ def _cmd_mock_server(args: argparse.Namespace, connector: OpenAICompatibleConnec
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    from .app import AppSettings, serve
+
+    settings = AppSettings.from_env(
+        data_dir=args.data_dir,
+        database_url=args.database,
+        allow_link_local=True if args.allow_link_local else None,
+        refuse_private=True if args.refuse_private else None,
+    )
+    serve(settings, args.host, args.port, access_log=args.access_log)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -150,6 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=_cmd_mock_server)
+
+    p = sub.add_parser("serve", help="run the application: HTTP API and web page")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="token, secret key and SQLite database (env OPENAI_COMPAT_DATA_DIR; default: "
+        "the per-user data directory)",
+    )
+    p.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL URL instead of the SQLite file (env DATABASE_URL)",
+    )
+    p.add_argument(
+        "--allow-link-local",
+        action="store_true",
+        help="allow endpoints on link-local / cloud metadata addresses "
+        "(env OPENAI_COMPAT_ALLOW_LINK_LOCAL=1)",
+    )
+    p.add_argument(
+        "--refuse-private",
+        action="store_true",
+        help="refuse endpoints on loopback and private networks "
+        "(env OPENAI_COMPAT_REFUSE_PRIVATE=1)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log one line per request")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

@@ -1,0 +1,121 @@
+"""Build the FastAPI application: credentials, database, routes, the web page, the docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..transport import default_limits
+from .credentials import KeyCipher, Provisioned, provision_secret_key, provision_token
+from .database import database_url, describe_url, migrate, open_engine
+from .egress import AddressPolicy, guarded_client
+from .execution import AppConnector
+from .problems import install_handlers
+from .routes import require_token, router
+from .services import Services
+from .settings import AppSettings
+from .store import ConnectorStore
+
+__all__ = ["StartupReport", "create_app"]
+
+_STATIC = Path(str(resources.files(__package__).joinpath("static")))
+
+
+@dataclass(frozen=True)
+class StartupReport:
+    """What the start did, for the banner: where the data is and how to sign in."""
+
+    database: str
+    token: Provisioned
+    secret_key: Provisioned
+
+
+def _swagger_dir() -> Path:
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def create_app(
+    settings: AppSettings, *, on_start: Callable[[StartupReport], None] | None = None
+) -> FastAPI:
+    """The application for ``settings``: provisions credentials and migrates the database now.
+
+    ``on_start`` receives the ``StartupReport`` (the CLI prints it once).
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = provision_token(settings.data_dir, settings.token)
+    secret = provision_secret_key(settings.data_dir, settings.secret_key)
+    url = database_url(settings.database_url, settings.sqlite_path)
+    engine = open_engine(url)
+    migrate(engine)
+    policy = AddressPolicy(
+        allow_link_local=settings.allow_link_local, refuse_private=settings.refuse_private
+    )
+    connector = AppConnector()
+    services = Services(
+        store=ConnectorStore(engine),
+        cipher=KeyCipher(secret.value),
+        policy=policy,
+        connector=connector,
+        token=token.value,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with guarded_client(policy, default_limits()) as client:
+            connector.client = client
+            try:
+                yield
+            finally:
+                connector.client = None
+                engine.dispose()
+
+    app = FastAPI(
+        title="openai-compat",
+        version=__version__,
+        summary="Configure, check, save and run OpenAI-compatible endpoint connectors.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    # The bundled Swagger UI (4.x) renders 3.0 documents; FastAPI's output is compatible.
+    app.openapi_version = "3.0.3"
+    app.state.services = services
+    app.state.settings = settings
+    install_handlers(app)
+    app.include_router(router)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        """Liveness check (no token needed)."""
+        return {"status": "ok"}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(_: Annotated[None, Depends(require_token)]) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        # A static page; it fetches /openapi.json with the token the web page stored.
+        return FileResponse(_STATIC / "docs.html")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(_STATIC / "index.html")
+
+    app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    if on_start is not None:
+        on_start(StartupReport(describe_url(url), token, secret))
+    return app

@@ -1,0 +1,159 @@
+"""Which endpoint addresses the application may send requests to.
+
+The host of an endpoint URL is resolved (DNS, or a numeric form such as ``2852039166``)
+and every address it resolves to is checked, so a friendly name cannot hide a cloud
+metadata address. Link-local and metadata addresses are refused unless the operator
+allows them; loopback and private networks are allowed unless the operator refuses them
+(self-hosted models usually live there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+__all__ = ["AddressPolicy", "EgressRefused", "Resolver", "guarded_client", "system_resolver"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+# Cloud metadata services that do not sit in a link-local range.
+_METADATA = {
+    ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
+    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud metadata
+}
+
+
+class EgressRefused(ValueError):
+    """The endpoint URL points at an address the application does not send requests to."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, through the system resolver."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _unwrap(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
+    return address
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """The operator's choice: allow link-local / metadata, refuse loopback / private."""
+
+    allow_link_local: bool = False
+    refuse_private: bool = False
+    resolver: Resolver = system_resolver
+
+    def problem(self, address: str) -> str | None:
+        """Why ``address`` (an IP literal) is refused, or None when it is allowed."""
+        ip = _unwrap(ipaddress.ip_address(address.split("%", 1)[0]))
+        if not self.allow_link_local and (ip.is_link_local or ip in _METADATA):
+            return (
+                f"{ip} is a link-local or cloud metadata address; the application does not "
+                "send requests there (start it with --allow-link-local to allow it)"
+            )
+        if self.refuse_private and (
+            ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_reserved
+        ):
+            return (
+                f"{ip} is a loopback or private network address, and this application "
+                "refuses those (--refuse-private)"
+            )
+        return None
+
+    async def check_url(self, url: str) -> None:
+        """Raise ``EgressRefused`` if the host of ``url`` resolves to a refused address.
+
+        A host that does not resolve is left to the request, which reports it clearly.
+        """
+        parts = urlsplit(url)
+        host = parts.hostname
+        if not host:
+            return
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            try:
+                addresses = await self.resolver(host, port)
+            except (OSError, UnicodeError):
+                return
+        for address in addresses:
+            reason = self.problem(address)
+            if reason:
+                shown = host if host == address else f"{host} (resolves to {address})"
+                raise EgressRefused(f"the endpoint host {shown} is refused: {reason}")
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks, and connects to the checked address itself.
+
+    The check before a request resolves the host once; a host whose DNS answer changes
+    between that check and the connection (DNS rebinding) would slip through, so the
+    connection is made here, to an address that passed the policy.
+    """
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:
+            try:
+                addresses = await self._policy.resolver(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        allowed = [a for a in addresses if self._policy.problem(a) is None]
+        if not allowed:
+            reason = self._policy.problem(addresses[0]) if addresses else "no address"
+            raise httpcore.ConnectError(f"the endpoint host {host} is refused: {reason}")
+        return await self._inner.connect_tcp(
+            allowed[0], port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options,
+        )  # fmt: skip
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not endpoints of this application")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_client(policy: AddressPolicy, limits: httpx.Limits) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that only connects to addresses ``policy`` allows."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool
+    if not hasattr(pool, "_network_backend"):  # pragma: no cover - guards an httpx upgrade
+        raise RuntimeError("this httpx version hides its network backend; pin httpx<0.29")
+    pool._network_backend = _GuardedBackend(policy)
+    return httpx.AsyncClient(transport=transport)

@@ -1,0 +1,60 @@
+"""Configuration values written ``ENV["NAME"]`` are read from the environment when used.
+
+As on the original platform, a value may name an environment variable instead of holding
+the value itself (``"api_key": "ENV[\\"OPENAI_API_KEY\\"]"``): the stored configuration
+keeps the reference, and the value is looked up each time the configuration is used.
+
+>>> import os; os.environ["DOC_KEY"] = "sk-doc"
+>>> resolve_env_refs({"api_key": 'ENV["DOC_KEY"]', "is_stream": False})
+{'api_key': 'sk-doc', 'is_stream': False}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigurationError
+
+__all__ = ["env_ref_name", "resolve_env_refs"]
+
+_REF = re.compile(r"""^\s*ENV\[\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]\s*$""")
+
+
+def env_ref_name(value: Any) -> str | None:
+    """The variable name if ``value`` is an ``ENV["NAME"]`` reference, else None."""
+    if not isinstance(value, str):
+        return None
+    match = _REF.match(value)
+    return match.group(2) if match else None
+
+
+def resolve_env_refs(
+    value: Any, *, path: str = "", environ: Mapping[str, str] | None = None
+) -> Any:
+    """A copy of ``value`` with every ``ENV["NAME"]`` string replaced by the variable's value.
+
+    A variable that is not set is a ``ConfigurationError`` naming the field and the variable.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        return {
+            key: resolve_env_refs(item, path=f"{path}.{key}" if path else str(key), environ=env)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            resolve_env_refs(item, path=f"{path}.{i}", environ=env) for i, item in enumerate(value)
+        ]
+    name = env_ref_name(value)
+    if name is None:
+        return value
+    if name not in env:
+        raise ConfigurationError(
+            f'refers to the environment variable {name} (ENV["{name}"]), which is not set in '
+            "the application's environment; set it and restart, or enter the value itself",
+            field=path or None,
+        )
+    return env[name]

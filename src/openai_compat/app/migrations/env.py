@@ -1,0 +1,17 @@
+"""Alembic environment: runs on the connection the application hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from openai_compat.app.store import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError(
+        "run the migrations through openai_compat.app.database.migrate (or `openai-compat "
+        "serve`), which passes the database connection"
+    )
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,142 @@
+"""The application's error answers: one JSON shape, a clear message, never a stack trace.
+
+Every error is ``{"error": {"message": "...", ...}}``; validation errors add
+``"errors": [{"field": "configuration.url", "message": "..."}]`` (status 422), endpoint
+failures add the provider's status and message (status 502, or 504 on a timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import (
+    ConfigurationError,
+    EndpointError,
+    OpenAICompatError,
+    StreamError,
+    TimeoutError,
+)
+
+__all__ = ["ApiError", "FieldError", "endpoint_error_body", "install_handlers"]
+
+_log = logging.getLogger("openai_compat.app")
+
+
+class FieldError(dict[str, str]):
+    """``{"field": "configuration.url", "message": "..."}``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field=field, message=message)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP ``status`` and the ``{"error": {...}}`` body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"message": message, **extra}
+        if errors:
+            self.body["errors"] = errors
+        self.headers = headers
+
+    @classmethod
+    def invalid(cls, errors: list[FieldError]) -> ApiError:
+        """422: the request is well-formed JSON but some fields are wrong."""
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return cls(422, f"invalid request: {summary}", errors=errors)
+
+    @classmethod
+    def from_config_error(cls, exc: ConfigurationError, prefix: str) -> ApiError:
+        field = prefix if exc.field in (None, prefix) else f"{prefix}.{exc.field}"
+        message = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
+        return cls.invalid([FieldError(field, message)])
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.body}, status_code=self.status, headers=self.headers)
+
+
+def endpoint_error_body(exc: OpenAICompatError) -> tuple[int, dict[str, Any]]:
+    """HTTP status and body for a failure of the model endpoint (or of reaching it)."""
+    body: dict[str, Any] = {"message": str(exc), "kind": type(exc).__name__}
+    status = 502
+    if isinstance(exc, EndpointError):
+        body.update(
+            provider_status=exc.status,
+            provider_message=exc.provider_message,
+            provider_type=exc.type,
+            provider_code=exc.code,
+            request_id=exc.request_id,
+        )
+    elif isinstance(exc, StreamError):
+        body["provider_code"] = exc.code
+    elif isinstance(exc, TimeoutError):
+        status = 504
+    elif isinstance(exc, ConfigurationError):
+        status = 422
+    body["attempts"] = exc.attempts
+    return status, body
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors: list[FieldError] = []
+    for err in exc.errors():
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            ctx = err.get("ctx") or {}
+            where = err.get("loc", ("body", 0))
+            reason = ctx.get("error", "invalid JSON")
+            message = f"the request body is not valid JSON ({reason} at character {where[-1]})"
+            return ApiError(400, message).response()
+        if kind == "missing" and tuple(err.get("loc", ())) == ("body",):
+            return ApiError(400, "the request needs a JSON body").response()
+        errors.append(FieldError(_field_path(err.get("loc", ())), str(err.get("msg", "invalid"))))
+    return ApiError.invalid(errors).response()
+
+
+async def _on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return exc.response()
+
+
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    headers = dict(exc.headers) if exc.headers else None
+    return ApiError(exc.status_code, detail, headers=headers).response()
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The type only: an exception's text could carry configuration values.
+    _log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return ApiError(
+        500, f"internal error ({type(exc).__name__}); the server log has the request"
+    ).response()
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Make every error answer use the ``{"error": {...}}`` shape."""
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _on_api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)

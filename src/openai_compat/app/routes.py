@@ -1,0 +1,239 @@
+"""The HTTP API, shaped after the original platform's routes (all under ``/api/v1``).
+
+Every route here requires the bearer token. Connector configurations are validated per
+field (422 with the field path and reason); stored API keys never leave the server.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..config import parse_json_object
+from ..connector import OpenAICompatibleConnector
+from ..errors import ConfigurationError
+from .credentials import tokens_match
+from .env_refs import env_ref_name
+from .execution import run_json, start_event_stream
+from .problems import ApiError, FieldError
+from .services import MASK, Services
+from .store import CONNECTOR_NAME
+from .validation import validate_configuration, validate_name
+
+__all__ = ["router", "services_of"]
+
+_bearer = HTTPBearer(auto_error=False, description="The token printed at first start")
+
+
+# The dependencies are async on purpose: FastAPI runs sync ones in a worker thread.
+async def services_of(request: Request) -> Services:
+    """The app's ``Services``."""
+    services: Services = request.app.state.services
+    return services
+
+
+async def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """401 unless the request carries ``Authorization: Bearer <token>``."""
+    expected = (await services_of(request)).token
+    if credentials is None or not tokens_match(credentials.credentials, expected):
+        raise ApiError(
+            401,
+            "sign in: send the application's token as 'Authorization: Bearer <token>' "
+            "(OPENAI_COMPAT_TOKEN, or the token file in the data directory)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+class CheckConnectionIn(BaseModel):
+    """A configuration to test before saving it."""
+
+    configuration: dict[str, Any]
+    connector_id: int | None = Field(
+        default=None,
+        description="a saved connector whose stored API key is used when api_key is left out",
+    )
+
+
+class ConnectorIn(BaseModel):
+    """A connector to save. On update, a left-out ``api_key`` keeps the stored one."""
+
+    name: str | None = None
+    configuration: dict[str, Any] | None = None
+
+
+class ExecuteIn(BaseModel):
+    """The request body to send: a JSON object, or a string holding one."""
+
+    payload: dict[str, Any] | str
+
+
+def _key_to_store(services: Services, key: Any) -> str | None:
+    return services.cipher.encrypt(key) if isinstance(key, str) else None
+
+
+@router.get("/connector_definitions/openai_compatible", tags=["definitions"])
+async def connector_definition(services: ServicesDep) -> dict[str, Any]:
+    """The connector's specification and meta data."""
+    return _definition(services.connector)
+
+
+@functools.cache
+def _definition(connector: OpenAICompatibleConnector) -> dict[str, Any]:
+    spec = connector.spec().connector_spec
+    assert spec is not None
+    return {
+        "name": CONNECTOR_NAME,
+        "spec": spec.model_dump(mode="json", exclude_none=True),
+        "meta_data": connector.meta_data().to_dict(),
+    }
+
+
+@router.post("/connector_definitions/check_connection", tags=["definitions"])
+async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> dict[str, Any]:
+    """Test a configuration (the form's "Test connection"): a ``connection_status``."""
+    raw = dict(body.configuration)
+    if body.connector_id is not None and raw.get("api_key") in (None, MASK):
+        stored = await services.load(body.connector_id)
+        key = services.stored_key(stored)
+        if key is not None:
+            raw["api_key"] = key
+    _, errors = validate_configuration(raw, require_api_key=False)
+    if errors:
+        raise ApiError.invalid(errors)
+    config = await services.usable(raw)
+    return (await services.connector.acheck_connection(config)).to_dict()
+
+
+@router.get("/connectors", tags=["connectors"])
+async def list_connectors(services: ServicesDep) -> dict[str, Any]:
+    """Every saved connector (keys masked)."""
+    stored = await run_in_threadpool(services.store.list)
+    return {"data": [services.public_view(item) for item in stored]}
+
+
+async def _validated(
+    services: Services, name: Any, configuration: Any, *, require_api_key: bool
+) -> dict[str, Any]:
+    errors: list[FieldError] = validate_name(name)
+    clean, config_errors = validate_configuration(configuration, require_api_key=require_api_key)
+    errors += config_errors
+    url = clean.get("url")
+    url_ok = all(e["field"] != "configuration.url" for e in config_errors)
+    if url_ok and isinstance(url, str) and env_ref_name(url) is None:
+        try:
+            await services.check_address(url, "configuration.url")
+        except ApiError as exc:
+            errors += exc.body.get("errors", [])
+    if errors:
+        raise ApiError.invalid(errors)
+    return clean
+
+
+@router.post("/connectors", status_code=201, tags=["connectors"])
+async def create_connector(body: ConnectorIn, services: ServicesDep) -> dict[str, Any]:
+    """Save a new connector."""
+    clean = await _validated(services, body.name, body.configuration, require_api_key=True)
+    key = clean.pop("api_key")
+    assert body.name is not None
+    stored = await run_in_threadpool(
+        services.store.create, body.name.strip(), clean, _key_to_store(services, key)
+    )
+    return services.public_view(stored)
+
+
+@router.get("/connectors/{connector_id}", tags=["connectors"])
+async def get_connector(connector_id: int, services: ServicesDep) -> dict[str, Any]:
+    """One saved connector (key masked)."""
+    return services.public_view(await services.load(connector_id))
+
+
+@router.put("/connectors/{connector_id}", tags=["connectors"])
+async def update_connector(
+    connector_id: int, body: ConnectorIn, services: ServicesDep
+) -> dict[str, Any]:
+    """Replace a connector's name and configuration; a left-out (or masked) key is kept."""
+    stored = await services.load(connector_id)
+    name = body.name if body.name is not None else stored.name
+    configuration = (
+        dict(body.configuration) if body.configuration is not None else dict(stored.configuration)
+    )
+    keep_key = configuration.get("api_key") in (None, MASK)
+    if keep_key:
+        configuration.pop("api_key", None)
+    clean = await _validated(services, name, configuration, require_api_key=False)
+    encrypted = (
+        stored.api_key_encrypted if keep_key else _key_to_store(services, clean.pop("api_key"))
+    )
+    updated = await run_in_threadpool(
+        services.store.update, connector_id, name.strip(), clean, encrypted
+    )
+    if updated is None:
+        raise ApiError(404, f"there is no connector with id {connector_id}")
+    return services.public_view(updated)
+
+
+@router.delete("/connectors/{connector_id}", status_code=204, tags=["connectors"])
+async def delete_connector(connector_id: int, services: ServicesDep) -> Response:
+    """Delete a saved connector."""
+    if not await run_in_threadpool(services.store.delete, connector_id):
+        raise ApiError(404, f"there is no connector with id {connector_id}")
+    return Response(status_code=204)
+
+
+@router.post("/connectors/{connector_id}/check", tags=["connectors"])
+async def check_saved(connector_id: int, services: ServicesDep) -> dict[str, Any]:
+    """Check a saved connector's connection: a ``connection_status``."""
+    stored = await services.load(connector_id)
+    config = await services.usable(services.raw_config(stored))
+    return (await services.connector.acheck_connection(config)).to_dict()
+
+
+@router.get("/connectors/{connector_id}/discover", tags=["connectors"])
+async def discover(connector_id: int, services: ServicesDep) -> dict[str, Any]:
+    """The saved connector's catalog."""
+    stored = await services.load(connector_id)
+    return services.connector.discover(services.raw_config(stored)).to_dict()
+
+
+@router.post(
+    "/connectors/{connector_id}/execute_model",
+    tags=["connectors"],
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def execute_model(
+    connector_id: int, body: ExecuteIn, request: Request, services: ServicesDep
+) -> Response:
+    """Send a payload through the saved connector.
+
+    JSON: ``{"data": [records], "answer": {...}, "warnings": []}``. With
+    ``Accept: text/event-stream`` and a streaming connector: server-sent events
+    ``record`` ..., ``answer``, then ``done``.
+    """
+    stored = await services.load(connector_id)
+    config = await services.usable(services.raw_config(stored))
+    try:
+        payload = parse_json_object(body.payload, field="payload")
+    except ConfigurationError as exc:
+        raise ApiError.from_config_error(exc, "payload") from None
+    wants_events = "text/event-stream" in request.headers.get("accept", "")
+    if wants_events and config.is_stream:
+        events = await start_event_stream(services.connector, config, payload)
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return JSONResponse(await run_json(services.connector, config, payload))

@@ -1,0 +1,84 @@
+"""Where the application keeps its data and which endpoint addresses it accepts.
+
+Every setting has a command-line option and an environment variable; the command line
+wins. Nothing here touches the disk: ``credentials`` and ``database`` do, at start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+__all__ = ["AppSettings", "default_data_dir", "env_flag"]
+
+_APP_NAME = "openai-compat"
+
+
+def default_data_dir() -> Path:
+    """``$OPENAI_COMPAT_DATA_DIR``, else the per-user data directory of the platform."""
+    configured = os.environ.get("OPENAI_COMPAT_DATA_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_data_dir(_APP_NAME, appauthor=False))
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to 1/true/yes/on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The application's settings.
+
+    ``database_url`` empty means the embedded SQLite file ``openai-compat.db`` in
+    ``data_dir``. ``allow_link_local`` lets endpoints point at link-local and cloud
+    metadata addresses (refused by default); ``refuse_private`` refuses loopback and
+    private networks too (allowed by default: self-hosted models live there).
+    """
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""
+    token: str | None = None
+    secret_key: str | None = None
+    allow_link_local: bool = False
+    refuse_private: bool = False
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        data_dir: Path | str | None = None,
+        database_url: str | None = None,
+        allow_link_local: bool | None = None,
+        refuse_private: bool | None = None,
+    ) -> AppSettings:
+        """Settings from explicit values, falling back to the environment."""
+        return cls(
+            data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
+            database_url=(
+                database_url
+                if database_url is not None
+                else os.environ.get("DATABASE_URL", "").strip()
+            ),
+            token=os.environ.get("OPENAI_COMPAT_TOKEN", "").strip() or None,
+            secret_key=os.environ.get("OPENAI_COMPAT_SECRET_KEY", "").strip() or None,
+            allow_link_local=(
+                allow_link_local
+                if allow_link_local is not None
+                else env_flag("OPENAI_COMPAT_ALLOW_LINK_LOCAL")
+            ),
+            refuse_private=(
+                refuse_private
+                if refuse_private is not None
+                else env_flag("OPENAI_COMPAT_REFUSE_PRIVATE")
+            ),
+        )
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The embedded database file (used when ``database_url`` is empty)."""
+        return self.data_dir / "openai-compat.db"

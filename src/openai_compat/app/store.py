@@ -1,0 +1,151 @@
+"""The saved connectors: one SQLAlchemy table, and the repository that reads and writes it.
+
+The configuration is stored without its API key; the key is stored apart, encrypted
+(``KeyCipher``). Works the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+__all__ = ["Base", "ConnectorRow", "ConnectorStore", "StoredConnector"]
+
+CONNECTOR_NAME = "openai_compatible"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the application's tables."""
+
+
+class ConnectorRow(Base):
+    """One saved connector (the table ``connectors``)."""
+
+    __tablename__ = "connectors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    connector_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+_TABLE = ConnectorRow.__table__
+
+
+@dataclass(frozen=True)
+class StoredConnector:
+    """A saved connector as read from the store (the key still encrypted)."""
+
+    id: int
+    name: str
+    connector_name: str
+    configuration: dict[str, Any]
+    api_key_encrypted: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_mapping(cls, row: Any) -> StoredConnector:
+        """From a Core result row of the ``connectors`` table."""
+        return cls(
+            id=row.id,
+            name=row.name,
+            connector_name=row.connector_name,
+            configuration=dict(row.configuration),
+            api_key_encrypted=row.api_key_encrypted,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @classmethod
+    def from_row(cls, row: ConnectorRow) -> StoredConnector:
+        return cls(
+            id=row.id,
+            name=row.name,
+            connector_name=row.connector_name,
+            configuration=dict(row.configuration),
+            api_key_encrypted=row.api_key_encrypted,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConnectorStore:
+    """Create, read, update and delete saved connectors (synchronous; short transactions)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    # Reads use Core statements, not the ORM: execute_model reads one row per request, and
+    # a Session with its identity map costs several times the query itself.
+    def list(self) -> list[StoredConnector]:
+        """Every saved connector, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(_TABLE).order_by(_TABLE.c.id))
+            return [StoredConnector.from_mapping(row) for row in rows]
+
+    def get(self, connector_id: int) -> StoredConnector | None:
+        """The connector with this id, or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(_TABLE).where(_TABLE.c.id == connector_id)).first()
+            return StoredConnector.from_mapping(row) if row is not None else None
+
+    def create(
+        self, name: str, configuration: dict[str, Any], api_key_encrypted: str | None
+    ) -> StoredConnector:
+        """Save a new connector; ``configuration`` must not hold the API key."""
+        now = _now()
+        row = ConnectorRow(
+            name=name,
+            connector_name=CONNECTOR_NAME,
+            configuration=configuration,
+            api_key_encrypted=api_key_encrypted,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._session() as session, session.begin():
+            session.add(row)
+        return StoredConnector.from_row(row)
+
+    def update(
+        self,
+        connector_id: int,
+        name: str,
+        configuration: dict[str, Any],
+        api_key_encrypted: str | None,
+    ) -> StoredConnector | None:
+        """Replace a connector's name, configuration and encrypted key; None if it is gone."""
+        with self._session() as session, session.begin():
+            row = session.get(ConnectorRow, connector_id, with_for_update=True)
+            if row is None:
+                return None
+            row.name = name
+            row.configuration = configuration
+            row.api_key_encrypted = api_key_encrypted
+            row.updated_at = _now()
+        return StoredConnector.from_row(row)
+
+    def delete(self, connector_id: int) -> bool:
+        """Delete a connector; False if there was none with this id."""
+        with self._session() as session, session.begin():
+            row = session.get(ConnectorRow, connector_id)
+            if row is None:
+                return False
+            session.delete(row)
+        return True

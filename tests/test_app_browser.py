@@ -1,0 +1,183 @@
+"""The web page in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+Sign in, add a connector against the scripted local server, test the connection, save,
+and run a streamed prompt: the answer must appear piece by piece, then whole. Set
+``OPENAI_COMPAT_SCREENSHOTS=DIR`` to save the screenshots (``make screenshots``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from openai_compat.testing import MockServer
+from tests.app_support import AppProcess
+from tests.conftest import CANARY
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PROMPT = "Explain in one sentence what an API gateway does for a team of developers"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; "
+            ".ci/run does it before `make test`)"
+        )
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def web_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    proc = AppProcess(tmp_path_factory.mktemp("web"))
+    yield proc
+    proc.stop()
+    assert CANARY not in proc.log_text()
+
+
+@pytest.fixture
+def page(browser: Browser, web_app: AppProcess) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+    outside = [url for url in requests if not url.startswith((web_app.url, "data:"))]
+    assert outside == [], f"the page fetched something from outside the app: {outside}"
+
+
+def _shot(page: Page, name: str) -> None:
+    target = os.environ.get("OPENAI_COMPAT_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+
+
+def _sign_in(page: Page, app: AppProcess) -> None:
+    page.goto(app.url + "/")
+    expect(page.locator("#signin")).to_be_visible()
+    page.fill("#token", app.token)
+    _shot(page, "01-sign-in")
+    page.fill("#token", "not-the-token")
+    page.click("#signin-button")
+    expect(page.locator("#signin-error")).to_contain_text("not valid")
+    page.fill("#token", app.token)
+    page.click("#signin-button")
+    expect(page.locator("#app")).to_be_visible()
+
+
+def test_add_check_save_and_stream_a_prompt(page: Page, web_app: AppProcess) -> None:
+    with MockServer(api_key=CANARY) as server:
+        _sign_in(page, web_app)
+        page.click("#new-connector")
+        # The form follows the spec: six fields, in order, with titles and defaults.
+        labels = page.locator("#spec-fields .field > label").all_inner_texts()
+        assert labels == [
+            "Endpoint URL",
+            "API Key",
+            "Enable streaming",
+            "HTTP Timeout",
+            "Request Format",
+            "Response Format",
+        ]
+        assert page.input_value("#field-url") == "https://api.openai.com/v1/chat/completions"
+        assert page.get_attribute("#field-api_key", "type") == "password"
+        assert "gpt-4o-mini" in page.input_value("#field-request_format")
+
+        # The JSON editor shows where the JSON breaks.
+        page.fill("#field-request_format", '{\n  "model": "mock-model",\n  "messages": [}\n}')
+        status = page.locator('[data-json-status-for="field-request_format"]')
+        expect(status).to_contain_text("Line 3, column")
+        _shot(page, "02-json-error")
+
+        page.fill("#field-name", "Local mock model")
+        # The scripted server streams in small pieces, a few milliseconds apart.
+        page.fill("#field-url", server.url + "?scenario=split&piece_delay_ms=4")
+        page.fill("#field-api_key", CANARY)
+        page.check("#field-is_stream")
+        page.fill("#field-config\\.timeout", "20")
+        request_format = {"model": "mock-model", "messages": [{"role": "user", "content": "Hi"}]}
+        page.fill("#field-request_format", json.dumps(request_format, indent=2))
+        expect(status).to_have_text("✓ Valid JSON")
+
+        page.click("#test-connection")
+        expect(page.locator("#check-result")).to_have_text("✓ Connection succeeded.", timeout=20000)
+        _shot(page, "03-connection-succeeded")
+        page.click("#save")
+        expect(page.locator("#save-result")).to_have_text("✓ Saved.")
+        expect(page.locator("#connector-list")).to_contain_text("Local mock model")
+        # The saved key is never sent back to the page.
+        assert page.input_value("#field-api_key") == ""
+        assert CANARY not in page.content()
+        # Testing the saved connector with the key field left empty uses the stored key.
+        page.click("#test-connection")
+        expect(page.locator("#check-result")).to_have_text("✓ Connection succeeded.", timeout=20000)
+
+        page.click('.tab[data-tab="playground"]')
+        page.locator("#pg-messages textarea").first.fill(PROMPT)
+        page.click("#pg-send")
+        expected = f"You said: {PROMPT}"
+        # Part of the answer is on screen before the whole of it.
+        page.wait_for_function(
+            """(full) => { const t = document.querySelector('#pg-answer').textContent;
+                           return t.length > 0 && t.length < full.length; }""",
+            arg=expected,
+            timeout=20000,
+        )
+        expect(page.locator("#pg-answer")).to_have_text(expected, timeout=20000)
+        expect(page.locator("#pg-status")).to_contain_text("Done in")
+        assert int(page.inner_text("#pg-count")) > 3
+        assert '"chat.completion.chunk"' in page.inner_text("#pg-records")
+        page.click("details:has(#pg-assembled) > summary")
+        assert (
+            json.loads(page.inner_text("#pg-assembled"))["choices"][0]["message"]["content"]
+            == expected
+        )
+        _shot(page, "04-playground-streamed")
+        assert all(r.headers.get("authorization") == f"Bearer {CANARY}" for r in server.requests)
+
+
+def test_save_errors_show_next_to_the_fields(page: Page, web_app: AppProcess) -> None:
+    _sign_in(page, web_app)
+    page.click("#new-connector")
+    page.fill("#field-url", "http://169.254.169.254/v1/chat/completions")
+    page.fill("#field-config\\.timeout", "soon")
+    page.click("#save")
+    expect(page.locator('[data-error-for="name"]')).to_contain_text("is required")
+    expect(page.locator('[data-error-for="url"]')).to_contain_text("link-local")
+    expect(page.locator('[data-error-for="config.timeout"]')).to_contain_text("number of seconds")
+    expect(page.locator("#save-result")).to_contain_text("Not saved")
+
+
+def test_api_docs_load_from_the_app_with_the_page_sign_in(page: Page, web_app: AppProcess) -> None:
+    page.goto(web_app.url + "/docs")
+    # Not signed in: the OpenAPI document is refused (it needs the token).
+    expect(page.locator("#swagger-ui")).to_contain_text("Unauthorized", timeout=15000)
+    _sign_in(page, web_app)
+    page.click("text=API docs")
+    expect(page.locator(".swagger-ui .title")).to_contain_text("openai-compat", timeout=15000)
+    expect(page.locator("#swagger-ui")).to_contain_text(
+        "/api/v1/connectors/{connector_id}/execute_model"
+    )

@@ -1,0 +1,271 @@
+"""Security of the application: tokens, keys at rest, endpoint addresses, bad bodies."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from openai_compat.app import AddressPolicy, EgressRefused
+from openai_compat.testing import MockServer
+from tests.app_support import AppProcess
+from tests.conftest import CANARY, make_config
+
+PUBLIC = {("GET", "/health"), ("GET", "/"), ("GET", "/docs")}
+
+
+@pytest.fixture
+def client(app: AppProcess) -> Iterator[httpx.Client]:
+    with app.client() as c:
+        yield c
+
+
+def _routes(client: httpx.Client) -> list[tuple[str, str]]:
+    spec = client.get("/openapi.json").json()
+    routes = []
+    for path, methods in spec["paths"].items():
+        for method in methods:
+            routes.append((method.upper(), path.replace("{connector_id}", "1")))
+    return routes
+
+
+def test_every_route_but_health_and_page_needs_the_token(
+    app: AppProcess, client: httpx.Client
+) -> None:
+    routes = [route for route in _routes(client) if route not in PUBLIC]
+    assert len(routes) >= 10
+    with app.client(token=None) as anonymous, app.client(token="wrong-token") as wrong:
+        for method, path in [*routes, ("GET", "/openapi.json")]:
+            for c in (anonymous, wrong):
+                response = c.request(method, path, json={})
+                assert response.status_code == 401, (method, path, response.text)
+                assert response.headers["www-authenticate"] == "Bearer"
+                assert "sign in" in response.json()["error"]["message"]
+        # Only the health check and the page's files answer without a token.
+        for method, path in PUBLIC:
+            assert anonymous.request(method, path).status_code == 200
+        assert anonymous.get("/static/app.js").status_code == 200
+        assert anonymous.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+        # A token with a different scheme is not accepted either.
+        basic = anonymous.get("/api/v1/connectors", headers={"Authorization": f"Basic {app.token}"})
+        assert basic.status_code == 401
+
+
+def test_the_canary_is_never_returned_nor_stored_in_clear(
+    app: AppProcess, client: httpx.Client, server: MockServer
+) -> None:
+    seen: list[str] = []
+
+    def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = client.request(method, path, **kwargs)
+        seen.append(response.text)
+        return response
+
+    created = call(
+        "POST", "/api/v1/connectors", json={"name": "c", "configuration": make_config(server.url)}
+    ).json()
+    cid = created["id"]
+    call(
+        "POST",
+        "/api/v1/connectors",
+        json={"name": "bad", "configuration": make_config("nope", is_stream="x")},
+    )
+    call("GET", "/api/v1/connectors")
+    call("GET", f"/api/v1/connectors/{cid}")
+    call(
+        "PUT",
+        f"/api/v1/connectors/{cid}",
+        json={"name": "d", "configuration": make_config(server.url)},
+    )
+    call("POST", f"/api/v1/connectors/{cid}/check")
+    call("GET", f"/api/v1/connectors/{cid}/discover")
+    call(
+        "POST",
+        f"/api/v1/connectors/{cid}/execute_model",
+        json={"payload": {"model": "m", "messages": []}},
+    )
+    call(
+        "POST",
+        "/api/v1/connector_definitions/check_connection",
+        json={"configuration": make_config(server.url + "?scenario=401")},
+    )
+    for scenario in ("401", "500", "html-200", "error-in-stream"):
+        call(
+            "PUT",
+            f"/api/v1/connectors/{cid}",
+            json={
+                "configuration": make_config(f"{server.url}?scenario={scenario}", is_stream=True)
+            },
+        )
+        call(
+            "POST",
+            f"/api/v1/connectors/{cid}/execute_model",
+            json={"payload": {"model": "m", "messages": []}},
+            headers={"Accept": "text/event-stream"},
+        )
+    assert all(CANARY not in text for text in seen)
+    assert any("********" in text for text in seen)
+    # The key really was sent to the endpoint...
+    assert any(r.headers.get("authorization") == f"Bearer {CANARY}" for r in server.requests)
+    # ... and is stored encrypted: not in any row, nor in the database files.
+    rows = app.rows()
+    assert rows and all(CANARY not in repr(row) for row in rows)
+    if app.database is None:
+        for path in app.data_dir.glob("openai-compat.db*"):
+            assert CANARY.encode() not in path.read_bytes(), path
+    for name in ("token", "secret.key"):
+        assert (
+            CANARY not in (app.data_dir / name).read_text()
+            if (app.data_dir / name).exists()
+            else True
+        )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/v1/chat/completions",
+        "http://[fd00:ec2::254]/v1/chat/completions",
+        "http://[::ffff:169.254.169.254]/v1/chat/completions",
+        # A host name that the resolver turns into the metadata address.
+        "http://2852039166/v1/chat/completions",
+        "http://169.254.1.1:8080/v1/chat/completions",
+    ],
+)
+def test_link_local_and_metadata_endpoints_are_refused(client: httpx.Client, url: str) -> None:
+    for path, body in [
+        ("/api/v1/connectors", {"name": "m", "configuration": make_config(url)}),
+        ("/api/v1/connector_definitions/check_connection", {"configuration": make_config(url)}),
+    ]:
+        response = client.post(path, json=body)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["error"]["errors"]
+        assert error["field"] == "configuration.url"
+        assert "link-local or cloud metadata" in error["message"]
+        assert "--allow-link-local" in error["message"]
+
+
+def test_loopback_is_allowed_by_default(client: httpx.Client, server: MockServer) -> None:
+    response = client.post(
+        "/api/v1/connectors", json={"name": "local", "configuration": make_config(server.url)}
+    )
+    assert response.status_code == 201
+
+
+def test_private_addresses_are_refused_when_the_option_is_on(
+    tmp_path: Path, server: MockServer
+) -> None:
+    proc = AppProcess(tmp_path / "data", extra_args=("--refuse-private",))
+    try:
+        with proc.client() as client:
+            for url in (
+                server.url,
+                "http://10.1.2.3/v1/chat/completions",
+                "http://localhost:9/v1/chat/completions",
+            ):
+                response = client.post(
+                    "/api/v1/connector_definitions/check_connection",
+                    json={"configuration": make_config(url)},
+                )
+                assert response.status_code == 422, url
+                assert "--refuse-private" in response.json()["error"]["errors"][0]["message"]
+            assert server.requests == []
+    finally:
+        proc.stop()
+
+
+async def test_policy_checks_every_resolved_address() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return {
+            "metadata.internal": ["10.0.0.5", "169.254.169.254"],
+            "model.internal": ["10.0.0.7"],
+        }[host]
+
+    policy = AddressPolicy(resolver=resolver)
+    with pytest.raises(EgressRefused, match=r"metadata.internal \(resolves to 169.254.169.254\)"):
+        await policy.check_url("https://metadata.internal/v1/chat/completions")
+    await policy.check_url("https://model.internal/v1/chat/completions")
+    await AddressPolicy(resolver=resolver, allow_link_local=True).check_url(
+        "http://metadata.internal/"
+    )
+    with pytest.raises(EgressRefused, match="private"):
+        await AddressPolicy(resolver=resolver, refuse_private=True).check_url(
+            "http://model.internal/"
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"name": "x", "configuration": {', "not valid JSON"),
+        (b"", "needs a JSON body"),
+        (b"[1, 2, 3]", "body"),
+        (b'{"name": 5, "configuration": "text"}', "configuration"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
+def test_malformed_bodies_are_4xx_with_a_reason(
+    client: httpx.Client, body: bytes, reason: str
+) -> None:
+    for path in ("/api/v1/connectors", "/api/v1/connector_definitions/check_connection"):
+        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert 400 <= response.status_code < 500, response.text
+        message = response.json()["error"]["message"]
+        assert reason in message, message
+        assert "Traceback" not in response.text
+
+
+def test_generated_credentials_are_owner_only_printed_once_and_needed(
+    tmp_path: Path, server: MockServer
+) -> None:
+    data = tmp_path / "data"
+    first = AppProcess(data, token=None)
+    try:
+        token = first.token
+        assert token in first.log_text()
+        with first.client() as client:
+            config = make_config(server.url)
+            cid = client.post(
+                "/api/v1/connectors", json={"name": "c", "configuration": config}
+            ).json()["id"]
+    finally:
+        first.stop()
+    for name in ("token", "secret.key"):
+        assert stat.S_IMODE(os.stat(data / name).st_mode) == 0o600
+    # Stored keys cannot be read with another secret key: a clear error, not a crash.
+    (data / "secret.key").unlink()
+    second = AppProcess(data, token=None)
+    try:
+        assert second.token == token
+        assert token not in second.log_text() and str(data / "token") in second.log_text()
+        with second.client() as client:
+            response = client.post(f"/api/v1/connectors/{cid}/check")
+            assert response.status_code == 409
+            assert "secret key changed" in response.json()["error"]["message"]
+    finally:
+        second.stop()
+
+
+async def test_connections_go_only_to_checked_addresses(server: MockServer) -> None:
+    """DNS rebinding: the connection itself is made to an address that passed the policy."""
+    from openai_compat.app.egress import guarded_client
+
+    answers = {"model.test": ["127.0.0.1"], "rebind.test": ["169.254.169.254"]}
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return answers[host]
+
+    policy = AddressPolicy(resolver=resolver)
+    async with guarded_client(policy, httpx.Limits()) as client:
+        # Pinned: the name resolves through the policy's resolver to the mock's address.
+        response = await client.get(f"http://model.test:{server.port}/v1/models")
+        assert response.status_code == 200
+        with pytest.raises(httpx.ConnectError, match=r"169\.254\.169\.254 is a link-local"):
+            await client.get(f"http://rebind.test:{server.port}/v1/models")
+        with pytest.raises(httpx.ConnectError, match="link-local"):
+            await client.get("http://169.254.169.254/latest/meta-data/")
