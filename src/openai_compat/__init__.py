@@ -8,8 +8,12 @@ Public surface::
     status = connector.check_connection({"url": ".../v1/chat/completions", "api_key": "..."})
     for message in connector.run_model(config, {"model": "m", "messages": [...]}):
         print(message.to_json())
+
+    from openai_compat import run_batch_sync   # a dataset through the endpoint
+    summary = run_batch_sync(config, "tickets.csv", "results.jsonl", key="id")
 """
 
+from .batch import BatchResult, BatchRun, BatchSummary, run_batch, run_batch_sync
 from .config import SourceConfig, load_config
 from .connector import OpenAICompatibleConnector
 from .endpoint import Completion, Endpoint, Exchange
@@ -22,6 +26,7 @@ from .errors import (
     TimeoutError,
     TransportError,
 )
+from .mapping import PayloadBuilder, RowMappingError
 from .protocol import (
     Catalog,
     ConnectionStatus,
@@ -38,6 +43,9 @@ from .stream import ChunkAssembler
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchResult",
+    "BatchRun",
+    "BatchSummary",
     "Catalog",
     "ChunkAssembler",
     "Completion",
@@ -52,9 +60,11 @@ __all__ = [
     "MetaData",
     "OpenAICompatError",
     "OpenAICompatibleConnector",
+    "PayloadBuilder",
     "ProtocolMessage",
     "RecordMessage",
     "RetryPolicy",
+    "RowMappingError",
     "SourceConfig",
     "StreamError",
     "SyncConfig",
@@ -62,4 +72,6 @@ __all__ = [
     "TransportError",
     "__version__",
     "load_config",
+    "run_batch",
+    "run_batch_sync",
 ]
