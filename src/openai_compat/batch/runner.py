@@ -32,6 +32,7 @@ from ..mapping import (
 )
 from ..retries import RetryPolicy
 from .checkpoint import prepare_output
+from .http import make_batch_client
 from .keys import Shard, key_token, row_key
 from .progress import Progress
 from .readers import RowSource, UnreadableRow, count_rows, open_rows
@@ -154,10 +155,7 @@ class BatchRun:
                 "in request_format to send each row's values"
             )
         if self._client is None:
-            limits = httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            )
-            self._client = httpx.AsyncClient(limits=limits)
+            self._client = make_batch_client(self.concurrency)
         self._endpoint = Endpoint(
             self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
         )
