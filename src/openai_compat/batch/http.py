@@ -30,7 +30,8 @@ _REMAP: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (asyncio.TimeoutError, httpx.ReadTimeout),
     (aiohttp.ClientConnectorError, httpx.ConnectError),
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError, httpx.ReadError),
+    # The body ended before its length / last chunk: the server hung up mid-answer.
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
     (aiohttp.ClientError, httpx.NetworkError),
     (OSError, httpx.NetworkError),
 )
