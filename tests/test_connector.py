@@ -403,7 +403,9 @@ async def test_timeout_before_any_answer_is_named(server: MockServer) -> None:
             await endpoint.complete(PAYLOAD)
 
 
-async def test_errors_after_retries_count_the_attempts(server: MockServer, config: dict[str, Any]) -> None:
+async def test_errors_after_retries_count_the_attempts(
+    server: MockServer, config: dict[str, Any]
+) -> None:
     server.enqueue(*[error_reply(503, "busy") for _ in range(3)])
     async with Endpoint(config, retry=FAST_RETRY) as endpoint:
         with pytest.raises(EndpointError) as info:

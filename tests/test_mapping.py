@@ -33,7 +33,9 @@ def build(mapping: list[dict[str, Any]], row: dict[str, Any], base: Any = None) 
     return PayloadBuilder(BASE if base is None else base, mapping).build(row)
 
 
-def item(name: str, value: Any, value_type: str = "dynamic", type_: str | None = None) -> dict[str, Any]:
+def item(
+    name: str, value: Any, value_type: str = "dynamic", type_: str | None = None
+) -> dict[str, Any]:
     entry = {"name": name, "value": value, "value_type": value_type}
     if type_ is not None:
         entry["type"] = type_
@@ -105,7 +107,14 @@ def test_dynamic_reads_nested_json_columns_by_dotted_name() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("text", "text"), (None, ""), (42, "42"), (3.5, "3.5"), (True, "true"), ({"a": 1}, '{"a": 1}')],
+    [
+        ("text", "text"),
+        (None, ""),
+        (42, "42"),
+        (3.5, "3.5"),
+        (True, "true"),
+        ({"a": 1}, '{"a": 1}'),
+    ],
 )
 def test_string_cast(value: Any, expected: str) -> None:
     assert cast_value(value, "string") == expected
@@ -115,7 +124,9 @@ def test_string_cast(value: Any, expected: str) -> None:
     ("value", "expected"),
     [("42", 42), (" 7 ", 7), ("-3", -3), (5, 5), ("3.7", 3.7), (2.5, 2.5), ("1e3", 1000.0)],
 )
-def test_number_cast_keeps_integers_integers_and_decimals_decimals(value: Any, expected: Any) -> None:
+def test_number_cast_keeps_integers_integers_and_decimals_decimals(
+    value: Any, expected: Any
+) -> None:
     # The original turned "3.7" into 3: we keep 3.7 (documented in docs/batch.md).
     result = cast_value(value, "number")
     assert result == expected
@@ -131,7 +142,15 @@ def test_number_cast_rejects_what_is_not_a_number(value: Any) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     # The original turned a real boolean true into false: we keep true.
-    [("true", True), (True, True), ("false", False), (False, False), ("yes", False), (1, False), (None, False)],
+    [
+        ("true", True),
+        (True, True),
+        ("false", False),
+        (False, False),
+        ("yes", False),
+        (1, False),
+        (None, False),
+    ],
 )
 def test_boolean_cast_is_true_only_for_true(value: Any, expected: bool) -> None:
     assert cast_value(value, "boolean") is expected
@@ -205,7 +224,9 @@ def test_missing_dynamic_column_fails_the_row() -> None:
 
 
 def test_value_that_cannot_be_cast_fails_the_row() -> None:
-    with pytest.raises(RowMappingError, match=r"mapping\[0\] \(max_tokens\): cannot cast column 'n'"):
+    with pytest.raises(
+        RowMappingError, match=r"mapping\[0\] \(max_tokens\): cannot cast column 'n'"
+    ):
         build([item("max_tokens", "n", type_="number")], {"n": "lots"})
 
 
@@ -246,9 +267,33 @@ def test_every_rule_reaches_the_server_and_unmappable_rows_send_nothing(
         item("messages.1.content", "override"),
     ]
     rows = [
-        {"id": 1, "body": "a", "limit": "16", "flag": True, "tag": "x", "prior": "p", "override": "o"},
-        {"id": 2, "body": "b", "limit": "2.5", "flag": "no", "tag": "y", "prior": "p", "override": "o"},
-        {"id": 3, "body": "c", "limit": "many", "flag": "true", "tag": "z", "prior": "p", "override": "o"},
+        {
+            "id": 1,
+            "body": "a",
+            "limit": "16",
+            "flag": True,
+            "tag": "x",
+            "prior": "p",
+            "override": "o",
+        },
+        {
+            "id": 2,
+            "body": "b",
+            "limit": "2.5",
+            "flag": "no",
+            "tag": "y",
+            "prior": "p",
+            "override": "o",
+        },
+        {
+            "id": 3,
+            "body": "c",
+            "limit": "many",
+            "flag": "true",
+            "tag": "z",
+            "prior": "p",
+            "override": "o",
+        },
         {"id": 4, "limit": "1", "flag": "true", "tag": "z", "prior": "p", "override": "o"},
     ]
     results: list[Any] = []
@@ -290,13 +335,19 @@ ANSWER = {
 
 def test_output_paths_with_names() -> None:
     fields = parse_outputs(
-        [{"name": "choices.0.message.content", "as": "text"}, {"name": "usage.total_tokens", "as": "tokens"}]
+        [
+            {"name": "choices.0.message.content", "as": "text"},
+            {"name": "usage.total_tokens", "as": "tokens"},
+        ]
     )
     assert extract_outputs(ANSWER, fields) == ({"text": "Hello", "tokens": 12}, [])
 
 
 def test_default_outputs_are_the_string_leaves_of_the_response_format() -> None:
-    sample = {"id": "x", "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}
+    sample = {
+        "id": "x",
+        "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}],
+    }
     assert [f.source for f in default_outputs(sample)] == [
         "id",
         "choices.0.delta.content",
