@@ -2,6 +2,7 @@
 
     python bench/batch.py                      # 20,000 rows, 20 ms latency, concurrency 64
     python bench/batch.py --memory-rows 0      # skip the 1,000,000-row memory run
+    python bench/batch.py --rows 0             # only the memory run
 
 1. Throughput: 20,000 rows against the scripted server (``openai-compat mock-server``, in its
    own process) answering after 20 ms, at concurrency 64 with no rate limit. The ideal wall
@@ -63,7 +64,9 @@ def _write_rows(path: Path, n: int) -> None:
 # -- workers (each in a fresh process) --------------------------------------------------------
 
 
-async def _ours(port: int, latency_ms: int, rows: str, out: str, concurrency: int) -> dict[str, Any]:
+async def _ours(
+    port: int, latency_ms: int, rows: str, out: str, concurrency: int
+) -> dict[str, Any]:
     from openai_compat.batch import arun_batch_to_file
 
     query = f"?latency_ms={latency_ms}" if latency_ms else ""
@@ -134,7 +137,9 @@ def _worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def _run_worker(kind: str, args: argparse.Namespace, rows: Path, out: Path, uvloop: bool) -> dict[str, Any]:
+def _run_worker(
+    kind: str, args: argparse.Namespace, rows: Path, out: Path, uvloop: bool
+) -> dict[str, Any]:
     command = [
         sys.executable,
         __file__,
@@ -224,29 +229,35 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-batch-") as name:
             tmp = Path(name)
-            rows = tmp / "rows.jsonl"
-            _write_rows(rows, args.rows)
-            ideal = args.rows * args.latency_ms / 1000 / args.concurrency
-            print(
-                f"batch throughput: {args.rows:,} rows, {args.latency_ms} ms latency, "
-                f"concurrency {args.concurrency}, no rate limit; ideal {ideal:.2f} s"
-            )
-            # Warm the server (first connections, caches) so no peer pays for it.
-            _run_worker("ours", argparse.Namespace(**{**vars(args), "latency_ms": 0}),
-                        rows, tmp / "warm.jsonl", False)
-            print(f"{'peer':<44} {'wall s':>8} {'x ideal':>8} {'rows/s':>8} {'ok':>7}")
-            runs = [
-                ("openai-compat batch (asyncio)", "ours", False),
-                ("openai-compat batch (uvloop)", "ours", True),
-                ("AsyncOpenAI + Semaphore(64) (asyncio)", "sdk", False),
-            ]
-            for label, kind, uvloop in runs:
-                result = _run_worker(kind, args, rows, tmp / f"{kind}.jsonl", uvloop)
-                wall = result["wall"]
+            if args.rows:
+                rows = tmp / "rows.jsonl"
+                _write_rows(rows, args.rows)
+                ideal = args.rows * args.latency_ms / 1000 / args.concurrency
                 print(
-                    f"{label:<44} {wall:>8.2f} {wall / ideal:>8.2f} "
-                    f"{args.rows / wall:>8.0f} {result['ok']:>7}"
+                    f"batch throughput: {args.rows:,} rows, {args.latency_ms} ms latency, "
+                    f"concurrency {args.concurrency}, no rate limit; ideal {ideal:.2f} s"
                 )
+                # Warm the server (first connections, caches) so no peer pays for it.
+                _run_worker(
+                    "ours",
+                    argparse.Namespace(**{**vars(args), "latency_ms": 0}),
+                    rows,
+                    tmp / "warm.jsonl",
+                    False,
+                )
+                print(f"{'peer':<44} {'wall s':>8} {'x ideal':>8} {'rows/s':>8} {'ok':>7}")
+                runs = [
+                    ("openai-compat batch (asyncio)", "ours", False),
+                    ("openai-compat batch (uvloop)", "ours", True),
+                    ("AsyncOpenAI + Semaphore(64) (asyncio)", "sdk", False),
+                ]
+                for label, kind, uvloop in runs:
+                    result = _run_worker(kind, args, rows, tmp / f"{kind}.jsonl", uvloop)
+                    wall = result["wall"]
+                    print(
+                        f"{label:<44} {wall:>8.2f} {wall / ideal:>8.2f} "
+                        f"{args.rows / wall:>8.0f} {result['ok']:>7}"
+                    )
             if args.memory_rows:
                 peak_mb, wall, lines = _memory(args, tmp)
                 print(

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,23 @@ def run_cli(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, **kw)
     assert CANARY not in result.stdout + result.stderr
     return result
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Popen that never outlives the test, whatever fails."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(args: list[str], **kw: Any) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(args, text=True, **kw)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:
@@ -209,11 +227,13 @@ def test_shards_from_the_command_line_cover_every_row_once(
 # -- interruptions -----------------------------------------------------------------------------
 
 
-def test_ctrl_c_stops_cleanly_and_resume_finishes(server: MockServer, tmp_path: Path) -> None:
+def test_ctrl_c_stops_cleanly_and_resume_finishes(
+    server: MockServer, tmp_path: Path, spawn: Callable[..., subprocess.Popen[str]]
+) -> None:
     config, rows = write_inputs(tmp_path, server, 200, "?latency_ms=40")
     out = tmp_path / "out.jsonl"
     args = batch_args(config, rows, out, "--key", "id", "--concurrency", "4")
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    proc = spawn(args, stderr=subprocess.PIPE)
     wait_for_progress(proc, out, 10)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -230,8 +250,29 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(server: MockServer, tmp_path: 
     assert len(keys) == 200 and set(keys) == {f"t{i}" for i in range(200)}
 
 
+def test_ctrl_c_with_a_stdin_that_never_ends_still_stops(
+    server: MockServer, tmp_path: Path, spawn: Callable[..., subprocess.Popen[str]]
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 30)
+    out = tmp_path / "out.jsonl"
+    proc = spawn(
+        batch_args(config, "-", out, "--key", "id"), stdin=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(rows.read_text())
+    proc.stdin.flush()  # and left open: the producer is still "writing"
+    deadline = time.monotonic() + 60
+    while count_lines(out) < 30:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    assert sorted(line["key"] for line in lines_of(out)) == sorted(f"t{i}" for i in range(30))
+
+
 def test_sigkill_at_five_random_moments_then_resume_gives_each_row_exactly_once(
-    server: MockServer, tmp_path: Path
+    server: MockServer, tmp_path: Path, spawn: Callable[..., subprocess.Popen[str]]
 ) -> None:
     config, rows = write_inputs(tmp_path, server, 2000, "?latency_ms=20")
     out = tmp_path / "out.jsonl"
@@ -239,7 +280,7 @@ def test_sigkill_at_five_random_moments_then_resume_gives_each_row_exactly_once(
     seed = int(os.environ.get("BATCH_CRASH_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
     for kill in range(5):
-        proc = subprocess.Popen(args + (["--resume"] if kill else []), text=True)
+        proc = spawn(args + (["--resume"] if kill else []))
         wait_for_progress(proc, out, count_lines(out))
         time.sleep(rng.uniform(0.0, 0.3))
         assert proc.poll() is None, f"kill {kill} came after the run ended (seed {seed})"

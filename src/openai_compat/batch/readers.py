@@ -7,20 +7,32 @@ run's memory does not grow with the input. A line or record that cannot be read 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import csv
 import gzip
 import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
 from ..errors import ConfigurationError
 
-__all__ = ["FORMATS", "RowSource", "UnreadableRow", "count_rows", "detect_format", "open_rows"]
+__all__ = [
+    "FORMATS",
+    "RowSource",
+    "UnreadableRow",
+    "count_rows",
+    "detect_format",
+    "open_rows",
+    "read_in_thread",
+]
 
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {
@@ -198,3 +210,54 @@ def count_rows(source: RowSource) -> int | None:
         return max(0, lines - 1) if source.format == "csv" else lines
     except Exception:  # An estimate only: never let it break a run.
         return None
+
+
+_END: Any = object()
+
+
+async def read_in_thread(rows: Iterable[Any], size: int) -> AsyncIterator[list[Any]]:
+    """Chunks of ``size`` rows, read and decoded on a daemon thread.
+
+    File reads and JSON decoding stay off the event loop, and a reader blocked on a stdin
+    that never ends cannot hold up a stopped run, nor the interpreter's exit (executor
+    threads would be joined at exit; this one is a daemon).
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
+    stopped = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        try:
+            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+        except (RuntimeError, asyncio.CancelledError, concurrent.futures.CancelledError):
+            return False  # the loop is gone, or the run stopped
+        return not stopped.is_set()
+
+    def produce() -> None:
+        iterator = iter(rows)
+        try:
+            while not stopped.is_set():
+                chunk = [row for _, row in zip(range(size), iterator, strict=False)]
+                if not chunk:
+                    hand_over(_END)
+                    return
+                if not hand_over(chunk):
+                    return
+        except BaseException as exc:  # handed to the event loop, raised there
+            hand_over(exc)
+
+    threading.Thread(target=produce, name="batch-reader", daemon=True).start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped.set()
+        # Wake a reader waiting to hand over a chunk, so it sees the stop.
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                queue.get_nowait()

@@ -35,7 +35,7 @@ from .checkpoint import prepare_output
 from .http import make_batch_client
 from .keys import Shard, key_token, row_key
 from .progress import Progress
-from .readers import RowSource, UnreadableRow, count_rows, open_rows
+from .readers import RowSource, UnreadableRow, count_rows, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate, Scheduler
 from .writers import csv_columns, detect_output_format, open_writer
@@ -198,6 +198,10 @@ class BatchRun:
     def stop(self) -> None:
         """Read no more rows; rows in flight finish and are reported."""
         self._stopping = True
+        # The reader may wait on a slow stdin: rows it has not handed over stay for a resume.
+        if self._feeder is not None and not self._feeder.done():
+            self._left_out = True
+            self._feeder.cancel()
 
     def abort(self) -> None:
         """Stop now: rows in flight are cancelled (a resumed run does them again)."""
@@ -205,7 +209,7 @@ class BatchRun:
         self._aborted = True
         if self._busy:
             self._left_out = True
-        for task in [*self._workers, *([self._feeder] if self._feeder else [])]:
+        for task in self._workers:
             task.cancel()
 
     def __aiter__(self) -> AsyncIterator[BatchResult]:
@@ -240,15 +244,13 @@ class BatchRun:
             if chunk:
                 yield chunk
             return
-        iterator = iter(rows)
         if isinstance(rows, RowSource):
-            # File reads and JSON decoding happen off the event loop (stdin may block).
-            def take() -> list[Any]:
-                return [row for _, row in zip(range(_READ_CHUNK), iterator, strict=False)]
-
-            while chunk := await asyncio.to_thread(take):
+            # A pipe may deliver rows slowly: each is handed over as soon as it is read.
+            size = 1 if rows.path == "-" else _READ_CHUNK
+            async for chunk in read_in_thread(rows, size):
                 yield chunk
             return
+        iterator = iter(rows)
         while chunk := [row for _, row in zip(range(_READ_CHUNK), iterator, strict=False)]:
             yield chunk
             await asyncio.sleep(0)
@@ -368,13 +370,17 @@ class BatchRun:
         try:
             await self._feeder
         except asyncio.CancelledError:
-            if not self._aborted:
+            task = asyncio.current_task()
+            # Only the feeder was stopped; a cancel of this task itself goes on up.
+            if not self._stopping or (task is not None and task.cancelling()):
                 raise
         except Exception as exc:
             error = exc
-        if self._aborted:
+        if self._stopping:
+            # Queued rows were not started: they stay for a resumed run.
             while not self._work.empty():
                 self._work.get_nowait()
+                self._left_out = True
         for _ in self._workers:
             await self._work.put(None)
         await asyncio.gather(*self._workers, return_exceptions=True)
