@@ -32,7 +32,6 @@ from ..mapping import (
 )
 from ..retries import RetryPolicy
 from .checkpoint import prepare_output
-from .http import make_batch_client
 from .keys import Shard, key_token, row_key
 from .progress import Progress
 from .readers import RowSource, UnreadableRow, count_rows, open_rows, read_in_thread
@@ -155,6 +154,8 @@ class BatchRun:
                 "in request_format to send each row's values"
             )
         if self._client is None:
+            from .http import make_batch_client  # aiohttp: imported only when a run starts
+
             self._client = make_batch_client(self.concurrency)
         self._endpoint = Endpoint(
             self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
