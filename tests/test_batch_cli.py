@@ -84,6 +84,17 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             proc.wait(timeout=10)
 
 
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The same command in this process (for runs that need no real process)."""
+    from openai_compat.cli import main
+
+    assert args[:4] == [sys.executable, "-m", "openai_compat", "batch"]
+    code = main(args[3:])
+    err = capsys.readouterr().err
+    assert CANARY not in err
+    return code, err
+
+
 def lines_of(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -118,23 +129,28 @@ def test_a_clean_run_exits_0_with_a_summary(server: MockServer, tmp_path: Path) 
     assert CANARY not in out.read_text()
 
 
-def test_failed_rows_exit_1_and_retry_failed_fixes_them(server: MockServer, tmp_path: Path) -> None:
+def test_failed_rows_exit_1_and_retry_failed_fixes_them(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config, rows = write_inputs(tmp_path, server, 5)
     out = tmp_path / "out.jsonl"
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps([{"name": "max_tokens", "value": "n", "type": "number"}]))
     rows.write_text(rows.read_text().replace('"id": "t3"', '"id": "t3", "n": "x"'))
     # Rows without n fail (missing column); t3's n cannot be cast: every row fails, no request.
-    result = run_cli(batch_args(config, rows, out, "--key", "id", "--mapping", str(mapping)))
-    assert result.returncode == 1
-    assert "0 ok, 5 failed" in result.stderr
+    code, err = run_main(
+        batch_args(config, rows, out, "--key", "id", "--mapping", str(mapping)), capsys
+    )
+    assert code == 1
+    assert "0 ok, 5 failed" in err
     assert server.requests == []
     mapping.write_text("[]")
-    again = run_cli(
-        batch_args(config, rows, out, "--key", "id", "--mapping", str(mapping), "--retry-failed")
+    code, err = run_main(
+        batch_args(config, rows, out, "--key", "id", "--mapping", str(mapping), "--retry-failed"),
+        capsys,
     )
-    assert again.returncode == 0, again.stderr
-    assert "running 5 failed rows again" in again.stderr
+    assert code == 0, err
+    assert "running 5 failed rows again" in err
     assert sorted(line["key"] for line in lines_of(out)) == sorted(f"t{i}" for i in range(5))
     assert all(line["error"] is None for line in lines_of(out))
 
@@ -149,24 +165,36 @@ def test_failed_rows_exit_1_and_retry_failed_fixes_them(server: MockServer, tmp_
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(
-    server: MockServer, tmp_path: Path, extra: list[str], words: str
+    server: MockServer,
+    tmp_path: Path,
+    extra: list[str],
+    words: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config, rows = write_inputs(tmp_path, server, 3)
-    result = run_cli(batch_args(config, rows, tmp_path / "out.jsonl", *extra), cwd=tmp_path)
-    assert result.returncode == 2
-    assert words in result.stderr
-    assert "Traceback" not in result.stderr
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(batch_args(config, rows, tmp_path / "out.jsonl", *extra), capsys)
+    assert code == 2
+    assert words in err
+    assert "Traceback" not in err
+    assert server.requests == []
 
 
-def test_an_existing_output_needs_resume_or_overwrite(server: MockServer, tmp_path: Path) -> None:
+def test_an_existing_output_needs_resume_or_overwrite(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config, rows = write_inputs(tmp_path, server, 3)
     out = tmp_path / "out.jsonl"
-    assert run_cli(batch_args(config, rows, out)).returncode == 0
-    second = run_cli(batch_args(config, rows, out))
-    assert second.returncode == 2
-    assert "--resume" in second.stderr and "--overwrite" in second.stderr
-    resumed = run_cli(batch_args(config, rows, out, "--resume"))
-    assert resumed.returncode == 0 and "0 ok, 0 failed, 3 skipped" in resumed.stderr
+    assert run_main(batch_args(config, rows, out), capsys)[0] == 0
+    code, err = run_main(batch_args(config, rows, out), capsys)
+    assert code == 2
+    assert "--resume" in err and "--overwrite" in err
+    code, err = run_main(batch_args(config, rows, out, "--resume"), capsys)
+    assert code == 0 and "0 ok, 0 failed, 3 skipped" in err
+    code, err = run_main(batch_args(config, rows, out, "--overwrite"), capsys)
+    assert code == 0 and "3 ok, 0 failed, 0 skipped" in err
+    assert len(lines_of(out)) == 3
 
 
 def test_stdin_input_csv_output_and_plain_progress_lines(
