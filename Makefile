@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-compat lint typecheck pytest bench bench-app screenshots clean
+.PHONY: run demo test test-compat lint typecheck pytest bench bench-app bench-batch screenshots clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -59,6 +59,11 @@ bench-app: $(STAMP)
 # Re-take the README's screenshots of the web page (headless Chromium, as in the test).
 screenshots: $(STAMP)
 	OPENAI_COMPAT_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/test_app_browser.py
+
+# Batch runs: 20,000 rows at 20 ms / concurrency 64 against the ideal and the SDK loop, then
+# peak memory over 1,000,000 rows (several minutes; figures in docs/batch.md).
+bench-batch: $(STAMP)
+	$(PY) bench/batch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache

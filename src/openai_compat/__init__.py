@@ -8,9 +8,13 @@ Public surface::
     status = connector.check_connection({"url": ".../v1/chat/completions", "api_key": "..."})
     for message in connector.run_model(config, {"model": "m", "messages": [...]}):
         print(message.to_json())
+
+    from openai_compat import run_batch_sync   # a dataset through the endpoint
+    summary = run_batch_sync(config, "tickets.csv", "results.jsonl", key="id")
 """
 
 from .advanced import AdvancedOptions
+from .batch import BatchResult, BatchRun, BatchSummary, run_batch, run_batch_sync
 from .config import SourceConfig, load_config
 from .connector import OpenAICompatibleConnector
 from .endpoint import Completion, Endpoint, Exchange
@@ -23,6 +27,7 @@ from .errors import (
     TimeoutError,
     TransportError,
 )
+from .mapping import PayloadBuilder, RowMappingError
 from .protocol import (
     Catalog,
     ConnectionStatus,
@@ -40,6 +45,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdvancedOptions",
+    "BatchResult",
+    "BatchRun",
+    "BatchSummary",
     "Catalog",
     "ChunkAssembler",
     "Completion",
@@ -54,9 +62,11 @@ __all__ = [
     "MetaData",
     "OpenAICompatError",
     "OpenAICompatibleConnector",
+    "PayloadBuilder",
     "ProtocolMessage",
     "RecordMessage",
     "RetryPolicy",
+    "RowMappingError",
     "SourceConfig",
     "StreamError",
     "SyncConfig",
@@ -64,4 +74,6 @@ __all__ = [
     "TransportError",
     "__version__",
     "load_config",
+    "run_batch",
+    "run_batch_sync",
 ]

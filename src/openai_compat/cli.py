@@ -122,6 +122,12 @@ def _cmd_serve(args: argparse.Namespace, connector: OpenAICompatibleConnector) -
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    from .batch.cli import run_batch_command
+
+    return run_batch_command(args, retry=connector.retry)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -158,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="after streamed chunks, emit one record with the assembled chat.completion",
     )
     p.set_defaults(func=_cmd_read)
+
+    from .batch.cli import add_batch_parser
+
+    add_batch_parser(sub).set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("mock-server", help="run the bundled scripted OpenAI-compatible server")
     p.add_argument("--host", default="127.0.0.1")

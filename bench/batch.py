@@ -1,0 +1,273 @@
+"""Batch throughput and memory, side by side with the official SDK.
+
+    python bench/batch.py                      # 20,000 rows, 20 ms latency, concurrency 64
+    python bench/batch.py --memory-rows 0      # skip the 1,000,000-row memory run
+    python bench/batch.py --rows 0             # only the memory run
+
+1. Throughput: 20,000 rows against the scripted server (``openai-compat mock-server``, in its
+   own process) answering after 20 ms, at concurrency 64 with no rate limit. The ideal wall
+   time is rows x latency / concurrency. Peers: ``openai-compat batch``'s runner (the same
+   code as the CLI, timed from the first row to the last result line) and the usual SDK loop:
+   ``AsyncOpenAI`` under ``asyncio.Semaphore(64)``, results written to a file too. Each runs
+   in a fresh process.
+2. Memory: ``openai-compat batch`` (the real CLI, in a child process) over a 1,000,000-row
+   JSON Lines file against the server with no latency; peak RSS from ``wait4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MODEL = "mock-model"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_server(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openai_compat", "mock-server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the mock server did not start")
+
+
+def _write_rows(path: Path, n: int) -> None:
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(f'{{"id": {i}, "text": "Summarise ticket {i}: the printer is on fire"}}\n')
+
+
+# -- workers (each in a fresh process) --------------------------------------------------------
+
+
+async def _ours(
+    port: int, latency_ms: int, rows: str, out: str, concurrency: int
+) -> dict[str, Any]:
+    from openai_compat.batch import arun_batch_to_file
+
+    query = f"?latency_ms={latency_ms}" if latency_ms else ""
+    config = {
+        "url": f"http://127.0.0.1:{port}/v1/chat/completions{query}",
+        "api_key": "sk-bench",
+        "request_format": {"model": MODEL, "messages": [{"role": "user", "content": "{{text}}"}]},
+        "response_format": {"choices": [{"message": {"content": "x"}}]},
+    }
+    started = time.perf_counter()
+    summary = await arun_batch_to_file(
+        config, rows, out, mode="overwrite", concurrency=concurrency, rate=None
+    )
+    return {"wall": time.perf_counter() - started, "ok": summary.ok, "failed": summary.failed}
+
+
+async def _sdk(port: int, latency_ms: int, rows: str, out: str, concurrency: int) -> dict[str, Any]:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="sk-bench",
+        default_query={"latency_ms": str(latency_ms)} if latency_ms else None,
+    )
+    semaphore = asyncio.Semaphore(concurrency)
+    ok = failed = 0
+
+    async def one(index: int, row: dict[str, Any], sink: Any) -> None:
+        nonlocal ok, failed
+        async with semaphore:
+            started = time.perf_counter()
+            try:
+                answer = await client.chat.completions.create(
+                    model=MODEL, messages=[{"role": "user", "content": row["text"]}]
+                )
+            except Exception as exc:
+                failed += 1
+                line = {"key": index, "error": str(exc)}
+            else:
+                ok += 1
+                line = {
+                    "key": index,
+                    "output": {"choices.0.message.content": answer.choices[0].message.content},
+                    "usage": answer.usage.model_dump() if answer.usage else None,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            sink.write(json.dumps(line) + "\n")
+            sink.flush()
+
+    started = time.perf_counter()
+    with open(rows) as source, open(out, "w") as sink:
+        await asyncio.gather(*(one(i, json.loads(line), sink) for i, line in enumerate(source)))
+    wall = time.perf_counter() - started
+    await client.close()
+    return {"wall": wall, "ok": ok, "failed": failed}
+
+
+def _worker(args: argparse.Namespace) -> None:
+    run = _ours if args.worker == "ours" else _sdk
+    coro = run(args.port, args.latency_ms, args.rows_file, args.out_file, args.concurrency)
+    if args.uvloop:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            result = runner.run(coro)
+    else:
+        result = asyncio.run(coro)
+    print(json.dumps(result))
+
+
+def _run_worker(
+    kind: str, args: argparse.Namespace, rows: Path, out: Path, uvloop: bool
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--port",
+        str(args.port),
+        "--latency-ms",
+        str(args.latency_ms),
+        "--rows-file",
+        str(rows),
+        "--out-file",
+        str(out),
+        "--concurrency",
+        str(args.concurrency),
+    ] + (["--uvloop"] if uvloop else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _memory(args: argparse.Namespace, tmp: Path) -> tuple[float, float, int]:
+    rows = tmp / "million.jsonl"
+    _write_rows(rows, args.memory_rows)
+    config = tmp / "conn.json"
+    config.write_text(
+        json.dumps(
+            {
+                "url": f"http://127.0.0.1:{args.port}/v1/chat/completions",
+                "api_key": "sk-bench",
+                "request_format": json.dumps(
+                    {"model": MODEL, "messages": [{"role": "user", "content": "{{text}}"}]}
+                ),
+                "response_format": "{}",
+            }
+        )
+    )
+    out = tmp / "million-out.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "openai_compat",
+        "batch",
+        "--config",
+        str(config),
+        "--input",
+        str(rows),
+        "--output",
+        str(out),
+        "--concurrency",
+        str(args.concurrency),
+        "--rate",
+        "off",
+        "--quiet",
+    ]
+    started = time.perf_counter()
+    proc = subprocess.Popen(command)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the 1,000,000-row batch failed")
+    with out.open("rb") as f:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    return usage.ru_maxrss / 1024, wall, lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--memory-rows", type=int, default=1_000_000)
+    parser.add_argument("--worker", choices=["ours", "sdk"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--rows-file", help=argparse.SUPPRESS)
+    parser.add_argument("--out-file", help=argparse.SUPPRESS)
+    parser.add_argument("--uvloop", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args)
+        return
+
+    args.port = _free_port()
+    server = _start_server(args.port)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-batch-") as name:
+            tmp = Path(name)
+            if args.rows:
+                rows = tmp / "rows.jsonl"
+                _write_rows(rows, args.rows)
+                ideal = args.rows * args.latency_ms / 1000 / args.concurrency
+                print(
+                    f"batch throughput: {args.rows:,} rows, {args.latency_ms} ms latency, "
+                    f"concurrency {args.concurrency}, no rate limit; ideal {ideal:.2f} s"
+                )
+                # Warm the server (first connections, caches) so no peer pays for it.
+                _run_worker(
+                    "ours",
+                    argparse.Namespace(**{**vars(args), "latency_ms": 0}),
+                    rows,
+                    tmp / "warm.jsonl",
+                    False,
+                )
+                print(f"{'peer':<44} {'wall s':>8} {'x ideal':>8} {'rows/s':>8} {'ok':>7}")
+                runs = [
+                    ("openai-compat batch (asyncio)", "ours", False),
+                    ("openai-compat batch (uvloop)", "ours", True),
+                    ("AsyncOpenAI + Semaphore(64) (asyncio)", "sdk", False),
+                ]
+                for label, kind, uvloop in runs:
+                    result = _run_worker(kind, args, rows, tmp / f"{kind}.jsonl", uvloop)
+                    wall = result["wall"]
+                    print(
+                        f"{label:<44} {wall:>8.2f} {wall / ideal:>8.2f} "
+                        f"{args.rows / wall:>8.0f} {result['ok']:>7}"
+                    )
+            if args.memory_rows:
+                peak_mb, wall, lines = _memory(args, tmp)
+                print(
+                    f"\nbatch memory: {args.memory_rows:,} rows, no latency: peak RSS "
+                    f"{peak_mb:.0f} MB (target <= 150 MB), {wall:.0f} s, {lines:,} result lines"
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The output file is the checkpoint: read it back to resume a run.
+
+On ``resume`` every row already written (ok or failed) is skipped; a torn last line (the
+process was killed in the middle of a write) is cut off first. On ``retry-failed`` the
+failed lines are removed (the file is rewritten to a temporary file and swapped in
+atomically, so a crash at any moment leaves either the old or the new file) and their
+rows run again, along with any row not written yet.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import ConfigurationError
+from .keys import key_token
+
+__all__ = ["MODES", "Checkpoint", "prepare_output"]
+
+MODES = ("new", "overwrite", "resume", "retry-failed")
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """What the output already holds: the keys to skip, and what was done to the file."""
+
+    done: set[str] = field(default_factory=set)
+    ok: int = 0
+    failed: int = 0
+    removed_failed: int = 0
+    torn_bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Record:
+    end: int  # byte offset just past this record
+    raw: bytes
+    key: str | None = None
+    failed: bool = False
+
+
+def _jsonl_records(path: str) -> Iterator[_Record]:
+    offset = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            end = offset + len(line)
+            if not line.endswith(b"\n"):
+                return  # torn: the caller cuts it off
+            offset = end
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                key = key_token(data["key"])
+                failed = data.get("error") is not None
+            except (ValueError, KeyError, TypeError):
+                raise ConfigurationError(
+                    f"{path} line {number} is not a result line of a batch run; resume only "
+                    "with the output file of a batch run (or choose another --output)",
+                    field="output",
+                ) from None
+            yield _Record(end, line, key, failed)
+
+
+def _csv_records(path: str, columns: Sequence[str]) -> Iterator[_Record]:
+    offset = 0
+    pending = b""
+    quotes = 0
+    header_seen = False
+    with open(path, "rb") as f:
+        for line in f:
+            pending += line
+            quotes += line.count(b'"')
+            # A record ends at a line end outside quotes (quotes inside values are doubled).
+            if not line.endswith(b"\n") or quotes % 2:
+                continue
+            offset += len(pending)
+            raw, pending, quotes = pending, b"", 0
+            values = next(csv.reader([raw.decode("utf-8")]), [])
+            if not header_seen:
+                header_seen = True
+                if values != list(columns):
+                    raise ConfigurationError(
+                        f"{path} has other columns than this run writes ({', '.join(values)}); "
+                        "resume with the same outputs and --include-* options, or choose "
+                        "another --output",
+                        field="output",
+                    )
+                yield _Record(offset, raw)
+                continue
+            if len(values) != len(columns):
+                raise ConfigurationError(
+                    f"{path} has a record with {len(values)} fields instead of {len(columns)}",
+                    field="output",
+                )
+            row = dict(zip(columns, values, strict=True))
+            failed = bool(row["error.message"] or row["error.status"])
+            yield _Record(offset, raw, row["key"], failed)
+
+
+def _records(path: str, fmt: str, columns: Sequence[str]) -> Iterator[_Record]:
+    return _csv_records(path, columns) if fmt == "csv" else _jsonl_records(path)
+
+
+def _rewrite(path: str, kept: Iterator[bytes]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".batch-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for raw in kept:
+                out.write(raw)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def prepare_output(
+    path: str, fmt: str, mode: str, *, csv_columns: Sequence[str] = ()
+) -> Checkpoint:
+    """Get ``path`` ready for appending, per ``mode`` (one of `MODES`).
+
+    ``new`` refuses an output that already has content (so a finished run is never
+    silently doubled); ``overwrite`` empties it.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    state = Checkpoint()
+    if path == "-":
+        if mode in ("resume", "retry-failed"):
+            raise ConfigurationError(
+                "cannot resume from stdout; write to a file with --output FILE", field="output"
+            )
+        return state
+    exists = os.path.exists(path)
+    if exists and os.path.isdir(path):
+        raise ConfigurationError(f"{path} is a directory", field="output")
+    if not exists or os.path.getsize(path) == 0:
+        return state
+    if mode == "new":
+        raise ConfigurationError(
+            f"{path} already has results: pass --resume to finish that run, --retry-failed to "
+            "also run its failed rows again, or --overwrite to start over",
+            field="output",
+        )
+    if mode == "overwrite":
+        with open(path, "wb"):
+            pass
+        return state
+
+    good_end = 0
+    failed_lines = False
+    for record in _records(path, fmt, csv_columns):
+        good_end = record.end
+        if record.key is None:
+            continue
+        if record.failed:
+            state.failed += 1
+            failed_lines = True
+            if mode == "retry-failed":
+                continue
+        else:
+            state.ok += 1
+        state.done.add(record.key)
+    size = os.path.getsize(path)
+    if good_end < size:
+        state.torn_bytes = size - good_end
+        os.truncate(path, good_end)
+    if mode == "retry-failed" and failed_lines:
+        state.removed_failed = state.failed
+        state.failed = 0
+        _rewrite(path, (r.raw for r in _records(path, fmt, csv_columns) if not r.failed))
+    return state

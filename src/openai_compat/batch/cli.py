@@ -1,0 +1,198 @@
+"""``openai-compat batch``: a dataset through the endpoint, from the command line.
+
+Exit codes: 0 every row succeeded; 1 some rows failed (their lines say why;
+``--retry-failed`` runs them again); 2 unusable arguments or configuration; 130 stopped
+by Ctrl-C / SIGTERM (``--resume`` finishes the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..retries import RetryPolicy
+from .progress import PROGRESS_MODES
+from .readers import FORMATS
+from .runner import arun_batch_to_file
+from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE
+from .writers import OUTPUT_FORMATS
+
+__all__ = ["add_batch_parser", "run_batch_command"]
+
+EXAMPLES = """\
+examples:
+  openai-compat batch --config conn.json --input tickets.csv --output results.jsonl \\
+      --mapping mapping.json --outputs outputs.json --key id
+  openai-compat batch ... --resume            # after a crash or Ctrl-C: finish the rest
+  openai-compat batch ... --retry-failed      # run the failed rows again
+  openai-compat batch ... --shard 3/8         # machine 3 of 8 (rows split by key hash)
+  cat rows.jsonl | openai-compat batch --config conn.json --input - --output out.jsonl
+
+mapping.json: [{"name": "messages.0.content", "value": "body", "value_type": "dynamic",
+               "type": "string"}]   (or {{column}} placeholders in request_format)
+outputs.json: [{"name": "choices.0.message.content", "as": "summary"},
+               {"name": "usage.total_tokens", "as": "tokens"}]
+"""
+
+
+def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``batch`` subcommand to the ``openai-compat`` parser's subparsers."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "batch",
+        help="run every row of a dataset through the endpoint (resumable)",
+        description="Run every row of a dataset through the endpoint: rows are mapped to "
+        "payloads, answers to output fields; results are appended to the output file, which "
+        "is also the checkpoint for --resume.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", required=True, metavar="FILE", help="connection configuration JSON")
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="FILE",
+        help="rows: .jsonl, .csv (header row) or .parquet; - = JSON Lines on stdin",
+    )
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="results, one per row (JSON Lines, or CSV for a .csv name); - = stdout",
+    )
+    p.add_argument("--mapping", metavar="FILE", help="the platform's mapping list (JSON)")
+    p.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="output fields (JSON); default: the string leaves of response_format",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"requests in flight at once (default {DEFAULT_CONCURRENCY}, the catalog's)",
+    )
+    p.add_argument(
+        "--rate",
+        default=str(DEFAULT_RATE),
+        metavar="R",
+        help=f"request rate limit, e.g. 600/minute, 20/second, off (default {DEFAULT_RATE})",
+    )
+    p.add_argument(
+        "--key", metavar="COLUMN", help="column identifying a row (default: the row number)"
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the rows already in --output (ok or failed) and run the rest",
+    )
+    mode.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="like --resume, and run the failed rows of --output again",
+    )
+    mode.add_argument(
+        "--overwrite", action="store_true", help="empty --output first if it has results"
+    )
+    p.add_argument("--shard", metavar="K/N", help="run only shard K of N (1 <= K <= N), by key")
+    p.add_argument("--include-input", action="store_true", help="add each row as 'input'")
+    p.add_argument(
+        "--include-response", action="store_true", help="add the whole answer as 'response'"
+    )
+    p.add_argument("--input-format", choices=FORMATS, help="input format (default: by name)")
+    p.add_argument(
+        "--output-format", choices=OUTPUT_FORMATS, help="output format (default: by name)"
+    )
+    p.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="stderr progress: a bar on a terminal, plain lines otherwise (auto)",
+    )
+    p.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds between plain progress lines (default 10)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress and no summary, only errors")
+    return p
+
+
+def _load_json(path: str, what: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}", field=what) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            field=what,
+        ) from None
+
+
+def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None) -> int:
+    """Run ``openai-compat batch`` with parsed ``args``; returns the exit code."""
+    try:
+        stdin_users = [
+            name for name in ("config", "input", "mapping", "outputs") if getattr(args, name) == "-"
+        ]
+        if len(stdin_users) > 1:
+            raise ConfigurationError(
+                f"only one of --{', --'.join(stdin_users)} can be - (stdin)", field="arguments"
+            )
+        config = _load_json(args.config, "config")
+        mapping = _load_json(args.mapping, "mapping") if args.mapping else None
+        outputs = _load_json(args.outputs, "outputs") if args.outputs else None
+        mode = (
+            "resume"
+            if args.resume
+            else "retry-failed"
+            if args.retry_failed
+            else "overwrite"
+            if args.overwrite
+            else "new"
+        )
+        progress = "off" if args.quiet else args.progress
+        summary = asyncio.run(
+            arun_batch_to_file(
+                config,
+                args.input,
+                args.output,
+                mode=mode,
+                output_format=args.output_format,
+                input_format=args.input_format,
+                progress=progress,
+                progress_interval_s=args.progress_interval,
+                handle_signals=True,
+                mapping=mapping,
+                outputs=outputs,
+                key=args.key,
+                concurrency=args.concurrency,
+                rate=args.rate,
+                shard=args.shard,
+                include_input=args.include_input,
+                include_response=args.include_response,
+                retry=retry,
+            )
+        )
+    except ConfigurationError as exc:
+        print(f"openai-compat batch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("openai-compat batch: interrupted; run again with --resume", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"openai-compat batch: {summary}", file=sys.stderr)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0

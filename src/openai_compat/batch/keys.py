@@ -1,0 +1,90 @@
+"""Row keys and shards: what identifies a row in the output, and which machine runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigurationError
+
+__all__ = ["Shard", "key_token", "row_key"]
+
+Key = str | int
+
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def key_token(key: Any) -> str:
+    """The text a key is compared by (in memory, and when read back from an output file).
+
+    >>> key_token(17), key_token("t-17")
+    ('17', 't-17')
+    """
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    return json.dumps(key, ensure_ascii=False, sort_keys=True)
+
+
+def row_key(row: Mapping[str, Any] | None, index: int, column: str | None) -> Key:
+    """The key of a row: its ``column`` value, else its 0-based index.
+
+    A row whose key column is missing or empty gets ``"row:<index>"``, so it still has a
+    stable key that a resumed run recognises.
+    """
+    if column is None:
+        return index
+    value = row.get(column) if row is not None else None
+    if value is None or value == "":
+        return f"row:{index}"
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return value
+    return key_token(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard ``k`` of ``n`` (1 <= k <= n): the rows whose key hashes to ``k - 1`` modulo n.
+
+    The hash is BLAKE2b of the key's text, so every machine (any Python, any platform, any
+    ``PYTHONHASHSEED``) agrees on the split.
+
+    >>> shards = [Shard.parse(f"{k}/3") for k in (1, 2, 3)]
+    >>> [sum(s.contains(str(i)) for s in shards) for i in range(5)]
+    [1, 1, 1, 1, 1]
+    """
+
+    k: int
+    n: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Parse ``"k/n"``, e.g. ``"2/8"`` for the second of eight shards."""
+        match = _SHARD.fullmatch(text or "")
+        if not match:
+            raise ConfigurationError(
+                f"must look like k/n, e.g. 2/8 (the second of eight shards), got {text!r}",
+                field="shard",
+            )
+        k, n = int(match.group(1)), int(match.group(2))
+        if n < 1 or not 1 <= k <= n:
+            raise ConfigurationError(
+                f"{text!r}: shards are numbered 1 to n (1/{max(n, 1)} ... {max(n, 1)}/{max(n, 1)})",
+                field="shard",
+            )
+        return cls(k, n)
+
+    def contains(self, token: str) -> bool:
+        """True when the key (as `key_token` text) belongs to this shard."""
+        if self.n == 1:
+            return True
+        digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.n == self.k - 1
+
+    def __str__(self) -> str:
+        return f"{self.k}/{self.n}"

@@ -1,0 +1,530 @@
+"""Running a dataset through the endpoint: `run_batch` (async iterator) and its file runners.
+
+One `BatchRun` reads rows (streamed), maps each to a payload, and sends them through one
+`Endpoint` sharing one HTTP client, with ``concurrency`` workers and the run's `Scheduler`
+(rate limit, pause after a 429). Results come out in completion order. Memory stays flat:
+rows wait in a queue of a few times the concurrency, never the whole input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ..config import SourceConfig
+from ..endpoint import Endpoint
+from ..errors import ConfigurationError, EndpointError, OpenAICompatError, redact
+from ..mapping import (
+    OutputField,
+    PayloadBuilder,
+    RowMappingError,
+    default_outputs,
+    extract_outputs,
+    parse_outputs,
+)
+from ..retries import RetryPolicy
+from .checkpoint import prepare_output
+from .keys import Shard, key_token, row_key
+from .progress import Progress
+from .readers import RowSource, UnreadableRow, count_rows, open_rows, read_in_thread
+from .results import BatchResult, BatchSummary
+from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate, Scheduler
+from .writers import csv_columns, detect_output_format, open_writer
+
+__all__ = ["BatchRun", "arun_batch_to_file", "run_batch", "run_batch_sync"]
+
+Rows = Iterable[Any] | AsyncIterable[Any] | str | os.PathLike[str]
+_READ_CHUNK = 512
+_DONE: Any = object()
+
+
+def _as_rate(rate: Rate | str | None) -> Rate | None:
+    if rate is None or isinstance(rate, Rate):
+        return rate
+    return Rate.parse(rate)
+
+
+def _failed(
+    key: str | int,
+    index: int,
+    message: str,
+    status: int | None = None,
+    attempts: int = 0,
+    latency_ms: float = 0.0,
+) -> BatchResult:
+    return BatchResult(
+        key=key,
+        index=index,
+        error={"status": status, "message": message or "failed"},
+        attempts=attempts,
+        latency_ms=latency_ms,
+    )
+
+
+class BatchRun:
+    """An async iterator of `BatchResult`, one per row (in completion order).
+
+    Use ``async with run_batch(...) as run: async for result in run: ...``; ``run.summary``
+    is updated live. ``stop()`` stops reading rows (rows in flight finish); ``abort()``
+    also cancels the rows in flight (they are not reported, so a resumed run redoes them).
+    """
+
+    def __init__(
+        self,
+        config: SourceConfig | dict[str, Any] | str,
+        rows: Rows,
+        *,
+        mapping: Any = None,
+        outputs: Any = None,
+        key: str | None = None,
+        concurrency: int | None = None,
+        rate: Rate | str | None = DEFAULT_RATE,
+        shard: Shard | str | None = None,
+        skip: Collection[str] = (),
+        include_input: bool = False,
+        include_response: bool = False,
+        input_format: str | None = None,
+        retry: RetryPolicy | None = None,
+        client: httpx.AsyncClient | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = SourceConfig.parse(config)
+        self.builder = PayloadBuilder(self.config.request_format, mapping)
+        self.outputs: list[OutputField] = (
+            parse_outputs(outputs)
+            if outputs is not None
+            else default_outputs(self.config.response_format)
+        )
+        if isinstance(rows, str | os.PathLike):
+            rows = open_rows(rows, input_format)
+        self.rows = rows
+        self.key = key
+        self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
+        if self.concurrency < 1:
+            raise ConfigurationError(
+                f"must be 1 or more, got {self.concurrency}", field="concurrency"
+            )
+        self.shard = Shard.parse(shard) if isinstance(shard, str) else shard
+        self.skip = skip
+        self.include_input = include_input
+        self.include_response = include_response
+        self.retry = retry
+        self._client = client
+        self._owns_client = client is None
+        self._notice = on_notice or (lambda _message: None)
+        self.scheduler = Scheduler(_as_rate(rate), on_pause=self._on_pause)
+        self.summary = BatchSummary()
+        self._work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
+        self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._feeder: asyncio.Task[None] | None = None
+        self._busy = 0
+        self._left_out = False
+        self._endpoint: Endpoint | None = None
+        self._started = False
+        self._finished = False
+        self._stopping = False
+        self._aborted = False
+        self._seen: set[str] | None = set() if key is not None else None
+
+    @property
+    def output_names(self) -> list[str]:
+        """The names of the output fields, in order."""
+        return [name for field in self.outputs for name in field.names]
+
+    def _on_pause(self, seconds: float) -> None:
+        self._notice(f"the endpoint answered 429: pausing new requests for {seconds:.2f} s")
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._started = True
+        self.summary.started = time.perf_counter()
+        if not self.builder.depends_on_row:
+            self._notice(
+                "every row gets the same payload: add a mapping or {{column}} placeholders "
+                "in request_format to send each row's values"
+            )
+        if self._client is None:
+            from .http import make_batch_client  # aiohttp: imported only when a run starts
+
+            self._client = make_batch_client(self.concurrency)
+        self._endpoint = Endpoint(
+            self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
+        )
+        self._workers = [asyncio.create_task(self._work_loop()) for _ in range(self.concurrency)]
+        self._feeder = asyncio.create_task(self._feed())
+        self._tasks = [asyncio.create_task(self._supervise()), self._feeder, *self._workers]
+
+    async def __aenter__(self) -> BatchRun:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel whatever still runs and close the HTTP client (if the run made it)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if not self._finished:
+            self._finished = True
+            self.summary.interrupted = self._left_out
+            self.summary.finish()
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop` (or `abort`) was called."""
+        return self._stopping
+
+    def stop(self) -> None:
+        """Read no more rows; rows in flight finish and are reported."""
+        self._stopping = True
+        # The reader may wait on a slow stdin: rows it has not handed over stay for a resume.
+        if self._feeder is not None and not self._feeder.done():
+            self._left_out = True
+            self._feeder.cancel()
+
+    def abort(self) -> None:
+        """Stop now: rows in flight are cancelled (a resumed run does them again)."""
+        self.stop()
+        self._aborted = True
+        if self._busy:
+            self._left_out = True
+        for task in self._workers:
+            task.cancel()
+
+    def __aiter__(self) -> AsyncIterator[BatchResult]:
+        return self
+
+    async def __anext__(self) -> BatchResult:
+        if self._finished:
+            raise StopAsyncIteration
+        if not self._started:
+            self._start()
+        item = await self._results.get()
+        if item is _DONE:
+            await self.aclose()
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            await self.aclose()
+            raise item
+        self.summary.add(item)
+        result: BatchResult = item
+        return result
+
+    # -- reading rows -----------------------------------------------------------------------
+    async def _row_chunks(self) -> AsyncIterator[list[Any]]:
+        rows = self.rows
+        if isinstance(rows, AsyncIterable):
+            chunk: list[Any] = []
+            async for row in rows:
+                chunk.append(row)
+                if len(chunk) >= _READ_CHUNK:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+            return
+        if isinstance(rows, RowSource):
+            # A pipe may deliver rows slowly: each is handed over as soon as it is read.
+            size = 1 if rows.path == "-" else _READ_CHUNK
+            async for chunk in read_in_thread(rows, size):
+                yield chunk
+            return
+        iterator = iter(rows)
+        while chunk := [row for _, row in zip(range(_READ_CHUNK), iterator, strict=False)]:
+            yield chunk
+            await asyncio.sleep(0)
+
+    async def _feed(self) -> None:
+        index = 0
+        async for chunk in self._row_chunks():
+            for row in chunk:
+                if self._stopping:
+                    self._left_out = True
+                    return
+                await self._feed_one(index, row)
+                index += 1
+
+    async def _feed_one(self, index: int, row: Any) -> None:
+        readable = isinstance(row, Mapping)
+        key = row_key(row if readable else None, index, self.key)
+        token = key_token(key)
+        if self.shard is not None and not self.shard.contains(token):
+            self.summary.other_shards += 1
+            return
+        if self._seen is not None:
+            if token in self._seen:
+                raise ConfigurationError(
+                    f"the value {token!r} of column {self.key!r} appears again at row {index}; "
+                    "keys must be unique: choose a unique column, or leave out --key to use "
+                    "row numbers",
+                    field="key",
+                )
+            self._seen.add(token)
+        if token in self.skip:
+            self.summary.skipped += 1
+            return
+        if not readable:
+            reason = (
+                row.reason
+                if isinstance(row, UnreadableRow)
+                else (f"row {index} is a {type(row).__name__}, not an object of columns")
+            )
+            await self._results.put(self._complete(_failed(key, index, reason), None))
+            return
+        try:
+            payload = self.builder.build(row)
+        except RowMappingError as exc:
+            await self._results.put(self._complete(_failed(key, index, str(exc)), row))
+            return
+        await self._work.put((index, key, row, payload))
+
+    # -- sending ----------------------------------------------------------------------------
+    async def _work_loop(self) -> None:
+        while True:
+            item = await self._work.get()
+            if item is None:
+                return
+            if self._stopping:
+                self._left_out = True
+                continue  # queued, not started: left for a resumed run
+            self._busy += 1
+            try:
+                result = await self._send(*item)
+            finally:
+                self._busy -= 1
+            await self._results.put(result)
+
+    async def _send(
+        self, index: int, key: str | int, row: Mapping[str, Any], payload: dict[str, Any]
+    ) -> BatchResult:
+        assert self._endpoint is not None
+        await self.scheduler.ready()
+        started = time.perf_counter()
+        try:
+            completion = await self._endpoint.complete(payload)
+        except OpenAICompatError as exc:
+            self.scheduler.on_failure(exc)
+            result = _failed(
+                key,
+                index,
+                str(exc),
+                exc.status if isinstance(exc, EndpointError) else None,
+                # Errors raised while reading a stream do not count attempts; one was made.
+                max(1, exc.attempts),
+                round((time.perf_counter() - started) * 1000, 1),
+            )
+        except Exception as exc:  # A bug must not lose the row: record it as failed.
+            message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
+            result = _failed(key, index, message, None, 1)
+        else:
+            output, problems = extract_outputs(completion.response, self.outputs)
+            if completion.truncated:
+                problems.append(
+                    "the stream ended without [DONE] or a finish_reason: the answer may be cut off"
+                )
+            result = BatchResult(
+                key=key,
+                index=index,
+                output=output,
+                usage=completion.usage,
+                error={"status": None, "message": "; ".join(problems)} if problems else None,
+                attempts=completion.attempts,
+                latency_ms=round(completion.latency_s * 1000, 1),
+            )
+            if self.include_response:
+                result.response = completion.response
+        return self._complete(result, row)
+
+    def _complete(self, result: BatchResult, row: Any) -> BatchResult:
+        """Add ``input`` / ``response`` when asked for, so every line has the same keys."""
+        if self.include_input:
+            result.input = row
+        if self.include_response and not result.has_response:
+            result.response = None
+        return result
+
+    async def _supervise(self) -> None:
+        assert self._feeder is not None
+        error: BaseException | None = None
+        try:
+            await self._feeder
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            # Only the feeder was stopped; a cancel of this task itself goes on up.
+            if not self._stopping or (task is not None and task.cancelling()):
+                raise
+        except Exception as exc:
+            error = exc
+        if self._stopping:
+            # Queued rows were not started: they stay for a resumed run.
+            while not self._work.empty():
+                self._work.get_nowait()
+                self._left_out = True
+        for _ in self._workers:
+            await self._work.put(None)
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._results.put(error if error is not None else _DONE)
+
+
+def run_batch(
+    config: SourceConfig | dict[str, Any] | str,
+    rows: Rows,
+    **options: Any,
+) -> BatchRun:
+    """Run ``rows`` through the endpoint; an async iterator of `BatchResult`.
+
+    ``rows``: dicts (any iterable or async iterable), or a path (``.jsonl``, ``.csv``,
+    ``.parquet``; ``-`` = JSON Lines on stdin). Options: ``mapping`` (the platform's
+    mapping list), ``outputs`` (``[{"name": path, "as": name}]``; default: the string leaves
+    of ``response_format``), ``key`` (column), ``concurrency`` (default 10), ``rate``
+    (``"600/minute"`` default, None = no limit), ``shard`` (``"k/n"``), ``skip`` (key
+    texts to leave out), ``include_input``, ``include_response``, ``retry``, ``client``.
+
+    >>> async def main(config, rows):
+    ...     async with run_batch(config, rows, outputs=["choices.0.message.content"]) as run:
+    ...         async for result in run:
+    ...             print(result.to_dict())
+    ...     print(run.summary)
+    """
+    return BatchRun(config, rows, **options)
+
+
+async def arun_batch_to_file(
+    config: SourceConfig | dict[str, Any] | str,
+    rows: Rows,
+    output: str | os.PathLike[str],
+    *,
+    mode: str = "new",
+    output_format: str | None = None,
+    progress: str = "off",
+    progress_interval_s: float = 10.0,
+    handle_signals: bool = False,
+    on_result: Callable[[BatchResult], None] | None = None,
+    **options: Any,
+) -> BatchSummary:
+    """Run a batch into an output file (the checkpoint) and return the summary.
+
+    ``mode``: ``new`` (refuse an output with results), ``overwrite``, ``resume`` (skip the
+    rows already written, repair a torn last line) or ``retry-failed`` (also run the failed
+    rows again). ``progress``: ``auto``, ``bar``, ``lines`` or ``off`` (on stderr).
+    ``handle_signals``: the first Ctrl-C / SIGTERM stops reading rows and lets the rows in
+    flight finish; a second one abandons them (a resumed run does them again).
+    """
+    path = os.fspath(output)
+    fmt = detect_output_format(path, output_format)
+    meter: Progress | None = None
+
+    def notice(message: str) -> None:
+        if meter is not None:
+            meter.note(f"batch: {message}")
+
+    run = BatchRun(config, rows, on_notice=notice, **options)
+    columns = csv_columns(
+        run.output_names,
+        include_input=run.include_input,
+        include_response=run.include_response,
+    )
+    checkpoint = prepare_output(path, fmt, mode, csv_columns=columns)
+    run.skip = checkpoint.done
+    meter = Progress(run.summary, mode=progress, interval_s=progress_interval_s)
+    if checkpoint.torn_bytes:
+        notice(f"repaired a torn last line of {path} ({checkpoint.torn_bytes} bytes cut off)")
+    if checkpoint.removed_failed:
+        notice(f"running {checkpoint.removed_failed} failed rows again")
+    writer = open_writer(
+        path,
+        fmt,
+        run.output_names,
+        include_input=run.include_input,
+        include_response=run.include_response,
+    )
+    loop = asyncio.get_running_loop()
+    signals: list[signal.Signals] = []
+    counter: Any = None
+    if handle_signals:
+
+        def on_signal() -> None:
+            if not run.stopping:
+                run.stop()
+                meter.note(
+                    "batch: stopping: finishing the rows in flight (press Ctrl-C again to "
+                    "abandon them; --resume continues either way)"
+                )
+            else:
+                run.abort()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal)
+                signals.append(sig)
+    try:
+        meter.start()
+        if isinstance(run.rows, RowSource) and meter.mode != "off":
+            source = run.rows
+            counter = asyncio.ensure_future(asyncio.to_thread(count_rows, source))
+            counter.add_done_callback(
+                lambda f: meter.set_total(f.result()) if not f.cancelled() else None
+            )
+        async with run:
+            async for result in run:
+                writer.write(result)
+                meter.update()
+                if on_result is not None:
+                    on_result(result)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if counter is not None:
+            counter.cancel()
+        writer.close()
+        await meter.aclose()
+    return run.summary
+
+
+def run_batch_sync(
+    config: SourceConfig | dict[str, Any] | str,
+    rows: Rows,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    on_result: Callable[[BatchResult], None] | None = None,
+    **options: Any,
+) -> BatchSummary:
+    """The sync wrapper: run the batch, write results to ``output`` (if given), return the summary.
+
+    Takes the options of `run_batch` and, with ``output``, those of `arun_batch_to_file`
+    (``mode``, ``output_format``, ``progress``). Without ``output`` each result goes to
+    ``on_result`` only.
+    """
+    if output is not None:
+        return asyncio.run(arun_batch_to_file(config, rows, output, on_result=on_result, **options))
+
+    async def consume() -> BatchSummary:
+        async with BatchRun(config, rows, **options) as run:
+            async for result in run:
+                if on_result is not None:
+                    on_result(result)
+        return run.summary
+
+    return asyncio.run(consume())
