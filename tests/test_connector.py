@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from openai_compat import Endpoint, EndpointError, OpenAICompatibleConnector, RetryPolicy
+from openai_compat import (
+    Endpoint,
+    EndpointError,
+    OpenAICompatError,
+    OpenAICompatibleConnector,
+    RetryPolicy,
+)
 from openai_compat import TimeoutError as OCTimeoutError
 from openai_compat.testing import (
     MockServer,
@@ -427,3 +433,11 @@ def test_retry_numbers_and_waits_reported_in_order(
     assert seen == [(1, "HTTP 500"), (2, "HTTP 502")]
     assert messages[0]["record"]["data"]["choices"][0]["message"]["content"] == "three"
     assert len(server.requests) == 3
+
+
+async def test_stream_errors_after_the_request_count_the_attempt(server: MockServer) -> None:
+    config = make_config(server.url + "?scenario=disconnect", is_stream=True)
+    async with Endpoint(config, retry=NO_RETRY) as endpoint:
+        with pytest.raises(OpenAICompatError) as info:
+            await endpoint.complete(PAYLOAD)
+    assert info.value.attempts == 1

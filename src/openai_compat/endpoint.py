@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from .config import SourceConfig
-from .errors import EndpointError, StreamError, redact, redact_data
+from .errors import EndpointError, OpenAICompatError, StreamError, redact, redact_data
 from .response_errors import describe_body, error_from_body
 from .retries import RetryPolicy
 from .sse import SSEDecoder
@@ -358,15 +358,20 @@ class Endpoint:
             assembler: ChunkAssembler | None = None
             kept: list[dict[str, Any]] | None = [] if keep_chunks else None
             response: dict[str, Any] | None = None
-            async for data in exchange:
-                if exchange.streamed:
-                    if assembler is None:
-                        assembler = ChunkAssembler()
-                    assembler.add(data)
-                    if kept is not None:
-                        kept.append(data)
-                else:
-                    response = data
+            try:
+                async for data in exchange:
+                    if exchange.streamed:
+                        if assembler is None:
+                            assembler = ChunkAssembler()
+                        assembler.add(data)
+                        if kept is not None:
+                            kept.append(data)
+                    else:
+                        response = data
+            except OpenAICompatError as exc:
+                # The answer failed after the request went out: say how many were made.
+                exc.attempts = exchange.attempts
+                raise
             if assembler is not None:
                 response = assembler.result()
             if response is None:

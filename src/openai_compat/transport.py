@@ -111,6 +111,7 @@ class Transport:
         self._client: httpx.AsyncClient = client
         self._timeout = httpx.Timeout(config.timeout)
         self._headers = self._build_headers()
+        self._url = httpx.URL(config.url)  # parsed once, not per request
 
     def _make_client(self) -> httpx.AsyncClient:
         options = self.config.advanced
@@ -249,7 +250,7 @@ class Transport:
         attempts: int,
     ) -> Opened:
         request = self._client.build_request(
-            "POST", self.config.url, content=content, headers=self._headers, timeout=self._timeout
+            "POST", self._url, content=content, headers=self._headers, timeout=self._timeout
         )
         try:
             response = await self._client.send(request, stream=True)

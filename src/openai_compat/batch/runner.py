@@ -331,8 +331,7 @@ class BatchRun:
                 index,
                 str(exc),
                 exc.status if isinstance(exc, EndpointError) else None,
-                # Errors raised while reading a stream do not count attempts; one was made.
-                max(1, exc.attempts),
+                exc.attempts,
                 round((time.perf_counter() - started) * 1000, 1),
             )
         except Exception as exc:  # A bug must not lose the row: record it as failed.
