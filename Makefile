@@ -36,7 +36,7 @@ pytest: $(STAMP)
 
 # The compatibility tier: real LiteLLM proxy, llama.cpp llama-server and llmock on 127.0.0.1.
 # llama-server is built once (minutes) and cached in ~/.cache/openai-compat/llama-server-<ver>/.
-# The table in docs/compat.md is rewritten from the outcomes, even when a test fails.
+# The table in README.md is rewritten from the outcomes, even when a test fails.
 COMPAT_STAMP := $(VENV)/.compat-installed
 
 $(COMPAT_STAMP): pyproject.toml $(STAMP)
@@ -46,7 +46,7 @@ $(COMPAT_STAMP): pyproject.toml $(STAMP)
 test-compat: $(COMPAT_STAMP)
 	$(PY) tools/build_llama_server.py
 	$(VENV)/bin/pytest -q -m compat tests/compat; status=$$?; \
-	  $(PY) tools/compat_table.py build/compat-results.json docs/compat.md && exit $$status
+	  $(PY) tools/compat_table.py build/compat-results.json README.md && exit $$status
 
 bench: $(STAMP)
 	$(PY) bench/stream_parse.py
@@ -61,7 +61,7 @@ screenshots: $(STAMP)
 	OPENAI_COMPAT_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/test_app_browser.py
 
 # Batch runs: 20,000 rows at 20 ms / concurrency 64 against the ideal and the SDK loop, then
-# peak memory over 1,000,000 rows (several minutes; figures in docs/batch.md).
+# peak memory over 1,000,000 rows (several minutes; figures in README.md).
 bench-batch: $(STAMP)
 	$(PY) bench/batch.py
 
