@@ -59,6 +59,7 @@ def test_connector_definition_has_spec_and_meta(client: httpx.Client) -> None:
         "config",
         "request_format",
         "response_format",
+        "advanced",
     ]
     assert body["meta_data"]["data"]["name"] == "GenericOpenAI"
 
@@ -273,5 +274,5 @@ def test_unknown_connector_is_404(client: httpx.Client) -> None:
 
 
 def test_schema_is_migrated_at_start(app: AppProcess) -> None:
-    assert app.query("select version_num from alembic_version") == [("0001",)]
+    assert app.query("select version_num from alembic_version") == [("0002",)]
     assert app.query("select count(*) from connectors")[0][0] >= 0
