@@ -81,13 +81,16 @@ async def run_json(
     """Run to completion; the ``{"data", "answer", "warnings"}`` body, or ``ApiError``."""
     run = _Run(connector, config, payload)
     records: list[dict[str, Any]] = []
-    assembler = ChunkAssembler()
     try:
         async for item in run.data():
             records.append(item)
-            assembler.add(item)
     except OpenAICompatError as exc:
         raise _api_error(exc, records) from None
+    # Assembled only when streamed (a JSON answer is its own answer), once all is here.
+    assembler = ChunkAssembler()
+    if run.exchange is not None and run.exchange.streamed:
+        for item in records:
+            assembler.add(item)
     return {"data": records, "answer": run.answer(records, assembler), "warnings": run.warnings()}
 
 
