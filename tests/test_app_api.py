@@ -59,6 +59,7 @@ def test_connector_definition_has_spec_and_meta(client: httpx.Client) -> None:
         "config",
         "request_format",
         "response_format",
+        "advanced",
     ]
     assert body["meta_data"]["data"]["name"] == "GenericOpenAI"
 
@@ -202,6 +203,28 @@ def test_execute_model_streams_server_sent_events(client: httpx.Client, keyed: M
     assert body["answer"]["choices"][0]["message"]["content"] == "You said: stream me"
 
 
+def test_records_reach_the_client_as_they_arrive(client: httpx.Client, keyed: MockServer) -> None:
+    # The server sends two chunks, then stalls: both must reach the client during the stall
+    # (not one record behind), well before the read timeout below.
+    cid = _create(client, keyed.url + "?scenario=stall&stall_s=6", is_stream=True)["id"]
+    payload = {"model": "mock-model", "messages": [{"role": "user", "content": "hold on"}]}
+    records = 0
+    with client.stream(
+        "POST",
+        f"/api/v1/connectors/{cid}/execute_model",
+        json={"payload": payload},
+        headers={"Accept": "text/event-stream"},
+        timeout=httpx.Timeout(10, read=4),
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            records += line == "event: record"
+            assert line != "event: answer"
+            if records == 2:
+                break
+    assert records == 2
+
+
 def test_endpoint_failure_is_clear_json(client: httpx.Client, keyed: MockServer) -> None:
     cid = _create(client, keyed.url, api_key="sk-wrong", is_stream=True)["id"]
     for accept in ("application/json", "text/event-stream"):
@@ -273,5 +296,5 @@ def test_unknown_connector_is_404(client: httpx.Client) -> None:
 
 
 def test_schema_is_migrated_at_start(app: AppProcess) -> None:
-    assert app.query("select version_num from alembic_version") == [("0001",)]
+    assert app.query("select version_num from alembic_version") == [("0002",)]
     assert app.query("select count(*) from connectors")[0][0] >= 0

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -92,9 +93,10 @@ def test_add_check_save_and_stream_a_prompt(page: Page, web_app: AppProcess) -> 
     with MockServer(api_key=CANARY) as server:
         _sign_in(page, web_app)
         page.click("#new-connector")
-        # The form follows the spec: six fields, in order, with titles and defaults.
-        labels = page.locator("#spec-fields .field > label").all_inner_texts()
-        assert labels == [
+        # The form follows the spec: the guide's six fields first, in order, with titles and
+        # defaults; then the advanced group, collapsed, in spec order.
+        labels = page.locator("#spec-fields .field > label").all_text_contents()
+        assert labels[:6] == [
             "Endpoint URL",
             "API Key",
             "Enable streaming",
@@ -102,6 +104,38 @@ def test_add_check_save_and_stream_a_prompt(page: Page, web_app: AppProcess) -> 
             "Request Format",
             "Response Format",
         ]
+        advanced = page.locator('#spec-fields details[data-group="advanced"]')
+        expect(advanced.locator("> summary")).to_have_text("Advanced")
+        assert advanced.evaluate("d => d.open") is False
+        expect(page.locator("#field-advanced\\.headers")).to_be_hidden()
+        assert labels[6:] == advanced.locator(".field > label").all_text_contents()
+        assert labels[6:] == [
+            "Extra headers",
+            "Secret headers",
+            "How the API key is sent",
+            "API key header name",
+            "CA bundle",
+            "Verify TLS certificates",
+            "Proxy URL",
+            "Retries",
+            "Total deadline",
+        ]
+        kinds = {
+            name: page.eval_on_selector(
+                f"#field-advanced\\.{name}", "e => e.tagName + ':' + (e.type || '')"
+            )
+            for name in ("headers", "secret_headers", "auth", "verify_tls", "proxy", "max_retries")
+        }
+        assert kinds == {
+            "headers": "INPUT:text",
+            "secret_headers": "INPUT:password",
+            "auth": "SELECT:select-one",
+            "verify_tls": "INPUT:checkbox",
+            "proxy": "INPUT:password",
+            "max_retries": "INPUT:number",
+        }
+        assert page.input_value("#field-advanced\\.auth") == "bearer"
+        assert page.is_checked("#field-advanced\\.verify_tls")
         assert page.input_value("#field-url") == "https://api.openai.com/v1/chat/completions"
         assert page.get_attribute("#field-api_key", "type") == "password"
         assert "gpt-4o-mini" in page.input_value("#field-request_format")
@@ -121,6 +155,10 @@ def test_add_check_save_and_stream_a_prompt(page: Page, web_app: AppProcess) -> 
         request_format = {"model": "mock-model", "messages": [{"role": "user", "content": "Hi"}]}
         page.fill("#field-request_format", json.dumps(request_format, indent=2))
         expect(status).to_have_text("✓ Valid JSON")
+        advanced.locator("> summary").click()
+        page.fill("#field-advanced\\.headers", '{"X-Team": "web"}')
+        page.fill("#field-advanced\\.secret_headers", json.dumps({"X-Gateway-Key": CANARY}))
+        _shot(page, "05-advanced-options")
 
         page.click("#test-connection")
         expect(page.locator("#check-result")).to_have_text("✓ Connection succeeded.", timeout=20000)
@@ -128,9 +166,22 @@ def test_add_check_save_and_stream_a_prompt(page: Page, web_app: AppProcess) -> 
         page.click("#save")
         expect(page.locator("#save-result")).to_have_text("✓ Saved.")
         expect(page.locator("#connector-list")).to_contain_text("Local mock model")
-        # The saved key is never sent back to the page.
+        # The saved key and secret header are never sent back to the page.
         assert page.input_value("#field-api_key") == ""
+        assert page.input_value("#field-advanced\\.secret_headers") == ""
+        assert "leave empty to keep" in (
+            page.get_attribute("#field-advanced\\.secret_headers", "placeholder") or ""
+        )
         assert CANARY not in page.content()
+        # Only what was set in the advanced section was saved (no empty or default values).
+        saved = httpx.get(
+            web_app.url + "/api/v1/connectors",
+            headers={"Authorization": f"Bearer {web_app.token}"},
+        ).json()["data"][-1]
+        assert saved["configuration"]["advanced"] == {
+            "headers": '{"X-Team": "web"}',
+            "secret_headers": "********",
+        }
         # Testing the saved connector with the key field left empty uses the stored key.
         page.click("#test-connection")
         expect(page.locator("#check-result")).to_have_text("✓ Connection succeeded.", timeout=20000)
@@ -157,6 +208,9 @@ def test_add_check_save_and_stream_a_prompt(page: Page, web_app: AppProcess) -> 
         )
         _shot(page, "04-playground-streamed")
         assert all(r.headers.get("authorization") == f"Bearer {CANARY}" for r in server.requests)
+        # The headers of the advanced section went with every request, the secret one kept.
+        assert all(r.headers.get("x-team") == "web" for r in server.requests)
+        assert all(r.headers.get("x-gateway-key") == CANARY for r in server.requests)
 
 
 def test_save_errors_show_next_to_the_fields(page: Page, web_app: AppProcess) -> None:
@@ -164,10 +218,16 @@ def test_save_errors_show_next_to_the_fields(page: Page, web_app: AppProcess) ->
     page.click("#new-connector")
     page.fill("#field-url", "http://169.254.169.254/v1/chat/completions")
     page.fill("#field-config\\.timeout", "soon")
+    page.locator('details[data-group="advanced"] > summary').click()
+    page.fill("#field-advanced\\.deadline", "later")
+    page.locator('details[data-group="advanced"] > summary').click()
     page.click("#save")
     expect(page.locator('[data-error-for="name"]')).to_contain_text("is required")
     expect(page.locator('[data-error-for="url"]')).to_contain_text("link-local")
     expect(page.locator('[data-error-for="config.timeout"]')).to_contain_text("number of seconds")
+    # An error in the collapsed advanced section opens it.
+    expect(page.locator('[data-error-for="advanced.deadline"]')).to_contain_text("seconds")
+    expect(page.locator('[data-error-for="advanced.deadline"]')).to_be_visible()
     expect(page.locator("#save-result")).to_contain_text("Not saved")
 
 

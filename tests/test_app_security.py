@@ -108,6 +108,63 @@ def test_the_canary_is_never_returned_nor_stored_in_clear(
             json={"payload": {"model": "m", "messages": []}},
             headers={"Accept": "text/event-stream"},
         )
+    # Secrets beyond the API key: a secret header value and a proxy password.
+    advanced = {
+        "headers": {"X-Team": "data"},
+        "secret_headers": {"X-Gateway-Key": CANARY},
+        "proxy": f"http://user:{CANARY}@proxy.invalid:3128",
+    }
+    response = call(
+        "POST",
+        "/api/v1/connectors",
+        json={"name": "gw", "configuration": make_config(server.url, advanced=advanced)},
+    )
+    assert response.status_code == 201, response.text
+    gid = response.json()["id"]
+    assert response.json()["secrets_set"] == [
+        "advanced.proxy",
+        "advanced.secret_headers",
+        "api_key",
+    ]
+    assert response.json()["configuration"]["advanced"]["secret_headers"] == "********"
+    call("GET", f"/api/v1/connectors/{gid}")
+    call("GET", "/api/v1/connectors")
+    kept = call(
+        "PUT",
+        f"/api/v1/connectors/{gid}",
+        json={"configuration": make_config(server.url, advanced={"headers": {"X-Team": "ml"}})},
+    )
+    assert kept.json()["secrets_set"] == ["advanced.proxy", "advanced.secret_headers", "api_key"]
+    # A proxy goes around the application's address guard: refused when used, without
+    # showing its password.
+    refused = call("POST", f"/api/v1/connectors/{gid}/check")
+    assert refused.status_code == 422 and "advanced" in refused.text
+    call(
+        "POST",
+        "/api/v1/connector_definitions/check_connection",
+        json={"configuration": make_config(server.url, advanced=advanced)},
+    )
+    call(
+        "POST",
+        "/api/v1/connector_definitions/check_connection",
+        json={
+            "configuration": make_config(server.url, advanced={**advanced, "proxy": "ftp://x"}),
+        },
+    )
+    server.clear()
+    call(
+        "PUT",
+        f"/api/v1/connectors/{gid}",
+        json={"configuration": make_config(server.url, advanced={"proxy": ""})},
+    )
+    ran = call(
+        "POST",
+        f"/api/v1/connectors/{gid}/execute_model",
+        json={"payload": {"model": "m", "messages": []}},
+    )
+    assert ran.status_code == 200, ran.text
+    # The kept secret header really was sent.
+    assert server.requests[-1].headers.get("x-gateway-key") == CANARY
     assert all(CANARY not in text for text in seen)
     assert any("********" in text for text in seen)
     # The key really was sent to the endpoint...

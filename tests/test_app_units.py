@@ -1,12 +1,21 @@
-"""Pure parts of the application: ``ENV[...]`` references, field validation, key cipher."""
+"""Small parts of the application: ``ENV[...]`` references, field validation, key cipher,
+secret fields, the schema migration."""
 
 from __future__ import annotations
 
-import pytest
-from cryptography.fernet import Fernet
+from pathlib import Path
 
-from openai_compat import ConfigurationError
+import pytest
+from alembic import command
+from alembic.config import Config
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from openai_compat import ConfigurationError, resources
 from openai_compat.app import KeyCipher, resolve_env_refs
+from openai_compat.app.database import database_url, migrate, open_engine
+from openai_compat.app.secret_fields import SecretFields, secret_paths
+from openai_compat.app.store import ConnectorStore
 from openai_compat.app.validation import validate_configuration
 from tests.conftest import CANARY, make_config
 
@@ -49,3 +58,44 @@ def test_key_cipher_round_trip_and_wrong_key() -> None:
         KeyCipher(Fernet.generate_key().decode()).decrypt(token)
     with pytest.raises(ValueError, match="not a Fernet key"):
         KeyCipher("short")
+
+
+def test_secret_fields_come_from_the_spec_markers() -> None:
+    properties = resources.spec()["connection_specification"]["properties"]
+    fields = SecretFields(secret_paths(properties))
+    assert fields.paths == ("api_key", "advanced.secret_headers", "advanced.proxy")
+    raw = make_config("http://x/v1/chat/completions")
+    raw["advanced"] = {"secret_headers": {"X-K": CANARY}, "proxy": "", "headers": "{}"}
+    public, given = fields.split(raw)
+    assert CANARY not in repr(public) and public["advanced"] == {"headers": "{}"}
+    assert given == {
+        "api_key": CANARY,
+        "advanced.secret_headers": '{"X-K":"' + CANARY + '"}',
+        "advanced.proxy": "",
+    }
+    masked = fields.masked(public, given)
+    assert masked["api_key"] == masked["advanced"]["secret_headers"] == "********"
+    assert masked["advanced"]["proxy"] == ""
+    # Masked or left-out values are not "given": the stored ones are kept.
+    assert fields.split(masked)[1] == {"advanced.proxy": ""}
+
+
+def test_migration_0002_moves_the_stored_key(tmp_path: Path) -> None:
+    engine = open_engine(database_url("", tmp_path / "old.db"))
+    config = Config()
+    config.set_main_option("script_location", "openai_compat.app:migrations")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text(
+                "insert into connectors (name, connector_name, configuration, "
+                "api_key_encrypted, created_at, updated_at) values "
+                "('a', 'openai_compatible', '{}', 'tok', '2026-01-01', '2026-01-01'), "
+                "('b', 'openai_compatible', '{}', NULL, '2026-01-01', '2026-01-01')"
+            )
+        )
+    migrate(engine)
+    rows = ConnectorStore(engine).list()
+    assert [row.secrets_encrypted for row in rows] == [{"api_key": "tok"}, {}]
+    engine.dispose()

@@ -14,13 +14,15 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from .. import resources as spec_resources
+from ..connector import OpenAICompatibleConnector
 from ..transport import default_limits
 from .credentials import KeyCipher, Provisioned, provision_secret_key, provision_token
 from .database import database_url, describe_url, migrate, open_engine
 from .egress import AddressPolicy, guarded_client
-from .execution import AppConnector
 from .problems import install_handlers
 from .routes import require_token, router
+from .secret_fields import SecretFields, secret_paths
 from .services import Services
 from .settings import AppSettings
 from .store import ConnectorStore
@@ -61,13 +63,15 @@ def create_app(
     policy = AddressPolicy(
         allow_link_local=settings.allow_link_local, refuse_private=settings.refuse_private
     )
-    connector = AppConnector()
+    connector = OpenAICompatibleConnector()
+    properties = spec_resources.spec()["connection_specification"]["properties"]
     services = Services(
         store=ConnectorStore(engine),
         cipher=KeyCipher(secret.value),
         policy=policy,
         connector=connector,
         token=token.value,
+        secret_fields=SecretFields(secret_paths(properties)),
     )
 
     @asynccontextmanager

@@ -1,7 +1,8 @@
 """The HTTP API, shaped after the original platform's routes (all under ``/api/v1``).
 
 Every route here requires the bearer token. Connector configurations are validated per
-field (422 with the field path and reason); stored API keys never leave the server.
+field (422 with the field path and reason); stored secrets (the API key, secret headers,
+the proxy) never leave the server.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .credentials import tokens_match
 from .env_refs import env_ref_name
 from .execution import run_json, start_event_stream
 from .problems import ApiError, FieldError
-from .services import MASK, Services
+from .services import Services
 from .store import CONNECTOR_NAME
 from .validation import validate_configuration, validate_name
 
@@ -63,12 +64,13 @@ class CheckConnectionIn(BaseModel):
     configuration: dict[str, Any]
     connector_id: int | None = Field(
         default=None,
-        description="a saved connector whose stored API key is used when api_key is left out",
+        description="a saved connector whose stored secrets (API key, secret headers, proxy) "
+        "are used for those left out",
     )
 
 
 class ConnectorIn(BaseModel):
-    """A connector to save. On update, a left-out ``api_key`` keeps the stored one."""
+    """A connector to save. On update, a left-out (or masked) secret keeps the stored one."""
 
     name: str | None = None
     configuration: dict[str, Any] | None = None
@@ -78,10 +80,6 @@ class ExecuteIn(BaseModel):
     """The request body to send: a JSON object, or a string holding one."""
 
     payload: dict[str, Any] | str
-
-
-def _key_to_store(services: Services, key: Any) -> str | None:
-    return services.cipher.encrypt(key) if isinstance(key, str) else None
 
 
 @router.get("/connector_definitions/openai_compatible", tags=["definitions"])
@@ -105,11 +103,11 @@ def _definition(connector: OpenAICompatibleConnector) -> dict[str, Any]:
 async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> dict[str, Any]:
     """Test a configuration (the form's "Test connection"): a ``connection_status``."""
     raw = dict(body.configuration)
-    if body.connector_id is not None and raw.get("api_key") in (None, MASK):
+    if body.connector_id is not None:
+        # Secrets left out (or masked) are the saved connector's.
+        public, given = services.secret_fields.split(raw)
         stored = await services.load(body.connector_id)
-        key = services.stored_key(stored)
-        if key is not None:
-            raw["api_key"] = key
+        raw = services.secret_fields.merge(public, {**services.stored_secrets(stored), **given})
     _, errors = validate_configuration(raw, require_api_key=False)
     if errors:
         raise ApiError.invalid(errors)
@@ -146,10 +144,10 @@ async def _validated(
 async def create_connector(body: ConnectorIn, services: ServicesDep) -> dict[str, Any]:
     """Save a new connector."""
     clean = await _validated(services, body.name, body.configuration, require_api_key=True)
-    key = clean.pop("api_key")
+    public, secrets = services.secret_fields.split(clean)
     assert body.name is not None
     stored = await run_in_threadpool(
-        services.store.create, body.name.strip(), clean, _key_to_store(services, key)
+        services.store.create, body.name.strip(), public, services.encrypt_secrets(secrets)
     )
     return services.public_view(stored)
 
@@ -164,21 +162,24 @@ async def get_connector(connector_id: int, services: ServicesDep) -> dict[str, A
 async def update_connector(
     connector_id: int, body: ConnectorIn, services: ServicesDep
 ) -> dict[str, Any]:
-    """Replace a connector's name and configuration; a left-out (or masked) key is kept."""
+    """Replace a connector's name and configuration; a left-out (or masked) secret is kept."""
     stored = await services.load(connector_id)
     name = body.name if body.name is not None else stored.name
     configuration = (
         dict(body.configuration) if body.configuration is not None else dict(stored.configuration)
     )
-    keep_key = configuration.get("api_key") in (None, MASK)
-    if keep_key:
-        configuration.pop("api_key", None)
-    clean = await _validated(services, name, configuration, require_api_key=False)
-    encrypted = (
-        stored.api_key_encrypted if keep_key else _key_to_store(services, clean.pop("api_key"))
-    )
+    public, given = services.secret_fields.split(configuration)
+    # Validate with the secrets that will be used: the stored ones, replaced by those given.
+    secrets = {**services.stored_secrets(stored), **given}
+    merged = services.secret_fields.merge(public, secrets)
+    clean = await _validated(services, name, merged, require_api_key=False)
+    public, secrets = services.secret_fields.split(clean)
+    encrypted = {
+        path: services.cipher.encrypt(value) if path in given else stored.secrets_encrypted[path]
+        for path, value in secrets.items()
+    }
     updated = await run_in_threadpool(
-        services.store.update, connector_id, name.strip(), clean, encrypted
+        services.store.update, connector_id, name.strip(), public, encrypted
     )
     if updated is None:
         raise ApiError(404, f"there is no connector with id {connector_id}")

@@ -1,6 +1,6 @@
 """What the routes share: the store, the key cipher, the address policy, the connector.
 
-Also the steps every route that uses a configuration takes: decrypt the stored key,
+Also the steps every route that uses a configuration takes: decrypt the stored secrets,
 resolve ``ENV["NAME"]`` values, validate, and refuse forbidden endpoint addresses.
 """
 
@@ -12,17 +12,16 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from ..config import SourceConfig
+from ..connector import OpenAICompatibleConnector
 from ..errors import ConfigurationError
 from .credentials import KeyCipher
 from .egress import AddressPolicy, EgressRefused
-from .env_refs import env_ref_name, resolve_env_refs
-from .execution import AppConnector
+from .env_refs import resolve_env_refs
 from .problems import ApiError, FieldError
+from .secret_fields import MASK, SecretFields
 from .store import ConnectorStore, StoredConnector
 
 __all__ = ["MASK", "Services"]
-
-MASK = "********"
 
 
 @dataclass
@@ -32,8 +31,9 @@ class Services:
     store: ConnectorStore
     cipher: KeyCipher
     policy: AddressPolicy
-    connector: AppConnector
+    connector: OpenAICompatibleConnector
     token: str
+    secret_fields: SecretFields
 
     # -- stored connectors ----------------------------------------------------------------
 
@@ -49,35 +49,37 @@ class Services:
             raise ApiError(404, f"there is no connector with id {connector_id}")
         return stored
 
-    def stored_key(self, stored: StoredConnector) -> str | None:
-        """The stored API key in clear (None when none was stored)."""
-        if stored.api_key_encrypted is None:
-            return None
+    def stored_secrets(self, stored: StoredConnector) -> dict[str, str]:
+        """The stored secrets in clear (dotted path -> value)."""
         try:
-            return self.cipher.decrypt(stored.api_key_encrypted)
+            return {
+                path: self.cipher.decrypt(token) for path, token in stored.secrets_encrypted.items()
+            }
         except ValueError as exc:
             raise ApiError(409, str(exc)) from None
 
+    def encrypt_secrets(self, secrets: dict[str, str]) -> dict[str, str]:
+        """``secrets`` (path -> clear value) encrypted value by value, for the store."""
+        return {path: self.cipher.encrypt(value) for path, value in secrets.items()}
+
     def raw_config(self, stored: StoredConnector) -> dict[str, Any]:
-        """The saved configuration with its key, as the connector takes it."""
-        raw = dict(stored.configuration)
-        key = self.stored_key(stored)
-        if key is not None:
-            raw["api_key"] = key
-        return raw
+        """The saved configuration with its secrets, as the connector takes it."""
+        return self.secret_fields.merge(stored.configuration, self.stored_secrets(stored))
 
     def public_view(self, stored: StoredConnector) -> dict[str, Any]:
-        """The connector as routes return it: the API key masked (an ``ENV[...]`` stays)."""
-        configuration = dict(stored.configuration)
-        key = self.stored_key(stored)
-        if key is not None:
-            configuration["api_key"] = key if env_ref_name(key) else (MASK if key else "")
+        """The connector as routes return it: every secret masked (an ``ENV[...]`` stays).
+
+        ``secrets_set`` lists the secret fields that hold a value (what the form shows as
+        "saved — leave empty to keep"); ``api_key_set`` is the same for the API key.
+        """
+        secrets = self.stored_secrets(stored)
         return {
             "id": stored.id,
             "name": stored.name,
             "connector_name": stored.connector_name,
-            "configuration": configuration,
-            "api_key_set": bool(key),
+            "configuration": self.secret_fields.masked(stored.configuration, secrets),
+            "api_key_set": bool(secrets.get("api_key")),
+            "secrets_set": sorted(path for path, value in secrets.items() if value),
             "created_at": stored.created_at.isoformat(),
             "updated_at": stored.updated_at.isoformat(),
         }
@@ -91,6 +93,19 @@ class Services:
         except ConfigurationError as exc:
             raise ApiError.from_config_error(exc, prefix) from None
         await self.check_address(config.url, f"{prefix}.url")
+        if config.advanced.needs_own_client:
+            # TLS and proxy options make the core open its own HTTP client, which would
+            # bypass the address guard of the application's client: refused, not ignored.
+            raise ApiError.invalid(
+                [
+                    FieldError(
+                        f"{prefix}.advanced",
+                        "ca_bundle, verify_tls=false and proxy are not available in this "
+                        "application (its connections go through the address guard); use "
+                        "them with the connector library or the CLI",
+                    )
+                ]
+            )
         return config
 
     async def check_address(self, url: str, field: str) -> None:

@@ -1,7 +1,9 @@
 """The saved connectors: one SQLAlchemy table, and the repository that reads and writes it.
 
-The configuration is stored without its API key; the key is stored apart, encrypted
-(``KeyCipher``). Works the same on SQLite and PostgreSQL.
+The configuration is stored without its secrets (the fields the spec marks
+``multiwoven_secret``: the API key, secret headers, the proxy); they are stored apart, each
+value encrypted on its own (``KeyCipher``), as a JSON object of dotted path -> token.
+Works the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, select
+from sqlalchemy import JSON, DateTime, Integer, String, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -32,7 +34,7 @@ class ConnectorRow(Base):
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     connector_name: Mapped[str] = mapped_column(String(64), nullable=False)
     configuration: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
-    api_key_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secrets_encrypted: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
@@ -42,13 +44,13 @@ _TABLE = ConnectorRow.__table__
 
 @dataclass(frozen=True)
 class StoredConnector:
-    """A saved connector as read from the store (the key still encrypted)."""
+    """A saved connector as read from the store (its secrets still encrypted)."""
 
     id: int
     name: str
     connector_name: str
     configuration: dict[str, Any]
-    api_key_encrypted: str | None
+    secrets_encrypted: dict[str, str]
     created_at: datetime
     updated_at: datetime
 
@@ -60,7 +62,7 @@ class StoredConnector:
             name=row.name,
             connector_name=row.connector_name,
             configuration=dict(row.configuration),
-            api_key_encrypted=row.api_key_encrypted,
+            secrets_encrypted=dict(row.secrets_encrypted or {}),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -72,7 +74,7 @@ class StoredConnector:
             name=row.name,
             connector_name=row.connector_name,
             configuration=dict(row.configuration),
-            api_key_encrypted=row.api_key_encrypted,
+            secrets_encrypted=dict(row.secrets_encrypted or {}),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -107,15 +109,15 @@ class ConnectorStore:
             return StoredConnector.from_mapping(row) if row is not None else None
 
     def create(
-        self, name: str, configuration: dict[str, Any], api_key_encrypted: str | None
+        self, name: str, configuration: dict[str, Any], secrets_encrypted: dict[str, str]
     ) -> StoredConnector:
-        """Save a new connector; ``configuration`` must not hold the API key."""
+        """Save a new connector; ``configuration`` must not hold any secret."""
         now = _now()
         row = ConnectorRow(
             name=name,
             connector_name=CONNECTOR_NAME,
             configuration=configuration,
-            api_key_encrypted=api_key_encrypted,
+            secrets_encrypted=secrets_encrypted,
             created_at=now,
             updated_at=now,
         )
@@ -128,16 +130,16 @@ class ConnectorStore:
         connector_id: int,
         name: str,
         configuration: dict[str, Any],
-        api_key_encrypted: str | None,
+        secrets_encrypted: dict[str, str],
     ) -> StoredConnector | None:
-        """Replace a connector's name, configuration and encrypted key; None if it is gone."""
+        """Replace a connector's name, configuration and secrets; None if it is gone."""
         with self._session() as session, session.begin():
             row = session.get(ConnectorRow, connector_id, with_for_update=True)
             if row is None:
                 return None
             row.name = name
             row.configuration = configuration
-            row.api_key_encrypted = api_key_encrypted
+            row.secrets_encrypted = secrets_encrypted
             row.updated_at = _now()
         return StoredConnector.from_row(row)
 

@@ -16,7 +16,15 @@ from .problems import FieldError
 
 __all__ = ["CONFIG_FIELDS", "validate_configuration", "validate_name"]
 
-CONFIG_FIELDS = ("url", "api_key", "is_stream", "config", "request_format", "response_format")
+CONFIG_FIELDS = (
+    "url",
+    "api_key",
+    "is_stream",
+    "config",
+    "request_format",
+    "response_format",
+    "advanced",
+)
 _REQUIRED = ("url", "request_format", "response_format")
 
 
@@ -32,8 +40,9 @@ def validate_name(name: Any) -> list[FieldError]:
 def _check_one(key: str, value: Any) -> str | None:
     if env_ref_name(value) is not None:
         return None
-    if key == "config" and isinstance(value, dict) and env_ref_name(value.get("timeout")):
-        return None
+    if isinstance(value, dict):
+        # The values of a group written ENV["NAME"] are checked when used.
+        value = {k: v for k, v in value.items() if env_ref_name(v) is None}
     try:
         SourceConfig.parse({key: value})
     except ConfigurationError as exc:

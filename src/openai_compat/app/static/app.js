@@ -99,16 +99,18 @@
   // ---- the form, generated from the spec -------------------------------------------------
 
   function specFields() {
-    // The spec's properties in their order; an object property (config) contributes its
-    // own properties in place, with a dotted path (config.timeout).
+    // The spec's properties in their order; an object property contributes its own
+    // properties with a dotted path (config.timeout). An untitled group (config) is shown
+    // in place; a titled one (advanced) in its own collapsed section: f.group.
     const conn = state.spec.spec.connection_specification;
     const required = new Set(conn.required || []);
     const byOrder = (a, b) => (a[1].order ?? 99) - (b[1].order ?? 99);
     const fields = [];
     for (const [key, prop] of Object.entries(conn.properties).sort(byOrder)) {
       if (prop.type === "object" && prop.properties) {
+        const group = prop.title ? { key, title: prop.title, description: prop.description } : null;
         for (const [sub, subProp] of Object.entries(prop.properties).sort(byOrder)) {
-          fields.push({ path: key + "." + sub, prop: subProp, required: false });
+          fields.push({ path: key + "." + sub, prop: subProp, required: false, group });
         }
       } else {
         fields.push({ path: key, prop, required: required.has(key) });
@@ -136,8 +138,32 @@
       input.type = "password";
       input.id = id;
       input.autocomplete = "new-password";
-      input.placeholder = isSaved ? "Saved — leave empty to keep the stored key" : "sk-...";
+      const what = f.path === "api_key" ? "key" : "value";
+      input.placeholder = isSaved
+        ? "Saved — leave empty to keep the stored " + what
+        : (f.path === "api_key" ? "sk-..." : "");
       if (typeof value === "string" && value.startsWith("ENV[")) input.value = value;
+      return input;
+    }
+    if (Array.isArray(p.enum)) {
+      const select = document.createElement("select");
+      select.id = id;
+      for (const choice of p.enum) {
+        const o = document.createElement("option");
+        o.value = o.textContent = choice;
+        select.append(o);
+      }
+      select.value = value == null ? (p.default ?? p.enum[0]) : String(value);
+      return select;
+    }
+    if (p.type === "integer") {
+      const input = document.createElement("input");
+      input.type = "number";
+      input.id = id;
+      input.step = "1";
+      if (p.minimum !== undefined) input.min = String(p.minimum);
+      if (p.maximum !== undefined) input.max = String(p.maximum);
+      input.value = value == null ? "" : String(value);
       return input;
     }
     if (p.type === "boolean") {
@@ -156,9 +182,33 @@
     const input = document.createElement("input");
     input.type = "text";
     input.id = id;
-    input.value = value == null ? "" : String(value);
+    input.value = value == null ? "" : (typeof value === "object" ? JSON.stringify(value) : String(value));
     if (p.default !== undefined) input.placeholder = String(p.default);
     return input;
+  }
+
+  function groupSection(container, group) {
+    // A titled group of the spec (advanced): a collapsed section after the guide's fields.
+    const details = document.createElement("details");
+    details.className = "field-group";
+    details.dataset.group = group.key;
+    const summary = document.createElement("summary");
+    summary.textContent = group.title;
+    details.append(summary);
+    if (group.description) {
+      const help = document.createElement("p");
+      help.className = "help";
+      help.textContent = group.description;
+      details.append(help);
+    }
+    container.append(details);
+    return details;
+  }
+
+  function secretIsSet(connector, path) {
+    if (!connector) return false;
+    if (Array.isArray(connector.secrets_set)) return connector.secrets_set.includes(path);
+    return path === "api_key" && !!connector.api_key_set;
   }
 
   function pretty(text) {
@@ -306,6 +356,7 @@
     $("#field-name").value = saved ? connector.name : "";
     const container = $("#spec-fields");
     const config = saved ? connector.configuration : {};
+    const sections = {};
     for (const f of specFields()) {
       const p = f.prop;
       const div = document.createElement("div");
@@ -325,8 +376,12 @@
       error.className = "field-error";
       error.dataset.errorFor = f.path;
       error.hidden = true;
-      div.append(label, help, fieldControl(f, value, saved && connector.api_key_set), error);
-      container.append(div);
+      if (p.multiwoven_secret && value === MASK) value = undefined;
+      div.append(label, help, fieldControl(f, value, secretIsSet(connector, f.path)), error);
+      const parent = f.group
+        ? (sections[f.group.key] = sections[f.group.key] || groupSection(container, f.group))
+        : container;
+      parent.append(div);
     }
     for (const tab of document.querySelectorAll(".tab")) {
       tab.disabled = !saved && tab.dataset.tab === "playground";
@@ -355,8 +410,12 @@
       let value;
       if (f.prop.type === "boolean") value = el.checked;
       else value = el.value;
-      if (f.prop.multiwoven_secret && value === "" && state.current && state.current.api_key_set) continue;
-      if (value === "" && !f.required && !f.prop.multiwoven_secret) continue;
+      if (f.prop.multiwoven_secret && value === "" && secretIsSet(state.current, f.path)) continue;
+      if (f.group) {
+        // Optional settings: an empty one, or one left at its default, is not sent.
+        if (value === "" || value === f.prop.default) continue;
+        if (f.prop.type === "integer" && /^-?\d+$/.test(value.trim())) value = Number(value);
+      } else if (value === "" && !f.required && !f.prop.multiwoven_secret) continue;
       setPath(configuration, f.path, value);
     }
     return { name: $("#field-name").value.trim(), configuration };
@@ -378,6 +437,8 @@
         el.textContent = e.message;
         el.hidden = false;
         el.closest(".field").classList.add("invalid");
+        const section = el.closest("details");
+        if (section) section.open = true;
       } else {
         leftover.push(e.field + ": " + e.message);
       }
