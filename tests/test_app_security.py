@@ -135,10 +135,12 @@ def test_the_canary_is_never_returned_nor_stored_in_clear(
         json={"configuration": make_config(server.url, advanced={"headers": {"X-Team": "ml"}})},
     )
     assert kept.json()["secrets_set"] == ["advanced.proxy", "advanced.secret_headers", "api_key"]
-    # A proxy goes around the application's address guard: refused when used, without
-    # showing its password.
-    refused = call("POST", f"/api/v1/connectors/{gid}/check")
-    assert refused.status_code == 422 and "advanced" in refused.text
+    # The proxy (an unresolvable host) is used, through the address guard, and the failure
+    # names it without showing its password.
+    through_proxy = call("POST", f"/api/v1/connectors/{gid}/check")
+    assert through_proxy.status_code == 200, through_proxy.text
+    status = through_proxy.json()["connection_status"]
+    assert status["status"] == "failed" and "proxy" in status["message"]
     call(
         "POST",
         "/api/v1/connector_definitions/check_connection",
@@ -326,3 +328,25 @@ async def test_connections_go_only_to_checked_addresses(server: MockServer) -> N
             await client.get(f"http://rebind.test:{server.port}/v1/models")
         with pytest.raises(httpx.ConnectError, match="link-local"):
             await client.get("http://169.254.169.254/latest/meta-data/")
+
+
+async def test_tls_and_proxy_configurations_are_guarded_too(server: MockServer) -> None:
+    """A configuration with its own client (proxy, TLS options) still goes through the guard."""
+    import functools
+
+    from openai_compat import Endpoint, OpenAICompatError
+    from openai_compat.app.egress import guarded_client
+
+    factory = functools.partial(guarded_client, AddressPolicy())
+    metadata_proxy = make_config(
+        server.url, advanced={"proxy": "http://169.254.169.254:3128", "max_retries": 0}
+    )
+    async with Endpoint(metadata_proxy, client_factory=factory) as endpoint:
+        with pytest.raises(OpenAICompatError, match="link-local"):
+            await endpoint.complete({"model": "m", "messages": []})
+    assert server.requests == []
+    # An allowed address with TLS options (verify off, plain http here) is reached.
+    allowed = make_config(server.url, advanced={"verify_tls": False, "max_retries": 0})
+    async with Endpoint(allowed, client_factory=factory) as endpoint:
+        done = await endpoint.complete({"model": "m", "messages": []})
+    assert done.response["choices"][0]["message"]["content"].startswith("You said")

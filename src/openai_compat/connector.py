@@ -36,6 +36,7 @@ from .protocol import (
 )
 from .retries import RetryPolicy
 from .stream import ChunkAssembler
+from .transport import ClientFactory
 
 __all__ = ["OpenAICompatibleConnector"]
 
@@ -62,7 +63,8 @@ class OpenAICompatibleConnector:
     """The "OpenAI Compatible Endpoint" source connector.
 
     ``retry`` sets the retry policy (default: 2 retries, as the official SDK);
-    ``client`` shares one ``httpx.AsyncClient`` between calls (useful in servers).
+    ``client`` shares one ``httpx.AsyncClient`` between calls (useful in servers);
+    ``client_factory`` makes the client of a configuration with TLS or proxy options.
     """
 
     def __init__(
@@ -71,14 +73,22 @@ class OpenAICompatibleConnector:
         retry: RetryPolicy | None = None,
         client: httpx.AsyncClient | None = None,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         self.retry = retry
         self.client = client
         self.on_retry = on_retry
+        self.client_factory = client_factory
 
     def endpoint(self, config: RawConfig) -> Endpoint:
-        """An ``Endpoint`` for ``config`` with this connector's retry policy and client."""
-        return Endpoint(config, client=self.client, retry=self.retry, on_retry=self.on_retry)
+        """An ``Endpoint`` for ``config`` with this connector's retry policy and clients."""
+        return Endpoint(
+            config,
+            client=self.client,
+            retry=self.retry,
+            on_retry=self.on_retry,
+            client_factory=self.client_factory,
+        )
 
     # -- spec, meta data, discover: data files --------------------------------------------
 

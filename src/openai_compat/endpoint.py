@@ -28,7 +28,7 @@ from .response_errors import describe_body, error_from_body
 from .retries import RetryPolicy
 from .sse import SSEDecoder
 from .stream import DONE, ChunkAssembler, chunks_from_event, error_from_chunk
-from .transport import Opened, Transport
+from .transport import ClientFactory, Opened, Transport
 
 __all__ = ["Completion", "Endpoint", "Exchange"]
 
@@ -302,7 +302,8 @@ class Endpoint:
 
     ``config`` is a ``SourceConfig`` or anything ``SourceConfig.parse`` accepts. Share an
     ``httpx.AsyncClient`` across endpoints with ``client=``; the endpoint closes only a
-    client it created.
+    client it created. ``client_factory`` makes the client of a configuration whose TLS or
+    proxy options cannot use a shared one.
     """
 
     def __init__(
@@ -312,9 +313,16 @@ class Endpoint:
         client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         self.config = SourceConfig.parse(config)
-        self.transport = Transport(self.config, client=client, retry=retry, on_retry=on_retry)
+        self.transport = Transport(
+            self.config,
+            client=client,
+            retry=retry,
+            on_retry=on_retry,
+            client_factory=client_factory,
+        )
 
     def __repr__(self) -> str:
         return f"Endpoint(url={self.config.url!r}, is_stream={self.config.is_stream})"

@@ -7,8 +7,10 @@ plain text) and an httpx exception (refused, DNS, TLS, timeouts, broken connecti
 
 from __future__ import annotations
 
+import errno
 import json
 import re
+import ssl
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -223,10 +225,19 @@ def error_from_exception(
     elif isinstance(exc, httpx.TimeoutException):
         err = TimeoutError(f"timed out after {timeout:g} s talking to {where}{suffix}")
     elif isinstance(exc, httpx.ConnectError):
-        if any(isinstance(cause, ConnectionRefusedError) for cause in _causes(exc)):
-            detail = "connection refused"
+        causes = _causes(exc)
         lowered = detail.lower()
-        if any(
+        # Only a refusal by the peer (anyio and aiohttp hide it in the causes); an address
+        # policy that "refuses" a host keeps its own message.
+        refused = "connection refused" in lowered or any(
+            isinstance(cause, ConnectionRefusedError)
+            or getattr(cause, "errno", None) == errno.ECONNREFUSED
+            for cause in causes
+        )
+        tls = any(isinstance(cause, ssl.SSLError) for cause in causes)
+        if refused:
+            err = ConnectError(f"connection refused by {where}: is the server running there?")
+        elif any(
             s in lowered
             for s in (
                 "name or service not known",
@@ -237,13 +248,11 @@ def error_from_exception(
             )
         ):
             err = ConnectError(f"cannot resolve the host name of {where} (DNS failure): {detail}")
-        elif "certificate" in lowered or "ssl" in lowered or "tls" in lowered:
+        elif tls or "certificate" in lowered or "[ssl" in lowered or "tls" in lowered:
             err = ConnectError(
                 f"TLS handshake with {where} failed: {detail}. If the server uses a self-signed "
                 "certificate, give its CA bundle"
             )
-        elif "refused" in lowered:
-            err = ConnectError(f"connection refused by {where}: is the server running there?")
         else:
             err = ConnectError(f"cannot connect to {where}: {detail}")
     elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):

@@ -13,9 +13,10 @@ import builtins
 import dataclasses
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,7 +26,7 @@ from .errors import ConnectError, EndpointError, OpenAICompatError, TimeoutError
 from .response_errors import error_from_body, error_from_exception
 from .retries import RetryPolicy, is_retryable
 
-__all__ = ["Opened", "Transport", "default_limits"]
+__all__ = ["ClientFactory", "Opened", "Transport", "default_client_factory", "default_limits"]
 
 _MAX_ERROR_BODY = 64 * 1024
 _USER_AGENT = "openai-compat/0.1"
@@ -72,6 +73,25 @@ def default_limits() -> httpx.Limits:
     return httpx.Limits(max_connections=256, max_keepalive_connections=64)
 
 
+class ClientFactory(Protocol):
+    """Makes the HTTP client of a configuration whose TLS or proxy options need its own.
+
+    A server that must vet every connection (the application's address guard) passes one,
+    so that such configurations are guarded too.
+    """
+
+    def __call__(
+        self, *, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits
+    ) -> httpx.AsyncClient: ...
+
+
+def default_client_factory(
+    *, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits
+) -> httpx.AsyncClient:
+    """A plain client; ``trust_env`` honours the proxy variables and ``SSL_CERT_FILE``."""
+    return httpx.AsyncClient(limits=limits, verify=verify, proxy=proxy, trust_env=True)
+
+
 @dataclass(slots=True)
 class Opened:
     """A successful (2xx) response; ``body`` is set when it was read whole."""
@@ -95,8 +115,10 @@ class Transport:
         client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         self.config = config
+        self._client_factory = client_factory or default_client_factory
         options = config.advanced
         self.retry = retry or RetryPolicy()
         if options.max_retries is not None:
@@ -126,13 +148,9 @@ class Transport:
                 "Give the server's CA certificate in advanced.ca_bundle instead.",
                 host,
             )
-        # trust_env (the default) honours HTTP(S)_PROXY, ALL_PROXY, NO_PROXY and SSL_CERT_FILE;
-        # an explicit advanced.proxy wins over them.
-        return httpx.AsyncClient(
-            limits=default_limits(),
-            verify=options.ssl_context(),
-            proxy=options.proxy_url,
-            trust_env=True,
+        # An explicit advanced.proxy wins over the proxy environment variables.
+        return self._client_factory(
+            verify=options.ssl_context(), proxy=options.proxy_url, limits=default_limits()
         )
 
     def _build_headers(self) -> dict[str, str]:

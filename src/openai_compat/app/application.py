@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with guarded_client(policy, default_limits()) as client:
             connector.client = client
+            # Configurations with TLS or proxy options get their own client: guarded too.
+            connector.client_factory = functools.partial(guarded_client, policy)
             try:
                 yield
             finally:

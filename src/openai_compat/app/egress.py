@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -149,9 +150,20 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def guarded_client(policy: AddressPolicy, limits: httpx.Limits) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` that only connects to addresses ``policy`` allows."""
-    transport = httpx.AsyncHTTPTransport(limits=limits)
+def guarded_client(
+    policy: AddressPolicy,
+    limits: httpx.Limits,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    proxy: str | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that only connects to addresses ``policy`` allows.
+
+    With ``proxy``, the connection that is vetted is the one to the proxy. ``verify`` and
+    ``proxy`` make it usable as the connector's ``client_factory`` (``functools.partial``
+    with the policy), so configurations with TLS or proxy options are guarded too.
+    """
+    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, proxy=proxy)
     pool = transport._pool
     if not hasattr(pool, "_network_backend"):  # pragma: no cover - guards an httpx upgrade
         raise RuntimeError("this httpx version hides its network backend; pin httpx<0.29")

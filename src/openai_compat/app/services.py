@@ -93,19 +93,6 @@ class Services:
         except ConfigurationError as exc:
             raise ApiError.from_config_error(exc, prefix) from None
         await self.check_address(config.url, f"{prefix}.url")
-        if config.advanced.needs_own_client:
-            # TLS and proxy options make the core open its own HTTP client, which would
-            # bypass the address guard of the application's client: refused, not ignored.
-            raise ApiError.invalid(
-                [
-                    FieldError(
-                        f"{prefix}.advanced",
-                        "ca_bundle, verify_tls=false and proxy are not available in this "
-                        "application (its connections go through the address guard); use "
-                        "them with the connector library or the CLI",
-                    )
-                ]
-            )
         return config
 
     async def check_address(self, url: str, field: str) -> None:
