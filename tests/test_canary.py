@@ -38,6 +38,7 @@ ECHOES = [
         f"<html><title>{CANARY}</title><body>{CANARY}</body></html>", content_type="text/html"
     ),
     sse_reply([{"choices": [{"delta": {"content": "x"}}]}, {"error": {"message": CANARY}}]),
+    json_reply([f"a JSON array echoing {CANARY}"]),
 ]
 
 

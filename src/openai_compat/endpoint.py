@@ -93,8 +93,11 @@ class Exchange:
                 )
         else:
             raise EndpointError(
-                f"HTTP {self.status}: the endpoint answered with a JSON "
-                f"{type(data).__name__}, not an object: {describe_body(body)}",
+                redact(
+                    f"HTTP {self.status}: the endpoint answered with a JSON "
+                    f"{type(data).__name__}, not an object: {describe_body(body)}",
+                    self._transport.config.secrets,
+                ),
                 status=self.status,
                 request_id=self.request_id,
             )
