@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, select
+from sqlalchemy import JSON, DateTime, Integer, String, bindparam, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -40,6 +40,11 @@ class ConnectorRow(Base):
 
 
 _TABLE = ConnectorRow.__table__
+# Built once: building and hashing a statement costs more than running it on SQLite.
+_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("id"))
+_VERSION_BY_ID = select(_TABLE.c.created_at, _TABLE.c.updated_at).where(
+    _TABLE.c.id == bindparam("id")
+)
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,14 @@ class ConnectorStore:
     def get(self, connector_id: int) -> StoredConnector | None:
         """The connector with this id, or None."""
         with self.engine.connect() as connection:
-            row = connection.execute(select(_TABLE).where(_TABLE.c.id == connector_id)).first()
+            row = connection.execute(_BY_ID, {"id": connector_id}).first()
             return StoredConnector.from_mapping(row) if row is not None else None
+
+    def version(self, connector_id: int) -> tuple[datetime, datetime] | None:
+        """The connector's ``(created_at, updated_at)``, or None if there is none."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_VERSION_BY_ID, {"id": connector_id}).first()
+            return (row.created_at, row.updated_at) if row is not None else None
 
     def create(
         self, name: str, configuration: dict[str, Any], secrets_encrypted: dict[str, str]
