@@ -14,15 +14,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ..config import SourceConfig
 
 __all__ = ["CachedConfig", "ConfigCache", "Version"]
 
-Version = tuple[datetime, datetime]
-"""A row's ``(created_at, updated_at)``: a re-used id or an update gives a new version."""
+Version = tuple[Any, ...]
+"""A row's ``(created_at, updated_at)`` as ``ConnectorStore.version`` reads them: a re-used
+id or an update gives a new version."""
 
 
 @dataclass(frozen=True)

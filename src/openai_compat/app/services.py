@@ -68,7 +68,10 @@ class Services:
         if entry is None:
             stored = await self.load(connector_id)
             raw = self.raw_config(stored)
-            version = (stored.created_at, stored.updated_at)
+            # Keyed by the version read before the row: the row is that version or newer,
+            # and once the row is newer the database never answers this version again. (A
+            # row that appeared after the version was read is kept under (), never matched.)
+            version = version or ()
             if has_env_refs(raw):
                 self.cache.put(connector_id, CachedConfig(version, None, raw))
                 return await self.usable(raw)
