@@ -96,12 +96,13 @@ class AppProcess:
         return self.query("select * from connectors")
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run ``sql`` on the app's database directly (not through the app)."""
+        """Run ``sql`` on the app's database directly (not through the app); rows if any."""
         if self.database:
             import psycopg
 
             with psycopg.connect(self.database) as conn:
-                return list(conn.execute(sql).fetchall())
+                cursor = conn.execute(sql)
+                return list(cursor.fetchall()) if cursor.description is not None else []
         import sqlite3
 
         with sqlite3.connect(self.data_dir / "openai-compat.db") as conn:

@@ -175,6 +175,47 @@ def test_execute_model_json(client: httpx.Client, keyed: MockServer) -> None:
     assert text.json()["answer"]["choices"][0]["message"]["content"] == "You said: ping"
 
 
+def test_execute_model_uses_the_configuration_as_updated(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    cid = _create(client, keyed.url)["id"]
+    payload = {"model": "mock-model", "messages": [{"role": "user", "content": "ping"}]}
+    path = f"/api/v1/connectors/{cid}/execute_model"
+    assert client.post(path, json={"payload": payload}).status_code == 200
+    wrong_key = make_config(keyed.url, api_key="sk-wrong")
+    wrong = client.put(f"/api/v1/connectors/{cid}", json={"configuration": wrong_key})
+    assert wrong.status_code == 200, wrong.text
+    refused = client.post(path, json={"payload": payload})
+    assert refused.status_code == 502 and refused.json()["error"]["provider_status"] == 401, (
+        refused.text
+    )
+    right = client.put(f"/api/v1/connectors/{cid}", json={"configuration": make_config(keyed.url)})
+    assert right.status_code == 200, right.text
+    assert client.post(path, json={"payload": payload}).status_code == 200
+    assert client.delete(f"/api/v1/connectors/{cid}").status_code == 204
+    assert client.post(path, json={"payload": payload}).status_code == 404
+
+
+def test_a_change_written_by_another_process_is_used_at_once(
+    app: AppProcess, client: httpx.Client, keyed: MockServer, server: MockServer
+) -> None:
+    cid = _create(client, keyed.url)["id"]
+    payload = {"model": "mock-model", "messages": [{"role": "user", "content": "ping"}]}
+    path = f"/api/v1/connectors/{cid}/execute_model"
+    assert client.post(path, json={"payload": payload}).status_code == 200
+    # Another instance sharing the database saves a new URL (and, as the store does, a new
+    # updated_at): this instance must send the next request there, not to the old URL.
+    stored = {k: v for k, v in make_config(server.url).items() if k != "api_key"}
+    configuration = json.dumps(stored)
+    app.query(
+        f"update connectors set configuration = '{configuration}', "
+        f"updated_at = '2030-01-01 00:00:00.000000' where id = {cid}"
+    )
+    server.clear()
+    assert client.post(path, json={"payload": payload}).status_code == 200
+    assert len(server.requests) == 1
+
+
 def test_execute_model_streams_server_sent_events(client: httpx.Client, keyed: MockServer) -> None:
     cid = _create(client, keyed.url, is_stream=True)["id"]
     payload = {"model": "mock-model", "messages": [{"role": "user", "content": "stream me"}]}

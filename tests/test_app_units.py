@@ -3,6 +3,7 @@ secret fields, the schema migration."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,33 @@ def test_migration_0002_moves_the_stored_key(tmp_path: Path) -> None:
     rows = ConnectorStore(engine).list()
     assert [row.secrets_encrypted for row in rows] == [{"api_key": "tok"}, {}]
     engine.dispose()
+
+
+def test_saved_configurations_are_cached_by_version_and_env_values_read_each_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai_compat.app.application import create_app
+    from openai_compat.app.services import Services
+    from openai_compat.app.settings import AppSettings
+
+    services: Services = create_app(AppSettings(data_dir=tmp_path, token="t")).state.services
+    url = "http://127.0.0.1:9/v1/chat/completions"
+
+    def save(config: dict[str, object]) -> int:
+        public, secrets = services.secret_fields.split(config)
+        return services.store.create("c", public, services.encrypt_secrets(secrets)).id
+
+    plain = save(make_config(url))
+    first = asyncio.run(services.usable_saved(plain))
+    assert first.api_key.get_secret_value() == CANARY
+    assert asyncio.run(services.usable_saved(plain)) is first  # unchanged row: no new parse
+    public, secrets = services.secret_fields.split(make_config(url, api_key="sk-new"))
+    services.store.update(plain, "c", public, services.encrypt_secrets(secrets))
+    assert asyncio.run(services.usable_saved(plain)).api_key.get_secret_value() == "sk-new"
+
+    monkeypatch.setenv("OC_UNIT_KEY", "sk-one")
+    referenced = save(make_config(url, api_key='ENV["OC_UNIT_KEY"]'))
+    assert asyncio.run(services.usable_saved(referenced)).api_key.get_secret_value() == "sk-one"
+    monkeypatch.setenv("OC_UNIT_KEY", "sk-two")
+    assert asyncio.run(services.usable_saved(referenced)).api_key.get_secret_value() == "sk-two"
+    services.store.engine.dispose()

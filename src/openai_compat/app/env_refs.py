@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["env_ref_name", "resolve_env_refs"]
+__all__ = ["env_ref_name", "has_env_refs", "resolve_env_refs"]
 
 _REF = re.compile(r"""^\s*ENV\[\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]\s*$""")
 
@@ -29,6 +29,15 @@ def env_ref_name(value: Any) -> str | None:
         return None
     match = _REF.match(value)
     return match.group(2) if match else None
+
+
+def has_env_refs(value: Any) -> bool:
+    """True if ``value`` (or any value nested in it) is an ``ENV["NAME"]`` reference."""
+    if isinstance(value, dict):
+        return any(has_env_refs(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_env_refs(item) for item in value)
+    return env_ref_name(value) is not None
 
 
 def resolve_env_refs(

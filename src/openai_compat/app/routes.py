@@ -181,6 +181,8 @@ async def update_connector(
     updated = await run_in_threadpool(
         services.store.update, connector_id, name.strip(), public, encrypted
     )
+    # The next request reads the new version anyway; this only frees the old entry.
+    services.cache.discard(connector_id)
     if updated is None:
         raise ApiError(404, f"there is no connector with id {connector_id}")
     return services.public_view(updated)
@@ -189,7 +191,9 @@ async def update_connector(
 @router.delete("/connectors/{connector_id}", status_code=204, tags=["connectors"])
 async def delete_connector(connector_id: int, services: ServicesDep) -> Response:
     """Delete a saved connector."""
-    if not await run_in_threadpool(services.store.delete, connector_id):
+    deleted = await run_in_threadpool(services.store.delete, connector_id)
+    services.cache.discard(connector_id)
+    if not deleted:
         raise ApiError(404, f"there is no connector with id {connector_id}")
     return Response(status_code=204)
 
@@ -197,8 +201,7 @@ async def delete_connector(connector_id: int, services: ServicesDep) -> Response
 @router.post("/connectors/{connector_id}/check", tags=["connectors"])
 async def check_saved(connector_id: int, services: ServicesDep) -> dict[str, Any]:
     """Check a saved connector's connection: a ``connection_status``."""
-    stored = await services.load(connector_id)
-    config = await services.usable(services.raw_config(stored))
+    config = await services.usable_saved(connector_id)
     return (await services.connector.acheck_connection(config)).to_dict()
 
 
@@ -223,8 +226,7 @@ async def execute_model(
     ``Accept: text/event-stream`` and a streaming connector: server-sent events
     ``record`` ..., ``answer``, then ``done``.
     """
-    stored = await services.load(connector_id)
-    config = await services.usable(services.raw_config(stored))
+    config = await services.usable_saved(connector_id)
     try:
         payload = parse_json_object(body.payload, field="payload")
     except ConfigurationError as exc:

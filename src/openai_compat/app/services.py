@@ -6,22 +6,26 @@ resolve ``ENV["NAME"]`` values, validate, and refuse forbidden endpoint addresse
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
 from ..config import SourceConfig
 from ..connector import OpenAICompatibleConnector
 from ..errors import ConfigurationError
+from .config_cache import CachedConfig, ConfigCache
 from .credentials import KeyCipher
 from .egress import AddressPolicy, EgressRefused
-from .env_refs import resolve_env_refs
+from .env_refs import has_env_refs, resolve_env_refs
 from .problems import ApiError, FieldError
 from .secret_fields import MASK, SecretFields
 from .store import ConnectorStore, StoredConnector
 
 __all__ = ["MASK", "Services"]
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -34,20 +38,51 @@ class Services:
     connector: OpenAICompatibleConnector
     token: str
     secret_fields: SecretFields
+    cache: ConfigCache = field(default_factory=ConfigCache)
 
     # -- stored connectors ----------------------------------------------------------------
 
-    async def load(self, connector_id: int) -> StoredConnector:
-        """The saved connector, or a 404 ``ApiError``."""
+    async def _read(self, query: Callable[[int], _T], connector_id: int) -> _T:
         if self.store.engine.dialect.name == "sqlite":
             # A primary-key read of a local file takes well under a millisecond and WAL
             # readers never wait for writers: cheaper inline than a worker-thread hop.
-            stored = self.store.get(connector_id)
-        else:
-            stored = await run_in_threadpool(self.store.get, connector_id)
+            return query(connector_id)
+        return await run_in_threadpool(query, connector_id)
+
+    async def load(self, connector_id: int) -> StoredConnector:
+        """The saved connector, or a 404 ``ApiError``."""
+        stored = await self._read(self.store.get, connector_id)
         if stored is None:
             raise ApiError(404, f"there is no connector with id {connector_id}")
         return stored
+
+    async def usable_saved(self, connector_id: int) -> SourceConfig:
+        """``usable(raw_config(load(connector_id)))``, from the cache when the row is unchanged.
+
+        The row's version is read on every call, so a change made by any process is used
+        at once; ``ENV[...]`` values are resolved and the endpoint address is checked at
+        every call too.
+        """
+        version = await self._read(self.store.version, connector_id)
+        entry = self.cache.get(connector_id, version) if version is not None else None
+        if entry is None:
+            stored = await self.load(connector_id)
+            raw = self.raw_config(stored)
+            # Keyed by the version read before the row: the row is that version or newer,
+            # and once the row is newer the database never answers this version again. (A
+            # row that appeared after the version was read is kept under (), never matched.)
+            version = version or ()
+            if has_env_refs(raw):
+                self.cache.put(connector_id, CachedConfig(version, None, raw))
+                return await self.usable(raw)
+            config = await self.usable(raw)
+            self.cache.put(connector_id, CachedConfig(version, config, None))
+            return config
+        if entry.parsed is None:
+            assert entry.raw is not None
+            return await self.usable(entry.raw)
+        await self.check_address(entry.parsed.url, "configuration.url")
+        return entry.parsed
 
     def stored_secrets(self, stored: StoredConnector) -> dict[str, str]:
         """The stored secrets in clear (dotted path -> value)."""
