@@ -107,13 +107,14 @@ class _BatchClient(httpx.AsyncClient):
         timeout: httpx.Timeout | None = None,
         **kwargs: Any,
     ) -> httpx.Request:
-        if kwargs or not isinstance(url, str) or not isinstance(content, bytes):
+        if kwargs or not isinstance(content, bytes):
             return super().build_request(
                 method, url, content=content, headers=headers, timeout=timeout, **kwargs
             )
-        parsed = self._urls.get(url)
+        # The core passes the URL parsed once; a plain string is parsed once here.
+        parsed = url if isinstance(url, httpx.URL) else self._urls.get(url)
         if parsed is None:
-            parsed = self._urls[url] = httpx.URL(url)
+            parsed = self._urls[str(url)] = httpx.URL(url)
         key = tuple((headers or {}).items())
         merged = self._merged.get(key)
         if merged is None:
