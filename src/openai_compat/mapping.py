@@ -266,6 +266,18 @@ class MappingItem:
     type: str | None
 
 
+def _loads_text(raw: Any, field: str) -> Any:
+    """``raw`` parsed when it is JSON text (a file's content), else ``raw`` itself."""
+    if not isinstance(raw, str | bytes):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", field=field
+        ) from None
+
+
 def parse_mapping(raw: Any) -> list[MappingItem]:
     """Validate the platform's mapping list (a list of objects, or JSON text holding one).
 
@@ -274,14 +286,7 @@ def parse_mapping(raw: Any) -> list[MappingItem]:
     """
     if raw is None:
         return []
-    if isinstance(raw, str | bytes):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
-                field="mapping",
-            ) from None
+    raw = _loads_text(raw, "mapping")
     if isinstance(raw, Mapping):
         # {"messages.0.content": "question"} is accepted as shorthand for dynamic items.
         raw = [{"name": k, "value": v} for k, v in raw.items()]
@@ -510,14 +515,7 @@ def parse_outputs(raw: Any) -> list[OutputField]:
 
     A plain string item is a path whose output name is the path itself.
     """
-    if isinstance(raw, str | bytes):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
-                field="outputs",
-            ) from None
+    raw = _loads_text(raw, "outputs")
     if not isinstance(raw, Sequence) or isinstance(raw, str):
         raise ConfigurationError(
             'must be a list such as [{"name": "choices.0.message.content", "as": "summary"}]',

@@ -60,20 +60,8 @@ class StoredConnector:
     updated_at: datetime
 
     @classmethod
-    def from_mapping(cls, row: Any) -> StoredConnector:
-        """From a Core result row of the ``connectors`` table."""
-        return cls(
-            id=row.id,
-            name=row.name,
-            connector_name=row.connector_name,
-            configuration=dict(row.configuration),
-            secrets_encrypted=dict(row.secrets_encrypted or {}),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
-
-    @classmethod
-    def from_row(cls, row: ConnectorRow) -> StoredConnector:
+    def from_row(cls, row: ConnectorRow | Any) -> StoredConnector:
+        """From an ORM ``ConnectorRow`` or a Core result row of the ``connectors`` table."""
         return cls(
             id=row.id,
             name=row.name,
@@ -106,13 +94,13 @@ class ConnectorStore:
         """Every saved connector, oldest first."""
         with self.engine.connect() as connection:
             rows = connection.execute(select(_TABLE).order_by(_TABLE.c.id))
-            return [StoredConnector.from_mapping(row) for row in rows]
+            return [StoredConnector.from_row(row) for row in rows]
 
     def get(self, connector_id: int) -> StoredConnector | None:
         """The connector with this id, or None."""
         with self.engine.connect() as connection:
             row = connection.execute(_BY_ID, {"id": connector_id}).first()
-            return StoredConnector.from_mapping(row) if row is not None else None
+            return StoredConnector.from_row(row) if row is not None else None
 
     def version(self, connector_id: int) -> tuple[Any, ...] | None:
         """The connector's ``(created_at, updated_at)`` as the driver gives them, or None.
