@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 import certifi
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 
-__all__ = ["AdvancedOptions", "AuthMode", "parse_seconds"]
+__all__ = ["AdvancedOptions", "AuthMode", "parse_bool", "parse_seconds"]
 
 AuthMode = Literal["bearer", "api-key", "header", "none"]
 
@@ -42,6 +42,17 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _RESERVED = frozenset({"content-type", "content-length", "host", "transfer-encoding", "connection"})
 _PEM_MARK = "-----BEGIN CERTIFICATE-----"
 _PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def parse_bool(value: Any, *, default: bool) -> bool:
+    """A boolean from true/false or their text (``"false"`` is false); None gives ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"must be true or false, got {value!r}")
 
 
 def parse_seconds(value: Any) -> float:
@@ -148,13 +159,7 @@ class AdvancedOptions(BaseModel):
     @field_validator("verify_tls", mode="before")
     @classmethod
     def _check_verify(cls, value: Any) -> bool:
-        if value is None:
-            return True
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise ValueError(f"must be true or false, got {value!r}")
+        return parse_bool(value, default=True)
 
     @field_validator("proxy", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
-from .advanced import AdvancedOptions, parse_seconds
+from .advanced import AdvancedOptions, parse_bool, parse_seconds
 from .errors import ConfigurationError, redact
 from .resources import connection_defaults
 
@@ -102,13 +102,7 @@ class SourceConfig(BaseModel):
     @field_validator("is_stream", mode="before")
     @classmethod
     def _check_stream(cls, value: Any) -> bool:
-        if value is None:
-            return False
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise ValueError(f"must be true or false, got {value!r}")
+        return parse_bool(value, default=False)
 
     @field_validator("timeout", mode="before")
     @classmethod
