@@ -28,17 +28,10 @@ from openai_compat.testing import (
 BODY = {"model": "m1", "messages": [{"role": "user", "content": "ping"}]}
 
 
-@pytest.fixture(scope="module")
-def shared() -> Iterator[MockServer]:
-    with MockServer() as srv:
-        yield srv
-
-
 @pytest.fixture
-def srv(shared: MockServer) -> Iterator[MockServer]:
-    shared.clear()
-    yield shared
-    shared.clear()
+def srv(server: MockServer) -> MockServer:
+    """The suite's shared, cleared server (tests/conftest.py), under a short name."""
+    return server
 
 
 @pytest.fixture
