@@ -29,6 +29,7 @@ from .retries import RetryPolicy
 from .sse import SSEDecoder
 from .stream import DONE, ChunkAssembler, chunks_from_event, error_from_chunk
 from .transport import ClientFactory, Opened, Transport
+from .wire import Wire, WireResponse
 
 __all__ = ["Completion", "Endpoint", "Exchange"]
 
@@ -50,7 +51,7 @@ class Exchange:
 
     def __init__(self, transport: Transport, opened: Opened, streamed: bool) -> None:
         self._transport = transport
-        self._response: httpx.Response = opened.response
+        self._response: WireResponse = opened.response
         self._body: bytes | None = opened.body
         self.attempts: int = opened.attempts
         self.streamed = streamed
@@ -224,7 +225,7 @@ class _Request(AbstractAsyncContextManager[Exchange]):
         if self._opened is not None:
             await self._opened.response.aclose()
 
-    def _read_whole(self, response: httpx.Response) -> bool:
+    def _read_whole(self, response: WireResponse) -> bool:
         """Whether the answer is read whole (inside the retry loop) or streamed."""
         content_type = response.headers.get("content-type", "")
         if "text/event-stream" in content_type:
@@ -304,16 +305,16 @@ class Endpoint:
     """A configured endpoint: send payloads, get dicts back.
 
     ``config`` is a ``SourceConfig`` or anything ``SourceConfig.parse`` accepts. Share an
-    ``httpx.AsyncClient`` across endpoints with ``client=``; the endpoint closes only a
-    client it created. ``client_factory`` makes the client of a configuration whose TLS or
-    proxy options cannot use a shared one.
+    ``httpx.AsyncClient`` (or any `Wire`) across endpoints with ``client=``; the endpoint
+    closes only a client it created. ``client_factory`` makes the client of a configuration
+    whose TLS or proxy options cannot use a shared one.
     """
 
     def __init__(
         self,
         config: SourceConfig | dict[str, Any] | str,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: httpx.AsyncClient | Wire | None = None,
         retry: RetryPolicy | None = None,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
         client_factory: ClientFactory | None = None,

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from .config import SourceConfig
 from .errors import ConnectError, EndpointError, OpenAICompatError, TimeoutError, redact
 from .response_errors import error_from_body, error_from_exception
 from .retries import RetryPolicy, is_retryable
+from .wire import HttpxWire, Wire, WireResponse
 
 __all__ = ["ClientFactory", "Opened", "Transport", "default_client_factory", "default_limits"]
 
@@ -38,19 +39,32 @@ class _DeadlineExceeded(httpx.ReadTimeout):
     """The total deadline (``advanced.deadline``) passed while a stream was being read."""
 
 
-class _DeadlineStream(httpx.AsyncByteStream):
-    """A response body that stops with ``_DeadlineExceeded`` once ``deadline_at`` has passed.
+class _DeadlineResponse:
+    """A streamed response that stops with ``_DeadlineExceeded`` once ``deadline_at`` passes.
 
     The per-read timeout bounds each wait for the next bytes; this bounds the whole answer.
     """
 
-    def __init__(self, inner: httpx.AsyncByteStream, deadline_at: float) -> None:
+    __slots__ = ("_deadline_at", "_inner")
+
+    def __init__(self, inner: WireResponse, deadline_at: float) -> None:
         self._inner = inner
         self._deadline_at = deadline_at
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    @property
+    def status_code(self) -> int:
+        return self._inner.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._inner.headers
+
+    async def aread(self) -> bytes:
+        return b"".join([piece async for piece in self.aiter_bytes()])
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        pieces = self._inner.__aiter__()
+        pieces = self._inner.aiter_bytes().__aiter__()
         while True:
             remaining = self._deadline_at - loop.time()
             if remaining <= 0:
@@ -96,7 +110,7 @@ def default_client_factory(
 class Opened:
     """A successful (2xx) response; ``body`` is set when it was read whole."""
 
-    response: httpx.Response
+    response: WireResponse
     attempts: int
     body: bytes | None
 
@@ -104,15 +118,15 @@ class Opened:
 class Transport:
     """Sends chat-completion requests for one configuration.
 
-    Pass ``client`` to share one ``httpx.AsyncClient`` (and its connection pool) between
-    many transports; otherwise the transport makes and owns one.
+    Pass ``client`` (an ``httpx.AsyncClient`` or any `Wire`) to share one connection pool
+    between many transports; otherwise the transport makes and owns one.
     """
 
     def __init__(
         self,
         config: SourceConfig,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: httpx.AsyncClient | Wire | None = None,
         retry: RetryPolicy | None = None,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
         client_factory: ClientFactory | None = None,
@@ -130,10 +144,10 @@ class Transport:
             client, self._owns_client = self._make_client(), True
         else:
             self._owns_client = False
-        self._client: httpx.AsyncClient = client
-        self._timeout = httpx.Timeout(config.timeout)
+        self._wire: Wire = HttpxWire(client) if isinstance(client, httpx.AsyncClient) else client
+        self._timeout = config.timeout
         self._headers = self._build_headers()
-        self._url = httpx.URL(config.url)  # parsed once, not per request
+        self._url = config.url
 
     def _make_client(self) -> httpx.AsyncClient:
         options = self.config.advanced
@@ -171,7 +185,7 @@ class Transport:
     async def aclose(self) -> None:
         """Close the HTTP client if this transport made it."""
         if self._owns_client:
-            await self._client.aclose()
+            await self._wire.aclose()
 
     def error(self, exc: httpx.HTTPError, during: str = "") -> Exception:
         """Our error for an httpx exception raised while talking to the endpoint."""
@@ -192,7 +206,7 @@ class Transport:
         return err
 
     async def open(
-        self, body: dict[str, Any], *, read_whole: Callable[[httpx.Response], bool]
+        self, body: dict[str, Any], *, read_whole: Callable[[WireResponse], bool]
     ) -> Opened:
         """POST ``body``; retry per the policy; return the first 2xx response.
 
@@ -212,9 +226,8 @@ class Transport:
             err = self._deadline_error(f"after {tries[0]} attempt(s)")
             err.attempts = tries[0]
             raise err from None
-        stream = opened.response.stream
-        if opened.body is None and isinstance(stream, httpx.AsyncByteStream):
-            opened.response.stream = _DeadlineStream(stream, deadline_at)
+        if opened.body is None:
+            opened.response = _DeadlineResponse(opened.response, deadline_at)
         return opened
 
     def _deadline_error(self, during: str) -> TimeoutError:
@@ -231,7 +244,7 @@ class Transport:
         self,
         content: bytes,
         has_model: bool,
-        read_whole: Callable[[httpx.Response], bool],
+        read_whole: Callable[[WireResponse], bool],
         tries: list[int] | None = None,
     ) -> Opened:
         attempts = 1
@@ -264,18 +277,15 @@ class Transport:
         self,
         content: bytes,
         has_model: bool,
-        read_whole: Callable[[httpx.Response], bool],
+        read_whole: Callable[[WireResponse], bool],
         attempts: int,
     ) -> Opened:
-        request = self._client.build_request(
-            "POST", self._url, content=content, headers=self._headers, timeout=self._timeout
-        )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._wire.post(self._url, content, self._headers, self._timeout)
         except httpx.HTTPError as exc:
             raise self.error(exc) from None
         try:
-            if not response.is_success:
+            if not 200 <= response.status_code < 300:
                 raise await self._error_response(response, has_model)
             body = None
             if read_whole(response):
@@ -289,7 +299,7 @@ class Transport:
             await response.aclose()
             raise
 
-    async def _error_response(self, response: httpx.Response, has_model: bool) -> EndpointError:
+    async def _error_response(self, response: WireResponse, has_model: bool) -> EndpointError:
         chunks: list[bytes] = []
         size = 0
         try:
