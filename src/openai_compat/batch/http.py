@@ -1,28 +1,28 @@
-"""The batch run's shared HTTP client: httpx's API over aiohttp's connection pool.
+"""The batch run's shared HTTP client: a `Wire` straight over aiohttp's connection pool.
 
 httpcore's pool (httpx's default transport) scans every pooled connection for every
-request, so at 64 connections a request costs several milliseconds of CPU, and a batch
-run tops out at about a hundred requests a second (the official SDK, on the same pool,
-too). ``httpx-aiohttp`` keeps httpx's API, which the core's `Transport` uses, and sends
-through aiohttp's pool instead.
+request, so at 64 connections a request costs several milliseconds of CPU and a run tops
+out at about a hundred rows a second (the official SDK, on the same pool, too). aiohttp's
+pool does not. And a run uses aiohttp directly, not behind httpx's API: at thousands of
+rows a second, building httpx's request and response objects for each row cost as much CPU
+as all the rest of a row's work (``bench/batch.py``).
 
-Its own exception mapping turns every ``aiohttp.ClientConnectionError`` (a refused
-connection, a server that hung up) into ``httpx.ConnectTimeout``, which would make the
-core report a timeout that did not happen; `_remapped` maps the aiohttp cause to the httpx
-exception that says what happened, so errors read the same as with httpx's own transport.
+Failures are raised as the httpx exception that says what happened, because the core's
+error messages are written for httpx's; the aiohttp error stays the cause, where the core
+looks for ``ConnectionRefusedError``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+import yarl
 
-__all__ = ["make_batch_client"]
+__all__ = ["AiohttpWire", "make_batch_client"]
 
 # Most specific first: the first match wins.
 _REMAP: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
@@ -36,114 +36,121 @@ _REMAP: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ClientError, httpx.NetworkError),
     (OSError, httpx.NetworkError),
 )
+_FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
-def _remapped(exc: BaseException) -> BaseException:
-    """The httpx exception for an aiohttp failure (``exc`` itself if there is no better one)."""
-    cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) else exc
-    if cause is None:
-        return exc
+def _remapped(exc: BaseException) -> httpx.TransportError:
+    """The httpx exception for an aiohttp failure, with the failure as its cause."""
     for source, target in _REMAP:
-        if isinstance(cause, source):
-            mapped = target(str(cause) or type(cause).__name__)
-            # The aiohttp error stays the cause: the core looks for ConnectionRefusedError in it.
-            mapped.__cause__ = cause
+        if isinstance(exc, source):
+            mapped = target(str(exc) or type(exc).__name__)
+            mapped.__cause__ = exc
             return mapped
-    return exc
+    raise AssertionError(f"not an aiohttp failure: {exc!r}")  # pragma: no cover
 
 
-class _RemappedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream) -> None:
-        self._inner = inner
+class _Response:
+    """A `WireResponse` over an ``aiohttp.ClientResponse``."""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    __slots__ = ("_raw", "_whole", "headers", "status_code")
+
+    def __init__(self, raw: aiohttp.ClientResponse) -> None:
+        self._raw = raw
+        self._whole = False
+        self.status_code: int = raw.status
+        self.headers: Mapping[str, str] = raw.headers
+
+    async def aread(self) -> bytes:
         try:
-            async for chunk in self._inner:
-                yield chunk
-        except (httpx.TransportError, aiohttp.ClientError, OSError) as exc:
-            raise _remapped(exc)  # noqa: B904 - the cause is set by _remapped
+            body = await self._raw.read()
+        except _FAILURES as exc:
+            raise _remapped(exc) from exc
+        self._whole = True
+        return body
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self._raw.content.iter_any():
+                yield piece
+        except _FAILURES as exc:
+            raise _remapped(exc) from exc
+        self._whole = True
 
     async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        except (httpx.TransportError, aiohttp.ClientError, OSError) as exc:
-            raise _remapped(exc)  # noqa: B904 - the cause is set by _remapped
+        # A body read to its end leaves the connection reusable; any other is closed, so
+        # the next request on it does not read the rest of this answer.
+        if self._whole:
+            self._raw.release()
+        else:
+            self._raw.close()
 
 
-class _BatchTransport(AiohttpTransport):
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            response = await super().handle_async_request(request)
-        except (httpx.TransportError, aiohttp.ClientError, OSError) as exc:
-            raise _remapped(exc)  # noqa: B904 - the cause is set by _remapped
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _RemappedStream(response.stream)
-        return response
+class AiohttpWire:
+    """A `Wire` for one run: a pool of at most ``concurrency`` connections.
 
-
-class _BatchClient(httpx.AsyncClient):
-    """An ``httpx.AsyncClient`` without the per-request work a batch run never needs.
-
-    A run posts to one URL with the same headers, no cookies, no auth and no redirects, so
-    ``build_request`` reuses the parsed URL and merged headers, and ``send`` goes straight to
-    the transport (httpx's own ``send`` adds auth and redirect generators, cookie extraction
-    through ``http.cookiejar`` and a log record to every request: a third of the client's
-    CPU per row).
+    Like httpx's default client it trusts the environment: ``HTTP(S)_PROXY``, ``ALL_PROXY``,
+    ``NO_PROXY`` and ``SSL_CERT_FILE`` apply, with certifi's roots otherwise.
     """
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, limits: httpx.Limits) -> None:
-        super().__init__(transport=transport, limits=limits)
-        self._batch_transport = transport
-        self._urls: dict[str, httpx.URL] = {}
-        self._merged: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
+    __slots__ = ("_limit", "_session", "_timeouts", "_urls")
 
-    def build_request(  # type: ignore[override]
-        self,
-        method: str,
-        url: httpx.URL | str,
-        *,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        **kwargs: Any,
-    ) -> httpx.Request:
-        if kwargs or not isinstance(content, bytes):
-            return super().build_request(
-                method, url, content=content, headers=headers, timeout=timeout, **kwargs
-            )
-        # The core passes the URL parsed once; a plain string is parsed once here.
-        parsed = url if isinstance(url, httpx.URL) else self._urls.get(url)
-        if parsed is None:
-            parsed = self._urls[str(url)] = httpx.URL(url)
-        key = tuple((headers or {}).items())
-        merged = self._merged.get(key)
-        if merged is None:
-            merged = httpx.Headers(self.headers)
-            merged.update(headers or {})
-            self._merged[key] = merged
-        request = httpx.Request(
-            method,
-            parsed,
-            content=content,
-            headers=merged,
-            extensions={"timeout": (timeout or self.timeout).as_dict()},
+    def __init__(self, concurrency: int) -> None:
+        self._limit = concurrency
+        self._session: aiohttp.ClientSession | None = None  # made inside the running loop
+        self._urls: dict[str, tuple[yarl.URL, str | None]] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._limit, ssl=httpx.create_ssl_context(trust_env=True)
         )
-        return request
+        # The transport sets every header it means to send (User-Agent included). The proxy
+        # is looked up once per URL (`_target`): aiohttp's trust_env reads the environment
+        # and ~/.netrc again for every request, which doubled a row's CPU.
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, skip_auto_headers=("User-Agent",)
+        )
+        return self._session
 
-    async def send(
-        self, request: httpx.Request, *, stream: bool = False, **kwargs: Any
-    ) -> httpx.Response:
-        response = await self._batch_transport.handle_async_request(request)
-        response.request = request
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+    async def post(
+        self, url: str, content: bytes, headers: Mapping[str, str], timeout: float
+    ) -> _Response:
+        session = self._session or self._open()
+        target = self._urls.get(url) or self._target(url)
+        limits = self._timeouts.get(timeout)
+        if limits is None:
+            # As httpx.Timeout(timeout): connecting, and each wait for data; no total.
+            limits = self._timeouts[timeout] = aiohttp.ClientTimeout(
+                total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+            )
+        try:
+            raw = await session.post(
+                target[0],
+                data=content,
+                headers=headers,
+                timeout=limits,
+                proxy=target[1],
+                allow_redirects=False,
+            )
+        except _FAILURES as exc:
+            raise _remapped(exc) from exc
+        return _Response(raw)
+
+    def _target(self, url: str) -> tuple[yarl.URL, str | None]:
+        parsed = yarl.URL(url)
+        proxy = None
+        if not urllib.request.proxy_bypass(parsed.host or ""):
+            found = urllib.request.getproxies()
+            proxy = found.get(parsed.scheme) or found.get("all")
+        self._urls[url] = (parsed, proxy)
+        return parsed, proxy
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
-def make_batch_client(concurrency: int) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` for a run with ``concurrency`` requests in flight."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return _BatchClient(_BatchTransport(limits=limits), limits)
+def make_batch_client(concurrency: int) -> AiohttpWire:
+    """The shared client of a run with ``concurrency`` requests in flight."""
+    return AiohttpWire(concurrency)

@@ -31,6 +31,7 @@ from ..mapping import (
     parse_outputs,
 )
 from ..retries import RetryPolicy
+from ..wire import Wire
 from .checkpoint import prepare_output
 from .keys import Shard, key_token, row_key
 from .progress import Progress
@@ -93,7 +94,7 @@ class BatchRun:
         include_response: bool = False,
         input_format: str | None = None,
         retry: RetryPolicy | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: httpx.AsyncClient | Wire | None = None,
         on_notice: Callable[[str], None] | None = None,
     ) -> None:
         self.config = SourceConfig.parse(config)
@@ -117,7 +118,7 @@ class BatchRun:
         self.include_input = include_input
         self.include_response = include_response
         self.retry = retry
-        self._client = client
+        self._client: httpx.AsyncClient | Wire | None = client
         self._owns_client = client is None
         self._notice = on_notice or (lambda _message: None)
         self.scheduler = Scheduler(_as_rate(rate), on_pause=self._on_pause)
