@@ -247,8 +247,8 @@ def main() -> None:
                 )
                 print(f"{'peer':<44} {'wall s':>8} {'x ideal':>8} {'rows/s':>8} {'ok':>7}")
                 runs = [
+                    ("openai-compat batch (uvloop: the CLI's loop)", "ours", True),
                     ("openai-compat batch (asyncio)", "ours", False),
-                    ("openai-compat batch (uvloop)", "ours", True),
                     ("AsyncOpenAI + Semaphore(64) (asyncio)", "sdk", False),
                 ]
                 for label, kind, uvloop in runs:

@@ -478,3 +478,13 @@ def test_async_iteration_can_stop_early(server: MockServer) -> None:
         return got
 
     assert len(asyncio.run(first_two())) == 2
+
+
+def test_sync_entry_points_run_on_uvloop() -> None:
+    # The CLI and run_batch_sync use event_loop.run; uvloop comes with uvicorn[standard].
+    from openai_compat.batch import event_loop
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert event_loop.run(loop_module()).startswith("uvloop")

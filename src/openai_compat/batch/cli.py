@@ -8,7 +8,6 @@ by Ctrl-C / SIGTERM (``--resume`` finishes the run).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
+from . import event_loop
 from .progress import PROGRESS_MODES
 from .readers import FORMATS
 from .runner import arun_batch_to_file
@@ -163,7 +163,7 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
             else "new"
         )
         progress = "off" if args.quiet else args.progress
-        summary = asyncio.run(
+        summary = event_loop.run(
             arun_batch_to_file(
                 config,
                 args.input,

@@ -32,6 +32,7 @@ from ..mapping import (
 )
 from ..retries import RetryPolicy
 from ..wire import Wire
+from . import event_loop
 from .checkpoint import prepare_output
 from .keys import Shard, key_token, row_key
 from .progress import Progress
@@ -518,7 +519,9 @@ def run_batch_sync(
     ``on_result`` only.
     """
     if output is not None:
-        return asyncio.run(arun_batch_to_file(config, rows, output, on_result=on_result, **options))
+        return event_loop.run(
+            arun_batch_to_file(config, rows, output, on_result=on_result, **options)
+        )
 
     async def consume() -> BatchSummary:
         async with BatchRun(config, rows, **options) as run:
@@ -527,4 +530,4 @@ def run_batch_sync(
                     on_result(result)
         return run.summary
 
-    return asyncio.run(consume())
+    return event_loop.run(consume())
