@@ -9,7 +9,9 @@
    time is rows x latency / concurrency. Peers: ``openai-compat batch``'s runner (the same
    code as the CLI, timed from the first row to the last result line) and the usual SDK loop:
    ``AsyncOpenAI`` under ``asyncio.Semaphore(64)``, results written to a file too. Each runs
-   in a fresh process.
+   in a fresh process. Last, the floor: a bare aiohttp loop on uvloop that only posts each
+   row and reads the answer (no mapping, retries, extraction or output file), to show what
+   the machine and the server allow any Python client.
 2. Memory: ``openai-compat batch`` (the real CLI, in a child process) over a 1,000,000-row
    JSON Lines file against the server with no latency; peak RSS from ``wait4``.
 """
@@ -124,8 +126,42 @@ async def _sdk(port: int, latency_ms: int, rows: str, out: str, concurrency: int
     return {"wall": wall, "ok": ok, "failed": failed}
 
 
+async def _floor(
+    port: int, latency_ms: int, rows: str, out: str, concurrency: int
+) -> dict[str, Any]:
+    """The least a Python client can do: post each row, read the answer, nothing else."""
+    import aiohttp
+
+    query = f"?latency_ms={latency_ms}" if latency_ms else ""
+    url = f"http://127.0.0.1:{port}/v1/chat/completions{query}"
+    headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+    semaphore = asyncio.Semaphore(concurrency)
+    ok = failed = 0
+
+    async def one(session: aiohttp.ClientSession, line: str) -> None:
+        nonlocal ok, failed
+        row = json.loads(line)
+        body = {"model": MODEL, "messages": [{"role": "user", "content": row["text"]}]}
+        async with semaphore, session.post(url, json=body, headers=headers) as response:
+            await response.read()
+            if response.status == 200:
+                ok += 1
+            else:
+                failed += 1
+
+    started = time.perf_counter()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        with open(rows) as source:
+            await asyncio.gather(*(one(session, line) for line in source))
+    return {"wall": time.perf_counter() - started, "ok": ok, "failed": failed}
+
+
+_WORKERS = {"ours": _ours, "sdk": _sdk, "floor": _floor}
+
+
 def _worker(args: argparse.Namespace) -> None:
-    run = _ours if args.worker == "ours" else _sdk
+    run = _WORKERS[args.worker]
     coro = run(args.port, args.latency_ms, args.rows_file, args.out_file, args.concurrency)
     if args.uvloop:
         import uvloop
@@ -214,7 +250,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
-    parser.add_argument("--worker", choices=["ours", "sdk"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=sorted(_WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--rows-file", help=argparse.SUPPRESS)
     parser.add_argument("--out-file", help=argparse.SUPPRESS)
@@ -250,6 +286,7 @@ def main() -> None:
                     ("openai-compat batch (uvloop: the CLI's loop)", "ours", True),
                     ("openai-compat batch (asyncio)", "ours", False),
                     ("AsyncOpenAI + Semaphore(64) (asyncio)", "sdk", False),
+                    ("floor: bare aiohttp loop (uvloop)", "floor", True),
                 ]
                 for label, kind, uvloop in runs:
                     result = _run_worker(kind, args, rows, tmp / f"{kind}.jsonl", uvloop)

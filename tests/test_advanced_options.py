@@ -15,6 +15,7 @@ import pytest
 
 from openai_compat import OpenAICompatibleConnector
 from openai_compat.advanced import AdvancedOptions
+from openai_compat.batch.http import AiohttpWire
 from openai_compat.config import SourceConfig
 from openai_compat.endpoint import Endpoint
 from openai_compat.errors import (
@@ -405,3 +406,42 @@ async def test_deadline_longer_than_the_answer_changes_nothing(server: MockServe
     config = _advanced(server.url, deadline=30)
     config["is_stream"] = True
     assert await _answer(config) == "quick answer"
+
+
+# -- the batch client (aiohttp, not httpx) trusts the same environment ------------------------
+
+
+async def _batch_answer(config: dict[str, Any]) -> str:
+    wire = AiohttpWire(4)
+    try:
+        async with Endpoint(config, client=wire, retry=FAST_RETRY) as endpoint:
+            completion = await endpoint.complete(PAYLOAD)
+    finally:
+        await wire.aclose()
+    return str(completion.response["choices"][0]["message"]["content"])
+
+
+async def test_batch_client_names_an_untrusted_certificate_and_honours_ssl_cert_file(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = tls_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(ConnectError) as failed:
+        await _batch_answer(make_config(url, advanced={"max_retries": 0}))
+    assert str(failed.value).startswith(f"TLS handshake with {url.split('/')[2]} failed: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(failed.value)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    assert await _batch_answer(make_config(url)) == "You said: Hi"
+
+
+async def test_batch_client_honours_the_proxy_environment_variables(
+    server: MockServer, proxy: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy[0])
+    assert await _batch_answer(make_config(server.url)) == "You said: Hi"
+    assert server.requests[-1].headers["via"].startswith("1.1 proxy.py")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert await _batch_answer(make_config(server.url)) == "You said: Hi"
+    assert "via" not in server.requests[-1].headers

@@ -15,6 +15,7 @@ looks for ``ConnectionRefusedError``.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 
@@ -92,18 +93,17 @@ class AiohttpWire:
     ``NO_PROXY`` and ``SSL_CERT_FILE`` apply, with certifi's roots otherwise.
     """
 
-    __slots__ = ("_limit", "_session", "_timeouts", "_urls")
+    __slots__ = ("_limit", "_session", "_ssl", "_timeouts", "_urls")
 
     def __init__(self, concurrency: int) -> None:
         self._limit = concurrency
         self._session: aiohttp.ClientSession | None = None  # made inside the running loop
         self._urls: dict[str, tuple[yarl.URL, str | None]] = {}
+        self._ssl: ssl.SSLContext | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._limit, ssl=httpx.create_ssl_context(trust_env=True)
-        )
+        connector = aiohttp.TCPConnector(limit=self._limit)
         # The transport sets every header it means to send (User-Agent included). The proxy
         # is looked up once per URL (`_target`): aiohttp's trust_env reads the environment
         # and ~/.netrc again for every request, which doubled a row's CPU.
@@ -130,6 +130,7 @@ class AiohttpWire:
                 headers=headers,
                 timeout=limits,
                 proxy=target[1],
+                ssl=self._ssl or True,
                 allow_redirects=False,
             )
         except _FAILURES as exc:
@@ -138,6 +139,9 @@ class AiohttpWire:
 
     def _target(self, url: str) -> tuple[yarl.URL, str | None]:
         parsed = yarl.URL(url)
+        if parsed.scheme == "https" and self._ssl is None:
+            # httpx's trust store (certifi, or SSL_CERT_FILE), so both clients trust the same.
+            self._ssl = httpx.create_ssl_context(trust_env=True)
         proxy = None
         if not urllib.request.proxy_bypass(parsed.host or ""):
             found = urllib.request.getproxies()
