@@ -49,6 +49,7 @@ __all__ = [
     "OutputField",
     "PayloadBuilder",
     "RowMappingError",
+    "as_text",
     "cast_value",
     "default_outputs",
     "extract_outputs",
@@ -203,7 +204,14 @@ def get_path(data: Any, path: Path) -> Any:
 # -- casts ---------------------------------------------------------------------------------
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any, *, compact: bool = False) -> str:
+    """A value as text: strings as they are, null as "", JSON spelling for the rest.
+
+    ``compact`` drops the spaces after ``,`` and ``:`` in objects and lists (CSV cells).
+
+    >>> as_text(True), as_text(None), as_text({"a": 1}), as_text([1, 2], compact=True)
+    ('true', '', '{"a": 1}', '[1,2]')
+    """
     if value is None:
         return ""
     if isinstance(value, str):
@@ -212,6 +220,8 @@ def _as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if compact:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -244,7 +254,7 @@ def cast_value(value: Any, type_: str | None) -> Any:
     """
     kind = (type_ or "").strip().lower()
     if kind == "string":
-        return _as_text(value)
+        return as_text(value)
     if kind == "number":
         return _as_number(value)
     if kind == "boolean":
@@ -378,7 +388,7 @@ class _Template:
             value = harvest(row, part)
             if value is _MISSING:
                 raise _missing_column(part, row, f"placeholder {{{{{part}}}}} at {self.where}")
-            out.append(_as_text(value))
+            out.append(as_text(value))
         return "".join(out)
 
 

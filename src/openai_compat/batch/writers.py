@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
+from ..mapping import as_text
 from .results import BatchResult
 
 __all__ = [
@@ -114,15 +115,7 @@ def csv_columns(
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return as_text(value, compact=True)
 
 
 class CsvWriter:
