@@ -11,7 +11,7 @@ core names refused connections, timeouts and broken streams the same way for eve
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import httpx
 
@@ -43,7 +43,6 @@ class WireResponse(Protocol):
         ...
 
 
-@runtime_checkable
 class Wire(Protocol):
     """Sends a POST and returns once the status line and headers are in."""
 
