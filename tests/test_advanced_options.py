@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,20 @@ async def _answer(config: dict[str, Any], payload: dict[str, Any] = PAYLOAD) -> 
     async with Endpoint(config, retry=FAST_RETRY) as endpoint:
         completion = await endpoint.complete(payload)
     return str(completion.response["choices"][0]["message"]["content"])
+
+
+async def _batch_answer(config: dict[str, Any], payload: dict[str, Any] = PAYLOAD) -> str:
+    """`_answer` through the batch runs' client (aiohttp), which must trust the same."""
+    wire = AiohttpWire(4)
+    try:
+        async with Endpoint(config, client=wire, retry=FAST_RETRY) as endpoint:
+            completion = await endpoint.complete(payload)
+    finally:
+        await wire.aclose()
+    return str(completion.response["choices"][0]["message"]["content"])
+
+
+Answer = Callable[[dict[str, Any]], Awaitable[str]]
 
 
 # -- the specification -------------------------------------------------------------------
@@ -247,12 +261,18 @@ async def test_verify_off_connects_and_warns(
     )
 
 
+@pytest.mark.parametrize("answer", [_answer, _batch_answer], ids=["httpx", "batch-aiohttp"])
 async def test_ssl_cert_file_environment_variable_is_honoured(
-    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, answer: Answer
 ) -> None:
     url, cert = tls_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(ConnectError) as failed:
+        await answer(make_config(url, advanced={"max_retries": 0}))
+    assert str(failed.value).startswith(f"TLS handshake with {url.split('/')[2]} failed: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(failed.value)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    assert await _answer(make_config(url)) == "You said: Hi"
+    assert await answer(make_config(url)) == "You said: Hi"
 
 
 async def test_tls_options_win_over_a_shared_client(tls_server: tuple[str, Path]) -> None:
@@ -294,16 +314,17 @@ async def test_streamed_answer_through_the_proxy(
     assert server.requests[-1].headers["via"].startswith("1.1 proxy.py")
 
 
+@pytest.mark.parametrize("answer", [_answer, _batch_answer], ids=["httpx", "batch-aiohttp"])
 async def test_proxy_environment_variables_are_honoured(
-    server: MockServer, proxy: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    server: MockServer, proxy: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, answer: Answer
 ) -> None:
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy[0])
-    assert await _answer(make_config(server.url)) == "You said: Hi"
+    assert await answer(make_config(server.url)) == "You said: Hi"
     assert server.requests[-1].headers["via"].startswith("1.1 proxy.py")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert await _answer(make_config(server.url)) == "You said: Hi"
+    assert await answer(make_config(server.url)) == "You said: Hi"
     assert "via" not in server.requests[-1].headers
 
 
@@ -406,42 +427,3 @@ async def test_deadline_longer_than_the_answer_changes_nothing(server: MockServe
     config = _advanced(server.url, deadline=30)
     config["is_stream"] = True
     assert await _answer(config) == "quick answer"
-
-
-# -- the batch client (aiohttp, not httpx) trusts the same environment ------------------------
-
-
-async def _batch_answer(config: dict[str, Any]) -> str:
-    wire = AiohttpWire(4)
-    try:
-        async with Endpoint(config, client=wire, retry=FAST_RETRY) as endpoint:
-            completion = await endpoint.complete(PAYLOAD)
-    finally:
-        await wire.aclose()
-    return str(completion.response["choices"][0]["message"]["content"])
-
-
-async def test_batch_client_names_an_untrusted_certificate_and_honours_ssl_cert_file(
-    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, cert = tls_server
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    with pytest.raises(ConnectError) as failed:
-        await _batch_answer(make_config(url, advanced={"max_retries": 0}))
-    assert str(failed.value).startswith(f"TLS handshake with {url.split('/')[2]} failed: ")
-    assert "CERTIFICATE_VERIFY_FAILED" in str(failed.value)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    assert await _batch_answer(make_config(url)) == "You said: Hi"
-
-
-async def test_batch_client_honours_the_proxy_environment_variables(
-    server: MockServer, proxy: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", proxy[0])
-    assert await _batch_answer(make_config(server.url)) == "You said: Hi"
-    assert server.requests[-1].headers["via"].startswith("1.1 proxy.py")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert await _batch_answer(make_config(server.url)) == "You said: Hi"
-    assert "via" not in server.requests[-1].headers
