@@ -23,8 +23,7 @@ from openai_compat.mapping import (
     set_path,
 )
 from openai_compat.testing import MockServer
-
-from .conftest import NO_RETRY, make_config
+from tests.conftest import NO_RETRY, make_config
 
 BASE = {"model": "mock-model", "messages": [{"role": "user", "content": "Hi"}]}
 

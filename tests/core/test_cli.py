@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from openai_compat.testing import MockServer, chat_chunks, sse_reply
-
-from .conftest import CANARY, make_config
+from tests.conftest import CANARY, make_config
 
 EXE = [sys.executable, "-m", "openai_compat"]
 

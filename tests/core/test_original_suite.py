@@ -10,8 +10,7 @@ import pytest
 
 from openai_compat import OpenAICompatibleConnector, resources
 from openai_compat.testing import MockServer, Reply, json_reply
-
-from .conftest import CANARY, NO_RETRY
+from tests.conftest import CANARY, NO_RETRY
 
 QUERY = '{"queries":"Hello there"}'
 

@@ -21,8 +21,7 @@ from openai_compat.testing import (
     json_reply,
     sse_reply,
 )
-
-from .conftest import CANARY, FAST_RETRY, NO_RETRY, make_config
+from tests.conftest import CANARY, FAST_RETRY, NO_RETRY, make_config
 
 TEMPLATE_FORMAT = json.dumps(
     {"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}

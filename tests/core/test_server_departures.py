@@ -10,8 +10,7 @@ import pytest
 
 from openai_compat import Endpoint, EndpointError
 from openai_compat.testing import MockServer, chat_chunks, error_reply, json_reply, sse_reply
-
-from .conftest import NO_RETRY, make_config
+from tests.conftest import NO_RETRY, make_config
 
 PAYLOAD = {"model": "mock-model", "messages": [{"role": "user", "content": "Hi"}]}
 

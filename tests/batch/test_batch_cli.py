@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from openai_compat.testing import MockServer
-
-from .conftest import CANARY, make_config
+from tests.conftest import CANARY, make_config
 
 TEMPLATE_FORMAT = json.dumps(
     {"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}

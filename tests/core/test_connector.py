@@ -25,8 +25,7 @@ from openai_compat.testing import (
     raw_reply,
     sse_reply,
 )
-
-from .conftest import FAST_RETRY, NO_RETRY, make_config
+from tests.conftest import FAST_RETRY, NO_RETRY, make_config
 
 
 def status_of(message: Any) -> dict[str, Any]:

@@ -25,8 +25,7 @@ from openai_compat.testing import (
     raw_reply,
     sse_reply,
 )
-
-from .conftest import CANARY, NO_RETRY, make_config
+from tests.conftest import CANARY, NO_RETRY, make_config
 
 ECHOES = [
     error_reply(401, f"Incorrect API key provided: {CANARY}", code="invalid_api_key"),

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 _SPEC = importlib.util.spec_from_file_location(
-    "compat_table", Path(__file__).resolve().parents[1] / "tools" / "compat_table.py"
+    "compat_table", Path(__file__).resolve().parents[2] / "tools" / "compat_table.py"
 )
 assert _SPEC is not None and _SPEC.loader is not None
 compat_table = importlib.util.module_from_spec(_SPEC)

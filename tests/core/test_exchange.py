@@ -14,8 +14,7 @@ from openai_compat.testing import (
     raw_reply,
     sse_reply,
 )
-
-from .conftest import NO_RETRY, make_config
+from tests.conftest import NO_RETRY, make_config
 
 PAYLOAD = {"model": "mock-model", "messages": [{"role": "user", "content": "ping"}]}
 

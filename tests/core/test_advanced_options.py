@@ -27,9 +27,8 @@ from openai_compat.errors import (
 from openai_compat.resources import spec
 from openai_compat.testing import MockServer, chat_chunks, error_reply, sse_reply
 from openai_compat.testing._app import MockApp
-
-from ._servers import KeyHeaderApp, forward_proxy, self_signed_certificate, serve_asgi
-from .conftest import CANARY, FAST_RETRY, make_config
+from tests._servers import KeyHeaderApp, forward_proxy, self_signed_certificate, serve_asgi
+from tests.conftest import CANARY, FAST_RETRY, make_config
 
 PAYLOAD = {"model": "mock-model", "messages": [{"role": "user", "content": "Hi"}]}
 GATEWAY_SECRET = "gw-secret-5d1b-DO-NOT-LEAK"
