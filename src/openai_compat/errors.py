@@ -3,30 +3,36 @@
 ```
 OpenAICompatError
 ├── ConfigurationError        the configuration or payload is unusable (nothing was sent)
+│   ├── RowMappingError       one batch row cannot be mapped to a payload (openai_compat.mapping)
+│   └── UsageError            a command line cannot be acted on (exit 2)
 ├── EndpointError             the endpoint answered, but with an error (any status, or in a 200)
 ├── TransportError            no usable answer: connect, DNS, TLS, timeout, broken stream
 │   ├── ConnectError
-│   └── TimeoutError
-└── StreamError               the stream carried an error event or could not be decoded
+│   └── RequestTimeout        (``TimeoutError`` is kept as an alias; it shadows the builtin)
+├── StreamError               the stream carried an error event or could not be decoded
+└── OutputError               an output field could not be read from an answer
 ```
 
-Every message is rendered once, in ``str(error)``, and never contains the API key:
-the transport passes its secrets to ``redact`` before an error is built.
+Every message is rendered once, when the error is built, and never contains a secret: the
+client passes its secrets to ``redact`` before an error is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 __all__ = [
     "ConfigurationError",
     "ConnectError",
     "EndpointError",
+    "FieldProblem",
     "OpenAICompatError",
+    "OutputError",
+    "RequestTimeout",
     "StreamError",
-    "TimeoutError",
     "TransportError",
+    "UsageError",
     "redact",
     "redact_data",
 ]
@@ -80,12 +86,43 @@ class OpenAICompatError(Exception):
         return self.message
 
 
-class ConfigurationError(OpenAICompatError, ValueError):
-    """The configuration (or a payload) is invalid; ``field`` names the offending key."""
+class FieldProblem(NamedTuple):
+    """One problem of a configuration: where (a dotted field path) and what is wrong."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    field: str
+    message: str
+
+
+class ConfigurationError(OpenAICompatError, ValueError):
+    """The configuration (or a payload) is invalid; nothing was sent.
+
+    ``field`` names the offending key and ``reason`` says what is wrong with it (the message
+    is ``"field: reason"``). ``problems`` lists every problem found, each with its field, for
+    callers that show them all (the application's 422 ``errors`` list); it holds at least the
+    one problem of ``field`` and ``reason``.
+
+    >>> err = ConfigurationError("must start with http:// or https://", field="url")
+    >>> str(err), err.problems[0].field
+    ('url: must start with http:// or https://', 'url')
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        problems: Sequence[FieldProblem] = (),
+    ) -> None:
         self.field = field
+        self.reason = message
+        self.problems: tuple[FieldProblem, ...] = tuple(problems) or (
+            (FieldProblem(field, message),) if field else ()
+        )
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class UsageError(ConfigurationError):
+    """A command line cannot be acted on: a missing file, clashing options (exit code 2)."""
 
 
 class EndpointError(OpenAICompatError):
@@ -128,8 +165,14 @@ class ConnectError(TransportError):
     """The connection could not be made (refused, DNS failure, TLS failure)."""
 
 
-class TimeoutError(TransportError):  # mirrors httpx.TimeoutException; shadows the builtin
-    """The endpoint did not answer (or send the next chunk) within the configured timeout."""
+class RequestTimeout(TransportError):
+    """The endpoint did not answer (or send the next chunk) within the configured timeout,
+    or the request did not finish within its deadline."""
+
+
+# The earlier name, kept for callers; it shadows the builtin, so it is not in ``__all__`` of
+# this module or of the package (``import *`` must not hide ``builtins.TimeoutError``).
+TimeoutError = RequestTimeout
 
 
 class StreamError(OpenAICompatError):
@@ -139,3 +182,7 @@ class StreamError(OpenAICompatError):
         super().__init__(message)
         self.body = body
         self.code = code
+
+
+class OutputError(OpenAICompatError):
+    """An output field could not be read from an answer (``parse: json`` on text that is not)."""

@@ -1,0 +1,155 @@
+"""The aiohttp transport: batch runs send through aiohttp's connection pool.
+
+httpcore's pool (httpx's default transport) scans every pooled connection for every
+request, so at 64 connections a request costs several milliseconds of CPU and a run tops
+out at about a hundred rows a second (the official SDK, on the same pool, too). aiohttp's
+pool does not, and building httpx's request and response objects for each row would cost as
+much CPU as all the rest of a row's work (``bench/batch.py``).
+
+aiohttp's exceptions are mapped to `TransportFailure` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+import httpx
+import yarl
+
+from ._base import FailureKind, TransportFailure
+from ._causes import connect_kind
+
+__all__ = ["AiohttpTransport"]
+
+# Most specific first: the first match wins.
+_KINDS: tuple[tuple[type[BaseException], FailureKind], ...] = (
+    (aiohttp.ConnectionTimeoutError, FailureKind.CONNECT_TIMEOUT),
+    (aiohttp.ServerTimeoutError, FailureKind.READ_TIMEOUT),
+    (asyncio.TimeoutError, FailureKind.READ_TIMEOUT),
+    (aiohttp.ClientConnectorDNSError, FailureKind.NAME_RESOLUTION),
+    (aiohttp.ClientSSLError, FailureKind.TLS),
+    (aiohttp.ServerDisconnectedError, FailureKind.PEER_CLOSED),
+    # The body ended before its length / last chunk: the server hung up mid-answer.
+    (aiohttp.ClientPayloadError, FailureKind.PEER_CLOSED),
+    (aiohttp.InvalidURL, FailureKind.INVALID_URL),
+)
+_FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def _failure(exc: BaseException) -> TransportFailure:
+    detail = str(exc) or type(exc).__name__
+    for source, kind in _KINDS:
+        if isinstance(exc, source):
+            return TransportFailure(kind, detail)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportFailure(connect_kind(exc.os_error), detail)
+    return TransportFailure(FailureKind.NETWORK, detail)
+
+
+class _Response:
+    """A `TransportResponse` over an ``aiohttp.ClientResponse``."""
+
+    __slots__ = ("_raw", "_whole", "headers", "status_code")
+
+    def __init__(self, raw: aiohttp.ClientResponse) -> None:
+        self._raw = raw
+        self._whole = False
+        self.status_code: int = raw.status
+        self.headers: Mapping[str, str] = raw.headers
+
+    async def aread(self) -> bytes:
+        try:
+            body = await self._raw.read()
+        except _FAILURES as exc:
+            raise _failure(exc) from exc
+        self._whole = True
+        return body
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self._raw.content.iter_any():
+                yield piece
+        except _FAILURES as exc:
+            raise _failure(exc) from exc
+        self._whole = True
+
+    async def aclose(self) -> None:
+        # A body read to its end leaves the connection reusable; any other is closed, so
+        # the next request on it does not read the rest of this answer.
+        if self._whole:
+            self._raw.release()
+        else:
+            self._raw.close()
+
+
+class AiohttpTransport:
+    """An `AsyncTransport` for one run: a pool of at most ``concurrency`` connections.
+
+    Like httpx's default client it trusts the environment: ``HTTP(S)_PROXY``, ``ALL_PROXY``,
+    ``NO_PROXY`` and ``SSL_CERT_FILE`` apply, with certifi's roots otherwise.
+    """
+
+    __slots__ = ("_limit", "_session", "_ssl", "_timeouts", "_urls")
+
+    def __init__(self, concurrency: int) -> None:
+        self._limit = concurrency
+        self._session: aiohttp.ClientSession | None = None  # made inside the running loop
+        self._urls: dict[str, tuple[yarl.URL, str | None]] = {}
+        self._ssl: ssl.SSLContext | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._limit)
+        # The client sets every header it means to send (User-Agent included). The proxy
+        # is looked up once per URL (`_target`): aiohttp's trust_env reads the environment
+        # and ~/.netrc again for every request, which doubled a row's CPU.
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, skip_auto_headers=("User-Agent",)
+        )
+        return self._session
+
+    async def send(
+        self, url: str, content: bytes, headers: Mapping[str, str], timeout: float
+    ) -> _Response:
+        session = self._session or self._open()
+        target = self._urls.get(url) or self._target(url)
+        limits = self._timeouts.get(timeout)
+        if limits is None:
+            # As httpx.Timeout(timeout): connecting, and each wait for data; no total.
+            limits = self._timeouts[timeout] = aiohttp.ClientTimeout(
+                total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+            )
+        try:
+            raw = await session.post(
+                target[0],
+                data=content,
+                headers=headers,
+                timeout=limits,
+                proxy=target[1],
+                ssl=self._ssl or True,
+                allow_redirects=False,
+            )
+        except _FAILURES as exc:
+            raise _failure(exc) from exc
+        return _Response(raw)
+
+    def _target(self, url: str) -> tuple[yarl.URL, str | None]:
+        parsed = yarl.URL(url)
+        if parsed.scheme == "https" and self._ssl is None:
+            # httpx's trust store (certifi, or SSL_CERT_FILE), so both clients trust the same.
+            self._ssl = httpx.create_ssl_context(trust_env=True)
+        proxy = None
+        if not urllib.request.proxy_bypass(parsed.host or ""):
+            found = urllib.request.getproxies()
+            proxy = found.get(parsed.scheme) or found.get("all")
+        self._urls[url] = (parsed, proxy)
+        return parsed, proxy
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

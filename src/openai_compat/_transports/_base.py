@@ -1,0 +1,89 @@
+"""The I/O port of the request path: what the client needs of an HTTP library.
+
+One POST, its status and headers, then the body read whole or as it arrives. A transport
+reports every failure as a `TransportFailure` of one `FailureKind`, mapped from its own
+library's exceptions at its edge: nothing above the transports knows which library sent
+the request, and nothing reads an exception's message to learn what happened.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+__all__ = ["AsyncTransport", "FailureKind", "TransportFailure", "TransportResponse"]
+
+
+class FailureKind(enum.Enum):
+    """What went wrong below HTTP; the client words the error for each."""
+
+    REFUSED = "refused"  # the peer refused the connection (nothing listens there)
+    NAME_RESOLUTION = "name resolution"  # DNS failed
+    TLS = "tls"  # the TLS handshake failed (an untrusted certificate, ...)
+    CONNECT = "connect"  # any other failure to connect (including an address policy's refusal)
+    CONNECT_TIMEOUT = "connect timeout"
+    READ_TIMEOUT = "read timeout"  # no data within the timeout, once connected
+    WRITE_TIMEOUT = "write timeout"
+    POOL_TIMEOUT = "pool timeout"
+    DEADLINE = "deadline"  # the whole answer did not finish within advanced.deadline
+    PEER_CLOSED = "peer closed"  # the server hung up before the answer was complete
+    NETWORK = "network"  # any other failure of the exchange
+    INVALID_URL = "invalid url"  # the URL cannot be used by this transport
+
+
+class TransportFailure(Exception):
+    """A transport's report that no usable answer came: ``kind`` and the library's ``detail``.
+
+    It never leaves the request path: the client turns it into the public
+    `~openai_compat.errors.TransportError` (or ``ConfigurationError`` for an unusable URL),
+    worded once with what only the client knows (the host, the timeout, the proxy).
+    """
+
+    def __init__(self, kind: FailureKind, detail: str) -> None:
+        super().__init__(f"{kind.value}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class TransportResponse(Protocol):
+    """A response whose status and headers are in and whose body is not read yet.
+
+    ``headers.get`` ignores the case of the name. Reading the body raises only
+    `TransportFailure`.
+    """
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def aread(self) -> bytes:
+        """The whole body."""
+        ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection (closed if the body was not read to its end)."""
+        ...
+
+
+class AsyncTransport(Protocol):
+    """Sends a POST and returns once the status line and headers are in."""
+
+    async def send(
+        self, url: str, content: bytes, headers: Mapping[str, str], timeout: float
+    ) -> TransportResponse:
+        """POST ``content``; ``timeout`` bounds connecting and each wait for data.
+
+        Raises only `TransportFailure`.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        ...

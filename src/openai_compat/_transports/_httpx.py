@@ -1,0 +1,102 @@
+"""The httpx transport: any ``httpx.AsyncClient`` (its pool, TLS and proxy settings).
+
+httpx's exceptions are mapped to `TransportFailure` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+
+from ._base import FailureKind, TransportFailure
+from ._causes import connect_kind
+
+__all__ = ["HttpxTransport"]
+
+# Most specific first: the first match wins.
+_KINDS: tuple[tuple[type[Exception], FailureKind], ...] = (
+    (httpx.ConnectTimeout, FailureKind.CONNECT_TIMEOUT),
+    (httpx.ReadTimeout, FailureKind.READ_TIMEOUT),
+    (httpx.WriteTimeout, FailureKind.WRITE_TIMEOUT),
+    (httpx.PoolTimeout, FailureKind.POOL_TIMEOUT),
+    (httpx.RemoteProtocolError, FailureKind.PEER_CLOSED),
+    (httpx.UnsupportedProtocol, FailureKind.INVALID_URL),
+    (httpx.InvalidURL, FailureKind.INVALID_URL),
+)
+_FAILURES = (httpx.TransportError, httpx.InvalidURL)
+
+
+def _failure(exc: Exception) -> TransportFailure:
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return TransportFailure(connect_kind(exc), detail)
+    for source, kind in _KINDS:
+        if isinstance(exc, source):
+            return TransportFailure(kind, detail)
+    return TransportFailure(FailureKind.NETWORK, detail)
+
+
+class _Response:
+    """A `TransportResponse` over an ``httpx.Response`` opened with ``stream=True``."""
+
+    __slots__ = ("_raw", "headers", "status_code")
+
+    def __init__(self, raw: httpx.Response) -> None:
+        self._raw = raw
+        self.status_code: int = raw.status_code
+        self.headers: Mapping[str, str] = raw.headers
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._raw.aread()
+        except _FAILURES as exc:
+            raise _failure(exc) from exc
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self._raw.aiter_bytes():
+                yield piece
+        except _FAILURES as exc:
+            raise _failure(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._raw.aclose()
+
+
+class HttpxTransport:
+    """An `AsyncTransport` over an ``httpx.AsyncClient``.
+
+    >>> import asyncio
+    >>> transport = HttpxTransport(httpx.AsyncClient())
+    >>> asyncio.run(transport.aclose())
+    """
+
+    __slots__ = ("_timeouts", "_urls", "client")
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        # Parsed once: httpx's URL and Timeout objects are not cheap to build per request.
+        self._urls: dict[str, httpx.URL] = {}
+        self._timeouts: dict[float, httpx.Timeout] = {}
+
+    async def send(
+        self, url: str, content: bytes, headers: Mapping[str, str], timeout: float
+    ) -> _Response:
+        try:
+            parsed = self._urls.get(url)
+            if parsed is None:
+                parsed = self._urls[url] = httpx.URL(url)
+            limits = self._timeouts.get(timeout)
+            if limits is None:
+                limits = self._timeouts[timeout] = httpx.Timeout(timeout)
+            request = self.client.build_request(
+                "POST", parsed, content=content, headers=headers, timeout=limits
+            )
+            raw = await self.client.send(request, stream=True)
+        except _FAILURES as exc:
+            raise _failure(exc) from exc
+        return _Response(raw)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
