@@ -12,16 +12,19 @@ The async methods are the core; the sync ones run them to completion.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
 from . import resources
-from .config import SourceConfig, parse_json_object
+from ._client import OnRetry
+from ._consume import Consumer
+from ._json import parse_json_object
+from ._sync import run_sync
+from ._transports import ClientFactory
+from .config import SourceConfig
 from .endpoint import Endpoint
 from .errors import ConfigurationError, OpenAICompatError
 from .protocol import (
@@ -35,24 +38,11 @@ from .protocol import (
     record_message,
 )
 from .retries import RetryPolicy
-from .stream import ChunkAssembler
-from .transport import ClientFactory
 
 __all__ = ["OpenAICompatibleConnector"]
 
-T = TypeVar("T")
 RawConfig = SourceConfig | dict[str, Any] | str
 _NAME = "OpenAICompatible"
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, even when this thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def _collect(messages: AsyncIterator[ProtocolMessage]) -> list[ProtocolMessage]:
@@ -72,7 +62,7 @@ class OpenAICompatibleConnector:
         *,
         retry: RetryPolicy | None = None,
         client: httpx.AsyncClient | None = None,
-        on_retry: Callable[[int, BaseException, float], None] | None = None,
+        on_retry: OnRetry | None = None,
         client_factory: ClientFactory | None = None,
     ) -> None:
         self.retry = retry
@@ -111,7 +101,7 @@ class OpenAICompatibleConnector:
 
     def check_connection(self, config: RawConfig) -> ProtocolMessage:
         """POST the configured ``request_format`` and report ``succeeded`` or ``failed``."""
-        return _run(self.acheck_connection(config))
+        return run_sync(self.acheck_connection(config))
 
     async def acheck_connection(self, config: RawConfig) -> ProtocolMessage:
         """Async twin of ``check_connection``."""
@@ -139,7 +129,7 @@ class OpenAICompatibleConnector:
         self, sync_config: SyncConfig | dict[str, Any] | str, *, assemble: bool = False
     ) -> list[ProtocolMessage]:
         """Run the sync config's payload (``model.query``); records, then any log message."""
-        return _run(_collect(self.aread(sync_config, assemble=assemble)))
+        return run_sync(_collect(self.aread(sync_config, assemble=assemble)))
 
     async def aread(
         self, sync_config: SyncConfig | dict[str, Any] | str, *, assemble: bool = False
@@ -159,7 +149,7 @@ class OpenAICompatibleConnector:
         self, config: RawConfig, payload: dict[str, Any] | str, *, assemble: bool = False
     ) -> list[ProtocolMessage]:
         """Send ``payload`` to the endpoint of ``config``; records, then any log message."""
-        return _run(_collect(self.arun_model(config, payload, assemble=assemble)))
+        return run_sync(_collect(self.arun_model(config, payload, assemble=assemble)))
 
     async def arun_model(
         self, config: RawConfig, payload: dict[str, Any] | str, *, assemble: bool = False
@@ -178,20 +168,14 @@ class OpenAICompatibleConnector:
             return
         try:
             async with self.endpoint(cfg) as endpoint, endpoint.request(body) as exchange:
-                assembler = ChunkAssembler() if assemble else None
-                async for data in exchange:
-                    if assembler is not None:
-                        assembler.add(data)
+                consumer = Consumer(exchange, assemble=assemble)
+                async for data in consumer:
                     yield record_message(data)
-                if exchange.streamed and assembler is not None:
-                    yield record_message(assembler.result())
-                if exchange.truncated:
-                    yield log_message(
-                        "warn",
-                        f"the stream ended after {exchange.chunks} chunk(s) with neither "
-                        "[DONE] nor a finish_reason: it may have been cut off",
-                        f"{_NAME}:read",
-                    )
+                outcome = consumer.outcome()
+                if assemble and outcome.streamed and outcome.answer is not None:
+                    yield record_message(outcome.answer)
+                for warning in outcome.warnings:
+                    yield log_message("warn", warning, f"{_NAME}:read")
         except OpenAICompatError as exc:
             yield log_message("error", str(exc), f"{_NAME}:read")
 

@@ -76,11 +76,10 @@ class OpenAICompatError(Exception):
     ``attempts`` is how many requests were made before giving up (0 when none was sent).
     """
 
-    attempts: int = 0
-
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, attempts: int = 0) -> None:
         super().__init__(message)
         self.message = message
+        self.attempts = attempts
 
     def __str__(self) -> str:
         return self.message
@@ -145,8 +144,9 @@ class EndpointError(OpenAICompatError):
         request_id: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        attempts: int = 0,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, attempts=attempts)
         self.status = status
         self.provider_message = provider_message
         self.type = type
@@ -178,8 +178,10 @@ TimeoutError = RequestTimeout
 class StreamError(OpenAICompatError):
     """The stream carried an error event, or its bytes could not be decoded."""
 
-    def __init__(self, message: str, *, body: Any = None, code: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, body: Any = None, code: str | None = None, attempts: int = 0
+    ) -> None:
+        super().__init__(message, attempts=attempts)
         self.body = body
         self.code = code
 

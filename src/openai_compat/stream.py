@@ -10,9 +10,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from ._text import excerpt
 from .errors import StreamError
 
-__all__ = ["DONE", "ChunkAssembler", "chunks_from_event", "error_from_chunk"]
+__all__ = ["DONE", "ChunkAssembler", "chunks_from_event", "error_from_chunk", "finishes"]
 
 DONE = "[DONE]"
 _loads = json.loads
@@ -29,7 +30,7 @@ def chunks_from_event(data: str) -> Iterator[dict[str, Any]]:
         value = _loads(data)
     except ValueError:
         if "\n" not in data:
-            raise StreamError(f"the stream sent data that is not JSON: {_excerpt(data)}") from None
+            raise StreamError(f"the stream sent data that is not JSON: {excerpt(data)}") from None
         for line in data.split("\n"):
             line = line.strip()
             if not line:
@@ -42,7 +43,7 @@ def chunks_from_event(data: str) -> Iterator[dict[str, Any]]:
                 item = _loads(line)
             except ValueError:
                 raise StreamError(
-                    f"the stream sent data that is not JSON: {_excerpt(line)}"
+                    f"the stream sent data that is not JSON: {excerpt(line)}"
                 ) from None
             yield _as_object(item)
         return
@@ -76,9 +77,18 @@ def error_from_chunk(chunk: dict[str, Any]) -> StreamError | None:
     return StreamError(f"the endpoint sent an error in the stream: {err}", body=chunk)
 
 
-def _excerpt(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
+def finishes(chunk: dict[str, Any]) -> bool:
+    """True when a choice of ``chunk`` carries a ``finish_reason``: the answer is complete.
+
+    >>> finishes({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+    True
+    """
+    choices = chunk.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                return True
+    return False
 
 
 class _ToolCall:
@@ -118,7 +128,6 @@ class ChunkAssembler:
         self._choices: dict[int, dict[str, Any]] = {}
         self._usage: Any = None
         self.chunks = 0
-        self.finished = False
 
     def add(self, chunk: dict[str, Any]) -> None:
         """Merge one chunk (unknown fields are ignored)."""
@@ -190,7 +199,6 @@ class ChunkAssembler:
         finish = choice.get("finish_reason")
         if finish:
             state["finish_reason"] = finish
-            self.finished = True
 
     @staticmethod
     def _add_tool_fragment(state: dict[str, Any], fragment: dict[str, Any]) -> None:
@@ -227,6 +235,11 @@ class ChunkAssembler:
             arguments = function.get("arguments")
             if isinstance(arguments, str):
                 call.arguments.append(arguments)
+
+    @property
+    def finished(self) -> bool:
+        """True once a chunk gave a choice its ``finish_reason``."""
+        return any(state["finish_reason"] for state in self._choices.values())
 
     def result(self) -> dict[str, Any]:
         """The assembled ``chat.completion`` object."""

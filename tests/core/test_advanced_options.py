@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from openai_compat import OpenAICompatibleConnector
+from openai_compat._transports._aiohttp import AiohttpTransport
 from openai_compat.advanced import AdvancedOptions
-from openai_compat.batch.http import AiohttpWire
 from openai_compat.config import SourceConfig
 from openai_compat.endpoint import Endpoint
 from openai_compat.errors import (
@@ -46,12 +46,12 @@ async def _answer(config: dict[str, Any], payload: dict[str, Any] = PAYLOAD) -> 
 
 async def _batch_answer(config: dict[str, Any], payload: dict[str, Any] = PAYLOAD) -> str:
     """`_answer` through the batch runs' client (aiohttp), which must trust the same."""
-    wire = AiohttpWire(4)
+    transport = AiohttpTransport(4)
     try:
-        async with Endpoint(config, client=wire, retry=FAST_RETRY) as endpoint:
+        async with Endpoint(config, client=transport, retry=FAST_RETRY) as endpoint:
             completion = await endpoint.complete(payload)
     finally:
-        await wire.aclose()
+        await transport.aclose()
     return str(completion.response["choices"][0]["message"]["content"])
 
 
@@ -247,7 +247,7 @@ async def test_verify_off_connects_and_warns(
     tls_server: tuple[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, _ = tls_server
-    with caplog.at_level(logging.WARNING, logger="openai_compat.transport"):
+    with caplog.at_level(logging.WARNING, logger="openai_compat.client"):
         assert await _answer(_advanced(url, verify_tls=False)) == "You said: Hi"
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1

@@ -76,7 +76,7 @@ def test_connector_messages_never_hold_the_key(server: MockServer, reply: Reply)
 def test_reprs_and_dumps_of_every_object_hide_the_key(server: MockServer) -> None:
     config = SourceConfig.parse(make_config(server.url))
     endpoint = Endpoint(config)
-    objects = [config, endpoint, endpoint.transport, OpenAICompatibleConnector()]
+    objects = [config, endpoint, endpoint.client, OpenAICompatibleConnector()]
     text = "\n".join(repr(o) + str(o) for o in objects)
     text += config.model_dump_json() + str(config.model_dump())
     assert CANARY not in text

@@ -8,12 +8,15 @@ Each maps its own library's exceptions to `TransportFailure` at its edge.
 """
 
 from ._base import AsyncTransport, FailureKind, TransportFailure, TransportResponse
-from ._httpx import HttpxTransport
+from ._httpx import ClientFactory, HttpxTransport, default_client_factory, default_limits
 
 __all__ = [
     "AsyncTransport",
+    "ClientFactory",
     "FailureKind",
     "HttpxTransport",
     "TransportFailure",
     "TransportResponse",
+    "default_client_factory",
+    "default_limits",
 ]

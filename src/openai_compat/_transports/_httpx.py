@@ -5,14 +5,16 @@ httpx's exceptions are mapped to `TransportFailure` here and nowhere else.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
 
 import httpx
 
 from ._base import FailureKind, TransportFailure
 from ._causes import connect_kind
 
-__all__ = ["HttpxTransport"]
+__all__ = ["ClientFactory", "HttpxTransport", "default_client_factory", "default_limits"]
 
 # Most specific first: the first match wins.
 _KINDS: tuple[tuple[type[Exception], FailureKind], ...] = (
@@ -100,3 +102,27 @@ class HttpxTransport:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def default_limits() -> httpx.Limits:
+    """Connection pool limits sized for batch runs (many rows, one host)."""
+    return httpx.Limits(max_connections=256, max_keepalive_connections=64)
+
+
+class ClientFactory(Protocol):
+    """Makes the ``httpx.AsyncClient`` of a configuration whose TLS or proxy options need one.
+
+    A server that must vet every connection (the application's address guard) passes one,
+    so that such configurations are guarded too.
+    """
+
+    def __call__(
+        self, *, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits
+    ) -> httpx.AsyncClient: ...
+
+
+def default_client_factory(
+    *, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits
+) -> httpx.AsyncClient:
+    """A plain client; ``trust_env`` honours the proxy variables and ``SSL_CERT_FILE``."""
+    return httpx.AsyncClient(limits=limits, verify=verify, proxy=proxy, trust_env=True)

@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .. import resources as spec_resources
+from .._transports import default_limits
 from ..connector import OpenAICompatibleConnector
-from ..transport import default_limits
 from .credentials import KeyCipher, Provisioned, provision_secret_key, provision_token
 from .database import database_url, describe_url, migrate, open_engine
 from .egress import AddressPolicy, guarded_client

@@ -1,8 +1,8 @@
 """Run a payload through a configuration's ``Endpoint`` and shape what comes back for HTTP.
 
-Built on the core's public pieces: ``connector.endpoint(config)``, ``endpoint.request``
-(failures raise typed ``OpenAICompatError``s carrying the provider's status and message),
-``ChunkAssembler`` for the answer of a streamed reply, and ``exchange.truncated``.
+Built on the core's pieces: ``connector.endpoint(config)``, ``endpoint.request`` (failures
+raise typed ``OpenAICompatError``s carrying the provider's status and message), and the one
+``Consumer`` every door reads an answer with (the assembled reply, the cut-off warning).
 
 Answers
 -------
@@ -22,11 +22,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from .._consume import Consumer, Outcome
 from ..config import SourceConfig
 from ..connector import OpenAICompatibleConnector
-from ..endpoint import Exchange
 from ..errors import OpenAICompatError
-from ..stream import ChunkAssembler
 from .problems import ApiError, endpoint_error_body
 
 __all__ = ["run_json", "start_event_stream"]
@@ -34,38 +33,22 @@ __all__ = ["run_json", "start_event_stream"]
 
 @dataclass
 class _Run:
-    """One request in flight: its data as it arrives, and the exchange once it is open."""
+    """One request in flight: its records as they arrive, and what they came to."""
 
     connector: OpenAICompatibleConnector
     config: SourceConfig
     payload: dict[str, Any]
-    exchange: Exchange | None = None
+    outcome: Outcome | None = None
 
     async def data(self) -> AsyncGenerator[dict[str, Any]]:
         async with (
             self.connector.endpoint(self.config) as endpoint,
             endpoint.request(self.payload) as exchange,
         ):
-            self.exchange = exchange
-            async for item in exchange:
+            consumer = Consumer(exchange)
+            async for item in consumer:
                 yield item
-
-    def answer(self, records: list[dict[str, Any]], assembler: ChunkAssembler) -> Any:
-        """The assembled reply when it was streamed, else the reply itself."""
-        if not records:
-            return None
-        if self.exchange is not None and self.exchange.streamed:
-            return assembler.result()
-        return records[-1]
-
-    def warnings(self) -> list[str]:
-        exchange = self.exchange
-        if exchange is None or not exchange.truncated:
-            return []
-        return [
-            f"the stream ended after {exchange.chunks} chunk(s) with neither [DONE] nor a "
-            "finish_reason: it may have been cut off"
-        ]
+            self.outcome = consumer.outcome()
 
 
 def _api_error(exc: OpenAICompatError, partial: list[dict[str, Any]]) -> ApiError:
@@ -86,12 +69,8 @@ async def run_json(
             records.append(item)
     except OpenAICompatError as exc:
         raise _api_error(exc, records) from None
-    # Assembled only when streamed (a JSON answer is its own answer), once all is here.
-    assembler = ChunkAssembler()
-    if run.exchange is not None and run.exchange.streamed:
-        for item in records:
-            assembler.add(item)
-    return {"data": records, "answer": run.answer(records, assembler), "warnings": run.warnings()}
+    assert run.outcome is not None
+    return {"data": records, "answer": run.outcome.answer, "warnings": run.outcome.warnings}
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -119,14 +98,12 @@ async def start_event_stream(
 async def _events(
     run: _Run, first: dict[str, Any] | None, data: AsyncGenerator[dict[str, Any]]
 ) -> AsyncIterator[bytes]:
-    records: list[dict[str, Any]] = []
-    assembler = ChunkAssembler()
+    count = 0
     error: OpenAICompatError | None = None
     item = first
     try:
         while item is not None:
-            records.append(item)
-            assembler.add(item)
+            count += 1
             yield _event("record", item)
             item = await anext(data, None)
     except OpenAICompatError as exc:
@@ -134,10 +111,12 @@ async def _events(
     finally:
         await data.aclose()
     if error is None:
-        if records:
-            yield _event("answer", run.answer(records, assembler))
-        for warning in run.warnings():
+        outcome = run.outcome
+        assert outcome is not None
+        if outcome.answer is not None:
+            yield _event("answer", outcome.answer)
+        for warning in outcome.warnings:
             yield _event("warning", {"message": warning})
     else:
         yield _event("error", {"error": endpoint_error_body(error)[1]})
-    yield _event("done", {"ok": error is None, "records": len(records)})
+    yield _event("done", {"ok": error is None, "records": count})

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from .._transports import AsyncTransport
 from ..config import SourceConfig
 from ..endpoint import Endpoint
 from ..errors import ConfigurationError, EndpointError, OpenAICompatError, redact
@@ -31,7 +32,6 @@ from ..mapping import (
     parse_outputs,
 )
 from ..retries import RetryPolicy
-from ..wire import Wire
 from . import event_loop
 from .checkpoint import prepare_output
 from .keys import Shard, key_token, row_key
@@ -95,7 +95,7 @@ class BatchRun:
         include_response: bool = False,
         input_format: str | None = None,
         retry: RetryPolicy | None = None,
-        client: httpx.AsyncClient | Wire | None = None,
+        client: httpx.AsyncClient | AsyncTransport | None = None,
         on_notice: Callable[[str], None] | None = None,
     ) -> None:
         self.config = SourceConfig.parse(config)
@@ -119,7 +119,7 @@ class BatchRun:
         self.include_input = include_input
         self.include_response = include_response
         self.retry = retry
-        self._client: httpx.AsyncClient | Wire | None = client
+        self._client: httpx.AsyncClient | AsyncTransport | None = client
         self._owns_client = client is None
         self._notice = on_notice or (lambda _message: None)
         self.scheduler = Scheduler(_as_rate(rate), on_pause=self._on_pause)
@@ -156,9 +156,10 @@ class BatchRun:
                 "in request_format to send each row's values"
             )
         if self._client is None:
-            from .http import make_batch_client  # aiohttp: imported only when a run starts
+            # aiohttp: imported only when a run starts.
+            from .._transports._aiohttp import AiohttpTransport
 
-            self._client = make_batch_client(self.concurrency)
+            self._client = AiohttpTransport(self.concurrency)
         self._endpoint = Endpoint(
             self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
         )
@@ -341,10 +342,7 @@ class BatchRun:
             result = _failed(key, index, message, None, 1)
         else:
             output, problems = extract_outputs(completion.response, self.outputs)
-            if completion.truncated:
-                problems.append(
-                    "the stream ended without [DONE] or a finish_reason: the answer may be cut off"
-                )
+            problems.extend(completion.warnings)
             result = BatchResult(
                 key=key,
                 index=index,

@@ -1,0 +1,95 @@
+"""Consuming an exchange: its records as they come, then what the answer came to.
+
+Every door reads an answer the same way, through `Consumer`: the connector (records, then
+an assembled record and a warning), `Endpoint.complete` and batch runs (the answer), and the
+application (JSON, or server-sent events). So the assembled answer, the cut-off detection
+and the warning's wording exist once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._exchange import Exchange
+from .stream import ChunkAssembler
+
+__all__ = ["Consumer", "Outcome", "cut_off_warning"]
+
+
+def cut_off_warning(chunks: int) -> str:
+    """The warning of a stream that ended with neither ``[DONE]`` nor a ``finish_reason``."""
+    return (
+        f"the stream ended after {chunks} chunk(s) with neither [DONE] nor a finish_reason: "
+        "it may have been cut off"
+    )
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an answer came to, once read to its end.
+
+    ``answer`` is the JSON answer, or the ``chat.completion`` assembled from a stream (None
+    when nothing came); ``warnings`` holds what the caller should be told (a stream that may
+    have been cut off).
+    """
+
+    answer: dict[str, Any] | None
+    streamed: bool
+    chunks: int
+    truncated: bool
+    attempts: int
+    request_id: str | None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Consumer:
+    """Iterate it for the records (dicts) of ``exchange``; then `outcome` says what they came to.
+
+    With ``assemble`` (the default), a streamed answer is assembled into one
+    ``chat.completion`` as it passes; without it, records pass straight through and a
+    streamed answer's ``outcome().answer`` is None.
+
+    >>> async def summary(endpoint, payload):
+    ...     async with endpoint.request(payload) as exchange:
+    ...         consumer = Consumer(exchange)
+    ...         records = [record async for record in consumer]
+    ...     return records, consumer.outcome()
+    """
+
+    __slots__ = ("_assembler", "_exchange")
+
+    def __init__(self, exchange: Exchange, *, assemble: bool = True) -> None:
+        self._exchange = exchange
+        self._assembler: ChunkAssembler | None = ChunkAssembler() if assemble else None
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        if self._assembler is None:
+            return self._exchange.__aiter__()
+        return self._assembling(self._assembler)
+
+    async def _assembling(self, assembler: ChunkAssembler) -> AsyncIterator[dict[str, Any]]:
+        exchange = self._exchange
+        async for record in exchange:
+            if exchange.streamed:
+                assembler.add(record)
+            yield record
+
+    def outcome(self) -> Outcome:
+        """What the answer came to (call it after iterating)."""
+        exchange = self._exchange
+        answer = exchange.answer
+        if exchange.streamed:
+            assembler = self._assembler
+            answer = assembler.result() if assembler is not None and exchange.chunks else None
+        truncated = exchange.truncated
+        return Outcome(
+            answer=answer,
+            streamed=exchange.streamed,
+            chunks=exchange.chunks,
+            truncated=truncated,
+            attempts=exchange.attempts,
+            request_id=exchange.request_id,
+            warnings=[cut_off_warning(exchange.chunks)] if truncated else [],
+        )

@@ -1,0 +1,197 @@
+"""``Exchange``: one request's answer, decoded into the dicts it holds.
+
+A JSON answer holds one dict; a streamed (SSE) answer one dict per chunk. The exchange also
+tracks how the answer ended (``[DONE]``, a ``finish_reason``, neither), the one place that
+does. What the dicts come to (an assembled answer, warnings) is `_consume`'s job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ._client import Opened
+from ._error_builder import ErrorBuilder
+from ._transports import TransportFailure, TransportResponse
+from .errors import StreamError
+from .sse import SSEDecoder
+from .stream import DONE, chunks_from_event, error_from_chunk, finishes
+
+__all__ = ["Exchange"]
+
+_EXCERPT_BYTES = 512
+
+
+class Exchange:
+    """One request's answer, iterated as dicts. Use via ``Endpoint.request``.
+
+    After iteration: ``streamed`` tells whether the answer was SSE, ``chunks`` how many dicts
+    it held, ``done`` whether ``[DONE]`` came, ``finished`` whether a ``finish_reason`` (or a
+    whole JSON answer) came, and ``truncated`` whether a stream ended with neither (it may
+    have been cut off). ``answer`` is the JSON answer of an answer that was not streamed.
+    """
+
+    __slots__ = (
+        "_body",
+        "_errors",
+        "_response",
+        "answer",
+        "attempts",
+        "chunks",
+        "done",
+        "finished",
+        "request_id",
+        "status",
+        "streamed",
+    )
+
+    def __init__(self, opened: Opened, errors: ErrorBuilder) -> None:
+        self._errors = errors
+        self._response: TransportResponse = opened.response
+        self._body: bytes | None = opened.body
+        self.attempts: int = opened.attempts
+        self.streamed = opened.body is None
+        self.status = self._response.status_code
+        self.request_id: str | None = self._response.headers.get("x-request-id")
+        self.answer: dict[str, Any] | None = None
+        self.chunks = 0
+        self.done = False
+        self.finished = False
+
+    @property
+    def truncated(self) -> bool:
+        """True when a stream ended with neither ``[DONE]`` nor any ``finish_reason``."""
+        return self.streamed and not (self.done or self.finished)
+
+    async def aclose(self) -> None:
+        """Release the connection (``Endpoint.request`` does it on leaving its block)."""
+        await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        body = self._body
+        if body is None:
+            return self._decode(self._stream())
+        answer = self._whole(body)
+        if answer is None:
+            return self._decode(_one(body))
+        return _Single(answer)
+
+    def _whole(self, body: bytes) -> dict[str, Any] | None:
+        """The JSON answer of a body read whole, or None when the body is SSE or JSON
+        lines sent without the stream content type (``streamed`` is then set)."""
+        headers = self._response.headers
+        try:
+            data = json.loads(body)
+        except ValueError:
+            text = body.lstrip()
+            if text.startswith((b"data:", b"{", b":", b"event:")):
+                self.streamed = True
+                return None
+            raise self._errors.not_json(
+                self.status, headers, body, attempts=self.attempts
+            ) from None
+        if not isinstance(data, dict):
+            raise self._errors.not_object(self.status, headers, data, body, attempts=self.attempts)
+        err = data.get("error")
+        if err is not None and err is not False:
+            raise self._errors.error_in_answer(self.status, headers, data, attempts=self.attempts)
+        self.chunks = 1
+        self.finished = True
+        self.answer = data
+        return data
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self._response.aiter_bytes():
+                yield piece
+        except TransportFailure as failure:
+            raise self._errors.failure(
+                failure, f"during the stream, after {self.chunks} chunk(s)", attempts=self.attempts
+            ) from None
+
+    async def _decode(self, source: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+        # The hot path of streaming: chunks are yielded from here straight to the caller
+        # (no generator in between), and a plain chunk is parsed and checked inline;
+        # anything unusual goes through ``_chunks``.
+        decoder = SSEDecoder()
+        head = bytearray()
+        loads = json.loads
+        try:
+            async for piece in source:
+                if len(head) < _EXCERPT_BYTES:
+                    head += piece[: _EXCERPT_BYTES - len(head)]
+                for event in decoder.feed(piece):
+                    data = event.data
+                    if data == DONE:
+                        self.done = True
+                        return
+                    try:
+                        chunk = loads(data)
+                    except ValueError:
+                        chunk = None
+                    if type(chunk) is dict:
+                        err = chunk.get("error")
+                        if err is None or err is False:
+                            self.chunks += 1
+                            if not self.finished:
+                                self.finished = finishes(chunk)
+                            yield chunk
+                            continue
+                    for chunk in self._chunks(data):
+                        yield chunk
+            for event in decoder.close():
+                if event.data == DONE:
+                    self.done = True
+                    return
+                for chunk in self._chunks(event.data):
+                    yield chunk
+        finally:
+            # Release the connection as soon as the stream ends ([DONE], error, or the
+            # caller stopping early), not only when the request context exits.
+            await self._response.aclose()
+        if self.chunks == 0 and head.strip():
+            # Bytes came, but no event: not a stream at all (an HTML page, plain text).
+            raise self._errors.not_json(
+                self.status, self._response.headers, bytes(head), attempts=self.attempts
+            )
+
+    def _chunks(self, data: str) -> list[dict[str, Any]]:
+        out = []
+        try:
+            for chunk in chunks_from_event(data):
+                err = error_from_chunk(chunk)
+                if err is not None:
+                    raise err
+                self.chunks += 1
+                if not self.finished:
+                    self.finished = finishes(chunk)
+                out.append(chunk)
+        except StreamError as err:
+            # The pure decoder says what is wrong; the error raised is redacted and counted.
+            raise self._errors.in_stream(err, attempts=self.attempts) from None
+        return out
+
+
+class _Single:
+    """Iterates one dict. A plain iterator rather than an async generator: every
+    non-streamed request makes one, and an async generator costs more to create and end."""
+
+    __slots__ = ("_item",)
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        self._item: dict[str, Any] | None = item
+
+    def __aiter__(self) -> _Single:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        item = self._item
+        if item is None:
+            raise StopAsyncIteration
+        self._item = None
+        return item
+
+
+async def _one(body: bytes) -> AsyncIterator[bytes]:
+    yield body
