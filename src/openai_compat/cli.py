@@ -8,41 +8,16 @@ stderr. Exit codes: 0 done (a failed check is still a result), 1 the operation f
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
-from typing import Any
 
+from ._json import read_json_file, read_text_file
+from ._sync import run_sync
 from .connector import OpenAICompatibleConnector
+from .errors import UsageError
 from .protocol import ProtocolMessage
 
 __all__ = ["main"]
-
-
-class UsageError(Exception):
-    """The command line cannot be acted on (exit 2)."""
-
-
-def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _read_json(path: str, what: str) -> Any:
-    text = _read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{what} file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}"
-        ) from None
 
 
 def _emit(message: ProtocolMessage) -> None:
@@ -78,12 +53,12 @@ def _cmd_spec(args: argparse.Namespace, connector: OpenAICompatibleConnector) ->
 
 
 def _cmd_check(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
-    _emit(connector.check_connection(_read_json(args.config, "config")))
+    _emit(connector.check_connection(read_json_file(args.config, "config")))
     return 0
 
 
 def _cmd_discover(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
-    message = connector.discover(_read_json(args.config, "config") if args.config else None)
+    message = connector.discover(read_json_file(args.config, "config") if args.config else None)
     _emit(message)
     return 1 if message.type == "log" else 0
 
@@ -92,14 +67,14 @@ def _cmd_read(args: argparse.Namespace, connector: OpenAICompatibleConnector) ->
     if args.sync_config:
         if args.config or args.payload:
             raise UsageError("give either --sync-config, or --config with --payload, not both")
-        sync_config = _read_json(args.sync_config, "sync config")
-        return asyncio.run(_stream(connector.aread(sync_config, assemble=args.assemble)))
+        sync_config = read_json_file(args.sync_config, "sync config")
+        return run_sync(_stream(connector.aread(sync_config, assemble=args.assemble)))
     if not (args.config and args.payload):
         raise UsageError("read needs --config FILE and --payload FILE, or --sync-config FILE")
-    config = _read_json(args.config, "config")
+    config = read_json_file(args.config, "config")
     # Passed as text: the connector rejects anything but a JSON object, before sending.
-    payload = _read_text(args.payload)
-    return asyncio.run(_stream(connector.arun_model(config, payload, assemble=args.assemble)))
+    payload = read_text_file(args.payload)
+    return run_sync(_stream(connector.arun_model(config, payload, assemble=args.assemble)))
 
 
 def _cmd_mock_server(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
