@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from openai_compat import ConfigurationError, RowMappingError
+import openai_compat.mapping as mapping_package
+from openai_compat import ConfigurationError, OpenAICompatError, RowMappingError, errors
 from openai_compat.batch import run_batch_sync
 from openai_compat.mapping import (
     PayloadBuilder,
@@ -386,6 +387,53 @@ def test_parse_json_of_non_json_text_is_a_problem_keeping_the_text() -> None:
     output, problems = extract_outputs(answer, fields)
     assert output == {"v": "Sure! The label is bug."}
     assert len(problems) == 1 and "not valid JSON" in problems[0]
+
+
+def test_a_long_non_json_answer_is_quoted_as_one_short_line() -> None:
+    text = "Sure!\n\n  " + "The label is bug. " * 10
+    answer = {"choices": [{"message": {"content": text}}]}
+    fields = parse_outputs([{"name": "choices.0.message.content", "as": "v", "parse": "json"}])
+    _, problems = extract_outputs(answer, fields)
+    quoted = " ".join(text.split())[:77] + "..."
+    assert problems == [
+        "choices.0.message.content: the answer is not valid JSON (Expecting value at line 1 "
+        f"column 1): {quoted!r}"
+    ]
+
+
+def test_an_entry_that_is_not_an_object_is_named_with_its_kind() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_outputs([["usage.total_tokens"]])
+    assert info.value.reason == (
+        'must be an object such as {"name": "usage.total_tokens", "as": "tokens"}, got a list'
+    )
+    with pytest.raises(ConfigurationError) as info:
+        PayloadBuilder(BASE, [7])
+    assert info.value.field == "mapping[0]"
+    assert info.value.reason.endswith('"type": "string"}, got a number')
+
+
+def test_the_package_keeps_its_public_names() -> None:
+    assert sorted(mapping_package.__all__) == [
+        "MappingItem",
+        "OutputError",
+        "OutputField",
+        "PayloadBuilder",
+        "RowMappingError",
+        "as_text",
+        "cast_value",
+        "default_outputs",
+        "extract_outputs",
+        "get_path",
+        "parse_mapping",
+        "parse_outputs",
+        "parse_path",
+        "set_path",
+    ]
+    assert all(hasattr(mapping_package, name) for name in mapping_package.__all__)
+    # One OutputError for the whole package, so callers can catch OpenAICompatError.
+    assert mapping_package.OutputError is errors.OutputError
+    assert issubclass(mapping_package.OutputError, OpenAICompatError)
 
 
 @pytest.mark.parametrize(

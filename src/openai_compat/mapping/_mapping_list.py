@@ -1,0 +1,71 @@
+"""The platform's mapping list: validating its items into `MappingItem` values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._json import load_json_text
+from ..errors import ConfigurationError
+from ._kinds import require_object
+from ._paths import Path, parse_path
+
+__all__ = ["MappingItem", "parse_mapping"]
+
+_EXAMPLE = (
+    '{"name": "messages.0.content", "value": "question", "value_type": "dynamic", "type": "string"}'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MappingItem:
+    """One item of the platform's mapping list."""
+
+    name: str
+    path: Path
+    value: Any
+    static: bool
+    type: str | None
+
+
+def parse_mapping(raw: Any) -> list[MappingItem]:
+    """Validate the platform's mapping list (a list of objects, or JSON text holding one).
+
+    >>> parse_mapping([{"name": "messages.0.content", "value": "q"}])[0].path
+    ('messages', 0, 'content')
+    """
+    if raw is None:
+        return []
+    raw = load_json_text(raw, field="mapping")
+    if isinstance(raw, Mapping):
+        # {"messages.0.content": "question"} is accepted as shorthand for dynamic items.
+        raw = [{"name": k, "value": v} for k, v in raw.items()]
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise ConfigurationError(
+            'must be a list of {"name", "value", "value_type", "type"} objects', field="mapping"
+        )
+    items = []
+    for i, entry in enumerate(raw):
+        where = f"mapping[{i}]"
+        entry = require_object(entry, example=_EXAMPLE, field=where)
+        name = entry.get("name")
+        path = parse_path(name, field=f"{where}.name")
+        value_type = str(entry.get("value_type") or "dynamic").strip().lower()
+        if value_type not in ("static", "dynamic"):
+            raise ConfigurationError(
+                f'must be "static" or "dynamic", got {value_type!r}', field=f"{where}.value_type"
+            )
+        value = entry.get("value")
+        static = value_type == "static"
+        if not static and (not isinstance(value, str) or not value):
+            raise ConfigurationError(
+                "must name a column of the input (value_type is dynamic)", field=f"{where}.value"
+            )
+        type_ = entry.get("type")
+        if type_ is not None and not isinstance(type_, str):
+            raise ConfigurationError(
+                "must be a string such as string, number or boolean", field=f"{where}.type"
+            )
+        items.append(MappingItem(str(name).strip(), path, value, static, type_))
+    return items

@@ -1,0 +1,168 @@
+"""Payloads from rows: the request format's ``{{column}}`` templates, then the mapping list."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigurationError
+from ._casts import as_text, cast_value
+from ._mapping_list import parse_mapping
+from ._paths import MISSING, harvest, set_path
+
+__all__ = ["PayloadBuilder", "RowMappingError"]
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+class RowMappingError(ConfigurationError):
+    """One row cannot be turned into a payload (a missing column, a value that cannot be cast).
+
+    The row is recorded as failed and no request is sent for it.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def _missing_column(column: str, row: Mapping[str, Any], what: str) -> RowMappingError:
+    columns = ", ".join(list(map(str, row))[:20]) or "none"
+    return RowMappingError(
+        f"{what}: the row has no column {column!r} (its columns: {columns})", column=column
+    )
+
+
+class _Template:
+    """A string of the request format holding ``{{column}}`` placeholders."""
+
+    __slots__ = ("columns", "parts", "where")
+
+    def __init__(self, text: str, where: str) -> None:
+        self.where = where
+        self.parts: list[str] = _PLACEHOLDER.split(text)
+        # split() alternates literal text and captured column names.
+        self.columns = self.parts[1::2]
+        for column in self.columns:
+            if not column:
+                raise ConfigurationError(
+                    f"has an empty placeholder {{{{}}}} at {where}; write {{{{column}}}}",
+                    field="request_format",
+                )
+
+    def fill(self, row: Mapping[str, Any]) -> str:
+        out = []
+        for i, part in enumerate(self.parts):
+            if i % 2 == 0:
+                out.append(part)
+                continue
+            value = harvest(row, part)
+            if value is MISSING:
+                raise _missing_column(part, row, f"placeholder {{{{{part}}}}} at {self.where}")
+            out.append(as_text(value))
+        return "".join(out)
+
+
+def _compile(node: Any, where: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _compile(v, f"{where}.{k}" if where else k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_compile(v, f"{where}.{i}" if where else str(i)) for i, v in enumerate(node)]
+    if isinstance(node, str) and "{{" in node and _PLACEHOLDER.search(node):
+        return _Template(node, where)
+    return node
+
+
+def _instantiate(node: Any, row: Mapping[str, Any]) -> Any:
+    # A deep copy of the compiled request format: containers are fresh, templates filled.
+    if isinstance(node, dict):
+        return {k: _instantiate(v, row) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_instantiate(v, row) for v in node]
+    if isinstance(node, _Template):
+        return node.fill(row)
+    return node
+
+
+class PayloadBuilder:
+    """Builds the payload of each row: request format, ``{{column}}`` templates, mapping list.
+
+    The mapping's paths are checked against the request format once, here: a path that
+    runs into a string (``model.name``) is a ``ConfigurationError`` before any row is read.
+
+    >>> builder = PayloadBuilder({"model": "m", "messages": [{"role": "user", "content":
+    ...     "Summarise: {{body}}"}]}, [{"name": "max_tokens", "value": "n", "type": "number"}])
+    >>> payload = builder.build({"body": "a ticket", "n": "64"})
+    >>> payload["messages"][0]["content"], payload["max_tokens"]
+    ('Summarise: a ticket', 64)
+    """
+
+    def __init__(self, request_format: Mapping[str, Any], mapping: Any = None) -> None:
+        self._compiled = _compile(dict(request_format), "")
+        self.items = parse_mapping(mapping)
+        self.columns: list[str] = []
+        self._collect_columns(self._compiled)
+        for item in self.items:
+            if not item.static and item.value not in self.columns:
+                self.columns.append(item.value)
+        self._check_paths()
+
+    def _collect_columns(self, node: Any) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                self._collect_columns(v)
+        elif isinstance(node, list):
+            for v in node:
+                self._collect_columns(v)
+        elif isinstance(node, _Template):
+            self.columns += [c for c in node.columns if c not in self.columns]
+
+    @property
+    def depends_on_row(self) -> bool:
+        """False when every row would get the same payload (no template, no dynamic item)."""
+        return bool(self.columns)
+
+    def _check_paths(self) -> None:
+        probe: dict[str, Any] = _instantiate(self._compiled, _Anything())
+        for i, item in enumerate(self.items):
+            try:
+                set_path(probe, item.path, None if item.static else "")
+            except ConfigurationError as exc:
+                message = exc.message.removeprefix("mapping: ")
+                raise ConfigurationError(message, field=f"mapping[{i}].name") from None
+
+    def build(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The payload for ``row``; raises ``RowMappingError`` when the row cannot be mapped."""
+        payload: dict[str, Any] = _instantiate(self._compiled, row)
+        for i, item in enumerate(self.items):
+            if item.static:
+                raw = item.value
+            else:
+                raw = harvest(row, item.value)
+                if raw is MISSING:
+                    raise _missing_column(item.value, row, f"mapping[{i}] ({item.name})")
+            try:
+                value = cast_value(raw, item.type)
+            except ValueError as exc:
+                source = "its static value" if item.static else f"column {item.value!r}"
+                raise RowMappingError(
+                    f"mapping[{i}] ({item.name}): cannot cast {source} to {item.type}: {exc}",
+                    column=None if item.static else item.value,
+                ) from None
+            try:
+                set_path(payload, item.path, value)
+            except ConfigurationError as exc:
+                # Possible only when a placeholder filled a container's place with text.
+                raise RowMappingError(f"mapping[{i}]: {exc.message}") from None
+        return payload
+
+
+class _Anything(dict[str, Any]):
+    """A row that has every column (for checking the mapping's paths once)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return ""
