@@ -13,8 +13,9 @@ Public surface::
     summary = run_batch_sync(config, "tickets.csv", "results.jsonl", key="id")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .advanced import AdvancedOptions
-from .batch import BatchResult, BatchRun, BatchSummary, run_batch, run_batch_sync
 from .config import SourceConfig, load_config
 from .connector import OpenAICompatibleConnector
 from .endpoint import Completion, Endpoint, Exchange
@@ -22,10 +23,13 @@ from .errors import (
     ConfigurationError,
     ConnectError,
     EndpointError,
+    FieldProblem,
     OpenAICompatError,
+    OutputError,
+    RequestTimeout,
     StreamError,
-    TimeoutError,
     TransportError,
+    UsageError,
 )
 from .mapping import PayloadBuilder, RowMappingError
 from .protocol import (
@@ -41,7 +45,29 @@ from .protocol import (
 from .retries import RetryPolicy
 from .stream import ChunkAssembler
 
+if TYPE_CHECKING:
+    from .batch import BatchResult, BatchRun, BatchSummary, run_batch, run_batch_sync
+
 __version__ = "0.1.0"
+
+# The earlier name of ``RequestTimeout``: it stays importable, but is left out of ``__all__``
+# so that ``from openai_compat import *`` does not hide the builtin.
+TimeoutError = RequestTimeout
+
+# Batch runs bring their own dependencies (the rate limiter, the progress bar, aiohttp):
+# they load on first use of one of these names, not with the package.
+_BATCH_NAMES = frozenset({"BatchResult", "BatchRun", "BatchSummary", "run_batch", "run_batch_sync"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BATCH_NAMES:
+        from . import batch
+
+        value = getattr(batch, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'openai_compat' has no attribute {name!r}")
+
 
 __all__ = [
     "AdvancedOptions",
@@ -58,20 +84,23 @@ __all__ = [
     "Endpoint",
     "EndpointError",
     "Exchange",
+    "FieldProblem",
     "LogMessage",
     "MetaData",
     "OpenAICompatError",
     "OpenAICompatibleConnector",
+    "OutputError",
     "PayloadBuilder",
     "ProtocolMessage",
     "RecordMessage",
+    "RequestTimeout",
     "RetryPolicy",
     "RowMappingError",
     "SourceConfig",
     "StreamError",
     "SyncConfig",
-    "TimeoutError",
     "TransportError",
+    "UsageError",
     "__version__",
     "load_config",
     "run_batch",

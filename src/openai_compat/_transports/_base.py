@@ -12,6 +12,8 @@ import enum
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
+from ..errors import TransportError
+
 __all__ = ["AsyncTransport", "FailureKind", "TransportFailure", "TransportResponse"]
 
 
@@ -32,12 +34,12 @@ class FailureKind(enum.Enum):
     INVALID_URL = "invalid url"  # the URL cannot be used by this transport
 
 
-class TransportFailure(Exception):
+class TransportFailure(TransportError):
     """A transport's report that no usable answer came: ``kind`` and the library's ``detail``.
 
-    It never leaves the request path: the client turns it into the public
-    `~openai_compat.errors.TransportError` (or ``ConfigurationError`` for an unusable URL),
-    worded once with what only the client knows (the host, the timeout, the proxy).
+    It does not leave the request path: the client turns it into the error its caller sees
+    (a ``TransportError`` or, for an unusable URL, a ``ConfigurationError``), worded once with
+    what only the client knows (the host, the timeout, the proxy, how far the answer got).
     """
 
     def __init__(self, kind: FailureKind, detail: str) -> None:

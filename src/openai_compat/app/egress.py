@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from ..errors import ConfigurationError
+
 __all__ = ["AddressPolicy", "EgressRefused", "Resolver", "guarded_client", "system_resolver"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -33,7 +35,7 @@ _METADATA = {
 }
 
 
-class EgressRefused(ValueError):
+class EgressRefused(ConfigurationError):
     """The endpoint URL points at an address the application does not send requests to."""
 
 

@@ -36,7 +36,7 @@ class FieldError(dict[str, str]):
         super().__init__(field=field, message=message)
 
 
-class ApiError(Exception):
+class ApiError(OpenAICompatError):
     """An error answer: HTTP ``status`` and the ``{"error": {...}}`` body."""
 
     def __init__(
