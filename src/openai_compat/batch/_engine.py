@@ -74,6 +74,7 @@ class BatchRun:
     Use ``async with run_batch(...) as run: async for result in run: ...``; ``run.summary``
     is updated live. ``stop()`` stops reading rows (rows in flight finish); ``abort()``
     also cancels the rows in flight (they are not reported, so a resumed run redoes them).
+    The options are `BatchOptions` (``openai_compat.batch._options``), described at `run_batch`.
     """
 
     def __init__(
