@@ -479,11 +479,56 @@ def test_async_iteration_can_stop_early(server: MockServer) -> None:
     assert len(asyncio.run(first_two())) == 2
 
 
-def test_sync_entry_points_run_on_uvloop() -> None:
-    # The CLI and run_batch_sync use event_loop.run; uvloop comes with uvicorn[standard].
-    from openai_compat.batch import event_loop
+def _loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+def test_sync_entry_points_run_on_uvloop(server: MockServer, tmp_path: Path) -> None:
+    # run_batch_sync and the CLI use openai_compat._sync.run_sync; uvloop comes with
+    # uvicorn[standard]. on_result is called on the run's loop, so it sees which loop that is.
+    from openai_compat._sync import run_sync
 
     async def loop_module() -> str:
-        return type(asyncio.get_running_loop()).__module__
+        return _loop_module()
 
-    assert event_loop.run(loop_module()).startswith("uvloop")
+    assert run_sync(loop_module()).startswith("uvloop")
+    loops: list[str] = []
+    run_batch_sync(
+        cfg(server), rows(2), on_result=lambda _: loops.append(_loop_module()), rate=None
+    )
+    run_batch_sync(
+        cfg(server),
+        rows(2),
+        tmp_path / "out.jsonl",
+        on_result=lambda _: loops.append(_loop_module()),
+        rate=None,
+    )
+    assert len(loops) == 4
+    assert all(module.startswith("uvloop") for module in loops), loops
+
+
+def test_run_batch_sync_inside_a_running_loop(server: MockServer, tmp_path: Path) -> None:
+    # A notebook or a server already runs a loop: the run goes on a loop of its own in a
+    # worker thread (run_sync), since the running one cannot be re-entered.
+    async def from_async_code() -> tuple[int, int]:
+        without_file = run_batch_sync(cfg(server), rows(3), rate=None)
+        into_file = run_batch_sync(cfg(server), rows(3), tmp_path / "out.jsonl", rate=None)
+        return without_file.ok, into_file.ok
+
+    assert asyncio.run(from_async_code()) == (3, 3)
+    assert len(read_lines(tmp_path / "out.jsonl")) == 3
+
+
+def test_a_misspelt_option_is_refused_before_anything_is_sent(
+    server: MockServer, tmp_path: Path
+) -> None:
+    # The options are typed (**options: Unpack[...]), not named in the signatures: a name
+    # no entry point takes is still a TypeError at run time, as with named parameters.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'kee'"):
+        run_batch(cfg(server), rows(2), kee="id")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'kee'"):
+        run_batch_sync(cfg(server), rows(2), tmp_path / "out.jsonl", kee="id")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'mode'"):
+        run_batch_sync(cfg(server), rows(2), mode="resume")  # file options need an output
+    assert server.requests == []
+    assert not (tmp_path / "out.jsonl").exists()

@@ -180,6 +180,22 @@ def test_bad_arguments_exit_2_with_the_reason(
     assert server.requests == []
 
 
+def test_a_file_that_is_not_json_exits_2_naming_it(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 3)
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text('[{"name": "messages.0.content",}]')
+    code, err = run_main(
+        batch_args(config, rows, tmp_path / "out.jsonl", "--mapping", str(mapping)), capsys
+    )
+    assert code == 2
+    assert f"mapping file {mapping} is not valid JSON: " in err
+    assert "line 1 column 32" in err
+    assert "Traceback" not in err
+    assert server.requests == []
+
+
 def test_an_existing_output_needs_resume_or_overwrite(
     server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

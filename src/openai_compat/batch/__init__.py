@@ -11,15 +11,18 @@ print(summary)   # 998 ok, 2 failed, 0 skipped; 51234 tokens; 104.2 s wall (9.6 
 
 Modules: `readers` (JSON Lines, CSV, Parquet, streamed), `writers` (JSON Lines or CSV,
 append + flush), `checkpoint` (resume from the output file), `scheduler` (rate limit,
-pause after a 429), `progress` (stderr), `keys` (row keys, shards), `runner` (the run),
-`cli` (``openai-compat batch``). Payload mapping and output extraction live in
-`openai_compat.mapping`.
+pause after a 429), `progress` (stderr), `keys` (row keys, shards), `_engine` (the row
+engine, `BatchRun`), `_to_file` (a run into an output file), `_api` (`run_batch`,
+`run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``).
+Payload mapping and output extraction live in `openai_compat.mapping`.
 """
 
+from ._api import run_batch, run_batch_sync
+from ._engine import BatchRun
+from ._to_file import arun_batch_to_file
 from .keys import Shard
 from .readers import RowSource, UnreadableRow, open_rows
 from .results import BatchResult, BatchSummary
-from .runner import BatchRun, arun_batch_to_file, run_batch, run_batch_sync
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 
 __all__ = [

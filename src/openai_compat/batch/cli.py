@@ -8,17 +8,16 @@ by Ctrl-C / SIGTERM (``--resume`` finishes the run).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from .._json import read_json_file
+from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
-from . import event_loop
+from ._to_file import arun_batch_to_file
 from .progress import PROGRESS_MODES
 from .readers import FORMATS
-from .runner import arun_batch_to_file
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE
 from .writers import OUTPUT_FORMATS
 
@@ -126,20 +125,6 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _load_json(path: str, what: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}", field=what) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(
-            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            field=what,
-        ) from None
-
-
 def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None) -> int:
     """Run ``openai-compat batch`` with parsed ``args``; returns the exit code."""
     try:
@@ -150,9 +135,9 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
             raise ConfigurationError(
                 f"only one of --{', --'.join(stdin_users)} can be - (stdin)", field="arguments"
             )
-        config = _load_json(args.config, "config")
-        mapping = _load_json(args.mapping, "mapping") if args.mapping else None
-        outputs = _load_json(args.outputs, "outputs") if args.outputs else None
+        config = read_json_file(args.config, "config")
+        mapping = read_json_file(args.mapping, "mapping") if args.mapping else None
+        outputs = read_json_file(args.outputs, "outputs") if args.outputs else None
         mode = (
             "resume"
             if args.resume
@@ -163,7 +148,7 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
             else "new"
         )
         progress = "off" if args.quiet else args.progress
-        summary = event_loop.run(
+        summary = run_sync(
             arun_batch_to_file(
                 config,
                 args.input,

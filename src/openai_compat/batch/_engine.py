@@ -1,9 +1,10 @@
-"""Running a dataset through the endpoint: `run_batch` (async iterator) and its file runners.
+"""The row engine: `BatchRun` reads rows, maps, sends, picks out the outputs, yields results.
 
 One `BatchRun` reads rows (streamed), maps each to a payload, and sends them through one
 `Endpoint` sharing one HTTP client, with ``concurrency`` workers and the run's `Scheduler`
 (rate limit, pause after a 429). Results come out in completion order. Memory stays flat:
-rows wait in a queue of a few times the concurrency, never the whole input.
+rows wait in a queue of a few times the concurrency, never the whole input. Writing them to
+a file (checkpoint, signals, progress) is `_to_file`'s job.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
@@ -31,21 +31,18 @@ from ..mapping import (
     extract_outputs,
     parse_outputs,
 )
-from ..retries import RetryPolicy
-from . import event_loop
-from .checkpoint import prepare_output
+from ._options import BatchOptions, check_keywords
 from .keys import Shard, key_token, row_key
-from .progress import Progress
-from .readers import RowSource, UnreadableRow, count_rows, open_rows, read_in_thread
+from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate, Scheduler
-from .writers import csv_columns, detect_output_format, open_writer
 
-__all__ = ["BatchRun", "arun_batch_to_file", "run_batch", "run_batch_sync"]
+__all__ = ["BatchRun", "Rows"]
 
 Rows = Iterable[Any] | AsyncIterable[Any] | str | os.PathLike[str]
 _READ_CHUNK = 512
 _DONE: Any = object()
+_KEYWORDS = BatchOptions.__optional_keys__
 
 
 def _as_rate(rate: Rate | str | None) -> Rate | None:
@@ -77,52 +74,47 @@ class BatchRun:
     Use ``async with run_batch(...) as run: async for result in run: ...``; ``run.summary``
     is updated live. ``stop()`` stops reading rows (rows in flight finish); ``abort()``
     also cancels the rows in flight (they are not reported, so a resumed run redoes them).
+    The options are `BatchOptions` (``openai_compat.batch._options``), described at `run_batch`.
     """
 
     def __init__(
         self,
         config: SourceConfig | dict[str, Any] | str,
         rows: Rows,
-        *,
-        mapping: Any = None,
-        outputs: Any = None,
-        key: str | None = None,
-        concurrency: int | None = None,
-        rate: Rate | str | None = DEFAULT_RATE,
-        shard: Shard | str | None = None,
-        skip: Collection[str] = (),
-        include_input: bool = False,
-        include_response: bool = False,
-        input_format: str | None = None,
-        retry: RetryPolicy | None = None,
-        client: httpx.AsyncClient | AsyncTransport | None = None,
-        on_notice: Callable[[str], None] | None = None,
+        **options: Unpack[BatchOptions],
     ) -> None:
+        check_keywords(options, _KEYWORDS, "BatchRun.__init__()")
         self.config = SourceConfig.parse(config)
-        self.builder = PayloadBuilder(self.config.request_format, mapping)
+        self.builder = PayloadBuilder(self.config.request_format, options.get("mapping"))
+        outputs = options.get("outputs")
         self.outputs: list[OutputField] = (
             parse_outputs(outputs)
             if outputs is not None
             else default_outputs(self.config.response_format)
         )
         if isinstance(rows, str | os.PathLike):
-            rows = open_rows(rows, input_format)
+            rows = open_rows(rows, options.get("input_format"))
         self.rows = rows
-        self.key = key
+        self.key = options.get("key")
+        concurrency = options.get("concurrency")
         self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
         if self.concurrency < 1:
             raise ConfigurationError(
                 f"must be 1 or more, got {self.concurrency}", field="concurrency"
             )
+        shard = options.get("shard")
         self.shard = Shard.parse(shard) if isinstance(shard, str) else shard
-        self.skip = skip
-        self.include_input = include_input
-        self.include_response = include_response
-        self.retry = retry
+        self.skip = options.get("skip", ())
+        self.include_input = options.get("include_input", False)
+        self.include_response = options.get("include_response", False)
+        self.retry = options.get("retry")
+        client = options.get("client")
         self._client: httpx.AsyncClient | AsyncTransport | None = client
         self._owns_client = client is None
-        self._notice = on_notice or (lambda _message: None)
-        self.scheduler = Scheduler(_as_rate(rate), on_pause=self._on_pause)
+        self._notice = options.get("on_notice") or (lambda _message: None)
+        self.scheduler = Scheduler(
+            _as_rate(options.get("rate", DEFAULT_RATE)), on_pause=self._on_pause
+        )
         self.summary = BatchSummary()
         self._work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
@@ -136,7 +128,7 @@ class BatchRun:
         self._finished = False
         self._stopping = False
         self._aborted = False
-        self._seen: set[str] | None = set() if key is not None else None
+        self._seen: set[str] | None = set() if self.key is not None else None
 
     @property
     def output_names(self) -> list[str]:
@@ -385,147 +377,3 @@ class BatchRun:
             await self._work.put(None)
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self._results.put(error if error is not None else _DONE)
-
-
-def run_batch(
-    config: SourceConfig | dict[str, Any] | str,
-    rows: Rows,
-    **options: Any,
-) -> BatchRun:
-    """Run ``rows`` through the endpoint; an async iterator of `BatchResult`.
-
-    ``rows``: dicts (any iterable or async iterable), or a path (``.jsonl``, ``.csv``,
-    ``.parquet``; ``-`` = JSON Lines on stdin). Options: ``mapping`` (the platform's
-    mapping list), ``outputs`` (``[{"name": path, "as": name}]``; default: the string leaves
-    of ``response_format``), ``key`` (column), ``concurrency`` (default 10), ``rate``
-    (``"600/minute"`` default, None = no limit), ``shard`` (``"k/n"``), ``skip`` (key
-    texts to leave out), ``include_input``, ``include_response``, ``retry``, ``client``.
-
-    >>> async def main(config, rows):
-    ...     async with run_batch(config, rows, outputs=["choices.0.message.content"]) as run:
-    ...         async for result in run:
-    ...             print(result.to_dict())
-    ...     print(run.summary)
-    """
-    return BatchRun(config, rows, **options)
-
-
-async def arun_batch_to_file(
-    config: SourceConfig | dict[str, Any] | str,
-    rows: Rows,
-    output: str | os.PathLike[str],
-    *,
-    mode: str = "new",
-    output_format: str | None = None,
-    progress: str = "off",
-    progress_interval_s: float = 10.0,
-    handle_signals: bool = False,
-    on_result: Callable[[BatchResult], None] | None = None,
-    **options: Any,
-) -> BatchSummary:
-    """Run a batch into an output file (the checkpoint) and return the summary.
-
-    ``mode``: ``new`` (refuse an output with results), ``overwrite``, ``resume`` (skip the
-    rows already written, repair a torn last line) or ``retry-failed`` (also run the failed
-    rows again). ``progress``: ``auto``, ``bar``, ``lines`` or ``off`` (on stderr).
-    ``handle_signals``: the first Ctrl-C / SIGTERM stops reading rows and lets the rows in
-    flight finish; a second one abandons them (a resumed run does them again).
-    """
-    path = os.fspath(output)
-    fmt = detect_output_format(path, output_format)
-    meter: Progress | None = None
-
-    def notice(message: str) -> None:
-        if meter is not None:
-            meter.note(f"batch: {message}")
-
-    run = BatchRun(config, rows, on_notice=notice, **options)
-    columns = csv_columns(
-        run.output_names,
-        include_input=run.include_input,
-        include_response=run.include_response,
-    )
-    checkpoint = prepare_output(path, fmt, mode, csv_columns=columns)
-    run.skip = checkpoint.done
-    meter = Progress(run.summary, mode=progress, interval_s=progress_interval_s)
-    if checkpoint.torn_bytes:
-        notice(f"repaired a torn last line of {path} ({checkpoint.torn_bytes} bytes cut off)")
-    if checkpoint.removed_failed:
-        notice(f"running {checkpoint.removed_failed} failed rows again")
-    writer = open_writer(
-        path,
-        fmt,
-        run.output_names,
-        include_input=run.include_input,
-        include_response=run.include_response,
-    )
-    loop = asyncio.get_running_loop()
-    signals: list[signal.Signals] = []
-    counter: Any = None
-    if handle_signals:
-
-        def on_signal() -> None:
-            if not run.stopping:
-                run.stop()
-                meter.note(
-                    "batch: stopping: finishing the rows in flight (press Ctrl-C again to "
-                    "abandon them; --resume continues either way)"
-                )
-            else:
-                run.abort()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, on_signal)
-                signals.append(sig)
-    try:
-        meter.start()
-        if isinstance(run.rows, RowSource) and meter.mode != "off":
-            source = run.rows
-            counter = asyncio.ensure_future(asyncio.to_thread(count_rows, source))
-            counter.add_done_callback(
-                lambda f: meter.set_total(f.result()) if not f.cancelled() else None
-            )
-        async with run:
-            async for result in run:
-                writer.write(result)
-                meter.update()
-                if on_result is not None:
-                    on_result(result)
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-        if counter is not None:
-            counter.cancel()
-        writer.close()
-        await meter.aclose()
-    return run.summary
-
-
-def run_batch_sync(
-    config: SourceConfig | dict[str, Any] | str,
-    rows: Rows,
-    output: str | os.PathLike[str] | None = None,
-    *,
-    on_result: Callable[[BatchResult], None] | None = None,
-    **options: Any,
-) -> BatchSummary:
-    """The sync wrapper: run the batch, write results to ``output`` (if given), return the summary.
-
-    Takes the options of `run_batch` and, with ``output``, those of `arun_batch_to_file`
-    (``mode``, ``output_format``, ``progress``). Without ``output`` each result goes to
-    ``on_result`` only.
-    """
-    if output is not None:
-        return event_loop.run(
-            arun_batch_to_file(config, rows, output, on_result=on_result, **options)
-        )
-
-    async def consume() -> BatchSummary:
-        async with BatchRun(config, rows, **options) as run:
-            async for result in run:
-                if on_result is not None:
-                    on_result(result)
-        return run.summary
-
-    return event_loop.run(consume())

@@ -1,0 +1,89 @@
+"""The entry points: `run_batch` (an async iterator of results) and `run_batch_sync`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Unpack, overload
+
+from .._sync import run_sync
+from ..config import SourceConfig
+from ._engine import BatchRun, Rows
+from ._options import BatchFileOptions, BatchOptions
+from ._to_file import arun_batch_to_file
+from .results import BatchResult, BatchSummary
+
+__all__ = ["run_batch", "run_batch_sync"]
+
+
+def run_batch(
+    config: SourceConfig | dict[str, Any] | str,
+    rows: Rows,
+    **options: Unpack[BatchOptions],
+) -> BatchRun:
+    """Run ``rows`` through the endpoint; an async iterator of `BatchResult`.
+
+    ``rows``: dicts (any iterable or async iterable), or a path (``.jsonl``, ``.csv``,
+    ``.parquet``; ``-`` = JSON Lines on stdin). Options: ``mapping`` (the platform's
+    mapping list), ``outputs`` (``[{"name": path, "as": name}]``; default: the string leaves
+    of ``response_format``), ``key`` (column), ``concurrency`` (default 10), ``rate``
+    (``"600/minute"`` default, None = no limit), ``shard`` (``"k/n"``), ``skip`` (key
+    texts to leave out), ``include_input``, ``include_response``, ``retry``, ``client``
+    (all of `BatchOptions`, in ``openai_compat.batch._options``).
+
+    >>> async def main(config, rows):
+    ...     async with run_batch(config, rows, outputs=["choices.0.message.content"]) as run:
+    ...         async for result in run:
+    ...             print(result.to_dict())
+    ...     print(run.summary)
+    """
+    return BatchRun(config, rows, **options)
+
+
+@overload
+def run_batch_sync(
+    config: SourceConfig | dict[str, Any] | str,
+    rows: Rows,
+    output: None = None,
+    *,
+    on_result: Callable[[BatchResult], None] | None = None,
+    **options: Unpack[BatchOptions],
+) -> BatchSummary: ...
+
+
+@overload
+def run_batch_sync(
+    config: SourceConfig | dict[str, Any] | str,
+    rows: Rows,
+    output: str | os.PathLike[str],
+    *,
+    on_result: Callable[[BatchResult], None] | None = None,
+    **options: Unpack[BatchFileOptions],
+) -> BatchSummary: ...
+
+
+def run_batch_sync(
+    config: SourceConfig | dict[str, Any] | str,
+    rows: Rows,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    on_result: Callable[[BatchResult], None] | None = None,
+    **options: Any,
+) -> BatchSummary:
+    """The sync wrapper: run the batch, write results to ``output`` (if given), return the summary.
+
+    Takes the options of `run_batch` and, with ``output``, those of `arun_batch_to_file`
+    (``mode``, ``output_format``, ``progress``). Without ``output`` each result goes to
+    ``on_result`` only.
+    """
+    if output is not None:
+        return run_sync(arun_batch_to_file(config, rows, output, on_result=on_result, **options))
+
+    async def consume() -> BatchSummary:
+        async with BatchRun(config, rows, **options) as run:
+            async for result in run:
+                if on_result is not None:
+                    on_result(result)
+        return run.summary
+
+    return run_sync(consume())

@@ -1,0 +1,112 @@
+"""The options of a batch run, typed once for every entry point (``**options: Unpack[...]``).
+
+`BatchOptions` are the row engine's (`BatchRun`, `run_batch`); `FileOptions` those of a run
+into an output file; `BatchFileOptions` both, as `arun_batch_to_file` and `run_batch_sync`
+with an output take them. A key left out gets its default where the option is read (the
+defaults are listed here). Keyword checking at run time is `check_keywords`: the names are
+not in any signature, so a misspelt one would otherwise be ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, TypedDict, cast
+
+import httpx
+
+from .._transports import AsyncTransport
+from ..retries import RetryPolicy
+from .keys import Shard
+from .scheduler import Rate
+
+__all__ = [
+    "BatchFileOptions",
+    "BatchOptions",
+    "FileOptions",
+    "RowOptions",
+    "check_keywords",
+    "split_file_options",
+]
+
+
+class RowOptions(TypedDict, total=False):
+    """What rows are sent, and how: the options every entry point takes."""
+
+    # The platform's mapping list (rows to payloads); default none: request_format as is.
+    mapping: Any
+    # ``[{"name": path, "as": name}]``; default: the string leaves of ``response_format``.
+    outputs: Any
+    # The column identifying a row; default: the row number.
+    key: str | None
+    # Requests in flight at once; default `DEFAULT_CONCURRENCY` (10).
+    concurrency: int | None
+    # A rate limit such as ``"600/minute"``; default `DEFAULT_RATE`; None = no limit.
+    rate: Rate | str | None
+    # Run only shard ``"k/n"`` of the rows (split by key hash); default all rows.
+    shard: Shard | str | None
+    # Key texts to leave out; default none (a file run sets them from its checkpoint).
+    skip: Collection[str]
+    # Add each row to its result as ``input``; default False.
+    include_input: bool
+    # Add the whole answer to each result as ``response``; default False.
+    include_response: bool
+    # The format of a ``rows`` path; default: by its name.
+    input_format: str | None
+    # The retry policy; default the endpoint's.
+    retry: RetryPolicy | None
+    # The HTTP client to send with; default: one the run makes (and closes) for itself.
+    client: httpx.AsyncClient | AsyncTransport | None
+
+
+class BatchOptions(RowOptions, total=False):
+    """The options of the row engine: `RowOptions` and where its notices go."""
+
+    # Called with each notice (a 429 pause, a payload without row values); default: dropped.
+    # A file run shows them with its progress instead, so it does not take this one.
+    on_notice: Callable[[str], None] | None
+
+
+class FileOptions(TypedDict, total=False):
+    """The options of a run into an output file."""
+
+    # ``new`` (default), ``overwrite``, ``resume`` or ``retry-failed`` (checkpoint.MODES).
+    mode: str
+    # ``jsonl`` or ``csv``; default: by the output's name.
+    output_format: str | None
+    # ``auto``, ``bar``, ``lines`` or ``off`` (default), on stderr.
+    progress: str
+    # Seconds between plain progress lines; default 10.
+    progress_interval_s: float
+    # Stop on Ctrl-C / SIGTERM (a second one abandons the rows in flight); default False.
+    handle_signals: bool
+
+
+class BatchFileOptions(RowOptions, FileOptions, total=False):
+    """The options of a run into an output file: `RowOptions` and `FileOptions`."""
+
+
+_FILE_KEYWORDS = FileOptions.__optional_keys__
+
+
+def split_file_options(options: BatchFileOptions) -> tuple[FileOptions, RowOptions]:
+    """``options`` as the file options and the rest (for the row engine, which checks them).
+
+    >>> split_file_options({"mode": "resume", "key": "id"})
+    ({'mode': 'resume'}, {'key': 'id'})
+    """
+    file = {name: value for name, value in options.items() if name in _FILE_KEYWORDS}
+    rest = {name: value for name, value in options.items() if name not in _FILE_KEYWORDS}
+    # Typed by what a caller checked by mypy can pass; BatchRun checks the rest at run time.
+    return cast(FileOptions, file), cast(RowOptions, rest)
+
+
+def check_keywords(options: Iterable[str], allowed: Collection[str], where: str) -> None:
+    """Raise the `TypeError` Python raises for a keyword ``where`` does not take.
+
+    >>> check_keywords(["key", "kee"], {"key"}, "f()")
+    Traceback (most recent call last):
+    TypeError: f() got an unexpected keyword argument 'kee'
+    """
+    for name in options:
+        if name not in allowed:
+            raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
