@@ -6,7 +6,8 @@ The raw shape is the original connector's six fields::
      "request_format": "{...json...}", "response_format": "{...json...}"}
 
 Validation happens once, here, at the door; the rest of the package trusts the typed
-object. Every problem is a ``ConfigurationError`` naming the field and saying how to fix it.
+object. An invalid configuration is one ``ConfigurationError`` listing every problem found
+(``problems``), each naming its field and saying how to fix it.
 """
 
 from __future__ import annotations
