@@ -26,13 +26,19 @@ import math
 import re
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
 import certifi
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from .errors import ConfigurationError
 
 __all__ = ["AdvancedOptions", "AuthMode", "parse_bool", "parse_seconds"]
+
+# The pydantic error type of `field_problem`; `SourceConfig.parse` looks for it.
+FIELD_PROBLEM: Final = "field_problem"
 
 AuthMode = Literal["bearer", "api-key", "header", "none"]
 
@@ -42,6 +48,19 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _RESERVED = frozenset({"content-type", "content-length", "host", "transfer-encoding", "connection"})
 _PEM_MARK = "-----BEGIN CERTIFICATE-----"
 _PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def field_problem(field: str, reason: str) -> PydanticCustomError:
+    """A validation error about ``field``, a name relative to the model being validated.
+
+    For checks across several fields (model validators), whose errors pydantic places at
+    the model itself: the field travels in the error's context, not in its text.
+
+    >>> err = field_problem("auth_header", "is required")
+    >>> err.type, err.context, err.message()
+    ('field_problem', {'field': 'auth_header', 'reason': 'is required'}, 'is required')
+    """
+    return PydanticCustomError(FIELD_PROBLEM, "{reason}", {"field": field, "reason": reason})
 
 
 def parse_bool(value: Any, *, default: bool) -> bool:
@@ -203,28 +222,33 @@ class AdvancedOptions(BaseModel):
     def _check_combination(self) -> AdvancedOptions:
         if self.auth == "header":
             if not self.auth_header:
-                raise ValueError(
-                    'advanced.auth_header: is required when advanced.auth is "header" '
-                    "(the name of the header that carries the key, e.g. X-Api-Key)"
+                raise field_problem(
+                    "auth_header",
+                    'is required when advanced.auth is "header" '
+                    "(the name of the header that carries the key, e.g. X-Api-Key)",
                 )
             if not _TOKEN.match(self.auth_header):
-                raise ValueError(f"advanced.auth_header: {self.auth_header!r} is not a header name")
+                raise field_problem("auth_header", f"{self.auth_header!r} is not a header name")
         key_name = self.key_header_name
         if key_name is not None:
             for name in [*self.headers, *self.secret_headers]:
                 if name.lower() == key_name.lower():
-                    raise ValueError(
-                        f'advanced.headers: "{name}" is the header that carries the API key; '
-                        'set advanced.auth to "none" to send your own'
+                    raise field_problem(
+                        "headers",
+                        f'"{name}" is the header that carries the API key; '
+                        'set advanced.auth to "none" to send your own',
                     )
         lowered = [n.lower() for n in self.headers]
         for name in self.secret_headers:
             if name.lower() in lowered:
-                raise ValueError(
-                    f'advanced.secret_headers: "{name}" is also in advanced.headers; keep one'
+                raise field_problem(
+                    "secret_headers", f'"{name}" is also in advanced.headers; keep one'
                 )
         if self.ca_bundle is not None:
-            _context(self.ca_bundle)  # Fails here, at the door, rather than on the first request.
+            try:
+                _context(self.ca_bundle)  # Fails here, at the door, not on the first request.
+            except ConfigurationError as exc:
+                raise field_problem("ca_bundle", exc.reason) from None
         return self
 
     @property
@@ -296,13 +320,15 @@ def _context(bundle: str) -> ssl.SSLContext:
         elif path.is_file():
             context.load_verify_locations(cafile=str(path))
         else:
-            raise ValueError(
-                f"advanced.ca_bundle: no file at {str(path)!r}; give the path of a PEM file "
-                "or the PEM text itself (-----BEGIN CERTIFICATE-----...)"
+            raise ConfigurationError(
+                f"no file at {str(path)!r}; give the path of a PEM file "
+                "or the PEM text itself (-----BEGIN CERTIFICATE-----...)",
+                field="advanced.ca_bundle",
             )
     except ssl.SSLError as exc:
-        raise ValueError(
-            f"advanced.ca_bundle: could not load the certificates ({exc.reason or exc}); "
-            "it must hold PEM certificates (-----BEGIN CERTIFICATE-----...)"
+        raise ConfigurationError(
+            f"could not load the certificates ({exc.reason or exc}); "
+            "it must hold PEM certificates (-----BEGIN CERTIFICATE-----...)",
+            field="advanced.ca_bundle",
         ) from None
     return context

@@ -6,60 +6,29 @@ The raw shape is the original connector's six fields::
      "request_format": "{...json...}", "response_format": "{...json...}"}
 
 Validation happens once, here, at the door; the rest of the package trusts the typed
-object. Every problem is a ``ConfigurationError`` naming the field and saying how to fix it.
+object. An invalid configuration is one ``ConfigurationError`` listing every problem found
+(``problems``), each naming its field and saying how to fix it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
-from .advanced import AdvancedOptions, parse_bool, parse_seconds
-from .errors import ConfigurationError, redact
+from ._json import parse_json_object
+from .advanced import FIELD_PROBLEM, AdvancedOptions, parse_bool, parse_seconds
+from .errors import ConfigurationError, FieldProblem, redact
 from .resources import connection_defaults
 
 __all__ = ["SourceConfig", "load_config", "parse_json_object"]
 
 _DEFAULTS = connection_defaults()
 _CHAT_PATH = "/v1/chat/completions"
-
-
-def parse_json_object(value: Any, *, field: str) -> dict[str, Any]:
-    """Return ``value`` as a JSON object: a dict as is, or JSON text holding an object.
-
-    >>> parse_json_object('{"model": "m"}', field="request_format")
-    {'model': 'm'}
-    """
-    if isinstance(value, dict):
-        return value
-    if not isinstance(value, str | bytes):
-        raise ConfigurationError(
-            f"must be a JSON object ({{...}}) or JSON text holding one, got {_json_kind(value)}",
-            field=field,
-        )
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(
-            f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "write a JSON object such as "
-            '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}',
-            field=field,
-        ) from None
-    if not isinstance(parsed, dict):
-        raise ConfigurationError(
-            f"must be a JSON object ({{...}}), got {_json_kind(parsed)}", field=field
-        )
-    return parsed
-
-
-def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return kinds.get(type(value), "a number" if isinstance(value, int | float) else "a value")
 
 
 class SourceConfig(BaseModel):
@@ -116,25 +85,32 @@ class SourceConfig(BaseModel):
             return raw
         data = parse_json_object(raw, field="configuration")
         fields: dict[str, Any] = {k: v for k, v in data.items() if v is not None}
-        nested = data.get("config")
+        # Problems found before pydantic come first, as when each stopped the parse.
+        problems: list[FieldProblem] = []
+        nested = fields.pop("config", None)
         if nested is not None:
             if not isinstance(nested, dict):
-                raise ConfigurationError(
-                    'must be an object such as {"timeout": "30"}', field="config"
+                problems.append(
+                    FieldProblem("config", 'must be an object such as {"timeout": "30"}')
                 )
-            if "timeout" in nested:
+            elif "timeout" in nested:
                 fields["timeout"] = nested["timeout"]
-        fields.pop("config", None)
-        if "advanced" in fields:
-            fields["advanced"] = parse_json_object(fields["advanced"], field="advanced")
-        for name in ("request_format", "response_format"):
+        for name in ("advanced", "request_format", "response_format"):
             if name in fields:
-                fields[name] = parse_json_object(fields[name], field=name)
+                try:
+                    fields[name] = parse_json_object(fields[name], field=name)
+                except ConfigurationError as exc:
+                    problems.extend(exc.problems)
+                    del fields[name]
         try:
-            return cls.model_validate(fields)
+            config = cls.model_validate(fields)
         except ValidationError as exc:
-            # A secret pasted into the wrong field must not come back in the error message.
-            raise _first_error(exc, _raw_secrets(data)) from None
+            problems.extend(_problem(err) for err in exc.errors())
+        else:
+            if not problems:
+                return config
+        # A secret pasted into the wrong field must not come back in any problem.
+        raise _configuration_error(problems, _raw_secrets(fields))
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -163,29 +139,46 @@ class SourceConfig(BaseModel):
         return None
 
 
-def _raw_secrets(data: dict[str, Any]) -> tuple[str, ...]:
-    """The secret values of a raw, not yet valid configuration."""
-    found = [data.get("api_key")]
-    advanced = data.get("advanced")
-    if isinstance(advanced, dict) and isinstance(advanced.get("secret_headers"), dict):
-        found.extend(advanced["secret_headers"].values())
+def _raw_secrets(fields: dict[str, Any]) -> tuple[str, ...]:
+    """The secret values of a raw, not yet valid configuration (its JSON text parsed)."""
+    found = [fields.get("api_key")]
+    advanced = fields.get("advanced")
+    headers = advanced.get("secret_headers") if isinstance(advanced, dict) else None
+    if isinstance(headers, str):
+        with contextlib.suppress(ValueError):
+            headers = json.loads(headers)
+    if isinstance(headers, dict):
+        found.extend(headers.values())
     return tuple(v for v in found if isinstance(v, str) and v)
 
 
-def _first_error(exc: ValidationError, secrets: tuple[str, ...]) -> ConfigurationError:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "configuration"
-    if field == "timeout":
-        field = "config.timeout"
-    message = redact(str(err["msg"]).removeprefix("Value error, "), secrets)
-    # Checks across several advanced options name their field at the start of the message.
-    named = re.match(r"^(advanced\.\w+): (.*)$", message, re.DOTALL)
-    if named:
-        field, message = named.group(1), named.group(2)
-    elif err["type"] == "extra_forbidden" and field.startswith("advanced."):
-        known = ", ".join(AdvancedOptions.model_fields)
-        message = f"is not an advanced option; the options are: {known}"
-    return ConfigurationError(message, field=field)
+def _problem(err: ErrorDetails) -> FieldProblem:
+    """One pydantic error as a problem: its location as a dotted field path, and the reason."""
+    path = [str(part) for part in err["loc"]]
+    if path[:1] == ["timeout"]:
+        path[0:1] = ["config", "timeout"]  # The raw shape nests it: {"config": {"timeout": ...}}
+    ctx = err.get("ctx") or {}
+    if err["type"] == FIELD_PROBLEM:
+        # A check across fields names its field relative to the model it validates.
+        path.append(str(ctx["field"]))
+        reason = str(ctx["reason"])
+    elif err["type"] == "value_error":
+        reason = str(ctx["error"])  # The validator's own message, without pydantic's prefix.
+    elif err["type"] == "extra_forbidden" and path[:1] == ["advanced"]:
+        reason = (
+            f"is not an advanced option; the options are: {', '.join(AdvancedOptions.model_fields)}"
+        )
+    else:
+        reason = err["msg"]
+    return FieldProblem(".".join(path) or "configuration", reason)
+
+
+def _configuration_error(
+    problems: list[FieldProblem], secrets: tuple[str, ...]
+) -> ConfigurationError:
+    """Every problem, redacted; the first is the error's ``field`` and ``reason``."""
+    shown = [FieldProblem(redact(p.field, secrets), redact(p.message, secrets)) for p in problems]
+    return ConfigurationError(shown[0].message, field=shown[0].field, problems=shown)
 
 
 def load_config(raw: SourceConfig | dict[str, Any] | str | bytes) -> SourceConfig:

@@ -152,6 +152,37 @@ def test_invalid_configuration_is_422_per_field(client: httpx.Client) -> None:
     assert "is required" in errors["configuration.response_format"]
 
 
+def test_invalid_configuration_lists_every_problem_with_its_path_and_no_secret(
+    client: httpx.Client,
+) -> None:
+    advanced = {"deadline": "later", "proxy": "ftp://user:pw-3@host", "auth": "sometimes"}
+    response = client.post(
+        "/api/v1/connectors",
+        json={"name": "several", "configuration": make_config(CANARY, advanced=advanced)},
+    )
+    assert response.status_code == 422
+    errors = response.json()["error"]["errors"]
+    assert [e["field"] for e in errors] == [
+        "configuration.url",
+        "configuration.advanced.auth",
+        "configuration.advanced.proxy",
+        "configuration.advanced.deadline",
+    ]
+    assert (
+        errors[0]["message"]
+        == 'must start with http:// or https://, got "***" (did you mean https://***?)'
+    )
+    assert CANARY not in response.text and "pw-3" not in response.text
+    # A check across options names its option; a bad URL does not hide it.
+    crossed = client.post(
+        "/api/v1/connector_definitions/check_connection",
+        json={"configuration": make_config("ftp://h/v1", advanced={"auth": "header"})},
+    )
+    assert crossed.status_code == 422
+    fields = [e["field"] for e in crossed.json()["error"]["errors"]]
+    assert fields == ["configuration.url", "configuration.advanced.auth_header"]
+
+
 def test_check_saved_and_discover(client: httpx.Client, keyed: MockServer) -> None:
     cid = _create(client, keyed.url)["id"]
     assert (

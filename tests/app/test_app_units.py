@@ -12,9 +12,10 @@ from alembic.config import Config
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from openai_compat import ConfigurationError, resources
+from openai_compat import ConfigurationError, SourceConfig, resources
 from openai_compat.app import KeyCipher, resolve_env_refs
 from openai_compat.app.database import database_url, migrate, open_engine
+from openai_compat.app.problems import ApiError
 from openai_compat.app.secret_fields import SecretFields, secret_paths
 from openai_compat.app.store import ConnectorStore
 from openai_compat.app.validation import validate_configuration
@@ -49,6 +50,53 @@ def test_validation_reports_every_field_and_skips_env_references() -> None:
     )
     assert errors == [] and clean["api_key"] == CANARY
     assert validate_configuration("text", require_api_key=False)[1][0]["field"] == "configuration"
+
+
+def test_validation_lists_each_problem_of_the_whole_configuration_in_form_order() -> None:
+    config = make_config(
+        "ftp://h/v1/chat/completions",
+        is_stream='ENV["STREAM"]',
+        request_format="[1]",
+        advanced={"deadline": 'ENV["DEADLINE"]', "proxy": CANARY, "max_retries": -1, "x": 1},
+    )
+    _, errors = validate_configuration(config, require_api_key=True)
+    assert [e["field"] for e in errors] == [
+        "configuration.url",
+        "configuration.request_format",
+        "configuration.advanced.proxy",
+        "configuration.advanced.max_retries",
+        "configuration.advanced.x",
+    ]
+    # The key pasted into another field is redacted there.
+    assert errors[2]["message"].endswith("got '***'") and CANARY not in repr(errors)
+    # Saved with a bad value elsewhere, an ``ENV[...]`` group value is still not checked.
+    _, errors = validate_configuration(
+        make_config("http://h/v1", advanced={"auth": "header", "auth_header": 'ENV["H"]'}),
+        require_api_key=True,
+    )
+    assert errors == [
+        {
+            "field": "configuration.advanced.auth_header",
+            "message": 'is required when advanced.auth is "header" '
+            "(the name of the header that carries the key, e.g. X-Api-Key)",
+        }
+    ]
+
+
+def test_a_configuration_error_answer_lists_every_problem_under_the_prefix() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        SourceConfig.parse({"url": "", "is_stream": "maybe", "advanced": {"proxy": 5}})
+    body = ApiError.from_config_error(caught.value, "configuration").body
+    assert [e["field"] for e in body["errors"]] == [
+        "configuration.url",
+        "configuration.is_stream",
+        "configuration.advanced.proxy",
+    ]
+    assert body["message"].startswith("invalid request: configuration.url: is required: ")
+    payload = ApiError.from_config_error(ConfigurationError("bad", field="payload"), "payload")
+    assert payload.body["errors"] == [{"field": "payload", "message": "bad"}]
+    unnamed = ApiError.from_config_error(ConfigurationError("no field"), "configuration")
+    assert unnamed.body["errors"] == [{"field": "configuration", "message": "no field"}]
 
 
 def test_key_cipher_round_trip_and_wrong_key() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from openai_compat import OpenAICompatibleConnector
 from openai_compat._transports._aiohttp import AiohttpTransport
@@ -112,6 +113,32 @@ def test_bad_advanced_options_are_explained(advanced: dict[str, Any], expected: 
         SourceConfig.parse(make_config("http://127.0.0.1:9/v1/chat/completions", advanced=advanced))
     assert expected in str(caught.value)
     assert "pw-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("advanced", "field", "reason"),
+    [
+        ({"auth": "header"}, "auth_header", 'is required when advanced.auth is "header"'),
+        ({"auth": "header", "auth_header": "X Key"}, "auth_header", "'X Key' is not a header name"),
+        ({"secret_headers": {"Authorization": "x"}}, "headers", '"Authorization" is the header'),
+        ({"headers": {"X-A": "1"}, "secret_headers": {"x-a": "2"}}, "secret_headers", '"x-a" is'),
+        ({"ca_bundle": "/no/such/ca.pem"}, "ca_bundle", "no file at '/no/such/ca.pem'"),
+    ],
+)
+def test_checks_across_options_name_their_field_in_the_error_not_its_text(
+    advanced: dict[str, Any], field: str, reason: str
+) -> None:
+    # Pydantic places a model validator's error at the model; the option is in its context.
+    with pytest.raises(ValidationError) as raw:
+        AdvancedOptions.model_validate(advanced)
+    [error] = raw.value.errors()
+    assert error["loc"] == () and error["ctx"]["field"] == field
+    assert error["msg"] == error["ctx"]["reason"] and error["msg"].startswith(reason)
+    # Next to a problem of another field, each keeps its own field.
+    with pytest.raises(ConfigurationError) as caught:
+        SourceConfig.parse({"url": "ftp://h/v1", "advanced": advanced})
+    assert [p.field for p in caught.value.problems] == ["url", f"advanced.{field}"]
+    assert caught.value.problems[1].message == error["msg"]
 
 
 def test_advanced_accepts_json_text_and_string_values() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from openai_compat import ConfigurationError, SourceConfig
 from openai_compat.resources import spec
+from tests.conftest import CANARY
 
 URL = "http://127.0.0.1:9/v1/chat/completions"
 
@@ -126,3 +127,63 @@ def test_api_key_is_hidden_in_repr_and_dumps() -> None:
     assert "sk-canary-in-config" not in cfg.model_dump_json()
     assert cfg.secrets == ("sk-canary-in-config",)
     assert SourceConfig.parse({"url": URL, "api_key": ""}).secrets == ()
+
+
+def test_every_problem_is_listed_with_its_field_the_first_as_the_error() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse(
+            {
+                "url": "ftp://host/v1/chat/completions",
+                "is_stream": "maybe",
+                "config": {"timeout": "soon"},
+                "request_format": "[1]",
+                "advanced": {"deadline": "later", "max_retries": 99, "retries": 3},
+            }
+        )
+    err = info.value
+    assert [p.field for p in err.problems] == [
+        "request_format",  # found before pydantic runs, so first, as when it stopped the parse
+        "url",
+        "is_stream",
+        "config.timeout",
+        "advanced.max_retries",
+        "advanced.deadline",
+        "advanced.retries",
+    ]
+    assert (err.field, err.reason) == err.problems[0]
+    assert str(err) == "request_format: must be a JSON object ({...}), got an array"
+    reasons = dict(err.problems)
+    assert (
+        reasons["url"]
+        == 'must start with http:// or https://, got "ftp://host/v1/chat/completions"'
+    )
+    assert reasons["config.timeout"] == 'must be a number of seconds such as "30", got "soon"'
+    assert reasons["advanced.retries"].startswith("is not an advanced option")
+
+
+def test_a_config_block_that_is_not_an_object_is_one_problem_among_others() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": "", "config": "30", "advanced": "{nope"})
+    assert [p.field for p in info.value.problems] == ["config", "advanced", "url"]
+    assert str(info.value) == 'config: must be an object such as {"timeout": "30"}'
+
+
+def test_no_problem_shows_a_secret_pasted_into_another_field() -> None:
+    gateway = "gw-secret-31c4-DO-NOT-LEAK"
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse(
+            {
+                "url": CANARY,
+                "api_key": CANARY,
+                "is_stream": gateway,
+                "config": {"timeout": CANARY},
+                # As the application stores it: the secret headers as JSON text.
+                "advanced": {"secret_headers": json.dumps({"X-Gateway": gateway}), "proxy": CANARY},
+            }
+        )
+    problems = info.value.problems
+    assert [p.field for p in problems] == ["url", "is_stream", "config.timeout", "advanced.proxy"]
+    for problem in problems:
+        assert "***" in problem.message
+        assert CANARY not in repr(problem) and gateway not in repr(problem)
+    assert CANARY not in str(info.value) and gateway not in str(info.value)

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import (
     ConfigurationError,
     EndpointError,
+    FieldProblem,
     OpenAICompatError,
     StreamError,
     TimeoutError,
@@ -63,9 +64,15 @@ class ApiError(OpenAICompatError):
 
     @classmethod
     def from_config_error(cls, exc: ConfigurationError, prefix: str) -> ApiError:
-        field = prefix if exc.field in (None, prefix) else f"{prefix}.{exc.field}"
-        message = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
-        return cls.invalid([FieldError(field, message)])
+        """422 listing every problem of ``exc``, each field under ``prefix`` (``url`` becomes
+        ``configuration.url``; a problem of ``prefix`` itself, or of no field, is ``prefix``)."""
+        problems = exc.problems or (FieldProblem(prefix, exc.reason),)
+        return cls.invalid(
+            [
+                FieldError(prefix if p.field == prefix else f"{prefix}.{p.field}", p.message)
+                for p in problems
+            ]
+        )
 
     def response(self) -> JSONResponse:
         return JSONResponse({"error": self.body}, status_code=self.status, headers=self.headers)

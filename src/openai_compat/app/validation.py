@@ -1,8 +1,8 @@
 """Check a connector's name and configuration against the spec, reporting every bad field.
 
-``SourceConfig.parse`` stops at the first problem; the form wants them all, so each field
-is validated on its own with the same rules. A value written ``ENV["NAME"]`` is checked
-when it is used, not when it is saved.
+The configuration is validated once, by ``SourceConfig.parse``, whose error lists every
+problem with its field. A value written ``ENV["NAME"]`` is checked when it is used, not
+when it is saved, so it is left out of that check.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import SourceConfig
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, FieldProblem
 from .env_refs import env_ref_name
 from .problems import FieldError
 
@@ -37,18 +37,23 @@ def validate_name(name: Any) -> list[FieldError]:
     return []
 
 
-def _check_one(key: str, value: Any) -> str | None:
-    if env_ref_name(value) is not None:
-        return None
-    if isinstance(value, dict):
-        # The values of a group written ENV["NAME"] are checked when used.
-        value = {k: v for k, v in value.items() if env_ref_name(v) is None}
-    try:
-        SourceConfig.parse({key: value})
-    except ConfigurationError as exc:
-        field = exc.field or key
-        return f"{field}\0{exc.message.removeprefix(f'{field}: ')}"
-    return None
+def _checkable(clean: dict[str, Any]) -> dict[str, Any]:
+    """``clean`` without the values written ``ENV["NAME"]`` (also inside a group), and
+    without an ``api_key`` that is not text (reported on its own)."""
+    checkable: dict[str, Any] = {}
+    for key, value in clean.items():
+        if env_ref_name(value) is not None or (key == "api_key" and not isinstance(value, str)):
+            continue
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if env_ref_name(v) is None}
+        checkable[key] = value
+    return checkable
+
+
+def _form_order(problem: FieldProblem) -> int:
+    # The form's order of fields; one field's problems stay in the order they were found.
+    top = problem.field.split(".", 1)[0]
+    return CONFIG_FIELDS.index(top) if top in CONFIG_FIELDS else len(CONFIG_FIELDS)
 
 
 def validate_configuration(
@@ -70,11 +75,12 @@ def validate_configuration(
         and not isinstance(clean["api_key"], str)
     ):
         errors.append(FieldError(f"{prefix}.api_key", "must be a string"))
-    for key, value in clean.items():
-        if key == "api_key" or value is None:
-            continue
-        problem = _check_one(key, value)
-        if problem:
-            field, message = problem.split("\0", 1)
-            errors.append(FieldError(f"{prefix}.{field}", message))
+    try:
+        # The API key is checked as a value too, so that it is redacted from every problem.
+        SourceConfig.parse(_checkable(clean))
+    except ConfigurationError as exc:
+        errors += [
+            FieldError(f"{prefix}.{p.field}", p.message)
+            for p in sorted(exc.problems, key=_form_order)
+        ]
     return clean, errors
