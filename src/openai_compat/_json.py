@@ -12,7 +12,14 @@ from typing import Any
 
 from .errors import ConfigurationError, UsageError
 
-__all__ = ["json_kind", "load_json_text", "parse_json_object", "read_json_file", "read_text_file"]
+__all__ = [
+    "json_kind",
+    "load_json_text",
+    "parse_json_object",
+    "read_json_file",
+    "read_text_file",
+    "where_invalid",
+]
 
 _EXAMPLE = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}'
 
@@ -31,8 +38,13 @@ def json_kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else "a value"
 
 
+def where_invalid(exc: json.JSONDecodeError) -> str:
+    """What the JSON parser found wrong, and where: ``"Expecting value at line 1 column 9"``."""
+    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
 def _invalid(exc: json.JSONDecodeError) -> str:
-    return f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    return f"is not valid JSON ({where_invalid(exc)})"
 
 
 def load_json_text(raw: Any, *, field: str) -> Any:
@@ -97,7 +109,4 @@ def read_json_file(path: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{what} file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}"
-        ) from None
+        raise UsageError(f"{what} file {path} is not valid JSON: {where_invalid(exc)}") from None

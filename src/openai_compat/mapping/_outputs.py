@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._json import load_json_text
+from .._json import load_json_text, where_invalid
 from .._text import excerpt
 from ..errors import ConfigurationError, OutputError
 from ._kinds import require_object
@@ -135,8 +135,7 @@ def _parse_json_text(value: Any, source: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise OutputError(
-            f"{source}: the answer is not valid JSON ({exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}): {excerpt(text, 80)!r}"
+            f"{source}: the answer is not valid JSON ({where_invalid(exc)}): {excerpt(text, 80)!r}"
         ) from None
 
 
