@@ -19,6 +19,7 @@ client passes its secrets to ``redact`` before an error is built.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -39,24 +40,44 @@ __all__ = [
 
 _MASK = "***"
 
+# Secrets shorter than this are masked only where they stand as a whole token. A short
+# string turns up by chance inside ordinary words and numbers, and masking each of those
+# would both garble the message and spell the secret out (every masked spot is a copy of
+# it). Eight characters is the usual floor for a token or password; real API keys are far
+# longer (OpenAI's exceed 40), and a string of eight or more rarely occurs by chance.
+MIN_SECRET_LENGTH = 8
+
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each non-empty secret in ``text`` with ``***``.
+    """Replace each secret in ``text`` with ``***``.
 
-    >>> redact("bad key sk-123", ["sk-123"])
+    A secret of ``MIN_SECRET_LENGTH`` characters or more is replaced wherever it occurs. A
+    shorter one is replaced only where it stands as a whole token (no letter, digit or
+    underscore right before or after it); elsewhere the text is left alone. The mask is the
+    same whatever the secret, so it never tells a secret's length.
+
+    >>> redact("bad key sk-123456789", ["sk-123456789"])
     'bad key ***'
+    >>> redact("key x rejected; fix the proxy", ["x"])
+    'key *** rejected; fix the proxy'
     """
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, _MASK)
-    return text
+    found = sorted({s for s in secrets if s and s in text}, key=len, reverse=True)
+    if not found:
+        return text
+    # One pass, longest first: a secret that contains another is masked whole, and a mask
+    # already written is never searched again.
+    pattern = "|".join(
+        re.escape(s) if len(s) >= MIN_SECRET_LENGTH else rf"(?<!\w){re.escape(s)}(?!\w)"
+        for s in found
+    )
+    return re.sub(pattern, _MASK, text)
 
 
 def redact_data(value: Any, secrets: Iterable[str]) -> Any:
     """A copy of JSON-like ``value`` with every secret masked inside its strings.
 
     Error bodies are kept on errors for callers to inspect; a server that echoes the key
-    back must not smuggle it out through them.
+    back must not smuggle it out through them. Strings are masked as ``redact`` does.
     """
     secrets = tuple(s for s in secrets if s)
     if not secrets:

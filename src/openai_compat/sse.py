@@ -4,7 +4,8 @@ The spec-correct parts (CR/LF/CRLF line ends, comments, multi-line ``data``, ``e
 ``id``, ``retry``) are httpx-sse's line and field decoders. On top of them we add one
 leniency real servers need: a line that is a bare JSON object or array (no ``data:``
 field, as JSON-lines streams and some error bodies are sent) is an event of its own.
-Events with empty data are dropped here, so callers never parse them.
+Events with empty data are dropped here, so callers never parse them. One byte-order mark
+at the very start of the stream is skipped, as the standard says (a later one is not).
 
 >>> decoder = SSEDecoder()
 >>> decoder.feed(b'data: {"a": 1}\\n\\nda')
@@ -16,6 +17,7 @@ Events with empty data are dropped here, so callers never parse them.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from typing import NamedTuple
 
 from httpx_sse._decoders import SSEDecoder as _FieldDecoder
@@ -43,10 +45,13 @@ class SSEDecoder:
     is still dispatched (servers that end the body without one lose nothing).
     """
 
-    __slots__ = ("_fields", "_lines", "_text", "bytes_seen")
+    __slots__ = ("_decode", "_fields", "_lines", "_text", "bytes_seen")
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # Until the first text arrives, decoding also strips a leading byte-order mark;
+        # then this becomes the plain decoder, so later chunks pay nothing for the check.
+        self._decode: Callable[[bytes], str] = self._decode_start
         self._lines = _LineDecoder()
         self._fields = _FieldDecoder()
         self.bytes_seen = 0
@@ -54,7 +59,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[Event]:
         """Decode one piece of the body; return the events it completed."""
         self.bytes_seen += len(chunk)
-        text = self._text.decode(chunk)
+        text = self._decode(chunk)
         if not text:
             return []
         return self._decode_lines(self._lines.decode(text))
@@ -65,6 +70,16 @@ class SSEDecoder:
         lines.extend(self._lines.flush())
         lines.append("")  # the end of the body dispatches a pending event
         return self._decode_lines(lines)
+
+    def _decode_start(self, chunk: bytes) -> str:
+        # The incremental decoder holds back a partial character, so a BOM split over
+        # several pieces first shows up whole, at the start of the first non-empty text.
+        text = self._text.decode(chunk)
+        if text:
+            self._decode = self._text.decode
+            if text[0] == "\ufeff":
+                return text[1:]
+        return text
 
     def _decode_lines(self, lines: list[str]) -> list[Event]:
         # The hot loop of every stream: one call per line, locals only.

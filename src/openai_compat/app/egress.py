@@ -3,8 +3,18 @@
 The host of an endpoint URL is resolved (DNS, or a numeric form such as ``2852039166``)
 and every address it resolves to is checked, so a friendly name cannot hide a cloud
 metadata address. Link-local and metadata addresses are refused unless the operator
-allows them; loopback and private networks are allowed unless the operator refuses them
-(self-hosted models usually live there).
+allows them; loopback, private, shared (100.64.0.0/10), multicast, reserved and other
+non-global addresses are allowed unless the operator refuses them (self-hosted models
+usually live there).
+
+An IPv6 address that carries an IPv4 address (IPv4-mapped or -compatible, NAT64, 6to4,
+Teredo) is judged by the IPv4 address it leads to, so ``64:ff9b::a9fe:a9fe`` is the
+metadata address ``169.254.169.254`` however it is spelled.
+
+>>> AddressPolicy().problem("::ffff:169.254.169.254") is not None
+True
+>>> AddressPolicy(refuse_private=True).problem("100.64.0.1") is not None
+True
 """
 
 from __future__ import annotations
@@ -35,6 +45,20 @@ _METADATA = {
 }
 
 
+def _not_public(ip: IPAddress) -> bool:
+    # Python 3.11 calls 100.64.0.0/10 neither private nor global, and multicast (and the
+    # deprecated IPv6 site-local range) global: each property is asked on its own.
+    return (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_unspecified
+        or ip.is_reserved
+        or ip.is_multicast
+        or not ip.is_global
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+    )
+
+
 class EgressRefused(ConfigurationError):
     """The endpoint URL points at an address the application does not send requests to."""
 
@@ -46,13 +70,64 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def _unwrap(address: IPAddress) -> IPAddress:
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.sixtofour is not None:
-            return address.sixtofour
-    return address
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, but still a spelling
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 2765)
+# Where RFC 6052 puts the IPv4 address behind a prefix of each length the local-use NAT64
+# prefix 64:ff9b:1::/48 may be given: bit ranges counted from the top of the address.
+# Below /96, bits 64-71 (the "u" octet) sit between the ranges, and must be zero.
+_RFC6052_LAYOUTS = (
+    ((48, 64), (72, 88)),
+    ((56, 64), (72, 96)),
+    ((72, 104),),
+    ((96, 128),),
+)
+
+
+def _bits(value: int, start: int, stop: int) -> int:
+    """Bits ``start`` to ``stop`` (exclusive) of a 128-bit ``value``, counted from the top."""
+    return (value >> (128 - stop)) & ((1 << (stop - start)) - 1)
+
+
+def _local_use_nat64(value: int) -> list[IPAddress]:
+    # The translator's prefix length is not visible in the address, so every layout
+    # whose "u" octet and suffix are zero is a possible reading; each one is judged.
+    # The /96 reading always qualifies, so there is at least one.
+    readings: list[IPAddress] = []
+    for ranges in _RFC6052_LAYOUTS:
+        end = ranges[-1][1]
+        if end < 128 and (_bits(value, 64, 72) or _bits(value, end, 128)):
+            continue
+        v4 = 0
+        for start, stop in ranges:
+            v4 = (v4 << (stop - start)) | _bits(value, start, stop)
+        readings.append(ipaddress.IPv4Address(v4))
+    return readings
+
+
+def _unwrap(address: IPAddress) -> list[IPAddress]:
+    """The addresses a connection to ``address`` really leads to.
+
+    An IPv6 address that embeds an IPv4 address leads to that IPv4 address (or, for the
+    local-use NAT64 prefix, to one of its possible readings); any other address is itself.
+    """
+    if isinstance(address, ipaddress.IPv4Address):
+        return [address]
+    value = int(address)
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address in _IPV4_TRANSLATED or address in _NAT64_WELL_KNOWN:
+        return [ipaddress.IPv4Address(value & 0xFFFFFFFF)]
+    if address in _IPV4_COMPATIBLE and value > 1:  # :: and ::1 are not IPv4 addresses
+        return [ipaddress.IPv4Address(value)]
+    if address in _NAT64_LOCAL_USE:
+        return _local_use_nat64(value)
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return [address.teredo[1]]  # (server, client): the client is where traffic goes
+    return [address]
 
 
 @dataclass(frozen=True)
@@ -64,20 +139,26 @@ class AddressPolicy:
     resolver: Resolver = system_resolver
 
     def problem(self, address: str) -> str | None:
-        """Why ``address`` (an IP literal) is refused, or None when it is allowed."""
-        ip = _unwrap(ipaddress.ip_address(address.split("%", 1)[0]))
-        if not self.allow_link_local and (ip.is_link_local or ip in _METADATA):
-            return (
-                f"{ip} is a link-local or cloud metadata address; the application does not "
-                "send requests there (start it with --allow-link-local to allow it)"
-            )
-        if self.refuse_private and (
-            ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_reserved
-        ):
-            return (
-                f"{ip} is a loopback or private network address, and this application "
-                "refuses those (--refuse-private)"
-            )
+        """Why ``address`` (an IP literal) is refused, or None when it is allowed.
+
+        The address is judged by what it is (``ipaddress``'s properties), after unwrapping
+        any IPv4 address it carries; it is refused if any reading of it is.
+        """
+        given = ipaddress.ip_address(address.split("%", 1)[0])
+        for ip in _unwrap(given):
+            shown = str(ip) if ip == given else f"{given} (which leads to {ip})"
+            if not self.allow_link_local and (ip.is_link_local or ip in _METADATA):
+                return (
+                    f"{shown} is a link-local or cloud metadata address; the application "
+                    "does not send requests there (start it with --allow-link-local to "
+                    "allow it)"
+                )
+            if self.refuse_private and _not_public(ip):
+                return (
+                    f"{shown} is a loopback, private or other non-public address (shared, "
+                    "multicast, reserved or unspecified), and this application refuses "
+                    "those (--refuse-private)"
+                )
         return None
 
     async def check_url(self, url: str) -> None:
@@ -133,7 +214,8 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             try:
                 addresses = await self._policy.resolver(host, port)
             except (OSError, UnicodeError) as exc:
-                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+                # The cause stays: it is how the client knows this was a DNS failure.
+                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         allowed = [a for a in addresses if self._policy.problem(a) is None]
         if not allowed:
             reason = self._policy.problem(addresses[0]) if addresses else "no address"
