@@ -13,8 +13,12 @@ from typing import Any
 from .errors import ConfigurationError, UsageError
 
 __all__ = [
+    "MAX_DEPTH",
+    "check_depth",
+    "depth_problem",
     "json_kind",
     "load_json_text",
+    "loads",
     "parse_json_object",
     "read_json_file",
     "read_text_file",
@@ -38,6 +42,64 @@ def json_kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else "a value"
 
 
+MAX_DEPTH = 64
+"""How deeply JSON may nest at the doors. Real payloads nest a few levels (a message, its
+content parts, a tool's JSON schema); far deeper input is hostile or broken, and would reach
+Python's recursion limit in the parser, in pydantic or when the payload is serialised."""
+
+
+def _too_deep(limit: int) -> str:
+    return (
+        f"is nested more than {limit} levels deep; flatten it (objects and arrays inside "
+        "each other)"
+    )
+
+
+def depth_problem(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Why ``value`` nests too deeply (objects and arrays inside each other), or None.
+
+    Walked without recursion, so no input can exhaust the stack here.
+
+    >>> depth_problem({"a": [{"b": 1}]}) is None
+    True
+    >>> depth_problem([[[1]]], limit=2)
+    'is nested more than 2 levels deep; flatten it (objects and arrays inside each other)'
+    """
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return _too_deep(limit)
+        todo.extend((child, depth + 1) for child in children)
+    return None
+
+
+def loads(text: str | bytes, *, field: str) -> Any:
+    """``json.loads`` for input from outside: too deep a nesting is a ``ConfigurationError``.
+
+    ``json.JSONDecodeError`` passes through for the caller to word.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:  # deeper than the parser's own stack allows
+        raise ConfigurationError(_too_deep(MAX_DEPTH), field=field) from None
+    check_depth(value, field=field)
+    return value
+
+
+def check_depth(value: Any, *, field: str) -> None:
+    """Raise a ``ConfigurationError`` naming ``field`` when ``value`` nests too deeply."""
+    problem = depth_problem(value)
+    if problem is not None:
+        raise ConfigurationError(problem, field=field)
+
+
 def where_invalid(exc: json.JSONDecodeError) -> str:
     """What the JSON parser found wrong, and where: ``"Expecting value at line 1 column 9"``."""
     return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -54,9 +116,10 @@ def load_json_text(raw: Any, *, field: str) -> Any:
     ([1, 2], [3])
     """
     if not isinstance(raw, str | bytes):
+        check_depth(raw, field=field)
         return raw
     try:
-        return json.loads(raw)
+        return loads(raw, field=field)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(_invalid(exc), field=field) from None
 
@@ -68,6 +131,7 @@ def parse_json_object(value: Any, *, field: str) -> dict[str, Any]:
     {'model': 'm'}
     """
     if isinstance(value, dict):
+        check_depth(value, field=field)
         return value
     if not isinstance(value, str | bytes):
         raise ConfigurationError(
@@ -75,7 +139,7 @@ def parse_json_object(value: Any, *, field: str) -> dict[str, Any]:
             field=field,
         )
     try:
-        parsed = json.loads(value)
+        parsed = loads(value, field=field)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(
             f"{_invalid(exc)}; write a JSON object such as {_EXAMPLE}", field=field
@@ -107,6 +171,8 @@ def read_json_file(path: str, what: str) -> Any:
     """
     text = read_text_file(path)
     try:
-        return json.loads(text)
+        return loads(text, field=what)
+    except ConfigurationError as exc:
+        raise UsageError(f"{what} file {path} {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{what} file {path} is not valid JSON: {where_invalid(exc)}") from None
