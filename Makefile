@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-compat lint typecheck pytest bench bench-app bench-batch screenshots clean
+.PHONY: run demo test test-compat system-packages system-packages-compat lint typecheck pytest bench bench-app bench-batch screenshots clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,7 +22,12 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m openai_compat.demo
 
-test: lint typecheck pytest
+# The system packages the suite drives for real (PostgreSQL, Chromium), installed with apt-get
+# (through sudo when not root) only when missing; see tools/install_system_packages.sh.
+system-packages:
+	bash tools/install_system_packages.sh main
+
+test: system-packages lint typecheck pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
@@ -31,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-packages
 	$(VENV)/bin/pytest -q
 
 # The compatibility tier: real LiteLLM proxy, llama.cpp llama-server and llmock on 127.0.0.1.
@@ -43,7 +48,11 @@ $(COMPAT_STAMP): pyproject.toml $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,compat]'
 	touch $(COMPAT_STAMP)
 
-test-compat: $(COMPAT_STAMP)
+# cmake, g++ and make build llama-server.
+system-packages-compat:
+	bash tools/install_system_packages.sh compat
+
+test-compat: system-packages-compat $(COMPAT_STAMP)
 	$(PY) tools/build_llama_server.py
 	$(VENV)/bin/pytest -q -m compat tests/compat; status=$$?; \
 	  $(PY) tools/compat_table.py build/compat-results.json README.md && exit $$status
@@ -57,7 +66,7 @@ bench-app: $(STAMP)
 	$(PY) bench/app.py
 
 # Re-take the README's screenshots of the web page (headless Chromium, as in the test).
-screenshots: $(STAMP)
+screenshots: $(STAMP) system-packages
 	OPENAI_COMPAT_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/app/test_app_browser.py
 
 # Batch runs: 20,000 rows at 20 ms / concurrency 64 against the ideal and the SDK loop, then
