@@ -62,9 +62,18 @@ def page(browser: Browser, web_app: AppProcess) -> Iterator[Page]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
+    # What the Content-Security-Policy blocked: Chromium reports each on the console.
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert blocked == [], f"the Content-Security-Policy blocked: {blocked}"
     outside = [url for url in requests if not url.startswith((web_app.url, "data:"))]
     assert outside == [], f"the page fetched something from outside the app: {outside}"
 

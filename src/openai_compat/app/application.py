@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,17 +11,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .. import resources as spec_resources
 from .._transports import default_limits
 from ..connector import OpenAICompatibleConnector
-from .credentials import KeyCipher, Provisioned, provision_secret_key, provision_token
+from .credentials import (
+    KeyCipher,
+    Provisioned,
+    owner_only_dir,
+    provision_secret_key,
+    provision_token,
+    weak_token_warning,
+)
 from .database import database_url, describe_url, migrate, open_engine
 from .egress import AddressPolicy, guarded_client
+from .guard import RequestGate, body_too_large
+from .page_headers import SecurityHeaders
 from .problems import install_handlers
 from .routes import require_token, router
 from .secret_fields import SecretFields, secret_paths
@@ -31,6 +41,7 @@ from .store import ConnectorStore
 __all__ = ["StartupReport", "create_app"]
 
 _STATIC = Path(str(resources.files(__package__).joinpath("static")))
+_log = logging.getLogger("openai_compat.app")
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,11 @@ def create_app(
 
     ``on_start`` receives the ``StartupReport`` (the CLI prints it once).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    owner_only_dir(settings.data_dir)
     token = provision_token(settings.data_dir, settings.token)
+    warning = weak_token_warning(token)
+    if warning:
+        _log.warning("%s", warning)
     secret = provision_secret_key(settings.data_dir, settings.secret_key)
     url = database_url(settings.database_url, settings.sqlite_path)
     engine = open_engine(url)
@@ -101,6 +115,15 @@ def create_app(
     app.state.services = services
     app.state.settings = settings
     install_handlers(app)
+
+    async def on_too_large(request: Request, exc: Exception) -> JSONResponse:
+        return body_too_large(settings.max_body_bytes).response()
+
+    app.add_exception_handler(413, on_too_large)
+    # The token and the body cap, before any body byte is read. Added last is outermost:
+    # the security headers go on the gate's refusals too.
+    app.add_middleware(RequestGate, token=token.value, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.include_router(router)
 
     @app.get("/health", tags=["health"])

@@ -16,10 +16,21 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-__all__ = ["KeyCipher", "Provisioned", "provision_secret_key", "provision_token", "tokens_match"]
+__all__ = [
+    "MIN_TOKEN_LENGTH",
+    "KeyCipher",
+    "Provisioned",
+    "owner_only_dir",
+    "provision_secret_key",
+    "provision_token",
+    "tokens_match",
+    "weak_token_warning",
+]
 
 TOKEN_FILE = "token"
 SECRET_KEY_FILE = "secret.key"
+# A generated token has 43 characters; below 16 a guessing attack becomes practical.
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,15 @@ class Provisioned:
     value: str
     source: str
     generated: bool = False
+
+
+def owner_only_dir(path: Path) -> None:
+    """Create the directory ``path`` if needed and make it owner-only (0700).
+
+    It holds the token, the secret key and the SQLite file: nobody else needs to list it.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 def _write_owner_only(path: Path, value: str) -> bool:
@@ -57,6 +77,23 @@ def provision_token(data_dir: Path, from_env: str | None) -> Provisioned:
     if from_env:
         return Provisioned(from_env, "OPENAI_COMPAT_TOKEN")
     return _read_or_create(data_dir / TOKEN_FILE, secrets.token_urlsafe(32))
+
+
+def weak_token_warning(token: Provisioned) -> str | None:
+    """A warning when the token set in ``OPENAI_COMPAT_TOKEN`` is short (never the token).
+
+    >>> weak_token_warning(Provisioned("short", "OPENAI_COMPAT_TOKEN"))[:40]
+    'OPENAI_COMPAT_TOKEN is only 5 characters'
+    >>> weak_token_warning(Provisioned("x" * 16, "OPENAI_COMPAT_TOKEN")) is None
+    True
+    """
+    if token.source != "OPENAI_COMPAT_TOKEN" or len(token.value) >= MIN_TOKEN_LENGTH:
+        return None
+    return (
+        f"OPENAI_COMPAT_TOKEN is only {len(token.value)} characters long; use at least "
+        f'{MIN_TOKEN_LENGTH} random ones (python -c "import secrets; '
+        'print(secrets.token_urlsafe(32))")'
+    )
 
 
 def provision_secret_key(data_dir: Path, from_env: str | None) -> Provisioned:

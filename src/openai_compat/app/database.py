@@ -7,6 +7,7 @@ application upgrades an older database in place.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -14,7 +15,10 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 
-__all__ = ["database_url", "describe_url", "migrate", "open_engine"]
+__all__ = ["database_url", "describe_url", "migrate", "open_engine", "owner_only_sqlite"]
+
+# SQLite gives the -wal and -shm files the database file's mode: the file is made first.
+_SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def database_url(configured: str, sqlite_path: Path) -> URL:
@@ -35,11 +39,28 @@ def describe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def owner_only_sqlite(path: Path) -> None:
+    """Create the SQLite file ``path`` owner-only (0600), and tighten it and its companions.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so a
+    database file made 0600 here keeps them 0600 too; older, looser ones are tightened.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for suffix in _SQLITE_SUFFIXES:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.chmod(companion, 0o600)
+
+
 def open_engine(url: URL) -> Engine:
-    """An engine for ``url``; SQLite gets WAL mode and a busy timeout for concurrent use."""
+    """An engine for ``url``; SQLite gets WAL mode and a busy timeout for concurrent use.
+
+    A SQLite file is owner-only (0600), as are its ``-wal`` and ``-shm`` files.
+    """
     if url.get_backend_name() == "sqlite":
-        if url.database:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:":
+            owner_only_sqlite(Path(url.database))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

@@ -8,9 +8,10 @@ the proxy) never leave the server.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -22,12 +23,18 @@ from ..errors import ConfigurationError
 from .credentials import tokens_match
 from .env_refs import env_ref_name
 from .execution import run_json, start_event_stream
+from .guard import sign_in_required
+from .ids import BodyConnectorId, PathConnectorId, decode_cursor, encode_cursor
 from .problems import ApiError, FieldError
 from .services import Services
 from .store import CONNECTOR_NAME
 from .validation import validate_configuration, validate_name
 
-__all__ = ["router", "services_of"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "router", "services_of"]
+
+DEFAULT_PAGE_SIZE = 100
+# A page's masked views cost one decryption per stored secret: bounded per request.
+MAX_PAGE_SIZE = 500
 
 _bearer = HTTPBearer(auto_error=False, description="The token printed at first start")
 
@@ -44,14 +51,12 @@ async def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 unless the request carries ``Authorization: Bearer <token>``."""
+    # RequestGate has refused a request without the token already, before reading its
+    # body; this check stays for an app mounted without the gate, and for the OpenAPI
+    # document's security scheme.
     expected = (await services_of(request)).token
     if credentials is None or not tokens_match(credentials.credentials, expected):
-        raise ApiError(
-            401,
-            "sign in: send the application's token as 'Authorization: Bearer <token>' "
-            "(OPENAI_COMPAT_TOKEN, or the token file in the data directory)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise sign_in_required()
 
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
@@ -62,7 +67,7 @@ class CheckConnectionIn(BaseModel):
     """A configuration to test before saving it."""
 
     configuration: dict[str, Any]
-    connector_id: int | None = Field(
+    connector_id: BodyConnectorId | None = Field(
         default=None,
         description="a saved connector whose stored secrets (API key, secret headers, proxy) "
         "are used for those left out",
@@ -116,10 +121,44 @@ async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> di
 
 
 @router.get("/connectors", tags=["connectors"])
-async def list_connectors(services: ServicesDep) -> dict[str, Any]:
-    """Every saved connector (keys masked)."""
-    stored = await run_in_threadpool(services.store.list)
-    return {"data": [services.public_view(item) for item in stored]}
+async def list_connectors(
+    services: ServicesDep,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="connectors per page")
+    ] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(description="the previous page's next_cursor, for the next page")
+    ] = None,
+) -> Response:
+    """The saved connectors, oldest first, a page at a time (keys masked).
+
+    ``{"data": [...], "total": n, "next_cursor": "..." | null}``: pass ``next_cursor`` as
+    ``cursor`` for the next page; it is null on the last one.
+    """
+    after = 0
+    if cursor is not None:
+        found = decode_cursor(cursor)
+        if found is None:
+            raise ApiError.invalid(
+                [FieldError("cursor", "is not a next_cursor given by this list; leave it out")]
+            )
+        after = found
+    # Reading, decrypting and rendering a page is all blocking work: in a worker thread,
+    # so that the event loop keeps answering other requests meanwhile.
+    body = await run_in_threadpool(_render_page, services, after, limit)
+    return Response(body, media_type="application/json")
+
+
+def _render_page(services: Services, after: int, limit: int) -> bytes:
+    page = services.store.page(after, limit)
+    last = page.items[-1].id if page.items else None
+    document = {
+        "data": [services.public_view(item) for item in page.items],
+        "total": page.total,
+        "next_cursor": encode_cursor(last) if page.more and last is not None else None,
+    }
+    # As JSONResponse renders it.
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 async def _validated(
@@ -153,14 +192,14 @@ async def create_connector(body: ConnectorIn, services: ServicesDep) -> dict[str
 
 
 @router.get("/connectors/{connector_id}", tags=["connectors"])
-async def get_connector(connector_id: int, services: ServicesDep) -> dict[str, Any]:
+async def get_connector(connector_id: PathConnectorId, services: ServicesDep) -> dict[str, Any]:
     """One saved connector (key masked)."""
     return services.public_view(await services.load(connector_id))
 
 
 @router.put("/connectors/{connector_id}", tags=["connectors"])
 async def update_connector(
-    connector_id: int, body: ConnectorIn, services: ServicesDep
+    connector_id: PathConnectorId, body: ConnectorIn, services: ServicesDep
 ) -> dict[str, Any]:
     """Replace a connector's name and configuration; a left-out (or masked) secret is kept."""
     stored = await services.load(connector_id)
@@ -189,7 +228,7 @@ async def update_connector(
 
 
 @router.delete("/connectors/{connector_id}", status_code=204, tags=["connectors"])
-async def delete_connector(connector_id: int, services: ServicesDep) -> Response:
+async def delete_connector(connector_id: PathConnectorId, services: ServicesDep) -> Response:
     """Delete a saved connector."""
     deleted = await run_in_threadpool(services.store.delete, connector_id)
     services.cache.discard(connector_id)
@@ -199,14 +238,14 @@ async def delete_connector(connector_id: int, services: ServicesDep) -> Response
 
 
 @router.post("/connectors/{connector_id}/check", tags=["connectors"])
-async def check_saved(connector_id: int, services: ServicesDep) -> dict[str, Any]:
+async def check_saved(connector_id: PathConnectorId, services: ServicesDep) -> dict[str, Any]:
     """Check a saved connector's connection: a ``connection_status``."""
     config = await services.usable_saved(connector_id)
     return (await services.connector.acheck_connection(config)).to_dict()
 
 
 @router.get("/connectors/{connector_id}/discover", tags=["connectors"])
-async def discover(connector_id: int, services: ServicesDep) -> dict[str, Any]:
+async def discover(connector_id: PathConnectorId, services: ServicesDep) -> dict[str, Any]:
     """The saved connector's catalog."""
     stored = await services.load(connector_id)
     return services.connector.discover(services.raw_config(stored)).to_dict()
@@ -218,7 +257,7 @@ async def discover(connector_id: int, services: ServicesDep) -> dict[str, Any]:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def execute_model(
-    connector_id: int, body: ExecuteIn, request: Request, services: ServicesDep
+    connector_id: PathConnectorId, body: ExecuteIn, request: Request, services: ServicesDep
 ) -> Response:
     """Send a payload through the saved connector.
 

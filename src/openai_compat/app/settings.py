@@ -12,9 +12,11 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["AppSettings", "default_data_dir", "env_flag"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "AppSettings", "default_data_dir", "env_flag", "env_size"]
 
 _APP_NAME = "openai-compat"
+# A connector's configuration is a few kB; a payload with a long prompt well under a MB.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def default_data_dir() -> Path:
@@ -23,6 +25,16 @@ def default_data_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(platformdirs.user_data_dir(_APP_NAME, appauthor=False))
+
+
+def env_size(name: str, default: int) -> int:
+    """The environment variable ``name`` as a positive number of bytes, else ``default``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number of bytes, got {raw!r}")
+    return int(raw)
 
 
 def env_flag(name: str) -> bool:
@@ -38,6 +50,7 @@ class AppSettings:
     ``data_dir``. ``allow_link_local`` lets endpoints point at link-local and cloud
     metadata addresses (refused by default); ``refuse_private`` refuses loopback and
     private networks too (allowed by default: self-hosted models live there).
+    ``max_body_bytes`` caps a request body (413 above it).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -46,6 +59,7 @@ class AppSettings:
     secret_key: str | None = None
     allow_link_local: bool = False
     refuse_private: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
     def from_env(
@@ -55,6 +69,7 @@ class AppSettings:
         database_url: str | None = None,
         allow_link_local: bool | None = None,
         refuse_private: bool | None = None,
+        max_body_bytes: int | None = None,
     ) -> AppSettings:
         """Settings from explicit values, falling back to the environment."""
         return cls(
@@ -75,6 +90,11 @@ class AppSettings:
                 refuse_private
                 if refuse_private is not None
                 else env_flag("OPENAI_COMPAT_REFUSE_PRIVATE")
+            ),
+            max_body_bytes=(
+                max_body_bytes
+                if max_body_bytes is not None
+                else env_size("OPENAI_COMPAT_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
             ),
         )
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, bindparam, select
+from sqlalchemy import JSON, DateTime, Integer, String, bindparam, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-__all__ = ["Base", "ConnectorRow", "ConnectorStore", "StoredConnector"]
+__all__ = ["Base", "ConnectorPage", "ConnectorRow", "ConnectorStore", "StoredConnector"]
 
 CONNECTOR_NAME = "openai_compatible"
 
@@ -73,6 +73,30 @@ class StoredConnector:
         )
 
 
+@dataclass(frozen=True)
+class ConnectorPage:
+    """One page of the saved connectors, by id; ``more`` when connectors follow it."""
+
+    items: list[StoredConnector]
+    total: int
+    more: bool
+
+
+_PAGE = (
+    select(_TABLE)
+    .where(_TABLE.c.id > bindparam("after"))
+    .order_by(_TABLE.c.id)
+    .limit(bindparam("fetch"))
+)
+_COUNT = select(func.count()).select_from(_TABLE)
+
+
+# The id column is an ``Integer``: 32 bits on PostgreSQL (a larger bound parameter is an
+# error there, not a miss), 64 on SQLite.
+_ID_LIMITS = {"postgresql": 2**31 - 1}
+_MAX_ID = 2**63 - 1
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -84,6 +108,8 @@ class ConnectorStore:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._version_sql = _VERSION_BY_ID.compile(dialect=engine.dialect)
+        # The largest id the table can hold: a larger one is not looked up, just not found.
+        self.max_id = _ID_LIMITS.get(engine.dialect.name, _MAX_ID)
 
     def _session(self) -> Session:
         return self._sessions()
@@ -96,8 +122,26 @@ class ConnectorStore:
             rows = connection.execute(select(_TABLE).order_by(_TABLE.c.id))
             return [StoredConnector.from_row(row) for row in rows]
 
+    def page(self, after: int, limit: int) -> ConnectorPage:
+        """Up to ``limit`` connectors with an id above ``after``, oldest first, and the total.
+
+        Keyset paging: a connector created or deleted meanwhile never shifts the others,
+        so paging to the end returns every connector that stayed, exactly once.
+        """
+        with self.engine.connect() as connection:
+            rows = (
+                connection.execute(_PAGE, {"after": after, "fetch": limit + 1}).all()
+                if after < self.max_id
+                else []
+            )
+            total = connection.execute(_COUNT).scalar_one()
+        items = [StoredConnector.from_row(row) for row in rows[:limit]]
+        return ConnectorPage(items, int(total), more=len(rows) > limit)
+
     def get(self, connector_id: int) -> StoredConnector | None:
         """The connector with this id, or None."""
+        if connector_id > self.max_id:
+            return None
         with self.engine.connect() as connection:
             row = connection.execute(_BY_ID, {"id": connector_id}).first()
             return StoredConnector.from_row(row) if row is not None else None
@@ -109,6 +153,8 @@ class ConnectorStore:
         ``execute_model``: through a pooled driver connection, without the ``Connection``
         and result layers that cost three times the query on SQLite.
         """
+        if connector_id > self.max_id:
+            return None
         params: Any = {"id": connector_id}
         if self._version_sql.positional:
             params = tuple(params[name] for name in self._version_sql.positiontup or ())
@@ -149,6 +195,8 @@ class ConnectorStore:
         secrets_encrypted: dict[str, str],
     ) -> StoredConnector | None:
         """Replace a connector's name, configuration and secrets; None if it is gone."""
+        if connector_id > self.max_id:
+            return None
         with self._session() as session, session.begin():
             row = session.get(ConnectorRow, connector_id, with_for_update=True)
             if row is None:
@@ -161,6 +209,8 @@ class ConnectorStore:
 
     def delete(self, connector_id: int) -> bool:
         """Delete a connector; False if there was none with this id."""
+        if connector_id > self.max_id:
+            return False
         with self._session() as session, session.begin():
             row = session.get(ConnectorRow, connector_id)
             if row is None:

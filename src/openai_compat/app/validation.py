@@ -28,12 +28,52 @@ CONFIG_FIELDS = (
 _REQUIRED = ("url", "request_format", "response_format")
 
 
+# Bidirectional controls reorder the text around them ("Trojan Source"): a name that shows
+# one thing and is another.
+_BIDI_CONTROLS = {
+    "\u061c": "ARABIC LETTER MARK",
+    "\u200e": "LEFT-TO-RIGHT MARK",
+    "\u200f": "RIGHT-TO-LEFT MARK",
+    "\u202a": "LEFT-TO-RIGHT EMBEDDING",
+    "\u202b": "RIGHT-TO-LEFT EMBEDDING",
+    "\u202c": "POP DIRECTIONAL FORMATTING",
+    "\u202d": "LEFT-TO-RIGHT OVERRIDE",
+    "\u202e": "RIGHT-TO-LEFT OVERRIDE",
+    "\u2066": "LEFT-TO-RIGHT ISOLATE",
+    "\u2067": "RIGHT-TO-LEFT ISOLATE",
+    "\u2068": "FIRST STRONG ISOLATE",
+    "\u2069": "POP DIRECTIONAL ISOLATE",
+}
+
+
+def _unwanted(char: str) -> str | None:
+    """What ``char`` is when a name must not hold it: a control or a bidi control."""
+    code = ord(char)
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        return "a control character"
+    if char in _BIDI_CONTROLS:
+        return f"a bidirectional control ({_BIDI_CONTROLS[char]})"
+    return None
+
+
 def validate_name(name: Any) -> list[FieldError]:
-    """Problems with a connector name (a non-empty string of at most 255 characters)."""
+    """Problems with a connector name (a non-empty string of at most 255 characters).
+
+    Control characters (C0, DEL, C1) and Unicode bidirectional controls are refused,
+    naming the first one and its position (counted from 1):
+
+    >>> validate_name("ab\u202ecd")[0]["message"]
+    'must not contain a bidirectional control (RIGHT-TO-LEFT OVERRIDE), U+202E at position 3'
+    """
     if not isinstance(name, str) or not name.strip():
         return [FieldError("name", "is required: a name for this connector")]
     if len(name) > 255:
         return [FieldError("name", f"is too long ({len(name)} characters, at most 255)")]
+    for position, char in enumerate(name, start=1):
+        kind = _unwanted(char)
+        if kind is not None:
+            where = f"U+{ord(char):04X} at position {position}"
+            return [FieldError("name", f"must not contain {kind}, {where}")]
     return []
 
 

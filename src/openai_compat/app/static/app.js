@@ -73,7 +73,16 @@
   // ---- connector list --------------------------------------------------------------------
 
   async function refreshList() {
-    state.connectors = (await api("GET", "/api/v1/connectors")).data;
+    // The list comes a page at a time: follow next_cursor to the last one.
+    const connectors = [];
+    let path = "/api/v1/connectors?limit=500";
+    for (;;) {
+      const page = await api("GET", path);
+      connectors.push(...page.data);
+      if (!page.next_cursor) break;
+      path = "/api/v1/connectors?limit=500&cursor=" + encodeURIComponent(page.next_cursor);
+    }
+    state.connectors = connectors;
     const list = $("#connector-list");
     list.textContent = "";
     for (const c of state.connectors) {
