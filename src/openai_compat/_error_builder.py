@@ -122,6 +122,10 @@ def _as_text(value: Any) -> str | None:
     return None if text.lower() in _ABSENT else text
 
 
+def _masked(value: str | None, secrets: tuple[str, ...]) -> str | None:
+    return None if value is None else redact(value, secrets)
+
+
 def error_from_body(
     status: int,
     headers: Mapping[str, str],
@@ -151,14 +155,19 @@ def error_from_body(
             fields = _provider_fields(data)
     else:
         fields = _provider_fields(data)
-    request_id = headers.get("x-request-id") or headers.get("request-id")
+    secrets = tuple(secrets)
+    # Every field is masked, not only the message: a server may echo the request (its
+    # Authorization header included) into any of them.
+    request_id = _masked(headers.get("x-request-id") or headers.get("request-id"), secrets)
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = ""
     head = f"HTTP {status} {reason}".rstrip()
-    message = str(fields.get("message") or "")
-    kind, code, param = (_as_text(fields.get(k)) for k in ("type", "code", "param"))
+    message = redact(str(fields.get("message") or ""), secrets)
+    kind, code, param = (
+        _masked(_as_text(fields.get(name)), secrets) for name in ("type", "code", "param")
+    )
     details = [f"{name} {value}" for name, value in (("type", kind), ("code", code)) if value]
     if param:
         details.append(f"param {param}")
@@ -176,11 +185,10 @@ def error_from_body(
         hints.append("the server failed; try again later or check the server's logs")
     if hints:
         text += ". Hint: " + "; ".join(hints)
-    secrets = tuple(secrets)
     return EndpointError(
         redact(text, secrets),
         status=status,
-        provider_message=redact(message, secrets) if message else None,
+        provider_message=message or None,
         type=kind,
         code=code,
         param=param,
@@ -206,6 +214,10 @@ class ErrorBuilder:
         self._config = config
         self._where = urlsplit(config.url).netloc or config.url
         self.secrets: tuple[str, ...] = config.secrets
+
+    def request_id(self, headers: Mapping[str, str]) -> str | None:
+        """The answer's ``x-request-id``, masked (a server may echo the request into it)."""
+        return _masked(headers.get("x-request-id"), self.secrets)
 
     def answer(
         self,
@@ -248,7 +260,7 @@ class ErrorBuilder:
                 self.secrets,
             ),
             status=status,
-            request_id=headers.get("x-request-id"),
+            request_id=self.request_id(headers),
             attempts=attempts,
         )
 
@@ -263,7 +275,7 @@ class ErrorBuilder:
                 self.secrets,
             ),
             status=status,
-            request_id=headers.get("x-request-id"),
+            request_id=self.request_id(headers),
             attempts=attempts,
         )
 
@@ -272,7 +284,7 @@ class ErrorBuilder:
         return StreamError(
             redact(error.message, self.secrets),
             body=redact_data(error.body, self.secrets),
-            code=error.code,
+            code=_masked(error.code, self.secrets),
             attempts=attempts,
         )
 

@@ -53,7 +53,7 @@ class Exchange:
         self.attempts: int = opened.attempts
         self.streamed = opened.body is None
         self.status = self._response.status_code
-        self.request_id: str | None = self._response.headers.get("x-request-id")
+        self.request_id: str | None = errors.request_id(self._response.headers)
         self.answer: dict[str, Any] | None = None
         self.chunks = 0
         self.done = False

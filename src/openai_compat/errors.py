@@ -97,6 +97,9 @@ class OpenAICompatError(Exception):
     ``attempts`` is how many requests were made before giving up (0 when none was sent).
     """
 
+    attempts: int = 0
+    message: str = ""
+
     def __init__(self, message: str, *, attempts: int = 0) -> None:
         super().__init__(message)
         self.message = message

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from openai_compat.app import AddressPolicy, EgressRefused
-from openai_compat.testing import MockServer
+from openai_compat.testing import MockServer, error_reply, sse_reply
 from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config
 
@@ -350,3 +350,44 @@ async def test_tls_and_proxy_configurations_are_guarded_too(server: MockServer) 
     async with Endpoint(allowed, client_factory=factory) as endpoint:
         done = await endpoint.complete({"model": "m", "messages": []})
     assert done.response["choices"][0]["message"]["content"].startswith("You said")
+
+
+def test_no_field_of_an_endpoint_error_shows_the_key_in_any_door(
+    client: httpx.Client, server: MockServer
+) -> None:
+    """A server echoing the Authorization header into type, code, param and x-request-id."""
+    echo = f"Bearer {CANARY}"
+    created = client.post(
+        "/api/v1/connectors",
+        json={"name": "echo", "configuration": make_config(server.url, is_stream=True)},
+    ).json()
+    cid = created["id"]
+    failing = error_reply(
+        400, "rejected", type=echo, code=echo, param=echo, headers={"x-request-id": echo}
+    )
+    server.enqueue(failing)
+    answer = client.post(
+        f"/api/v1/connectors/{cid}/execute_model",
+        json={"payload": {"model": "m", "messages": []}},
+    )
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    fields = ("message", "provider_message", "provider_type", "provider_code", "request_id")
+    assert all(CANARY not in str(error[name]) for name in fields)
+    assert error["provider_type"] == "Bearer ***" and error["provider_code"] == "Bearer ***"
+    # The SSE door: an error event after the first record.
+    server.enqueue(
+        sse_reply(
+            [{"choices": [{"delta": {"content": "x"}}]}, {"error": {"message": "m", "code": echo}}],
+            headers={"x-request-id": echo},
+        )
+    )
+    streamed = client.post(
+        f"/api/v1/connectors/{cid}/execute_model",
+        json={"payload": {"model": "m", "messages": []}},
+        headers={"Accept": "text/event-stream"},
+    )
+    assert streamed.status_code == 200
+    assert "event: error" in streamed.text and "Bearer ***" in streamed.text
+    assert CANARY not in streamed.text
+    assert CANARY not in answer.text

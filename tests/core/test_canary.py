@@ -38,6 +38,14 @@ ECHOES = [
     ),
     sse_reply([{"choices": [{"delta": {"content": "x"}}]}, {"error": {"message": CANARY}}]),
     json_reply([f"a JSON array echoing {CANARY}"]),
+    # Every field of an error, not only its message: type, code, param, the request id.
+    error_reply(400, "bad", type=f"Bearer {CANARY}", code=CANARY, param=f"key={CANARY}"),
+    error_reply(500, "failed", headers={"x-request-id": f"Bearer {CANARY}"}),
+    json_reply({"error": {"message": "m", "type": CANARY, "code": CANARY}}),
+    sse_reply(
+        [{"choices": [{"delta": {"content": "x"}}]}, {"error": {"message": "m", "code": CANARY}}]
+    ),
+    raw_reply("<html>login</html>", content_type="text/html", headers={"x-request-id": CANARY}),
 ]
 
 
@@ -60,6 +68,21 @@ async def test_a_server_echoing_the_key_cannot_leak_it_through_errors(
     text = everything_about(info.value)
     assert CANARY not in text
     assert "***" in text  # the echo was there, and was masked
+
+
+async def test_the_request_id_of_a_good_answer_is_masked_too(server: MockServer) -> None:
+    server.enqueue(
+        json_reply(
+            {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]},
+            headers={"x-request-id": f"echo Bearer {CANARY}"},
+        )
+    )
+    async with Endpoint(make_config(server.url), retry=NO_RETRY) as endpoint:
+        completion = await endpoint.complete({"model": "m", "messages": []})
+    assert completion.request_id is not None
+    assert (
+        completion.request_id.startswith("echo Bearer ***") and CANARY not in completion.request_id
+    )
 
 
 @pytest.mark.parametrize("reply", ECHOES)

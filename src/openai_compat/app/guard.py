@@ -19,18 +19,21 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import OpenAICompatError
 from .credentials import tokens_match
 from .problems import ApiError
 
 __all__ = ["BodyTooLarge", "RequestGate", "body_too_large", "is_protected", "sign_in_required"]
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from ``receive`` once a body passes the cap (FastAPI passes it on, unwrapped,
-    to the 413 handler)."""
+class BodyTooLarge(HTTPException, OpenAICompatError):
+    """Raised from ``receive`` once a body passes the cap (FastAPI passes an
+    ``HTTPException`` on, unwrapped, to the 413 handler)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
+        message = f"the request body is larger than {limit} bytes"
+        HTTPException.__init__(self, 413, message)
+        self.message = message
         self.limit = limit
 
 
