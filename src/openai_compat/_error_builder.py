@@ -279,6 +279,12 @@ class ErrorBuilder:
             attempts=attempts,
         )
 
+    def empty_stream(self, *, attempts: int) -> StreamError:
+        """A streamed answer that ended without a single chunk (a 200 with nothing in it)."""
+        return StreamError(
+            "the endpoint answered, but with an empty stream (no chunk)", attempts=attempts
+        )
+
     def in_stream(self, error: StreamError, *, attempts: int) -> StreamError:
         """An error event of the stream, redacted (the provider may echo the request)."""
         return StreamError(

@@ -21,6 +21,9 @@ from .stream import DONE, chunks_from_event, error_from_chunk, finishes
 __all__ = ["Exchange"]
 
 _EXCERPT_BYTES = 512
+# How an event stream's lines start (a comment, or a field): a body that starts so but held
+# no chunk is an empty stream, not some other kind of answer.
+_SSE_FIELDS = (b":", b"data:", b"event:", b"id:", b"retry:")
 
 
 class Exchange:
@@ -125,10 +128,10 @@ class Exchange:
                     data = event.data
                     if data == DONE:
                         self.done = True
-                        return
+                        break
                     try:
                         chunk = loads(data)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         chunk = None
                     if type(chunk) is dict:
                         err = chunk.get("error")
@@ -140,21 +143,27 @@ class Exchange:
                             continue
                     for chunk in self._chunks(data):
                         yield chunk
-            for event in decoder.close():
-                if event.data == DONE:
-                    self.done = True
-                    return
-                for chunk in self._chunks(event.data):
-                    yield chunk
+                if self.done:
+                    break
+            else:
+                for event in decoder.close():
+                    if event.data == DONE:
+                        self.done = True
+                        break
+                    for chunk in self._chunks(event.data):
+                        yield chunk
         finally:
             # Release the connection as soon as the stream ends ([DONE], error, or the
             # caller stopping early), not only when the request context exits.
             await self._response.aclose()
-        if self.chunks == 0 and head.strip():
-            # Bytes came, but no event: not a stream at all (an HTML page, plain text).
-            raise self._errors.not_json(
-                self.status, self._response.headers, bytes(head), attempts=self.attempts
-            )
+        if self.chunks == 0:
+            text = bytes(head).lstrip()
+            if text and not self.done and not text.startswith(_SSE_FIELDS):
+                # Bytes came, but no event: not a stream at all (an HTML page, plain text).
+                raise self._errors.not_json(
+                    self.status, self._response.headers, bytes(head), attempts=self.attempts
+                )
+            raise self._errors.empty_stream(attempts=self.attempts)
 
     def _chunks(self, data: str) -> list[dict[str, Any]]:
         out = []

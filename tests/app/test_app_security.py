@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from openai_compat.app import AddressPolicy, EgressRefused
-from openai_compat.testing import MockServer, error_reply, sse_reply
+from openai_compat.testing import MockServer, error_reply, raw_reply, sse_reply
 from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config
 
@@ -391,3 +391,23 @@ def test_no_field_of_an_endpoint_error_shows_the_key_in_any_door(
     assert "event: error" in streamed.text and "Bearer ***" in streamed.text
     assert CANARY not in streamed.text
     assert CANARY not in answer.text
+
+
+def test_an_empty_stream_is_a_failure_in_both_app_answers(
+    client: httpx.Client, server: MockServer
+) -> None:
+    created = client.post(
+        "/api/v1/connectors",
+        json={"name": "empty", "configuration": make_config(server.url, is_stream=True)},
+    ).json()
+    empty = raw_reply(b"", content_type="text/event-stream")
+    server.enqueue(empty, empty)
+    path = f"/api/v1/connectors/{created['id']}/execute_model"
+    body = {"payload": {"model": "m", "messages": []}}
+    answer = client.post(path, json=body)
+    assert answer.status_code == 502
+    assert answer.json()["error"]["message"] == (
+        "the endpoint answered, but with an empty stream (no chunk)"
+    )
+    streamed = client.post(path, json=body, headers={"Accept": "text/event-stream"})
+    assert streamed.status_code == 502 and "empty stream" in streamed.json()["error"]["message"]
