@@ -260,7 +260,8 @@ def test_installed_serve_has_page_static_files_docs_and_migrations(installed: In
         ) as client:
             assert "/api/v1/connectors" in client.get("/openapi.json").json()["paths"]
             # The migrations ran on the new SQLite database: the tables exist and work.
-            assert client.get("/api/v1/connectors").json() == {"data": []}
+            listed = client.get("/api/v1/connectors").json()
+            assert (listed["data"], listed["total"], listed["next_cursor"]) == ([], 0, None)
             created = client.post(
                 "/api/v1/connectors",
                 json={"name": "installed", "configuration": make_config(endpoint)},
