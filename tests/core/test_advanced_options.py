@@ -93,7 +93,10 @@ def test_spec_puts_the_advanced_group_after_the_six_fields() -> None:
         ({"headers": "{not json"}, "advanced.headers: is not valid JSON"),
         ({"headers": {"Bad Name": "x"}}, "advanced.headers: has an invalid header name 'Bad Name'"),
         ({"headers": {"Content-Type": "text/plain"}}, 'cannot set "Content-Type"'),
-        ({"headers": {"X-A": "line\r\nbreak"}}, 'header "X-A" has a line break'),
+        (
+            {"headers": {"X-A": "line\r\nbreak"}},
+            'header "X-A" has U+000D CARRIAGE RETURN (a line break) at position 5',
+        ),
         ({"headers": {"Authorization": "Basic x"}}, 'set advanced.auth to "none"'),
         ({"ca_bundle": "/no/such/ca.pem"}, "advanced.ca_bundle: no file at '/no/such/ca.pem'"),
         (
