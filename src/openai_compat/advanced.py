@@ -116,7 +116,7 @@ def parse_seconds(value: Any) -> float:
     try:
         seconds = float(value)
     except OverflowError:  # an int beyond any float
-        seconds = math.inf
+        seconds = math.inf if value > 0 else -math.inf
     if math.isnan(seconds) or seconds <= 0:
         raise ValueError(f"must be a positive number of seconds, got {shown(raw)}")
     if seconds > MAX_SECONDS:
