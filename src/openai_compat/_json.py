@@ -89,6 +89,16 @@ def loads(text: str | bytes, *, field: str) -> Any:
         value = json.loads(text)
     except RecursionError:  # deeper than the parser's own stack allows
         raise ConfigurationError(_too_deep(MAX_DEPTH), field=field) from None
+    except json.JSONDecodeError:
+        raise
+    except UnicodeDecodeError as exc:  # bytes that are not UTF-8 (nor UTF-16/32)
+        raise ConfigurationError(f"is not UTF-8 text ({exc.reason})", field=field) from None
+    except ValueError:  # the only other: an integer beyond Python's 4300-digit limit
+        raise ConfigurationError(
+            f"holds a number of more than {sys.get_int_max_str_digits()} digits; "
+            "no endpoint reads such a number",
+            field=field,
+        ) from None
     check_depth(value, field=field)
     return value
 

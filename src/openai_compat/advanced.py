@@ -27,15 +27,18 @@ import re
 import ssl
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import certifi
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from . import _json
+from ._characters import describe, header_value_problem, printable, url_character_problem
+from ._text import excerpt
 from .errors import ConfigurationError
 
-__all__ = ["AdvancedOptions", "AuthMode", "parse_bool", "parse_seconds"]
+__all__ = ["AdvancedOptions", "AuthMode", "parse_bool", "parse_seconds", "port_problem", "shown"]
 
 # The pydantic error type of `field_problem`; `SourceConfig.parse` looks for it.
 FIELD_PROBLEM: Final = "field_problem"
@@ -48,6 +51,9 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _RESERVED = frozenset({"content-type", "content-length", "host", "transfer-encoding", "connection"})
 _PEM_MARK = "-----BEGIN CERTIFICATE-----"
 _PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+# The longest wait a configuration may ask for: a day. Far beyond any real request, and it
+# keeps every bound a finite number the event loop can add to its clock.
+MAX_SECONDS: Final = 86_400.0
 
 
 def field_problem(field: str, reason: str) -> PydanticCustomError:
@@ -71,14 +77,30 @@ def parse_bool(value: Any, *, default: bool) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ValueError(f"must be true or false, got {value!r}")
+    raise ValueError(f"must be true or false, got {shown(value)}")
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A raw value as a message quotes it: its repr, cut short, printable.
+
+    >>> shown("x" * 100, limit=10), shown(10**5000, limit=10)
+    ("'xxxxxx...", 'a number of more than 10 digits')
+    """
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        # str() of an int beyond 4300 digits raises; a long number is not worth quoting.
+        return f"a number of more than {limit} digits"
+    return excerpt(printable(repr(value)), limit)
 
 
 def parse_seconds(value: Any) -> float:
-    """A positive number of seconds from a number or numeric text (``"30"``)."""
+    """A positive, finite number of seconds, at most a day, from a number or numeric text.
+
+    >>> parse_seconds("30"), parse_seconds(0.5)
+    (30.0, 0.5)
+    """
     if isinstance(value, bool):
         raise ValueError("must be a number of seconds, not a boolean")
-    shown = value
+    raw = value
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -86,41 +108,60 @@ def parse_seconds(value: Any) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f'must be a number of seconds such as "30", got "{text}"') from None
+            raise ValueError(
+                f'must be a number of seconds such as "30", got "{excerpt(printable(text), 80)}"'
+            ) from None
     if not isinstance(value, int | float):
         raise ValueError(f"must be a number of seconds, got {type(value).__name__}")
-    seconds = float(value)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
-        raise ValueError(f"must be a positive number of seconds, got {shown}")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond any float
+        seconds = math.inf if value > 0 else -math.inf
+    if math.isnan(seconds) or seconds <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {shown(raw)}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"must be at most {MAX_SECONDS:.0f} seconds (one day), got {shown(raw)}")
     return seconds
 
 
 def _header_map(value: Any, *, what: str) -> dict[str, str]:
-    """A dict of header name -> value from a dict or JSON text; names and values checked."""
+    """A dict of header name -> value from a dict or JSON text; names and values checked.
+
+    Values are stripped of surrounding white space (a value pasted with its line break);
+    a value that still cannot be sent is refused by naming the character, never quoted.
+    """
     import json
 
     if value is None or value == "":
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = _json.loads(value, field="headers")
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f'is not valid JSON ({exc.msg}); write an object such as {{"X-Team": "data"}}'
             ) from None
+        except ConfigurationError as exc:
+            raise ValueError(exc.reason) from None
     if not isinstance(value, dict):
         raise ValueError(f'must be a JSON object of {what}, such as {{"X-Team": "data"}}')
     headers: dict[str, str] = {}
     for name, raw in value.items():
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            raise ValueError(f"has an invalid header name {name!r} (letters, digits and -_ only)")
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(
+                f"has an invalid header name {shown(name)} (letters, digits and -_ only)"
+            )
         if name.lower() in _RESERVED:
             raise ValueError(f'cannot set "{name}": the connector sets it itself')
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             raise ValueError(f'header "{name}" must have a text value')
-        text = str(raw)
-        if any(c in text for c in "\r\n\0"):
-            raise ValueError(f'header "{name}" has a line break in its value')
+        try:
+            text = str(raw).strip()
+        except ValueError:  # an int of more than 4300 digits has no str()
+            raise ValueError(f'header "{name}" has a number too long to send') from None
+        problem = header_value_problem(text)
+        if problem is not None:
+            raise ValueError(f'header "{name}" {problem}')
         headers[name] = text
     return headers
 
@@ -189,13 +230,22 @@ class AdvancedOptions(BaseModel):
         if not isinstance(text, str):
             raise ValueError("must be a proxy URL such as http://proxy.internal:3128")
         text = text.strip()
-        parts = urlsplit(text)
+        problem = url_character_problem(text)
+        if problem is not None:
+            raise ValueError(problem)
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # e.g. an unclosed [ of an IPv6 address
+            raise ValueError("is not a URL; write it as http://proxy.internal:3128") from None
         if parts.scheme not in _PROXY_SCHEMES or not parts.hostname:
             shown = _without_password(text)
             raise ValueError(
                 f"must be a proxy URL such as http://proxy.internal:3128 "
                 f"(http, https or socks5), got {shown!r}"
             )
+        bad_port = port_problem(parts)
+        if bad_port is not None:
+            raise ValueError(bad_port)
         if parts.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
             raise ValueError("is a SOCKS proxy, which needs: pip install 'httpx[socks]'")
         return text
@@ -205,10 +255,11 @@ class AdvancedOptions(BaseModel):
     def _check_retries(cls, value: Any) -> int | None:
         if value is None or value == "":
             return None
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
+        text = value.strip() if isinstance(value, str) else None
+        if text is not None and text.isascii() and text.isdigit() and len(text) <= 3:
+            value = int(text)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
-            raise ValueError(f"must be a whole number from 0 to 20, got {value!r}")
+            raise ValueError(f"must be a whole number from 0 to 20, got {shown(value)}")
         return value
 
     @field_validator("deadline", mode="before")
@@ -227,8 +278,16 @@ class AdvancedOptions(BaseModel):
                     'is required when advanced.auth is "header" '
                     "(the name of the header that carries the key, e.g. X-Api-Key)",
                 )
-            if not _TOKEN.match(self.auth_header):
-                raise field_problem("auth_header", f"{self.auth_header!r} is not a header name")
+            if not _TOKEN.fullmatch(self.auth_header):
+                raise field_problem(
+                    "auth_header", f"{shown(self.auth_header)} is not a header name"
+                )
+            if self.auth_header.lower() in _RESERVED:
+                raise field_problem(
+                    "auth_header",
+                    f'cannot be "{self.auth_header}": the connector sets that header itself; '
+                    "name the header your server reads the key from, e.g. X-Api-Key",
+                )
         key_name = self.key_header_name
         if key_name is not None:
             for name in [*self.headers, *self.secret_headers]:
@@ -299,6 +358,23 @@ class AdvancedOptions(BaseModel):
         return None if self.proxy is None else self.proxy.get_secret_value()
 
 
+def port_problem(parts: SplitResult) -> str | None:
+    """Why the port of a split URL cannot be connected to, or None (no port, or 1-65535).
+
+    >>> port_problem(urlsplit("http://h:99999/v1"))
+    'has an invalid port (99999); a port is a number from 1 to 65535'
+    """
+    try:
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        port = 0
+    if port == 0:
+        written = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        shown_port = excerpt(printable(written), 20)
+        return f"has an invalid port ({shown_port}); a port is a number from 1 to 65535"
+    return None
+
+
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -311,24 +387,46 @@ def _context(bundle: str) -> ssl.SSLContext:
     """The public CAs (certifi, as httpx) plus ``bundle``: a PEM file, a directory, or PEM text."""
     context = ssl.create_default_context(cafile=certifi.where())
     try:
-        if _PEM_MARK in bundle:
-            context.load_verify_locations(cadata=bundle)
-            return context
-        path = Path(bundle).expanduser()
-        if path.is_dir():
-            context.load_verify_locations(capath=str(path))
-        elif path.is_file():
-            context.load_verify_locations(cafile=str(path))
-        else:
-            raise ConfigurationError(
-                f"no file at {str(path)!r}; give the path of a PEM file "
-                "or the PEM text itself (-----BEGIN CERTIFICATE-----...)",
-                field="advanced.ca_bundle",
-            )
+        _load_bundle(context, bundle)
+    except ConfigurationError:
+        raise
     except ssl.SSLError as exc:
         raise ConfigurationError(
             f"could not load the certificates ({exc.reason or exc}); "
             "it must hold PEM certificates (-----BEGIN CERTIFICATE-----...)",
             field="advanced.ca_bundle",
         ) from None
+    except (OSError, RuntimeError, ValueError) as exc:
+        # OSError: too long a path, no permission; RuntimeError: "~user" of no such user;
+        # ValueError: a character no path may hold.
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable path"
+        raise ConfigurationError(
+            f"cannot read {shown(bundle)}: {why}; give the path of a readable PEM file "
+            "or the PEM text itself (-----BEGIN CERTIFICATE-----...)",
+            field="advanced.ca_bundle",
+        ) from None
     return context
+
+
+def _load_bundle(context: ssl.SSLContext, bundle: str) -> None:
+    if _PEM_MARK in bundle:
+        if not bundle.isascii():
+            index, char = next((i, c) for i, c in enumerate(bundle) if not c.isascii())
+            raise ConfigurationError(
+                f"the PEM text has {describe(char)} at position {index + 1}; "
+                "PEM certificates are plain ASCII",
+                field="advanced.ca_bundle",
+            )
+        context.load_verify_locations(cadata=bundle)
+        return
+    path = Path(bundle).expanduser()
+    if path.is_dir():
+        context.load_verify_locations(capath=str(path))
+    elif path.is_file():
+        context.load_verify_locations(cafile=str(path))
+    else:
+        raise ConfigurationError(
+            f"no file at {shown(str(path))}; give the path of a PEM file "
+            "or the PEM text itself (-----BEGIN CERTIFICATE-----...)",
+            field="advanced.ca_bundle",
+        )

@@ -13,15 +13,31 @@ object. An invalid configuration is one ``ConfigurationError`` listing every pro
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
+from . import _json
+from ._characters import header_value_problem, printable, surrogate_problem, url_character_problem
 from ._json import parse_json_object
-from .advanced import FIELD_PROBLEM, AdvancedOptions, parse_bool, parse_seconds
+from ._text import excerpt
+from .advanced import (
+    FIELD_PROBLEM,
+    AdvancedOptions,
+    field_problem,
+    parse_bool,
+    parse_seconds,
+    port_problem,
+)
 from .errors import ConfigurationError, FieldProblem, redact
 from .resources import connection_defaults
 
@@ -29,6 +45,9 @@ __all__ = ["SourceConfig", "load_config", "parse_json_object"]
 
 _DEFAULTS = connection_defaults()
 _CHAT_PATH = "/v1/chat/completions"
+# Servers refuse longer request lines (nginx and Apache answer 414 beyond about 8 KB), so a
+# longer URL can never work; a real chat-completions URL is a few hundred characters at most.
+MAX_URL_LENGTH = 8192
 
 
 class SourceConfig(BaseModel):
@@ -60,13 +79,46 @@ class SourceConfig(BaseModel):
         if not isinstance(value, str) or not value.strip():
             raise ValueError("is required: the full chat-completions URL, e.g. " + _DEFAULTS["url"])
         url = value.strip()
-        parts = urlsplit(url)
+        if len(url) > MAX_URL_LENGTH:
+            raise ValueError(
+                f"is {len(url)} characters long; a URL of more than {MAX_URL_LENGTH} "
+                "characters is refused by servers"
+            )
+        problem = url_character_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed [ of an IPv6 address
+            raise ValueError(f'is not a URL: "{excerpt(url)}"') from None
+        if parts.username is not None or parts.password is not None:
+            # Refused rather than stored: a key in the URL would be listed and echoed in
+            # clear, where api_key is kept secret.
+            raise ValueError(
+                "has a user name or password before the host (user:...@host); the URL is "
+                "not secret: put the key in api_key (advanced.auth says how it is sent)"
+            )
         if parts.scheme not in ("http", "https"):
-            hint = f" (did you mean https://{url}?)" if "://" not in url else ""
-            raise ValueError(f'must start with http:// or https://, got "{url}"{hint}')
+            hint = f" (did you mean https://{excerpt(url)}?)" if "://" not in url else ""
+            raise ValueError(f'must start with http:// or https://, got "{excerpt(url)}"{hint}')
         if not parts.hostname:
-            raise ValueError(f'has no host name: "{url}"')
+            raise ValueError(f'has no host name: "{excerpt(url)}"')
+        problem = port_problem(parts)
+        if problem is not None:
+            raise ValueError(problem)
         return url
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _check_api_key(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # pydantic says it must be a string
+        # A key copied with its line break (or a tab, or a Windows \r\n) is the key.
+        key = value.strip()
+        problem = header_value_problem(key, what="an API key")
+        if problem is not None:
+            raise ValueError(f"{problem} (the key itself is not shown)")
+        return key
 
     @field_validator("is_stream", mode="before")
     @classmethod
@@ -77,6 +129,16 @@ class SourceConfig(BaseModel):
     @classmethod
     def _check_timeout(cls, value: Any) -> float:
         return parse_seconds(value)
+
+    @model_validator(mode="after")
+    def _check_key_spaces(self) -> SourceConfig:
+        # With advanced.auth "header" the key is the whole header value ("Token abc" may
+        # be one); otherwise a space inside a key is a copy-paste accident.
+        key = self.api_key.get_secret_value()
+        if " " in key and self.advanced.auth != "header":
+            problem = header_value_problem(key, spaces=False, what="an API key")
+            raise field_problem("api_key", f"{problem} (the key itself is not shown)")
+        return self
 
     @classmethod
     def parse(cls, raw: SourceConfig | dict[str, Any] | str | bytes) -> SourceConfig:
@@ -99,6 +161,9 @@ class SourceConfig(BaseModel):
             if name in fields:
                 try:
                     fields[name] = parse_json_object(fields[name], field=name)
+                    problem = None if name == "advanced" else surrogate_problem(fields[name])
+                    if problem is not None:
+                        raise ConfigurationError(problem, field=name)
                 except ConfigurationError as exc:
                     problems.extend(exc.problems)
                     del fields[name]
@@ -145,11 +210,13 @@ def _raw_secrets(fields: dict[str, Any]) -> tuple[str, ...]:
     advanced = fields.get("advanced")
     headers = advanced.get("secret_headers") if isinstance(advanced, dict) else None
     if isinstance(headers, str):
-        with contextlib.suppress(ValueError):
-            headers = json.loads(headers)
+        with contextlib.suppress(ValueError):  # ConfigurationError (too deep) is one
+            headers = _json.loads(headers, field="advanced.secret_headers")
     if isinstance(headers, dict):
         found.extend(headers.values())
-    return tuple(v for v in found if isinstance(v, str) and v)
+    # Each as given and as it is used (stripped): a message may quote either.
+    texts = [v for v in found if isinstance(v, str)]
+    return tuple(dict.fromkeys(v for text in texts for v in (text, text.strip()) if v))
 
 
 def _problem(err: ErrorDetails) -> FieldProblem:
@@ -176,8 +243,17 @@ def _problem(err: ErrorDetails) -> FieldProblem:
 def _configuration_error(
     problems: list[FieldProblem], secrets: tuple[str, ...]
 ) -> ConfigurationError:
-    """Every problem, redacted; the first is the error's ``field`` and ``reason``."""
-    shown = [FieldProblem(redact(p.field, secrets), redact(p.message, secrets)) for p in problems]
+    """Every problem, redacted and printable; the first is the error's ``field`` and ``reason``.
+
+    A field path may hold a key of the raw configuration: cut short, any lone surrogate
+    escaped, so that every message can be printed and sent as JSON.
+    """
+    shown = [
+        FieldProblem(
+            printable(excerpt(redact(p.field, secrets), 120)), printable(redact(p.message, secrets))
+        )
+        for p in problems
+    ]
     return ConfigurationError(shown[0].message, field=shown[0].field, problems=shown)
 
 

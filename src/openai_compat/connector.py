@@ -19,6 +19,7 @@ import httpx
 from pydantic import ValidationError
 
 from . import resources
+from ._characters import surrogate_problem
 from ._client import OnRetry
 from ._consume import Consumer
 from ._json import parse_json_object
@@ -163,6 +164,9 @@ class OpenAICompatibleConnector:
         try:
             cfg = SourceConfig.parse(config)
             body = parse_json_object(payload, field="payload")
+            problem = surrogate_problem(body)
+            if problem is not None:  # it could not be encoded to be sent
+                raise ConfigurationError(problem, field="payload")
         except ConfigurationError as exc:
             yield log_message("error", f"nothing was sent: {exc}", f"{_NAME}:read")
             return

@@ -183,6 +183,45 @@ def test_invalid_configuration_lists_every_problem_with_its_path_and_no_secret(
     assert fields == ["configuration.url", "configuration.advanced.auth_header"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "field", "why"),
+    [
+        (
+            {"api_key": CANARY[:5] + "\u2013" + CANARY[5:]},
+            "api_key",
+            "U+2013 EN DASH at position 6",
+        ),
+        (
+            {"url": "http://127.0.0.1:9/v1/chat/completions\r\nX-Injected: 1"},
+            "url",
+            "U+000D CARRIAGE RETURN (a line break) at position 39",
+        ),
+        (
+            {"advanced": {"headers": {"X-Team": "data\ud800"}}},
+            "advanced.headers",
+            "U+D800 (a lone surrogate) at position 5",
+        ),
+    ],
+)
+def test_a_value_that_cannot_be_sent_is_422_and_nothing_is_written(
+    client: httpx.Client, extra: dict[str, Any], field: str, why: str
+) -> None:
+    name = f"hostile-{field}"
+    config = {**make_config("http://127.0.0.1:9/v1/chat/completions"), **extra}
+    # As JSON text with ASCII escapes: a lone surrogate travels as \\ud800, as a browser sends it.
+    body = json.dumps({"name": name, "configuration": config})
+    response = client.post(
+        "/api/v1/connectors", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["error"]["errors"]
+    assert error["field"] == f"configuration.{field}" and why in error["message"]
+    assert CANARY[5:] not in response.text
+    listed = client.get("/api/v1/connectors")
+    assert listed.status_code == 200
+    assert name not in listed.text
+
+
 def test_check_saved_and_discover(client: httpx.Client, keyed: MockServer) -> None:
     cid = _create(client, keyed.url)["id"]
     assert (

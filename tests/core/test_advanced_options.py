@@ -4,6 +4,7 @@ off, a forward proxy (explicit and from the environment), the retry count, and t
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -93,7 +94,10 @@ def test_spec_puts_the_advanced_group_after_the_six_fields() -> None:
         ({"headers": "{not json"}, "advanced.headers: is not valid JSON"),
         ({"headers": {"Bad Name": "x"}}, "advanced.headers: has an invalid header name 'Bad Name'"),
         ({"headers": {"Content-Type": "text/plain"}}, 'cannot set "Content-Type"'),
-        ({"headers": {"X-A": "line\r\nbreak"}}, 'header "X-A" has a line break'),
+        (
+            {"headers": {"X-A": "line\r\nbreak"}},
+            'header "X-A" has U+000D CARRIAGE RETURN (a line break) at position 5',
+        ),
         ({"headers": {"Authorization": "Basic x"}}, 'set advanced.auth to "none"'),
         ({"ca_bundle": "/no/such/ca.pem"}, "advanced.ca_bundle: no file at '/no/such/ca.pem'"),
         (
@@ -192,6 +196,119 @@ async def test_a_secret_header_echoed_in_an_error_is_redacted(server: MockServer
     assert str(caught.value).startswith("HTTP 403 Forbidden from the endpoint: gateway key ***")
     assert GATEWAY_SECRET not in str(caught.value)
     assert GATEWAY_SECRET not in (caught.value.provider_message or "")
+
+
+async def test_header_values_pasted_with_a_line_break_are_sent_stripped(
+    server: MockServer,
+) -> None:
+    config = _advanced(
+        server.url,
+        headers={"X-Team": " data\r\n"},
+        secret_headers={"X-Gateway-Key": f"{GATEWAY_SECRET}\n"},
+    )
+    config["api_key"] = f"{CANARY}\r\n"
+    assert await _answer(config) == "You said: Hi"
+    sent = server.requests[-1].headers
+    assert sent["x-team"] == "data"
+    assert sent["x-gateway-key"] == GATEWAY_SECRET
+    assert sent["authorization"] == f"Bearer {CANARY}"
+
+
+@pytest.mark.parametrize("option", ["headers", "secret_headers"])
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (f"{GATEWAY_SECRET}\u2013x", "U+2013 EN DASH at position 27"),
+        (f"{GATEWAY_SECRET}\u00e9", "U+00E9 LATIN SMALL LETTER E WITH ACUTE at position 27"),
+        (
+            f"{GATEWAY_SECRET}\rX-Injected: 1",
+            "U+000D CARRIAGE RETURN (a line break) at position 27",
+        ),
+        (f"{GATEWAY_SECRET}\ud800", "U+D800 (a lone surrogate) at position 27"),
+        (f"{GATEWAY_SECRET}\x7f", "U+007F DELETE at position 27"),
+    ],
+)
+def test_header_values_that_cannot_be_sent_are_refused_without_quoting_them(
+    option: str, value: str, named: str
+) -> None:
+    for headers in ({"X-Gateway-Key": value}, json.dumps({"X-Gateway-Key": value})):
+        with pytest.raises(ConfigurationError) as caught:
+            SourceConfig.parse(
+                _advanced("http://127.0.0.1:9/v1/chat/completions", **{option: headers})
+            )
+        err = caught.value
+        assert err.field == f"advanced.{option}"
+        assert err.reason.startswith(f'header "X-Gateway-Key" has {named}; a header value')
+        assert GATEWAY_SECRET not in str(err) and "Injected" not in str(err)
+        str(err).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "name", ["Host", "content-length", "Transfer-Encoding", "Connection", "Content-Type"]
+)
+def test_a_header_the_transport_owns_cannot_carry_the_key(name: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        SourceConfig.parse(
+            _advanced("http://127.0.0.1:9/v1/chat/completions", auth="header", auth_header=name)
+        )
+    assert caught.value.field == "advanced.auth_header"
+    assert caught.value.reason.startswith(f'cannot be "{name}": the connector sets that header')
+
+
+def test_a_header_name_with_a_trailing_line_break_is_refused() -> None:
+    for advanced in ({"headers": {"X-A\n": "1"}}, {"auth": "header", "auth_header": "X-A\nB"}):
+        with pytest.raises(ConfigurationError) as caught:
+            SourceConfig.parse(_advanced("http://127.0.0.1:9/v1/chat/completions", **advanced))
+        assert "\\n" in caught.value.reason  # the name shown escaped, on one line
+        assert "\n" not in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("bundle", "why"),
+    [
+        ("/tmp/" + "a" * 400, "cannot read '/tmp/aaaa"),  # longer than a file name may be
+        ("/" + "/".join(["d" * 200] * 30), "cannot read '/ddd"),  # longer than a path may be
+        ("~no-such-user-3f1c/ca.pem", "cannot read '~no-such-user-3f1c/ca.pem': not a usable path"),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\u2014\n-----END CERTIFICATE-----",
+            "the PEM text has U+2014 EM DASH at position 33; PEM certificates are plain ASCII",
+        ),
+    ],
+)
+def test_a_ca_bundle_that_cannot_be_read_is_a_clear_problem(bundle: str, why: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        SourceConfig.parse(_advanced("http://127.0.0.1:9/v1/chat/completions", ca_bundle=bundle))
+    assert caught.value.field == "advanced.ca_bundle"
+    assert caught.value.reason.startswith(why)
+    assert len(caught.value.reason) < 300
+
+
+@pytest.mark.parametrize(
+    ("advanced", "expected"),
+    [
+        ({"deadline": 10**400}, "advanced.deadline: must be at most 86400 seconds (one day)"),
+        ({"deadline": "1e400"}, "advanced.deadline: must be at most 86400 seconds (one day)"),
+        ({"deadline": 86_401}, "advanced.deadline: must be at most 86400 seconds (one day)"),
+        ({"max_retries": "9" * 5000}, "advanced.max_retries: must be a whole number from 0 to 20"),
+        ({"max_retries": "\u00b2"}, "advanced.max_retries: must be a whole number from 0 to 20"),
+        ({"proxy": "http://proxy.internal:99999"}, "advanced.proxy: has an invalid port (99999)"),
+        (
+            {"proxy": "http://proxy.internal\r\nX: 1"},
+            "advanced.proxy: has U+000D CARRIAGE RETURN (a line break) at position 22",
+        ),
+        ({"proxy": "http://proxy.internal:3128/\x00"}, "advanced.proxy: has U+0000 NUL"),
+        ({"headers": '{"X-A": ' + "9" * 5000 + "}"}, "advanced.headers: holds a number of more"),
+        ({"headers": "[" * 100_000}, "advanced.headers: is nested more than 64 levels deep"),
+        ({"secret_headers": "[" * 1000 + "]" * 1000}, "advanced.secret_headers: is nested more"),
+    ],
+)
+def test_out_of_range_advanced_options_are_problems(
+    advanced: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        SourceConfig.parse(_advanced("http://127.0.0.1:9/v1/chat/completions", **advanced))
+    assert str(caught.value).startswith(expected)
+    assert len(str(caught.value)) < 300
 
 
 @pytest.fixture(scope="module")

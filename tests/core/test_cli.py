@@ -159,3 +159,83 @@ def test_retries_are_reported_on_stderr(server: MockServer, tmp_path: Path) -> N
     done = cli("--retries", "1", "read", "--config", cfg, "--payload", payload)
     assert "retry 1 in 0.02 s" in done.stderr
     assert done.stdout.count("\n") == 1  # one error log line, no duplicate output
+
+
+# -- hostile files: a clear error and an exit code, never a traceback --------------------
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_read_with_a_deeply_nested_payload_is_a_clear_error(
+    server: MockServer, tmp_path: Path, depth: int
+) -> None:
+    payload = '{"model": "m", "messages": ' + "[" * depth + "]" * depth + "}"
+    done = cli(
+        "read",
+        "--config",
+        write(tmp_path, "c.json", make_config(server.url)),
+        "--payload",
+        write(tmp_path, "p.json", payload),
+    )
+    assert done.returncode == 1
+    (log,) = lines(done.stdout)
+    assert log["log"]["message"] == (
+        "nothing was sent: payload: is nested more than 64 levels deep; flatten it "
+        "(objects and arrays inside each other)"
+    )
+    assert "Traceback" not in done.stderr
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_check_with_a_deeply_nested_config_file_is_a_clear_error(
+    tmp_path: Path, depth: int
+) -> None:
+    nested = "[" * depth + "]" * depth
+    whole = cli("check", "--config", write(tmp_path, "deep.json", '{"x": ' + nested + "}"))
+    assert whole.returncode == 2 and whole.stdout == ""
+    assert f"config file {tmp_path / 'deep.json'} is nested more than 64 levels" in whole.stderr
+    assert "Traceback" not in whole.stderr
+    inner = make_config("http://127.0.0.1:9/v1/chat/completions", request_format=nested)
+    done = cli("check", "--config", write(tmp_path, "c.json", inner))
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    status = lines(done.stdout)[0]["connection_status"]
+    assert status["status"] == "failed"
+    assert status["message"].startswith("invalid configuration: request_format: is nested")
+
+
+def test_read_with_a_lone_surrogate_in_the_payload_is_a_clear_error(
+    server: MockServer, tmp_path: Path
+) -> None:
+    payload = '{"model": "m", "messages": [{"role": "user", "content": "a\\ud800"}]}'
+    done = cli(
+        "read",
+        "--config",
+        write(tmp_path, "c.json", make_config(server.url)),
+        "--payload",
+        write(tmp_path, "p.json", payload),
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (log,) = lines(done.stdout)
+    assert log["log"]["message"].startswith(
+        "nothing was sent: payload: holds U+D800 (a lone surrogate) at position 2 of the text "
+        "at messages.0.content"
+    )
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("pasted", [f"{CANARY}\n", f"{CANARY}\r\n", f" {CANARY}\t"])
+def test_a_key_pasted_with_a_line_break_is_sent_stripped(tmp_path: Path, pasted: str) -> None:
+    with MockServer(api_key=CANARY) as keyed:  # 401 unless "Bearer <CANARY>" exactly
+        config = make_config(keyed.url, api_key=pasted)
+        payload = {"model": "m", "messages": [{"role": "user", "content": "key"}]}
+        done = cli(
+            "read",
+            "--config",
+            write(tmp_path, "c.json", config),
+            "--payload",
+            write(tmp_path, "p.json", payload),
+        )
+        assert keyed.requests[-1].headers["authorization"] == f"Bearer {CANARY}"
+    assert done.returncode == 0, done.stderr
+    (record,) = lines(done.stdout)
+    assert record["record"]["data"]["choices"][0]["message"]["content"] == "You said: key"

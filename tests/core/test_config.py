@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -187,3 +188,172 @@ def test_no_problem_shows_a_secret_pasted_into_another_field() -> None:
         assert "***" in problem.message
         assert CANARY not in repr(problem) and gateway not in repr(problem)
     assert CANARY not in str(info.value) and gateway not in str(info.value)
+
+
+# -- hostile values: each refused at the door with a clear problem, never quoted ----------
+
+KEY = "sk-hostile-key-0123456789"
+
+
+@pytest.mark.parametrize("pasted", [f"{KEY}\n", f"{KEY}\r\n", f"\t{KEY} ", f" {KEY}\u00a0\n"])
+def test_surrounding_whitespace_of_the_key_is_stripped(pasted: str) -> None:
+    cfg = SourceConfig.parse({"url": URL, "api_key": pasted})
+    assert cfg.api_key.get_secret_value() == KEY
+    assert cfg.advanced.key_header(cfg.api_key.get_secret_value()) == (
+        "Authorization",
+        f"Bearer {KEY}",
+    )
+    assert cfg.secrets == (KEY,)
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [
+        ("sk-hostile\u2013key-0123456789", "U+2013 EN DASH at position 11"),
+        ("sk-hostile\u200bkey-0123456789", "U+200B ZERO WIDTH SPACE at position 11"),
+        ("sk-hostilé-key-0123456789", "U+00E9 LATIN SMALL LETTER E WITH ACUTE at position 10"),
+        ("sk-hostile\nkey-0123456789", "U+000A LINE FEED (a line break) at position 11"),
+        ("sk-hostile\tkey-0123456789", "U+0009 TAB at position 11"),
+        ("sk-hostile\x00key-0123456789", "U+0000 NUL at position 11"),
+        ("sk-hostile\ud800key-0123456789", "U+D800 (a lone surrogate) at position 11"),
+        ("sk-hostile key-0123456789", "U+0020 SPACE at position 11"),
+    ],
+)
+def test_a_key_that_cannot_be_sent_is_refused_by_naming_the_character(key: str, named: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": URL, "api_key": key})
+    err = info.value
+    assert err.field == "api_key"
+    assert named in err.reason
+    assert "not shown" in err.reason
+    for fragment in (key, "hostile", "0123456789"):
+        assert fragment not in str(err) and fragment not in repr(err.problems)
+    str(err).encode("utf-8")  # printable as it is, even for a lone surrogate
+
+
+def test_a_key_sent_as_a_whole_header_value_may_hold_a_space() -> None:
+    # With auth "header" the key is the header value as is: "Token abc" is a real scheme.
+    advanced = {"auth": "header", "auth_header": "Authorization"}
+    cfg = SourceConfig.parse({"url": URL, "api_key": "Token abc123", "advanced": advanced})
+    assert cfg.advanced.key_header("Token abc123") == ("Authorization", "Token abc123")
+    with pytest.raises(ConfigurationError, match="api_key: has U\\+0009 TAB"):
+        SourceConfig.parse({"url": URL, "api_key": "Token\tabc123", "advanced": advanced})
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        (URL + "\r\nX-Injected: 1", "U+000D CARRIAGE RETURN (a line break) at position 39"),
+        ("http://127.0.0.1:9/v1/chat completions", "U+0020 SPACE at position 27"),
+        ("http://127.0.0.1:9/v1/\tchat/completions", "U+0009 TAB at position 23"),
+        ("http://127.0.0.1:9/v1\u200b/chat/completions", "U+200B ZERO WIDTH SPACE"),
+        (URL + "\ud800", "U+D800 (a lone surrogate) at position 39"),
+        (URL + "?q=" + "a" * 100_000, "is 100041 characters long; a URL of more than 8192"),
+        ("http://127.0.0.1:99999/v1/chat/completions", "invalid port (99999)"),
+        ("http://127.0.0.1:-1/v1/chat/completions", "invalid port (-1)"),
+        ("http://127.0.0.1:0/v1/chat/completions", "invalid port (0)"),
+        ("http://127.0.0.1:http/v1/chat/completions", "invalid port (http)"),
+        ("http://[::1/v1/chat/completions", "is not a URL"),
+    ],
+)
+def test_urls_that_cannot_be_sent_are_refused_when_read(url: str, why: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": url})
+    assert info.value.field == "url"
+    assert why in info.value.reason
+    assert len(str(info.value)) < 400
+    str(info.value).encode("utf-8")
+
+
+def test_a_url_of_8192_characters_is_still_a_url() -> None:
+    url = URL + "?q=" + "a" * (8192 - len(URL) - 3)
+    assert SourceConfig.parse({"url": url}).url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://user:{KEY}@127.0.0.1:9/v1/chat/completions",
+        f"http://{KEY}@127.0.0.1:9/v1/chat/completions",
+        f"https://:{KEY}@api.example.com/v1/chat/completions",
+    ],
+)
+def test_a_key_in_the_url_is_refused_and_never_echoed(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": url, "api_key": ""})
+    assert info.value.field == "url"
+    assert "put the key in api_key" in info.value.reason
+    assert KEY not in str(info.value) and KEY not in repr(info.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "why"),
+    [
+        (10**400, "must be at most 86400 seconds (one day), got a number of more than 80 digits"),
+        ("1" + "0" * 400, "must be at most 86400 seconds (one day)"),
+        (86_401, "must be at most 86400 seconds (one day), got 86401"),
+        (float("inf"), "must be at most 86400 seconds"),
+        ("inf", "must be at most 86400 seconds"),
+        (float("nan"), "must be a positive number of seconds"),
+        (-(10**400), "must be a positive number of seconds"),
+    ],
+)
+def test_timeouts_are_finite_and_at_most_a_day(timeout: object, why: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": URL, "config": {"timeout": timeout}})
+    assert info.value.field == "config.timeout"
+    assert why in info.value.reason
+    assert len(info.value.reason) < 200
+    assert SourceConfig.parse({"url": URL, "config": {"timeout": 86_400}}).timeout == 86_400.0
+
+
+def test_a_number_beyond_the_parsers_digit_limit_is_a_problem_of_its_field() -> None:
+    text = '{"model": "m", "max_tokens": ' + "9" * 5000 + "}"
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": URL, "request_format": text})
+    assert info.value.field == "request_format"
+    assert "holds a number of more than 4300 digits" in info.value.reason
+    with pytest.raises(ConfigurationError, match="configuration: holds a number"):
+        SourceConfig.parse('{"url": "' + URL + '", "config": {"timeout": ' + "9" * 5000 + "}}")
+
+
+@pytest.mark.parametrize("field", ["request_format", "response_format"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"messages": [{"role": "user", "content": "a\ud800"}]},
+        '{"messages": [{"role": "user", "content": "a\\ud800"}]}',  # JSON text may spell one
+        {"messages": [{"role": "user", "a\udfff": "b"}]},
+    ],
+)
+def test_a_lone_surrogate_in_a_format_is_a_problem_naming_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": URL, field: value})
+    assert info.value.field == field
+    assert "(a lone surrogate) at position 2 of the text at messages.0." in info.value.reason
+    str(info.value).encode("utf-8")
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deep_nesting_is_a_problem_not_a_recursion_error(depth: int) -> None:
+    text = "[" * depth + "]" * depth
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": URL, "request_format": text})
+    assert (info.value.field, info.value.reason) == (
+        "request_format",
+        "is nested more than 64 levels deep; flatten it (objects and arrays inside each other)",
+    )
+    with pytest.raises(ConfigurationError, match="configuration: is nested more than 64"):
+        SourceConfig.parse('{"url": "' + URL + '", "x": ' + text + "}")
+
+
+def test_field_paths_from_hostile_keys_are_short_and_printable() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": URL, "advanced": {"k" * 10_000: 1}})
+    (problem,) = info.value.problems
+    assert problem.field.startswith("advanced.kkk") and len(problem.field) <= 120
+    assert problem.message.startswith("is not an advanced option")
+    with pytest.raises(ConfigurationError) as info:
+        SourceConfig.parse({"url": URL, "advanced": {"\ud800": 1}})
+    assert info.value.field == "advanced"
+    str(info.value).encode("utf-8")
