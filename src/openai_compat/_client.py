@@ -32,7 +32,7 @@ from ._transports import (
     default_limits,
 )
 from .config import SourceConfig
-from .errors import EndpointError, OpenAICompatError
+from .errors import ConfigurationError, EndpointError, OpenAICompatError
 from .retries import RetryPolicy, is_retryable
 
 __all__ = ["Client", "OnRetry", "Opened"]
@@ -98,6 +98,28 @@ class Opened:
 
 
 ReadWhole = Callable[[TransportResponse], bool]
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as strict JSON (RFC 8259) in UTF-8, or a ``ConfigurationError``.
+
+    The doors check what they parse, but a payload handed over as a dict (Python callers,
+    rows of a batch) reaches this point unchecked: nothing that cannot be sent is sent.
+    """
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        problem = "holds a lone surrogate (half of a UTF-16 pair), which UTF-8 cannot carry"
+    except ValueError:  # json's only two: a float out of JSON's range, a circular reference
+        problem = (
+            "holds NaN or Infinity (use null or a number), or refers to itself; JSON (RFC 8259) "
+            "cannot carry either"
+        )
+    except RecursionError:
+        problem = "is nested too deeply to be sent; flatten it"
+    except TypeError as exc:
+        problem = f"holds a value JSON cannot carry ({exc})"
+    raise ConfigurationError(problem, field="payload")
 
 
 class Client:
@@ -181,7 +203,7 @@ class Client:
         ``read_whole(response)`` decides whether the body is read inside the retry loop.
         Raises ``EndpointError`` for a non-2xx answer, ``TransportError`` when there was none.
         """
-        content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        content = _encode(body)
         has_model = "model" in body
         deadline = self.config.advanced.deadline
         if deadline is None:

@@ -80,13 +80,28 @@ def depth_problem(value: Any, limit: int = MAX_DEPTH) -> str | None:
     return None
 
 
+class _NotJSONNumber(Exception):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJSONNumber(name)
+
+
 def loads(text: str | bytes, *, field: str) -> Any:
     """``json.loads`` for input from outside: too deep a nesting is a ``ConfigurationError``.
 
-    ``json.JSONDecodeError`` passes through for the caller to word.
+    ``json.JSONDecodeError`` passes through for the caller to word. ``NaN`` and ``Infinity``
+    (which Python's parser accepts) are refused: JSON (RFC 8259) has no such numbers, and an
+    endpoint would be sent invalid JSON.
     """
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
+    except _NotJSONNumber as exc:
+        raise ConfigurationError(
+            f"holds {exc.args[0]}, which is not a JSON number (RFC 8259); use null or a number",
+            field=field,
+        ) from None
     except RecursionError:  # deeper than the parser's own stack allows
         raise ConfigurationError(_too_deep(MAX_DEPTH), field=field) from None
     except json.JSONDecodeError:
