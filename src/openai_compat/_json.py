@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +81,14 @@ def depth_problem(value: Any, limit: int = MAX_DEPTH) -> str | None:
     return None
 
 
-class _NotJSONNumber(Exception):
-    pass
+def _refuse_constant(field: str) -> Callable[[str], Any]:
+    def refuse(name: str) -> Any:
+        raise ConfigurationError(
+            f"holds {name}, which is not a JSON number (RFC 8259); use null or a number",
+            field=field,
+        )
 
-
-def _no_constant(name: str) -> Any:
-    raise _NotJSONNumber(name)
+    return refuse
 
 
 def loads(text: str | bytes, *, field: str) -> Any:
@@ -96,12 +99,9 @@ def loads(text: str | bytes, *, field: str) -> Any:
     endpoint would be sent invalid JSON.
     """
     try:
-        value = json.loads(text, parse_constant=_no_constant)
-    except _NotJSONNumber as exc:
-        raise ConfigurationError(
-            f"holds {exc.args[0]}, which is not a JSON number (RFC 8259); use null or a number",
-            field=field,
-        ) from None
+        value = json.loads(text, parse_constant=_refuse_constant(field))
+    except ConfigurationError:
+        raise
     except RecursionError:  # deeper than the parser's own stack allows
         raise ConfigurationError(_too_deep(MAX_DEPTH), field=field) from None
     except json.JSONDecodeError:
