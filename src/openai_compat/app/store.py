@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from ..errors import OpenAICompatError
+
 __all__ = [
     "Base",
     "ConnectorPage",
@@ -32,7 +34,7 @@ CONNECTOR_NAME = "openai_compatible"
 _T = TypeVar("_T")
 
 
-class Unstorable(ValueError):
+class Unstorable(OpenAICompatError):
     """The database refused the values (text it cannot hold); nothing was written."""
 
 
