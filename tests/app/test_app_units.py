@@ -162,14 +162,16 @@ def test_saved_configurations_are_cached_by_version_and_env_values_read_each_use
 
     def save(config: dict[str, object]) -> int:
         public, secrets = services.secret_fields.split(config)
-        return services.store.create("c", public, services.encrypt_secrets(secrets)).id
+        return services.store.create(
+            "c", public, services.encrypt_secrets(secrets), lambda stored: stored.id
+        )
 
     plain = save(make_config(url))
     first = asyncio.run(services.usable_saved(plain))
     assert first.api_key.get_secret_value() == CANARY
     assert asyncio.run(services.usable_saved(plain)) is first  # unchanged row: no new parse
     public, secrets = services.secret_fields.split(make_config(url, api_key="sk-new"))
-    services.store.update(plain, "c", public, services.encrypt_secrets(secrets))
+    services.store.update(plain, "c", public, services.encrypt_secrets(secrets), lambda s: s)
     assert asyncio.run(services.usable_saved(plain)).api_key.get_secret_value() == "sk-new"
 
     monkeypatch.setenv("OC_UNIT_KEY", "sk-one")

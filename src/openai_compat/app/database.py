@@ -7,8 +7,10 @@ application upgrades an older database in place.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -53,6 +55,20 @@ def owner_only_sqlite(path: Path) -> None:
             os.chmod(companion, 0o600)
 
 
+def _strict_json(value: Any) -> str:
+    # Not json.dumps's default ensure_ascii, which writes a lone surrogate as the escape
+    # "\\ud800" that both databases accept: the driver's UTF-8 encoding refuses it instead,
+    # so a value that cannot be shown is never stored.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _lenient_text(data: bytes) -> str:
+    # A SQLite TEXT value that is not UTF-8 (written by another tool) must not make a whole
+    # page unreadable: its bad bytes become lone surrogates, which that one row's rendering
+    # refuses (valid UTF-8 decodes as usual).
+    return data.decode("utf-8", "surrogateescape")
+
+
 def open_engine(url: URL) -> Engine:
     """An engine for ``url``; SQLite gets WAL mode and a busy timeout for concurrent use.
 
@@ -61,17 +77,24 @@ def open_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             owner_only_sqlite(Path(url.database))
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            json_serializer=_strict_json,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.text_factory = _lenient_text
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=_strict_json
+    )
 
 
 def migrate(engine: Engine) -> None:

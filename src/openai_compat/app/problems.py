@@ -75,7 +75,24 @@ class ApiError(OpenAICompatError):
         )
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.body}, status_code=self.status, headers=self.headers)
+        body = {"error": self.body}
+        try:
+            return JSONResponse(body, status_code=self.status, headers=self.headers)
+        except UnicodeEncodeError:
+            # A message or a field path quoting text with a lone surrogate: the error is
+            # still answered, with the surrogate written as its escape.
+            return JSONResponse(_escaped(body), status_code=self.status, headers=self.headers)
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with every lone surrogate of its strings (keys too) written as an escape."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(key): _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    return value
 
 
 def endpoint_error_body(exc: OpenAICompatError) -> tuple[int, dict[str, Any]]:

@@ -6,7 +6,7 @@ resolve ``ENV["NAME"]`` values, validate, and refuse forbidden endpoint addresse
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from .egress import AddressPolicy, EgressRefused
 from .env_refs import has_env_refs, resolve_env_refs
 from .problems import ApiError, FieldError
 from .secret_fields import MASK, SecretFields
+from .showable import render_json, surrogate_problems
 from .store import ConnectorStore, StoredConnector
 
 __all__ = ["MASK", "Services"]
@@ -84,11 +85,19 @@ class Services:
         await self.check_address(entry.parsed.url, "configuration.url")
         return entry.parsed
 
-    def stored_secrets(self, stored: StoredConnector) -> dict[str, str]:
-        """The stored secrets in clear (dotted path -> value)."""
+    def stored_secrets(
+        self, stored: StoredConnector, *, skip: Collection[str] = ()
+    ) -> dict[str, str]:
+        """The stored secrets in clear (dotted path -> value), but for the paths of ``skip``.
+
+        Secrets about to be replaced are skipped, so that a row whose secrets cannot be
+        decrypted any more can still be saved again with new ones.
+        """
         try:
             return {
-                path: self.cipher.decrypt(token) for path, token in stored.secrets_encrypted.items()
+                path: self.cipher.decrypt(token)
+                for path, token in stored.secrets_encrypted.items()
+                if path not in skip
             }
         except ValueError as exc:
             raise ApiError(409, str(exc)) from None
@@ -119,10 +128,49 @@ class Services:
             "updated_at": stored.updated_at.isoformat(),
         }
 
+    def shown(self, stored: StoredConnector) -> bytes:
+        """``public_view(stored)`` as JSON bytes; ``UnicodeEncodeError`` or ``ValueError``
+        if it cannot be shown, ``ApiError`` (409) if its secrets cannot be decrypted."""
+        return render_json(self.public_view(stored))
+
+    def shown_or_refusal(self, stored: StoredConnector) -> bytes:
+        """``shown(stored)``, or the 409 ``ApiError`` of a row that cannot be shown."""
+        try:
+            return self.shown(stored)
+        except (UnicodeError, ValueError) as exc:
+            raise self.unshowable(stored, exc) from None
+
+    def listed(self, stored: StoredConnector) -> bytes:
+        """``stored`` as a list item: its view, or ``{"id", "error"}`` when it cannot be
+        shown; one bad row never breaks a page."""
+        try:
+            return self.shown_or_refusal(stored)
+        except ApiError as exc:
+            return render_json({"id": stored.id, "error": exc.body["message"]})
+
+    @staticmethod
+    def unshowable(stored: StoredConnector, cause: Exception) -> ApiError:
+        """The 409 of a row whose name or configuration is not text that can be shown."""
+        # The cause's type only: its text would quote the value.
+        reason = (
+            "it holds text that is not valid Unicode"
+            if isinstance(cause, UnicodeError)
+            else "it holds a value JSON cannot show"
+        )
+        return ApiError(
+            409,
+            f"connector {stored.id} cannot be shown: {reason} (written to the database by "
+            "something else than this application); delete it or save it again",
+        )
+
     # -- using a configuration ------------------------------------------------------------
 
     async def usable(self, raw: dict[str, Any], prefix: str = "configuration") -> SourceConfig:
         """Resolve ``ENV[...]``, validate, and check the endpoint address; 422 if unusable."""
+        # A lone surrogate reaches no encoder (headers, the body, an error message).
+        problems = surrogate_problems(raw, prefix)
+        if problems:
+            raise ApiError.invalid(problems)
         try:
             config = SourceConfig.parse(resolve_env_refs(raw))
         except ConfigurationError as exc:

@@ -8,17 +8,47 @@ Works the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Integer, String, bindparam, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-__all__ = ["Base", "ConnectorPage", "ConnectorRow", "ConnectorStore", "StoredConnector"]
+from ..errors import OpenAICompatError
+
+__all__ = [
+    "Base",
+    "ConnectorPage",
+    "ConnectorRow",
+    "ConnectorStore",
+    "StoredConnector",
+    "Unstorable",
+]
 
 CONNECTOR_NAME = "openai_compatible"
+_T = TypeVar("_T")
+
+
+class Unstorable(OpenAICompatError):
+    """The database refused the values (text it cannot hold); nothing was written."""
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    # The driver's UTF-8 encoding (a lone surrogate) and the database's own refusal of a
+    # value (PostgreSQL: a NUL byte, an invalid escape) say the same: these values cannot
+    # be stored. Other database errors (unreachable, locked) stay what they are.
+    try:
+        yield
+    except UnicodeError:
+        raise Unstorable("holds text that is not valid Unicode") from None
+    except DataError:
+        raise Unstorable("holds a value the database does not accept as text") from None
 
 
 class Base(DeclarativeBase):
@@ -171,9 +201,18 @@ class ConnectorStore:
         return tuple(row) if row is not None else None
 
     def create(
-        self, name: str, configuration: dict[str, Any], secrets_encrypted: dict[str, str]
-    ) -> StoredConnector:
-        """Save a new connector; ``configuration`` must not hold any secret."""
+        self,
+        name: str,
+        configuration: dict[str, Any],
+        secrets_encrypted: dict[str, str],
+        shown: Callable[[StoredConnector], _T],
+    ) -> _T:
+        """Save a new connector; ``configuration`` must not hold any secret.
+
+        ``shown(stored)`` (the answer to send) runs inside the transaction, after the row
+        is written and before it is committed: if the database refuses the values
+        (``Unstorable``) or ``shown`` raises, nothing is saved.
+        """
         now = _now()
         row = ConnectorRow(
             name=name,
@@ -185,7 +224,9 @@ class ConnectorStore:
         )
         with self._session() as session, session.begin():
             session.add(row)
-        return StoredConnector.from_row(row)
+            with _refusals():
+                session.flush()
+            return shown(StoredConnector.from_row(row))
 
     def update(
         self,
@@ -193,8 +234,13 @@ class ConnectorStore:
         name: str,
         configuration: dict[str, Any],
         secrets_encrypted: dict[str, str],
-    ) -> StoredConnector | None:
-        """Replace a connector's name, configuration and secrets; None if it is gone."""
+        shown: Callable[[StoredConnector], _T],
+    ) -> _T | None:
+        """Replace a connector's name, configuration and secrets; None if it is gone.
+
+        As ``create``: ``shown(stored)`` runs before the commit, and nothing is changed
+        if the database refuses the values or ``shown`` raises.
+        """
         if connector_id > self.max_id:
             return None
         with self._session() as session, session.begin():
@@ -205,7 +251,9 @@ class ConnectorStore:
             row.configuration = configuration
             row.secrets_encrypted = secrets_encrypted
             row.updated_at = _now()
-        return StoredConnector.from_row(row)
+            with _refusals():
+                session.flush()
+            return shown(StoredConnector.from_row(row))
 
     def delete(self, connector_id: int) -> bool:
         """Delete a connector; False if there was none with this id."""

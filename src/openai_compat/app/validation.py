@@ -13,6 +13,7 @@ from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
 from .env_refs import env_ref_name
 from .problems import FieldError
+from .showable import surrogate_problems
 
 __all__ = ["CONFIG_FIELDS", "validate_configuration", "validate_name"]
 
@@ -51,6 +52,8 @@ def _unwanted(char: str) -> str | None:
     code = ord(char)
     if code < 0x20 or 0x7F <= code <= 0x9F:
         return "a control character"
+    if 0xD800 <= code <= 0xDFFF:
+        return "a lone surrogate (not a character)"
     if char in _BIDI_CONTROLS:
         return f"a bidirectional control ({_BIDI_CONTROLS[char]})"
     return None
@@ -59,8 +62,8 @@ def _unwanted(char: str) -> str | None:
 def validate_name(name: Any) -> list[FieldError]:
     """Problems with a connector name (a non-empty string of at most 255 characters).
 
-    Control characters (C0, DEL, C1) and Unicode bidirectional controls are refused,
-    naming the first one and its position (counted from 1):
+    Control characters (C0, DEL, C1), Unicode bidirectional controls and lone surrogates
+    are refused, naming the first one and its position (counted from 1):
 
     >>> validate_name("ab\u202ecd")[0]["message"]
     'must not contain a bidirectional control (RIGHT-TO-LEFT OVERRIDE), U+202E at position 3'
@@ -104,6 +107,11 @@ def validate_configuration(
         return {}, [FieldError(prefix, "must be a JSON object with the connector's fields")]
     errors: list[FieldError] = []
     clean = {key: raw[key] for key in CONFIG_FIELDS if key in raw}
+    # Text that cannot be encoded is refused before anything reads it (the parser, the
+    # cipher, the store), each value by its own field.
+    unencodable = surrogate_problems(clean, prefix)
+    if unencodable:
+        return clean, unencodable
     required = (*_REQUIRED, "api_key") if require_api_key else _REQUIRED
     for key in required:
         if key not in clean or clean[key] is None:
