@@ -19,7 +19,9 @@ __all__ = [
     "describe",
     "header_value_problem",
     "printable",
+    "strings_of",
     "surrogate_problem",
+    "surrogate_problems",
     "url_character_problem",
 ]
 
@@ -102,40 +104,72 @@ def url_character_problem(text: str) -> str | None:
     return None
 
 
-def _strings(value: Any) -> Iterator[tuple[str, str]]:
-    """Every string of JSON-like ``value`` (keys too), with its dotted path; no recursion."""
+def strings_of(value: Any) -> Iterator[tuple[str, str, bool]]:
+    """Every string of JSON-like ``value``, keys too: ``(dotted path, text, is_key)``.
+
+    In document order, and without recursion (the depth of a value is bounded at the door,
+    but a walk of any depth costs no stack here).
+
+    >>> list(strings_of({"a": ["x"]}))
+    [('a', 'a', True), ('a.0', 'x', False)]
+    """
     todo: list[tuple[str, Any]] = [("", value)]
     while todo:
         path, node = todo.pop()
         if isinstance(node, str):
-            yield path, node
+            yield path, node, False
         elif isinstance(node, dict):
-            for key, child in node.items():
-                child_path = f"{path}.{key}" if path else str(key)
+            for key in node:
                 if isinstance(key, str):
-                    yield child_path, key
-                todo.append((child_path, child))
+                    yield (f"{path}.{key}" if path else key), key, True
+            todo.extend(
+                ((f"{path}.{key}" if path else str(key)), child)
+                for key, child in reversed(list(node.items()))
+            )
         elif isinstance(node, list | tuple):
-            todo.extend((f"{path}.{i}" if path else str(i), c) for i, c in enumerate(node))
+            todo.extend(
+                ((f"{path}.{i}" if path else str(i)), child)
+                for i, child in reversed(list(enumerate(node)))
+            )
+
+
+def _surrogate_at(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # only a lone surrogate cannot be encoded
+        return _at(text[exc.start], exc.start)
+    return None
+
+
+def surrogate_problems(value: Any) -> list[tuple[str, str]]:
+    """``(dotted path, reason)`` for every string of ``value`` holding a lone surrogate.
+
+    JSON text may spell one (``"\\ud800"``); no request body or header can carry it, and
+    nothing that holds one can be stored or shown. A key is named by its escaped form.
+
+    >>> surrogate_problems({"headers": {"X-A": "ok\\ud800"}})
+    [('headers.X-A', 'holds U+D800 (a lone surrogate) at position 3, which cannot be encoded as UTF-8; remove it')]
+    """  # noqa: E501
+    problems = []
+    for path, text, is_key in strings_of(value):
+        where = _surrogate_at(text)
+        if where is not None:
+            reason = f"holds {where}, which cannot be encoded as UTF-8; remove it"
+            problems.append((printable(path), f"(the key) {reason}" if is_key else reason))
+    return problems
 
 
 def surrogate_problem(value: Any) -> str | None:
-    """Why JSON-like ``value`` cannot be encoded as UTF-8 (a lone surrogate), or None.
-
-    JSON text may spell one (``"\\ud800"``); no request body or header can carry it.
+    """The first of `surrogate_problems`, as one message naming the text's path, or None.
 
     >>> surrogate_problem({"messages": [{"content": "a\\ud800"}]})
     'holds U+D800 (a lone surrogate) at position 2 of the text at messages.0.content, which cannot be encoded as UTF-8; remove it'
     """  # noqa: E501
-    for path, text in _strings(value):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:  # only a lone surrogate cannot be encoded
-            where = f" of the text at {excerpt(printable(path), 100)}" if path else ""
-            return (
-                f"holds {_at(text[exc.start], exc.start)}{where}, which cannot be encoded "
-                "as UTF-8; remove it"
-            )
+    for path, text, _ in strings_of(value):
+        where = _surrogate_at(text)
+        if where is not None:
+            at = f" of the text at {excerpt(printable(path), 100)}" if path else ""
+            return f"holds {where}{at}, which cannot be encoded as UTF-8; remove it"
     return None
 
 

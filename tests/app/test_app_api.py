@@ -198,7 +198,7 @@ def test_invalid_configuration_lists_every_problem_with_its_path_and_no_secret(
         ),
         (
             {"advanced": {"headers": {"X-Team": "data\ud800"}}},
-            "advanced.headers",
+            "advanced.headers.X-Team",
             "U+D800 (a lone surrogate) at position 5",
         ),
     ],

@@ -37,7 +37,7 @@ from .schemas import (
 )
 from .secret_reuse import moved_secret_problems
 from .services import Services
-from .showable import surrogate_problems
+from .showable import surrogate_problems_of
 from .store import CONNECTOR_NAME, StoredConnector, Unstorable
 from .validation import validate_configuration, validate_name
 
@@ -396,7 +396,7 @@ async def execute_model(
         payload = parse_json_object(body.payload, field="payload")
     except ConfigurationError as exc:
         raise ApiError.from_config_error(exc, "payload") from None
-    unencodable = surrogate_problems(payload, "payload")
+    unencodable = surrogate_problems_of(payload, "payload")
     if unencodable:
         raise ApiError.invalid(unencodable)
     wants_events = "text/event-stream" in request.headers.get("accept", "")

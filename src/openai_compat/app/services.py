@@ -21,7 +21,7 @@ from .egress import AddressPolicy, EgressRefused
 from .env_refs import has_env_refs, resolve_env_refs
 from .problems import ApiError, FieldError
 from .secret_fields import MASK, SecretFields
-from .showable import render_json, surrogate_problems
+from .showable import render_json, surrogate_problems_of
 from .store import ConnectorStore, StoredConnector
 
 __all__ = ["MASK", "Services"]
@@ -168,7 +168,7 @@ class Services:
     async def usable(self, raw: dict[str, Any], prefix: str = "configuration") -> SourceConfig:
         """Resolve ``ENV[...]``, validate, and check the endpoint address; 422 if unusable."""
         # A lone surrogate reaches no encoder (headers, the body, an error message).
-        problems = surrogate_problems(raw, prefix)
+        problems = surrogate_problems_of(raw, prefix)
         if problems:
             raise ApiError.invalid(problems)
         try:

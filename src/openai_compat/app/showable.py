@@ -5,9 +5,9 @@ character, and UTF-8 cannot encode it. Saved, such a value makes every answer th
 fail; so every string of a name or a configuration (keys too) is checked before anything is
 written, and answers are rendered to bytes before they are sent, never half-way.
 
->>> [problem] = surrogate_problems({"headers": {"X-A": "ok\\ud800"}}, "advanced")
+>>> [problem] = surrogate_problems_of({"headers": {"X-A": "ok\\ud800"}}, "advanced")
 >>> problem["field"], problem["message"][:45]
-('advanced.headers.X-A', 'holds a lone surrogate (U+D800 at position 3)')
+('advanced.headers.X-A', 'holds U+D800 (a lone surrogate) at position 3')
 >>> render_json({"a": "é"})
 b'{"a":"\\xc3\\xa9"}'
 """
@@ -18,26 +18,13 @@ import json
 import re
 from typing import Any
 
+from .._characters import printable, strings_of, surrogate_problem, surrogate_problems
 from .problems import FieldError
 
-__all__ = ["printable", "render_json", "surrogate_problems"]
+__all__ = ["printable", "render_json", "surrogate_problems_of"]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # A surrogate written as a JSON escape, in JSON text such as request_format.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def printable(text: str) -> str:
-    """``text`` with each lone surrogate written as its escape (``\\ud800``), safe to show."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _problem(text: str) -> str | None:
-    found = _SURROGATE.search(text)
-    if found is None:
-        return _escaped_problem(text)
-    where = f"U+{ord(found.group()):04X} at position {found.start() + 1}"
-    return f"holds a lone surrogate ({where}), which is not a character; send valid Unicode text"
 
 
 def _escaped_problem(text: str) -> str | None:
@@ -49,39 +36,24 @@ def _escaped_problem(text: str) -> str | None:
         decoded = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    if not surrogate_problems(decoded, ""):
-        return None
-    return (
-        "is JSON text whose \\u escapes make a lone surrogate (a \\ud800 to \\udfff "
-        "escape without its pair), which is not a character; send valid Unicode text"
-    )
+    problem = surrogate_problem(decoded)
+    return None if problem is None else f"is JSON text that {problem}"
 
 
-def surrogate_problems(value: Any, field: str) -> list[FieldError]:
-    """One problem per string of ``value`` (nested keys and values) holding a lone surrogate.
+def surrogate_problems_of(value: Any, field: str) -> list[FieldError]:
+    """One problem per string of ``value`` (nested keys and values) holding a lone surrogate,
+    directly or as a JSON escape inside JSON text, each under ``field``.
 
-    A problem never quotes the value: it may be a secret. A key that holds one is named by
-    its escaped form, and reported as the key of its parent.
+    A problem never quotes the value: it may be a secret.
     """
-    problems: list[FieldError] = []
-    # Iterative: the depth of a body is bounded at the door, but a stack costs nothing here.
-    pending: list[tuple[str, Any]] = [(field, value)]
-    while pending:
-        path, item = pending.pop()
-        if isinstance(item, str):
-            reason = _problem(item)
-            if reason is not None:
-                problems.append(FieldError(path, reason))
-        elif isinstance(item, dict):
-            for key, child in reversed(list(item.items())):
-                key_text = str(key)
-                key_reason = _problem(key_text)
-                child_path = f"{path}.{printable(key_text)}"
-                if key_reason is not None:
-                    problems.append(FieldError(child_path, f"(the key) {key_reason}"))
-                pending.append((child_path, child))
-        elif isinstance(item, list):
-            pending.extend((f"{path}.{i}", child) for i, child in reversed(list(enumerate(item))))
+    problems = [
+        FieldError(f"{field}.{path}" if path else field, reason)
+        for path, reason in surrogate_problems(value)
+    ]
+    for path, text, is_key in strings_of(value):
+        reason = None if is_key else _escaped_problem(text)
+        if reason is not None:
+            problems.append(FieldError(f"{field}.{printable(path)}" if path else field, reason))
     return problems
 
 

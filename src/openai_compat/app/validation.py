@@ -13,7 +13,7 @@ from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
 from .env_refs import env_ref_name
 from .problems import FieldError
-from .showable import surrogate_problems
+from .showable import surrogate_problems_of
 
 __all__ = ["CONFIG_FIELDS", "validate_configuration", "validate_name"]
 
@@ -109,7 +109,7 @@ def validate_configuration(
     clean = {key: raw[key] for key in CONFIG_FIELDS if key in raw}
     # Text that cannot be encoded is refused before anything reads it (the parser, the
     # cipher, the store), each value by its own field.
-    unencodable = surrogate_problems(clean, prefix)
+    unencodable = surrogate_problems_of(clean, prefix)
     if unencodable:
         return clean, unencodable
     required = (*_REQUIRED, "api_key") if require_api_key else _REQUIRED
