@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from openai_compat import run_batch
-from openai_compat.testing import MockServer
+from openai_compat.testing import MockServer, Reply
 from tests.batch.test_batch_cli import batch_args, run_cli, run_main
 from tests.conftest import NO_RETRY, make_config
 
@@ -426,3 +426,28 @@ def test_a_terminal_or_pipe_as_both_stdin_and_stdout_is_fine(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["error"] is None
+
+
+def test_nan_and_a_lone_surrogate_in_an_answer_are_written_as_strict_json(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A server that writes Python's NaN (not JSON) and an escaped lone surrogate.
+    body = (
+        b'{"choices": [{"message": {"role": "assistant", "content": "hi \\ud800"}}],'
+        b' "score": NaN, "usage": {"total_tokens": Infinity}}'
+    )
+    server.enqueue(Reply(status=200, headers={"content-type": "application/json"}, pieces=(body,)))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a"}\n')
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(["choices.0.message.content", "score"]))
+    out = tmp_path / "out.jsonl"
+    args = batch_args(
+        config_file(tmp_path, server), rows, out, "--outputs", str(outputs), "--include-response"
+    )
+    code, err = run_main(args, capsys)
+    assert code == 0, err
+    (line,) = strict_lines(out)
+    assert line["output"] == {"choices.0.message.content": "hi \ufffd", "score": None}
+    assert line["response"]["score"] is None
+    assert line["response"]["usage"] == {"total_tokens": None}
