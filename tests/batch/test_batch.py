@@ -340,11 +340,6 @@ def test_resume_refuses_a_file_that_is_not_batch_output(server: MockServer, tmp_
         run_batch_sync(cfg(server), rows(2), out, mode="resume", rate=None)
 
 
-def test_duplicate_keys_stop_the_run_with_a_clear_error(server: MockServer) -> None:
-    with pytest.raises(ConfigurationError, match="'r1' of column 'id' appears again at row 2"):
-        collect(cfg(server), [*rows(2), {"id": "r1", "text": "again"}], key="id")
-
-
 # -- CSV and Parquet ----------------------------------------------------------------------------
 
 

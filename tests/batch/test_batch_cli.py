@@ -159,7 +159,8 @@ def test_failed_rows_exit_1_and_retry_failed_fixes_them(
     [
         (["--shard", "0/4"], "shards are numbered 1 to n"),
         (["--rate", "quickly"], "600/minute"),
-        (["--concurrency", "0"], "concurrency: must be 1 or more"),
+        (["--concurrency", "0"], "concurrency: must be 1 to 10000"),
+        (["--concurrency", "1000000"], "concurrency: must be 1 to 10000"),
         (["--outputs", "missing.json"], "cannot read missing.json"),
     ],
 )

@@ -1,10 +1,11 @@
 """The row engine: `BatchRun` reads rows, maps, sends, picks out the outputs, yields results.
 
 One `BatchRun` reads rows (streamed), maps each to a payload, and sends them through one
-`Endpoint` sharing one HTTP client, with ``concurrency`` workers and the run's `Scheduler`
-(rate limit, pause after a 429). Results come out in completion order. Memory stays flat:
-rows wait in a queue of a few times the concurrency, never the whole input. Writing them to
-a file (checkpoint, signals, progress) is `_to_file`'s job.
+`Endpoint` sharing one HTTP client, with up to ``concurrency`` workers (started as rows
+arrive, so a short input never starts more workers than it has rows) and the run's
+`Scheduler` (rate limit, pause after a 429). Results come out in completion order. Memory
+stays flat: rows wait in a queue of a few times the concurrency, never the whole input.
+Writing them to a file (checkpoint, signals, progress) is `_to_file`'s job.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ._options import BatchOptions, check_keywords
 from .keys import Shard, key_token, row_key
 from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
-from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate, Scheduler
+from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate, Scheduler
 
 __all__ = ["BatchRun", "Rows"]
 
@@ -68,6 +69,11 @@ def _failed(
     )
 
 
+def _quoted(row: Any, column: str | None) -> str:
+    value = row.get(column) if isinstance(row, Mapping) and column is not None else None
+    return repr(key_token(value)) if value not in (None, "") else "(none)"
+
+
 class BatchRun:
     """An async iterator of `BatchResult`, one per row (in completion order).
 
@@ -98,9 +104,11 @@ class BatchRun:
         self.key = options.get("key")
         concurrency = options.get("concurrency")
         self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
-        if self.concurrency < 1:
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise ConfigurationError(
-                f"must be 1 or more, got {self.concurrency}", field="concurrency"
+                f"must be 1 to {MAX_CONCURRENCY} (requests in flight at once), "
+                f"got {self.concurrency}",
+                field="concurrency",
             )
         shard = options.get("shard")
         self.shard = Shard.parse(shard) if isinstance(shard, str) else shard
@@ -128,7 +136,9 @@ class BatchRun:
         self._finished = False
         self._stopping = False
         self._aborted = False
-        self._seen: set[str] | None = set() if self.key is not None else None
+        # The first row of each key (to name it when a key comes again).
+        self._seen: dict[str, int] | None = {} if self.key is not None else None
+        self._key_checked = self.key is None
 
     @property
     def output_names(self) -> list[str]:
@@ -155,9 +165,15 @@ class BatchRun:
         self._endpoint = Endpoint(
             self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
         )
-        self._workers = [asyncio.create_task(self._work_loop()) for _ in range(self.concurrency)]
         self._feeder = asyncio.create_task(self._feed())
-        self._tasks = [asyncio.create_task(self._supervise()), self._feeder, *self._workers]
+        self._tasks = [asyncio.create_task(self._supervise()), self._feeder]
+
+    def _add_worker(self) -> None:
+        # Workers start with the rows (one per row up to `concurrency`), so their number and
+        # memory follow the rows in flight, not the option.
+        worker = asyncio.create_task(self._work_loop())
+        self._workers.append(worker)
+        self._tasks.append(worker)
 
     async def __aenter__(self) -> BatchRun:
         return self
@@ -263,37 +279,65 @@ class BatchRun:
 
     async def _feed_one(self, index: int, row: Any) -> None:
         readable = isinstance(row, Mapping)
+        if readable and not self._key_checked:
+            self._check_key_column(row)
         key = row_key(row if readable else None, index, self.key)
         token = key_token(key)
         if self.shard is not None and not self.shard.contains(token):
             self.summary.other_shards += 1
             return
+        problem: str | None = None
         if self._seen is not None:
-            if token in self._seen:
-                raise ConfigurationError(
-                    f"the value {token!r} of column {self.key!r} appears again at row {index}; "
-                    "keys must be unique: choose a unique column, or leave out --key to use "
-                    "row numbers",
-                    field="key",
+            first = self._seen.setdefault(token, index)
+            if first != index:
+                # Its own key, so its result line is told apart from the first row's (and a
+                # resumed run skips it like any row already written).
+                key = token = key_token(row_key(None, index, self.key))
+                problem = (
+                    f"row {index} is a duplicate: its value {_quoted(row, self.key)} of the key "
+                    f"column {self.key!r} is the key of row {first}; keys must be unique: "
+                    "choose a unique column for --key, or leave it out to use row numbers"
                 )
-            self._seen.add(token)
+            elif readable and row.get(self.key) in (None, ""):
+                problem = (
+                    f"row {index} has no value in the key column {self.key!r}; give every row "
+                    "a key, or choose another column for --key"
+                )
         if token in self.skip:
             self.summary.skipped += 1
             return
-        if not readable:
-            reason = (
+        if problem is None and not readable:
+            problem = (
                 row.reason
                 if isinstance(row, UnreadableRow)
                 else (f"row {index} is a {type(row).__name__}, not an object of columns")
             )
-            await self._results.put(self._complete(_failed(key, index, reason), None))
+        if problem is not None:
+            await self._results.put(self._complete(_failed(key, index, problem), row))
             return
         try:
             payload = self.builder.build(row)
         except RowMappingError as exc:
             await self._results.put(self._complete(_failed(key, index, str(exc)), row))
             return
+        except Exception as exc:  # A bug must not stop the run: the row alone fails.
+            message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
+            await self._results.put(self._complete(_failed(key, index, message), row))
+            return
+        if len(self._workers) < self.concurrency:
+            self._add_worker()
         await self._work.put((index, key, row, payload))
+
+    def _check_key_column(self, row: Mapping[str, Any]) -> None:
+        """A ``key`` column the first row lacks is a typo: refused before any request."""
+        self._key_checked = True
+        if self.key not in row:
+            columns = ", ".join(map(repr, list(row)[:20])) or "none"
+            raise ConfigurationError(
+                f"the first row has no column {self.key!r} (its columns: {columns}); "
+                "choose one of them, or leave out --key to use row numbers",
+                field="key",
+            )
 
     # -- sending ----------------------------------------------------------------------------
     async def _work_loop(self) -> None:

@@ -36,9 +36,11 @@ class RowOptions(TypedDict, total=False):
     mapping: Any
     # ``[{"name": path, "as": name}]``; default: the string leaves of ``response_format``.
     outputs: Any
-    # The column identifying a row; default: the row number.
+    # The column identifying a row (unique: a repeated key fails that row); default: the row
+    # number. A column the first row lacks is a ConfigurationError before any request.
     key: str | None
-    # Requests in flight at once; default `DEFAULT_CONCURRENCY` (10).
+    # Requests in flight at once, 1 to `MAX_CONCURRENCY` (10,000); default
+    # `DEFAULT_CONCURRENCY` (10). Workers start with the rows, never more than there are.
     concurrency: int | None
     # A rate limit such as ``"600/minute"``; default `DEFAULT_RATE`; None = no limit.
     rate: Rate | str | None

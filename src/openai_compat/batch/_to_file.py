@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import stat
 from collections.abc import Callable
 from typing import Any, Unpack
 
 from ..config import SourceConfig
+from ..errors import ConfigurationError
 from ._engine import BatchRun, Rows
 from ._options import BatchFileOptions, split_file_options
 from .checkpoint import prepare_output
@@ -53,6 +55,8 @@ async def arun_batch_to_file(
             meter.note(f"batch: {message}")
 
     run = BatchRun(config, rows, on_notice=notice, **row_options)
+    if isinstance(run.rows, RowSource):
+        _refuse_output_over_input(run.rows.path, path)
     columns = csv_columns(
         run.output_names,
         include_input=run.include_input,
@@ -99,6 +103,35 @@ async def arun_batch_to_file(
         writer.close()
         await meter.aclose()
     return run.summary
+
+
+def _file_stat(path: str, fd: int) -> os.stat_result | None:
+    """What ``path`` is (``-``: the file behind ``fd``), or None when there is none."""
+    try:
+        return os.fstat(fd) if path == "-" else os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _refuse_output_over_input(source: str, output: str) -> None:
+    """Refuse an output that is the input file itself (the same path, a symlink or a hard
+    link to it, or stdin/stdout redirected to it): writing there would destroy the rows.
+
+    Checked before the output is touched; only regular files can be the same file (a
+    terminal is both stdin and stdout, and that is fine).
+    """
+    read = _file_stat(source, 0)
+    written = _file_stat(output, 1)
+    if read is None or written is None or not stat.S_ISREG(read.st_mode):
+        return
+    if os.path.samestat(read, written):
+        shown_in = "stdin" if source == "-" else source
+        shown_out = "stdout" if output == "-" else output
+        raise ConfigurationError(
+            f"{shown_out} is the input file ({shown_in}): writing results there would destroy "
+            "the rows; choose another --output",
+            field="output",
+        )
 
 
 def _stop_on_signals(

@@ -18,7 +18,7 @@ from ..retries import RetryPolicy
 from ._to_file import arun_batch_to_file
 from .progress import PROGRESS_MODES
 from .readers import FORMATS
-from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE
+from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
 from .writers import OUTPUT_FORMATS
 
 __all__ = ["add_batch_parser", "run_batch_command"]
@@ -74,7 +74,8 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help=f"requests in flight at once (default {DEFAULT_CONCURRENCY}, the catalog's)",
+        help=f"requests in flight at once (default {DEFAULT_CONCURRENCY}, the catalog's; "
+        f"at most {MAX_CONCURRENCY:,})",
     )
     p.add_argument(
         "--rate",
@@ -83,7 +84,10 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"request rate limit, e.g. 600/minute, 20/second, off (default {DEFAULT_RATE})",
     )
     p.add_argument(
-        "--key", metavar="COLUMN", help="column identifying a row (default: the row number)"
+        "--key",
+        metavar="COLUMN",
+        help="column identifying a row, unique (default: the row number); a repeated key is "
+        "a failed row",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(

@@ -16,6 +16,13 @@ __all__ = ["Shard", "key_token", "row_key"]
 Key = str | int
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode(text: str) -> str:
+    # A lone surrogate cannot be written as UTF-8: the output has U+FFFD in its place, so
+    # the key in memory must too, or a resumed run would not know the row.
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def key_token(key: Any) -> str:
@@ -25,26 +32,31 @@ def key_token(key: Any) -> str:
     ('17', 't-17')
     """
     if isinstance(key, str):
-        return key
+        return _unicode(key)
     if isinstance(key, int) and not isinstance(key, bool):
         return str(key)
-    return json.dumps(key, ensure_ascii=False, sort_keys=True)
+    return _unicode(json.dumps(key, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def row_key(row: Mapping[str, Any] | None, index: int, column: str | None) -> Key:
     """The key of a row: its ``column`` value, else its 0-based index.
 
-    A row whose key column is missing or empty gets ``"row:<index>"``, so it still has a
-    stable key that a resumed run recognises.
+    A row whose key column is missing or empty (or cannot be written as text) gets
+    ``"row:<index>"``, so it still has a stable key that a resumed run recognises.
     """
     if column is None:
         return index
     value = row.get(column) if row is not None else None
     if value is None or value == "":
         return f"row:{index}"
-    if isinstance(value, int | str) and not isinstance(value, bool):
+    if isinstance(value, str):
+        return _unicode(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**18:
         return value
-    return key_token(value)
+    try:
+        return key_token(value)
+    except (ValueError, RecursionError):  # NaN is fine; 5,000 digits or 5,000 levels are not
+        return f"row:{index}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,16 @@ import gzip
 import io
 import json
 import os
+import re
 import sys
 import threading
+import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from .._json import MAX_DEPTH, depth_problem
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -45,6 +48,12 @@ _SUFFIXES = {
 }
 _PARQUET_BATCH = 1024
 _COUNT_CHUNK = 1 << 20
+# CSV text is decoded with ``surrogateescape``: an undecodable byte becomes one of these
+# (strict UTF-8 never yields them otherwise), so a bad line is found without a crash.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+# What reading a damaged file raises part way (a corrupt or cut-off gzip stream, a bad
+# Parquet page, an I/O error); ConfigurationError (a ValueError) is not among them.
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +108,39 @@ def _open_binary(path: str) -> IO[bytes]:
         raise ConfigurationError(message, field="input") from None
 
 
+def _nested(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+# The words of `depth_problem`, for a line too deep for the parser itself to finish.
+_TOO_DEEP = depth_problem(_nested(MAX_DEPTH + 1))
+
+
+def _may_nest_deeply(line: bytes) -> bool:
+    # A line can nest more than MAX_DEPTH levels only if it has that many brackets: counting
+    # them (in C) spares the walk of `depth_problem` for nearly every row.
+    return line.count(b"[") + line.count(b"{") > MAX_DEPTH
+
+
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[Row]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+        except RecursionError:
+            yield UnreadableRow(f"input line {number} {_TOO_DEEP}")
+            continue
+        except UnicodeDecodeError as exc:
+            byte = exc.object[exc.start : exc.start + 1].hex()
+            yield UnreadableRow(
+                f"input line {number} is not UTF-8 text (byte 0x{byte} at position "
+                f"{exc.start}); save the file as UTF-8"
+            )
+            continue
         except ValueError as exc:
             yield UnreadableRow(f"input line {number} is not valid JSON: {exc}")
             continue
@@ -112,21 +148,54 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[Row]:
             kind = type(row).__name__
             yield UnreadableRow(f"input line {number} is a JSON {kind}, not an object")
             continue
+        if _may_nest_deeply(line):
+            problem = depth_problem(row)
+            if problem is not None:
+                yield UnreadableRow(f"input line {number} {problem}")
+                continue
         yield row
 
 
-def _csv_rows(stream: IO[bytes], path: str) -> Iterator[Row]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    header = next(reader, None)
+def _csv_text(stream: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _csv_header(reader: Any, path: str) -> list[str] | None:
+    """The header row, checked: a file whose header cannot be read is refused (exit 2)."""
+    try:
+        header: list[str] | None = next(reader, None)
+    except csv.Error as exc:
+        raise ConfigurationError(
+            f"{path}: the header row cannot be read as CSV: {exc}", field="input"
+        ) from None
     if header is None:
-        return
+        return None
+    if any(_UNDECODABLE.search(name) for name in header):
+        raise ConfigurationError(
+            f"{path}: the header row is not UTF-8 text; save the file as UTF-8", field="input"
+        )
     width = len(header)
     blanks = [i + 1 for i, name in enumerate(header) if not name.strip()]
     if blanks or len(set(header)) != width:
         problem = f"empty column names at {blanks}" if blanks else "repeated column names"
         raise ConfigurationError(f"{path}: the header row has {problem}: {header}", field="input")
-    for values in reader:
+    return header
+
+
+def _csv_rows(stream: IO[bytes], path: str) -> Iterator[Row]:
+    reader = csv.reader(_csv_text(stream))
+    header = _csv_header(reader, path)
+    if header is None:
+        return
+    width = len(header)
+    while True:
+        try:
+            values = next(reader, None)
+        except csv.Error as exc:  # e.g. a field over the size limit; the reader goes on after it
+            yield UnreadableRow(f"input line {reader.line_num} cannot be read as CSV: {exc}")
+            continue
+        if values is None:
+            return
         if not values:
             continue
         if len(values) != width:
@@ -134,10 +203,15 @@ def _csv_rows(stream: IO[bytes], path: str) -> Iterator[Row]:
                 f"input line {reader.line_num} has {len(values)} fields, the header has {width}"
             )
             continue
+        if any(_UNDECODABLE.search(value) for value in values):
+            yield UnreadableRow(
+                f"input line {reader.line_num} is not UTF-8 text; save the file as UTF-8"
+            )
+            continue
         yield dict(zip(header, values, strict=True))
 
 
-def _parquet_rows(path: str) -> Iterator[Row]:
+def _parquet_file(path: str) -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -145,11 +219,33 @@ def _parquet_rows(path: str) -> Iterator[Row]:
             "Parquet input needs pyarrow: pip install 'openai-compat[parquet]'", field="input"
         ) from None
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot read {path} as Parquet: {exc}", field="input") from None
-    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+
+
+def _parquet_rows(path: str) -> Iterator[Row]:
+    for batch in _parquet_file(path).iter_batches(batch_size=_PARQUET_BATCH):
         yield from batch.to_pylist()
+
+
+def _probe(path: str, fmt: str) -> None:
+    """Open ``path`` as its format and read its start, so a file that is not what its name
+    says is refused (exit 2) before anything is sent."""
+    if fmt == "parquet":
+        _parquet_file(path)
+        return
+    stream = _open_binary(path)
+    try:
+        if fmt == "csv":
+            _csv_header(csv.reader(_csv_text(stream)), path)
+        else:
+            stream.read(1)
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "gzip data" if path.lower().endswith(".gz") else "readable"
+        raise ConfigurationError(f"{path} is not {what}: {exc}", field="input") from None
+    finally:
+        stream.close()
 
 
 class RowSource:
@@ -158,13 +254,32 @@ class RowSource:
     def __init__(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
         self.path = os.fspath(path)
         self.format = detect_format(self.path, fmt)
-        if self.path != "-" and not Path(self.path).is_file():
+        if self.path == "-":
+            if self.format == "parquet":
+                raise ConfigurationError("Parquet cannot be read from stdin", field="input")
+            return
+        if not Path(self.path).is_file():
             raise ConfigurationError(f"no such input file: {self.path}", field="input")
+        _probe(self.path, self.format)
 
     def __iter__(self) -> Iterator[Row]:
+        read = 0
+        try:
+            for row in self._rows():
+                read += 1
+                yield row
+        except ConfigurationError:
+            raise
+        except _READ_ERRORS as exc:
+            # A damaged stream (a cut-off gzip, a bad Parquet page): what follows cannot be
+            # read, so it becomes one failed row (a resume skips it) instead of a crash.
+            yield UnreadableRow(
+                f"the input cannot be read after its first {read} rows: "
+                f"{type(exc).__name__}: {exc}; the rows after that point are not run"
+            )
+
+    def _rows(self) -> Iterator[Row]:
         if self.format == "parquet":
-            if self.path == "-":
-                raise ConfigurationError("Parquet cannot be read from stdin", field="input")
             yield from _parquet_rows(self.path)
             return
         stream = _open_binary(self.path)

@@ -19,7 +19,7 @@ from aiolimiter import AsyncLimiter
 from ..errors import ConfigurationError, EndpointError
 from ..resources import catalog
 
-__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RATE", "Rate", "Scheduler"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RATE", "MAX_CONCURRENCY", "Rate", "Scheduler"]
 
 _UNITS = {
     "s": 1.0,
@@ -82,6 +82,9 @@ def _catalog_defaults() -> tuple[int, Rate]:
 
 
 DEFAULT_CONCURRENCY, DEFAULT_RATE = _catalog_defaults()
+MAX_CONCURRENCY = 10_000
+"""The most requests a run keeps in flight. Each costs a connection and a worker; far more
+than any endpoint serves at once is a typo (``--concurrency 1000000``), refused up front."""
 
 
 class Scheduler:

@@ -2,6 +2,9 @@
 
 Each result is encoded whole and handed to the OS in one ``write`` on an unbuffered file,
 so a crash leaves at most one torn last line, which `checkpoint` repairs on resume.
+
+Every line is strict JSON (RFC 8259), whatever a row or an answer held: NaN and infinities
+are written as ``null``, a lone surrogate as U+FFFD (`json_safe`); writing never fails.
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
 from ..mapping import as_text
+from ..mapping._strict import json_safe
 from .results import BatchResult
 
 __all__ = [
@@ -29,6 +34,13 @@ __all__ = [
 
 OUTPUT_FORMATS = ("jsonl", "csv")
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+# What encoding a value that is not strict JSON raises (UnicodeEncodeError is a ValueError).
+_NOT_STRICT = (ValueError, TypeError, RecursionError)
+
+
+def _json_line(data: dict[str, Any]) -> bytes:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8") + b"\n"
 
 
 def detect_output_format(path: str, given: str | None = None) -> str:
@@ -93,8 +105,12 @@ class JsonlWriter:
         self._sink = _FileSink(path)
 
     def write(self, result: BatchResult) -> None:
-        line = json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":"))
-        self._sink.put(line.encode("utf-8") + b"\n")
+        data = result.to_dict()
+        try:
+            line = _json_line(data)
+        except _NOT_STRICT:  # the rare line with NaN or a lone surrogate in it
+            line = _json_line(json_safe(data))
+        self._sink.put(line)
 
     def close(self) -> None:
         self._sink.close()
@@ -115,6 +131,10 @@ def csv_columns(
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a JSON number")
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return as_text(value, compact=True)
 
 
@@ -146,23 +166,31 @@ class CsvWriter:
         return buffer.getvalue().encode("utf-8")
 
     def write(self, result: BatchResult) -> None:
-        usage = result.usage or {}
-        error = result.error or {}
-        values = [_cell(result.key)]
-        values += [_cell(result.output.get(n)) for n in self._names]
+        line = result.to_dict()
+        try:
+            record = self._encode(self._values(line))
+        except _NOT_STRICT:  # the rare line with NaN or a lone surrogate in it
+            record = self._encode(self._values(json_safe(line)))
+        self._sink.put(record)
+
+    def _values(self, line: dict[str, Any]) -> list[str]:
+        usage = line["usage"] or {}
+        error = line["error"]
+        output = line["output"]
+        values = [_cell(line["key"])]
+        values += [_cell(output.get(n)) for n in self._names]
         values += [_cell(usage.get(u)) for u in _USAGE]
         values += [
-            _cell(error.get("status")),
-            _cell(error.get("message")) if result.error is not None else "",
-            _cell(result.attempts),
-            _cell(result.latency_ms),
+            _cell(error.get("status")) if error is not None else "",
+            _cell(error.get("message")) if error is not None else "",
+            _cell(line["attempts"]),
+            _cell(line["latency_ms"]),
         ]
-        line = result.to_dict()
         if self._include_input:
             values.append(_cell(line.get("input")))
         if self._include_response:
             values.append(_cell(line.get("response")))
-        self._sink.put(self._encode(values))
+        return values
 
     def close(self) -> None:
         self._sink.close()

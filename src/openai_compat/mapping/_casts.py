@@ -18,6 +18,9 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 def as_text(value: Any, *, compact: bool = False) -> str:
     """A value as text: strings as they are, null as "", JSON spelling for the rest.
 
+    A value JSON has no spelling for (a Parquet timestamp or decimal) is written as its
+    ``str()``.
+
     ``compact`` drops the spaces after ``,`` and ``:`` in objects and lists (CSV cells).
 
     >>> as_text(True), as_text(None), as_text({"a": 1}), as_text([1, 2], compact=True)
@@ -29,11 +32,11 @@ def as_text(value: Any, *, compact: bool = False) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) or not isinstance(value, dict | list | tuple):
         return str(value)
     if compact:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _as_number(value: Any) -> int | float:

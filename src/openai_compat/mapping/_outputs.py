@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._json import load_json_text, where_invalid
+from .._json import load_json_text, loads, where_invalid
 from .._text import excerpt
 from ..errors import ConfigurationError, OutputError
 from ._kinds import require_object
-from ._paths import Path, get_path, parse_path, path_text
+from ._paths import Path, get_path, is_index, parse_path, path_text
 
 __all__ = ["OutputField", "default_outputs", "extract_outputs", "parse_outputs"]
 
@@ -109,7 +109,7 @@ def default_outputs(response_format: Mapping[str, Any]) -> list[OutputField]:
     def walk(node: Any, path: Path) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
-                walk(v, (*path, int(k) if k.isdigit() else k))
+                walk(v, (*path, int(k) if is_index(k) else k))
         elif isinstance(node, list):
             for i, v in enumerate(node):
                 walk(v, (*path, i))
@@ -132,11 +132,15 @@ def _parse_json_text(value: Any, source: str) -> Any:
     if fenced:
         text = fenced.group(1).strip()
     try:
-        return json.loads(text)
+        return loads(text, field=source)
+    except ConfigurationError as exc:  # nested too deeply
+        raise OutputError(f"{source}: the answer {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise OutputError(
             f"{source}: the answer is not valid JSON ({where_invalid(exc)}): {excerpt(text, 80)!r}"
         ) from None
+    except ValueError as exc:  # e.g. a number of thousands of digits
+        raise OutputError(f"{source}: the answer cannot be read as JSON: {exc}") from None
 
 
 def extract_outputs(

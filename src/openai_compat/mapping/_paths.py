@@ -14,6 +14,7 @@ __all__ = [
     "Segment",
     "get_path",
     "harvest",
+    "is_index",
     "parse_path",
     "path_text",
     "set_path",
@@ -24,6 +25,21 @@ Path = tuple[Segment, ...]
 
 # What `harvest` returns for a column the row does not have (None is a value a row can hold).
 MISSING = object()
+
+# The largest list index a path may set: padding a list to a larger one is a typo (or an
+# attack) that would fill memory with nulls.
+MAX_INDEX = 10_000
+
+
+def is_index(segment: str) -> bool:
+    """True when a path segment is a list index.
+
+    >>> is_index("12"), is_index("²"), is_index("x")
+    (True, False, False)
+    """
+    # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and short
+    # enough for int() (which refuses thousands of digits).
+    return segment.isascii() and segment.isdigit() and len(segment) < 20
 
 
 def parse_path(name: Any, *, field: str = "name") -> Path:
@@ -40,7 +56,7 @@ def parse_path(name: Any, *, field: str = "name") -> Path:
             f'"{name}" has an empty segment; write a dotted path such as messages.0.content',
             field=field,
         )
-    return tuple(int(s) if s.isdigit() else s for s in segments)
+    return tuple(int(s) if is_index(s) else s for s in segments)
 
 
 def path_text(path: Path) -> str:
@@ -100,6 +116,12 @@ def _assign(node: Any, segment: Segment, value: Any, path: Path) -> None:
             field="mapping",
         )
     if segment >= len(node):
+        if segment > MAX_INDEX:
+            raise ConfigurationError(
+                f"cannot set {path_text(path)}: the list index {segment} is above the "
+                f"largest allowed, {MAX_INDEX}",
+                field="mapping",
+            )
         node.extend([None] * (segment + 1 - len(node)))
     node[segment] = value
 
@@ -145,7 +167,7 @@ def harvest(row: Mapping[str, Any], column: str) -> Any:
         for part in column.split("."):
             if isinstance(node, Mapping) and part in node:
                 node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            elif isinstance(node, list) and is_index(part) and int(part) < len(node):
                 node = node[int(part)]
             else:
                 return MISSING

@@ -6,10 +6,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .._json import check_depth
 from ..errors import ConfigurationError
 from ._casts import as_text, cast_value
 from ._mapping_list import parse_mapping
 from ._paths import MISSING, harvest, set_path
+from ._strict import dumps_strict
 
 __all__ = ["PayloadBuilder", "RowMappingError"]
 
@@ -99,6 +101,7 @@ class PayloadBuilder:
     """
 
     def __init__(self, request_format: Mapping[str, Any], mapping: Any = None) -> None:
+        check_depth(request_format, field="request_format")
         self._compiled = _compile(dict(request_format), "")
         self.items = parse_mapping(mapping)
         self.columns: list[str] = []
@@ -133,7 +136,29 @@ class PayloadBuilder:
                 raise ConfigurationError(message, field=f"mapping[{i}].name") from None
 
     def build(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """The payload for ``row``; raises ``RowMappingError`` when the row cannot be mapped."""
+        """The payload for ``row``; raises ``RowMappingError`` when the row cannot be mapped.
+
+        The payload is checked to be sendable as strict JSON (no NaN or infinity, no lone
+        surrogate, at most ``MAX_DEPTH`` levels deep): a row that breaks it fails alone.
+        """
+        try:
+            payload = self._build(row)
+        except RecursionError:
+            raise RowMappingError(
+                "a value of the row is nested too deeply to be written as text"
+            ) from None
+        except ValueError as exc:
+            if isinstance(exc, ConfigurationError):
+                raise
+            # Text of a value that Python will not write (an integer of 5,000 digits).
+            raise RowMappingError(f"a value of the row cannot be written as text: {exc}") from None
+        try:
+            dumps_strict(payload)
+        except ValueError as exc:
+            raise RowMappingError(f"the payload cannot be sent as JSON: {exc}") from None
+        return payload
+
+    def _build(self, row: Mapping[str, Any]) -> dict[str, Any]:
         payload: dict[str, Any] = _instantiate(self._compiled, row)
         for i, item in enumerate(self.items):
             if item.static:
