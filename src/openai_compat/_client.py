@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._error_builder import ErrorBuilder
+from ._strict_json import json_problem
 from ._transports import (
     AsyncTransport,
     ClientFactory,
@@ -103,23 +104,14 @@ ReadWhole = Callable[[TransportResponse], bool]
 def _encode(body: dict[str, Any]) -> bytes:
     """The request body as strict JSON (RFC 8259) in UTF-8, or a ``ConfigurationError``.
 
-    The doors check what they parse, but a payload handed over as a dict (Python callers,
-    rows of a batch) reaches this point unchecked: nothing that cannot be sent is sent.
+    The doors check what they parse, but a payload handed over as a dict (Python callers)
+    reaches this point unchecked: nothing that cannot be sent is sent.
     """
     try:
         return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        problem = "holds a lone surrogate (half of a UTF-16 pair), which UTF-8 cannot carry"
-    except ValueError:  # json's only two: a float out of JSON's range, a circular reference
-        problem = (
-            "holds NaN or Infinity (use null or a number), or refers to itself; JSON (RFC 8259) "
-            "cannot carry either"
-        )
-    except RecursionError:
-        problem = "is nested too deeply to be sent; flatten it"
-    except TypeError as exc:
-        problem = f"holds a value JSON cannot carry ({exc})"
-    raise ConfigurationError(problem, field="payload")
+    except (ValueError, TypeError, RecursionError):  # NaN, a lone surrogate, a date, a cycle
+        problem = json_problem(body) or "refers to itself (a circular reference)"
+    raise ConfigurationError(f"cannot be sent as JSON: {problem}", field="payload")
 
 
 class Client:

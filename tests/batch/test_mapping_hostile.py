@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from openai_compat._strict_json import dumps_strict, json_problem, json_safe
 from openai_compat.errors import ConfigurationError, OutputError
 from openai_compat.mapping import (
     PayloadBuilder,
@@ -23,7 +24,6 @@ from openai_compat.mapping import (
     parse_mapping,
     parse_outputs,
 )
-from openai_compat.mapping._strict import dumps_strict, json_problem, json_safe
 
 HOSTILE = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

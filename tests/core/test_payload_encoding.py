@@ -27,12 +27,12 @@ def _circular() -> dict[str, Any]:
 
 
 UNSENDABLE = {
-    "NaN": ({"model": "m", "temperature": float("nan")}, "NaN or Infinity"),
-    "Infinity": ({"model": "m", "max_tokens": float("inf")}, "NaN or Infinity"),
+    "NaN": ({"model": "m", "temperature": float("nan")}, "temperature is nan"),
+    "Infinity": ({"model": "m", "max_tokens": float("inf")}, "max_tokens is inf"),
     "lone surrogate": ({"model": "m", "messages": [{"content": "\ud800"}]}, "lone surrogate"),
-    "too deep": ({"model": "m", **_deep(100_000)}, "nested too deeply"),
-    "bytes": ({"model": "m", "data": b"\x00"}, "JSON cannot carry"),
-    "circular": (_circular(), "refers to itself"),
+    "too deep": ({"model": "m", **_deep(100_000)}, "nested more than 64 levels deep"),
+    "bytes": ({"model": "m", "data": b"\x00"}, "data is a bytes, which JSON cannot hold"),
+    "circular": (_circular(), "nested more than 64 levels deep"),
 }
 
 

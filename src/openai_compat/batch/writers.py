@@ -18,8 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
+from .._strict_json import json_safe
 from ..mapping import as_text
-from ..mapping._strict import json_safe
 from .results import BatchResult
 
 __all__ = [

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._json import check_depth
+from .._strict_json import dumps_strict
 from ..errors import ConfigurationError
 from ._casts import as_text, cast_value
 from ._mapping_list import parse_mapping
 from ._paths import MISSING, harvest, set_path
-from ._strict import dumps_strict
 
 __all__ = ["PayloadBuilder", "RowMappingError"]
 

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from .._json import MAX_DEPTH, depth_problem
+from ._json import MAX_DEPTH, depth_problem
 
 __all__ = ["dumps_strict", "json_problem", "json_safe"]
 
