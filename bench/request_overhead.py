@@ -229,7 +229,7 @@ def report(contenders: list[Contender], requests: int, concurrency: int, repeat:
         f"{requests:,} non-streamed requests at concurrency {concurrency}, {repeat} interleaved "
         "rounds; mock server in a separate process; CPU = this process only"
     )
-    say(f"{versions('httpx', 'httpx2', 'openai', 'pydantic', 'tenacity')}; {machine()}")
+    say(f"{versions('httpx', 'httpx2', 'openai', 'pydantic')}; {machine()}")
     say()
     say(table(header, rows))
     say()

@@ -4,17 +4,16 @@ It follows the official OpenAI SDK, which users already know: connection errors,
 timeouts, 408, 409, 429 and 5xx are retried (2 retries by default) before any record
 is emitted; the server's ``retry-after-ms`` / ``Retry-After`` is honoured when it asks
 for 0-60 s, otherwise the wait is ``min(initial * 2**n, max) * (1 - 0.25 * random())``.
+The loop that applies it is the client's (``_client.Client``), written once.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .errors import EndpointError, TransportError
 
@@ -86,34 +85,3 @@ class RetryPolicy:
             return float(retry_after)
         backoff = min(self.initial_delay * 2.0 ** (retry_number - 1), self.max_delay)
         return backoff * (1 - 0.25 * random.random())
-
-    def retrying(
-        self,
-        on_retry: Callable[[int, BaseException, float], None] | None = None,
-        *,
-        offset: int = 0,
-    ) -> AsyncRetrying:
-        """A tenacity controller implementing this policy.
-
-        ``on_retry(retry_number, error, wait_seconds)`` is called before each wait.
-        ``offset`` is the number of attempts already made outside the controller.
-        """
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            return float(self.delay(state.attempt_number + offset, exc))
-
-        def before_sleep(state: RetryCallState) -> None:
-            if on_retry is None or state.outcome is None or state.next_action is None:
-                return
-            exc = state.outcome.exception()
-            if exc is not None:
-                on_retry(state.attempt_number + offset, exc, state.next_action.sleep)
-
-        return AsyncRetrying(
-            stop=stop_after_attempt(max(1, self.attempts - offset)),
-            wait=wait,
-            retry=retry_if_exception(is_retryable),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
