@@ -58,22 +58,28 @@ class Consumer:
     ...     return records, consumer.outcome()
     """
 
-    __slots__ = ("_assembler", "_exchange")
+    __slots__ = ("_assemble", "_assembler", "_exchange")
 
     def __init__(self, exchange: Exchange, *, assemble: bool = True) -> None:
         self._exchange = exchange
-        self._assembler: ChunkAssembler | None = ChunkAssembler() if assemble else None
+        self._assemble = assemble
+        self._assembler: ChunkAssembler | None = None
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        if self._assembler is None:
-            return self._exchange.__aiter__()
-        return self._assembling(self._assembler)
+        records = self._exchange.__aiter__()
+        # Whether the answer is a stream is known once the exchange is iterated: a JSON
+        # answer (most requests of a batch) passes straight through, with no wrapper.
+        if not (self._assemble and self._exchange.streamed):
+            return records
+        self._assembler = ChunkAssembler()
+        return self._assembling(records, self._assembler)
 
-    async def _assembling(self, assembler: ChunkAssembler) -> AsyncIterator[dict[str, Any]]:
-        exchange = self._exchange
-        async for record in exchange:
-            if exchange.streamed:
-                assembler.add(record)
+    @staticmethod
+    async def _assembling(
+        records: AsyncIterator[dict[str, Any]], assembler: ChunkAssembler
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for record in records:
+            assembler.add(record)
             yield record
 
     def outcome(self) -> Outcome:
