@@ -67,6 +67,9 @@ def map_endpoint(
         check_names(columns, names, include_response=include_response)
     if coordinator is None:
         coordinator = coordinator_for(parsed_rate)
+    # Blocks of one batch each, cut as they stream by: a big block would go to one actor
+    # whole (the others idle), and its results would come out only at its end.
+    ds = ds.repartition(target_num_rows_per_block=batch_size)
     return ds.map_batches(
         EndpointUDF,
         fn_constructor_kwargs={
@@ -84,6 +87,8 @@ def map_endpoint(
         },
         batch_format="pyarrow",
         batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors),
+        # Two batches per actor at most (one running, one waiting): an actor that starts
+        # first must not take every batch while the others are still starting.
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
         num_cpus=num_cpus,
     )
