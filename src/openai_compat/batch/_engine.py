@@ -91,7 +91,9 @@ class BatchRun:
     ) -> None:
         check_keywords(options, _KEYWORDS, "BatchRun.__init__()")
         self.config = SourceConfig.parse(config)
-        self.builder = PayloadBuilder(self.config.request_format, options.get("mapping"))
+        self.builder = options.get("payload_builder") or PayloadBuilder(
+            self.config.request_format, options.get("mapping")
+        )
         outputs = options.get("outputs")
         self.outputs: list[OutputField] = (
             parse_outputs(outputs)
@@ -120,7 +122,7 @@ class BatchRun:
         self._client: httpx.AsyncClient | AsyncTransport | None = client
         self._owns_client = client is None
         self._notice = options.get("on_notice") or (lambda _message: None)
-        self.scheduler = Scheduler(
+        self.scheduler = options.get("scheduler") or Scheduler(
             _as_rate(options.get("rate", DEFAULT_RATE)), on_pause=self._on_pause
         )
         self.summary = BatchSummary()

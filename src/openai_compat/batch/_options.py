@@ -15,9 +15,10 @@ from typing import Any, TypedDict, cast
 import httpx
 
 from .._transports import AsyncTransport
+from ..mapping import PayloadBuilder
 from ..retries import RetryPolicy
 from .keys import Shard
-from .scheduler import Rate
+from .scheduler import Rate, Scheduler
 
 __all__ = [
     "BatchFileOptions",
@@ -58,6 +59,11 @@ class RowOptions(TypedDict, total=False):
     retry: RetryPolicy | None
     # The HTTP client to send with; default: one the run makes (and closes) for itself.
     client: httpx.AsyncClient | AsyncTransport | None
+    # The run's scheduler (rate limit, 429 pause); default: one made from ``rate``. Runs that
+    # share one (the batches of a Ray actor, with the job's rate limit) share its limit.
+    scheduler: Scheduler | None
+    # What turns a row into its payload; default ``PayloadBuilder(request_format, mapping)``.
+    payload_builder: PayloadBuilder | None
 
 
 class BatchOptions(RowOptions, total=False):

@@ -18,6 +18,7 @@ from ..retries import RetryPolicy
 from ._to_file import arun_batch_to_file
 from .progress import PROGRESS_MODES
 from .readers import FORMATS
+from .results import BatchSummary
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
 from .writers import OUTPUT_FORMATS
 
@@ -110,7 +111,9 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--input-format", choices=FORMATS, help="input format (default: by name)")
     p.add_argument(
-        "--output-format", choices=OUTPUT_FORMATS, help="output format (default: by name)"
+        "--output-format",
+        choices=(*OUTPUT_FORMATS, "parquet"),
+        help="output format (default: by name; --engine ray: parquet, or jsonl)",
     )
     p.add_argument(
         "--progress",
@@ -126,7 +129,48 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
         help="seconds between plain progress lines (default 10)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress and no summary, only errors")
+    _add_ray_arguments(p)
     return p
+
+
+def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    ray = p.add_argument_group(
+        "on a Ray cluster (pip install 'openai-compat[ray]')",
+        "--engine ray: --input is files or a glob (local or object storage), --output a "
+        "directory of part files, --concurrency per actor, --rate for the whole job",
+    )
+    ray.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="where rows run (local)"
+    )
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="auto, ray://host:10001, or host:6379 (default: RAY_ADDRESS, else a cluster "
+        "started here on 127.0.0.1)",
+    )
+    ray.add_argument("--actors", type=int, default=2, metavar="N", help="UDF actors (default 2)")
+    ray.add_argument(
+        "--num-cpus",
+        type=float,
+        default=0.25,
+        metavar="X",
+        help="CPUs each actor reserves (default 0.25: it waits on the network)",
+    )
+    ray.add_argument(
+        "--batch-size", type=int, default=256, metavar="N", help="rows per batch (default 256)"
+    )
+
+
+def _run_on_ray(
+    config: Any, args: argparse.Namespace, mapping: Any, outputs: Any, retry: RetryPolicy | None
+) -> BatchSummary:
+    try:
+        from ..ray._cli import run_on_ray
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"--engine ray needs Ray: pip install 'openai-compat[ray]' ({exc})", field="engine"
+        ) from None
+    return run_on_ray(config, args, mapping, outputs, retry)
 
 
 def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None) -> int:
@@ -152,28 +196,31 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
             else "new"
         )
         progress = "off" if args.quiet else args.progress
-        summary = run_sync(
-            arun_batch_to_file(
-                config,
-                args.input,
-                args.output,
-                mode=mode,
-                output_format=args.output_format,
-                input_format=args.input_format,
-                progress=progress,
-                progress_interval_s=args.progress_interval,
-                handle_signals=True,
-                mapping=mapping,
-                outputs=outputs,
-                key=args.key,
-                concurrency=args.concurrency,
-                rate=args.rate,
-                shard=args.shard,
-                include_input=args.include_input,
-                include_response=args.include_response,
-                retry=retry,
+        if getattr(args, "engine", "local") == "ray":
+            summary = _run_on_ray(config, args, mapping, outputs, retry)
+        else:
+            summary = run_sync(
+                arun_batch_to_file(
+                    config,
+                    args.input,
+                    args.output,
+                    mode=mode,
+                    output_format=args.output_format,
+                    input_format=args.input_format,
+                    progress=progress,
+                    progress_interval_s=args.progress_interval,
+                    handle_signals=True,
+                    mapping=mapping,
+                    outputs=outputs,
+                    key=args.key,
+                    concurrency=args.concurrency,
+                    rate=args.rate,
+                    shard=args.shard,
+                    include_input=args.include_input,
+                    include_response=args.include_response,
+                    retry=retry,
+                )
             )
-        )
     except ConfigurationError as exc:
         print(f"openai-compat batch: {exc}", file=sys.stderr)
         return 2

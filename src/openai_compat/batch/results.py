@@ -1,14 +1,63 @@
-"""What a batch run produces: one `BatchResult` per row, and a `BatchSummary` of the run."""
+"""What a batch run produces: one `BatchResult` per row, and a `BatchSummary` of the run.
+
+Where results are columns (Ray, Spark, SQL tables) a result is the *flat row* of
+`BatchResult.to_flat`, with the columns of `flat_columns`: defined here once for every engine.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BatchResult", "BatchSummary"]
+__all__ = ["FLAT_RESULT_COLUMNS", "RESPONSE_COLUMN", "BatchResult", "BatchSummary", "flat_columns"]
 
 _NOT_SET: Any = object()
+
+# The columns every flat result row has after the input columns and the outputs, with their
+# kind: ``text``, ``integer`` or ``decimal`` (each engine maps a kind to its own type). Every
+# column may be null; outputs are ``text`` (a value that is not text is its JSON spelling,
+# as in CSV output), so every block of results has the same schema, even one where all failed.
+FLAT_RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("error_status", "integer"),
+    ("error_message", "text"),
+    ("attempts", "integer"),
+    ("latency_ms", "decimal"),
+    ("prompt_tokens", "integer"),
+    ("completion_tokens", "integer"),
+    ("total_tokens", "integer"),
+)
+# The whole answer as JSON text, when asked for (the name Ray's own HTTP processor uses).
+RESPONSE_COLUMN = "http_response"
+_USAGE_NAMES = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def flat_columns(
+    output_names: Sequence[str], *, include_response: bool = False
+) -> list[tuple[str, str]]:
+    """The result columns of a flat row (after the input columns) and their kinds.
+
+    >>> [name for name, _ in flat_columns(["summary"])][:3]
+    ['summary', 'error_status', 'error_message']
+    """
+    columns = [(name, "text") for name in output_names]
+    columns += FLAT_RESULT_COLUMNS
+    if include_response:
+        columns.append((RESPONSE_COLUMN, "text"))
+    return columns
+
+
+def _flat_text(value: Any) -> str | None:
+    from ..mapping import as_text
+
+    return None if value is None else as_text(value, compact=True)
+
+
+def _usage_count(usage: Mapping[str, Any] | None, name: str) -> int | None:
+    value = usage.get(name) if usage else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(slots=True)
@@ -55,6 +104,56 @@ class BatchResult:
         if self.response is not _NOT_SET:
             line["response"] = self.response
         return line
+
+    @classmethod
+    def from_dict(cls, line: Mapping[str, Any], index: int = 0) -> BatchResult:
+        """A result back from its line (``to_dict()``), e.g. after crossing processes.
+
+        >>> line = BatchResult(key="t-1", index=0, attempts=1).to_dict()
+        >>> BatchResult.from_dict(line).to_dict() == line
+        True
+        """
+        result = cls(
+            key=line["key"],
+            index=index,
+            output=dict(line.get("output") or {}),
+            usage=line.get("usage"),
+            error=line.get("error"),
+            attempts=line.get("attempts", 0),
+            latency_ms=line.get("latency_ms", 0.0),
+        )
+        if "input" in line:
+            result.input = line["input"]
+        if "response" in line:
+            result.response = line["response"]
+        return result
+
+    def to_flat(
+        self, output_names: Sequence[str], *, include_response: bool = False
+    ) -> dict[str, Any]:
+        """The result columns of the flat row, as `flat_columns` names them (inputs apart).
+
+        >>> r = BatchResult(key=1, index=0, output={"n": 3}, usage={"total_tokens": 5})
+        >>> flat = r.to_flat(["n"])
+        >>> flat["n"], flat["total_tokens"], flat["error_status"]
+        ('3', 5, None)
+        """
+        error = self.error or {}
+        flat: dict[str, Any] = {name: _flat_text(self.output.get(name)) for name in output_names}
+        flat["error_status"] = error.get("status")
+        flat["error_message"] = error.get("message") if self.error is not None else None
+        flat["attempts"] = self.attempts
+        flat["latency_ms"] = float(self.latency_ms)
+        for name in _USAGE_NAMES:
+            flat[name] = _usage_count(self.usage, name)
+        if include_response:
+            response = self.response if self.has_response else None
+            flat[RESPONSE_COLUMN] = (
+                None
+                if response is None
+                else json.dumps(response, ensure_ascii=False, separators=(",", ":"))
+            )
+        return flat
 
 
 def _tokens(usage: dict[str, Any] | None, name: str) -> int:

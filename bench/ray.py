@@ -1,0 +1,164 @@
+"""Batch runs on Ray: ours vs Ray's own ``ray.data.llm`` HTTP processor vs the local run.
+
+2,000 rows, the scripted server in its own process at 200 ms latency, 2 actors, batch size
+256. Ours on Ray (32 rows in flight per actor) against Ray's processor (its requests of a
+batch go one after another) and against the local ``openai-compat batch`` engine at the same
+total concurrency (64). Then 5% of the rows answered with a 400 (an empty model): what each
+does. The local cluster's start-up is timed apart. Run: ``.venv/bin/python bench/ray.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+# This file is bench/ray.py: its folder must not hide the ray package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from ray.data.llm import HttpRequestProcessorConfig, build_processor  # noqa: E402
+
+import ray  # noqa: E402
+from openai_compat.batch import run_batch_sync  # noqa: E402
+from openai_compat.ray import map_endpoint  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "2000"))
+LATENCY_MS = 200
+ACTORS, PER_ACTOR, BATCH = 2, 32, 256
+OUTPUTS = [{"name": "choices.0.message.content", "as": "answer"}]
+MAPPING = [{"name": "model", "value": "model", "value_type": "dynamic", "type": "string"}]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rows(n: int, failing: bool) -> list[dict[str, Any]]:
+    bad = (lambda i: i % 20 == 0) if failing else (lambda i: False)
+    return [{"id": i, "text": f"t{i}", "model": "" if bad(i) else "mock-model"} for i in range(n)]
+
+
+def _config(url: str) -> dict[str, Any]:
+    return {
+        "url": url,
+        "api_key": "sk-bench",
+        "is_stream": False,
+        "request_format": '{"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}',
+        "response_format": '{"choices": [{"message": {"content": "x"}}]}',
+    }
+
+
+def local(url: str, rows: list[dict[str, Any]]) -> tuple[float, int]:
+    started = time.perf_counter()
+    summary = run_batch_sync(
+        _config(url),
+        rows,
+        mapping=MAPPING,
+        outputs=OUTPUTS,
+        key="id",
+        concurrency=ACTORS * PER_ACTOR,
+        rate=None,
+    )
+    return time.perf_counter() - started, summary.failed
+
+
+def ours(url: str, rows: list[dict[str, Any]]) -> tuple[float, int]:
+    started = time.perf_counter()
+    out = map_endpoint(
+        ray.data.from_items(rows),
+        _config(url),
+        mapping=MAPPING,
+        outputs=OUTPUTS,
+        key="id",
+        actors=ACTORS,
+        concurrency=PER_ACTOR,
+        rate=None,
+        batch_size=BATCH,
+    )
+    failed = sum(
+        b.column("error_message").null_count * -1 + b.num_rows
+        for b in out.iter_batches(batch_format="pyarrow", batch_size=None)
+    )
+    return time.perf_counter() - started, failed
+
+
+def theirs(url: str, rows: list[dict[str, Any]]) -> tuple[float, str]:
+    config = HttpRequestProcessorConfig(
+        url=url, batch_size=BATCH, concurrency=ACTORS, headers={"Authorization": "Bearer sk-bench"}
+    )
+    processor = build_processor(
+        config,
+        preprocess=lambda row: {
+            "payload": {
+                "model": row["model"],
+                "messages": [{"role": "user", "content": row["text"]}],
+            }
+        },
+        postprocess=lambda row: {
+            "answer": row["http_response"]["choices"][0]["message"]["content"]
+        },
+    )
+    started = time.perf_counter()
+    try:
+        n = processor(ray.data.from_items(rows)).count()
+        outcome = f"completed ({n} rows)"
+    except Exception as exc:  # what Ray's processor does with a 400
+        outcome = f"the job failed: {type(exc).__name__}"
+    return time.perf_counter() - started, outcome
+
+
+def main() -> None:
+    port = _port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "openai_compat", "mock-server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(2)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions?latency_ms={LATENCY_MS}"
+        clean, failing = _rows(ROWS, False), _rows(ROWS, True)
+        local_s, _ = local(url, clean)
+        t = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        start_s = time.perf_counter() - t
+        ours(url, clean[:64])  # warm the workers' imports once (each run still starts its actors)
+        ours_s, _ = ours(url, clean)
+        theirs_s, _ = theirs(url, clean)
+        ours_fail_s, ours_failed = ours(url, failing)
+        theirs_fail_s, theirs_outcome = theirs(url, failing)
+        result = {
+            "rows": ROWS,
+            "latency_ms": LATENCY_MS,
+            "actors": ACTORS,
+            "batch_size": BATCH,
+            "cluster_start_s": round(start_s, 1),
+            "local_s": round(local_s, 1),
+            "ours_on_ray_s": round(ours_s, 1),
+            "ray_llm_s": round(theirs_s, 1),
+            "ray_llm_over_ours": round(theirs_s / ours_s, 1),
+            "ours_over_local": round(ours_s / local_s, 2),
+            "with_5pct_400": {
+                "ours": f"completed in {ours_fail_s:.1f} s, {ours_failed} error rows",
+                "ray_llm": f"{theirs_outcome} after {theirs_fail_s:.1f} s",
+            },
+        }
+        print(json.dumps(result, indent=2))
+    finally:
+        ray.shutdown()
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``openai-compat batch --engine ray``: the dataset read, mapped and sent on a Ray cluster.
+
+The driver reads the input as a Ray Dataset (files or globs, local or on object storage),
+leaves out the keys the output already holds (``--resume``), maps every block through
+`EndpointUDF` on the actors, and writes the result blocks as they arrive into part files of
+the output directory (`_output`), counting them for the progress and the summary line, which
+are the local run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray.data
+
+from ..batch.progress import Progress
+from ..batch.results import BatchSummary
+from ..batch.scheduler import Rate
+from ..config import SourceConfig
+from ..errors import ConfigurationError
+from ..mapping import PayloadBuilder
+from ..retries import RetryPolicy
+from ._cluster import connect
+from ._map import map_endpoint
+from ._output import RAY_OUTPUT_FORMATS, PartWriter, prepare_directory
+from ._udf import output_names_of
+
+__all__ = ["run_on_ray"]
+
+_READERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
+    return ConfigurationError(message, field=field)
+
+
+def _check_arguments(args: argparse.Namespace) -> str:
+    """The output format; every option the Ray engine cannot honour refused up front."""
+    if args.key is None:
+        raise _refuse("--engine ray needs --key: rows are matched by key on --resume", "key")
+    for flag, given in (
+        ("--shard", args.shard),
+        ("--retry-failed", args.retry_failed),
+        ("--input-format", args.input_format),
+    ):
+        if given:
+            raise _refuse(f"{flag} is for local runs; --engine ray does not take it")
+    if "-" in (args.input, args.output):
+        raise _refuse("--engine ray reads files and writes a directory, not stdin/stdout")
+    fmt = (args.output_format or "parquet").lower()
+    if fmt not in RAY_OUTPUT_FORMATS:
+        raise _refuse(f"--engine ray writes parquet or jsonl, not {fmt}", "output")
+    return fmt
+
+
+def _input_paths(pattern: str) -> list[str]:
+    if "://" in pattern:
+        return [pattern]  # object storage: Ray's readers take the path (a directory, a file)
+    found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    if not found:
+        raise _refuse(f"no file matches {pattern!r}", "input")
+    return found
+
+
+def _read(paths: list[str]) -> ray.data.Dataset:
+    suffix = next((s for s in _READERS if paths[0].lower().endswith(s)), ".parquet")
+    kind = _READERS[suffix]
+    if kind == "json":
+        return ray.data.read_json(paths, lines=True)
+    if kind == "csv":
+        return ray.data.read_csv(paths)
+    return ray.data.read_parquet(paths)
+
+
+def _leave_out(table: pa.Table, key: str, done: pa.Array) -> pa.Table:
+    tokens = pc.cast(table.column(key), pa.large_string())
+    written = pc.fill_null(pc.is_in(tokens, value_set=done), False)
+    return table.filter(pc.invert(written))
+
+
+def run_on_ray(
+    config: Any,
+    args: argparse.Namespace,
+    mapping: Any,
+    outputs: Any,
+    retry: RetryPolicy | None,
+) -> BatchSummary:
+    """Run ``openai-compat batch --engine ray`` with parsed ``args``; the summary."""
+    fmt = _check_arguments(args)
+    parsed = SourceConfig.parse(config)  # every configuration mistake before any request
+    PayloadBuilder(parsed.request_format, mapping)
+    output_names_of(parsed, outputs)
+    rate = Rate.parse(args.rate) if args.rate else None
+    paths = _input_paths(args.input)
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    done = prepare_directory(args.output, fmt, mode, args.key)
+    shut_down = connect(args.ray_address)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ds = _read(paths)
+        if done:
+            ds = ds.map_batches(
+                _leave_out,
+                fn_kwargs={"key": args.key, "done": pa.array(sorted(done), pa.large_string())},
+                batch_format="pyarrow",
+            )
+        out = map_endpoint(
+            ds,
+            parsed,
+            mapping=mapping,
+            outputs=outputs,
+            key=args.key,
+            actors=args.actors,
+            concurrency=args.concurrency,
+            rate=rate,
+            include_input=args.include_input or fmt == "parquet",
+            include_response=args.include_response,
+            batch_size=args.batch_size,
+            num_cpus=args.num_cpus,
+            retry=retry,
+            lines=fmt == "jsonl",
+        )
+        summary = BatchSummary(skipped=len(done))
+        writer = PartWriter(args.output, fmt, args.key, summary)
+        progress = "off" if args.quiet else args.progress
+        meter = Progress(summary, mode=progress, interval_s=args.progress_interval)
+        asyncio.run(_drain(out, writer, meter))
+        return summary
+    finally:
+        if shut_down:
+            ray.shutdown()
+
+
+async def _drain(out: ray.data.Dataset, writer: PartWriter, meter: Progress) -> None:
+    """Write the result blocks as Ray hands them over, with the progress on stderr."""
+    blocks = iter(out.iter_batches(batch_format="pyarrow", batch_size=None))
+    meter.start()
+    try:
+        while (block := await asyncio.to_thread(next, blocks, None)) is not None:
+            writer.write(block)
+            meter.update()
+    finally:
+        writer.close()
+        writer.summary.finish()
+        if writer.duplicates:
+            meter.note(f"batch: {writer.duplicates} rows came twice (a retried task); kept once")
+        await meter.aclose()

@@ -1,0 +1,94 @@
+"""`map_endpoint`: a Ray Dataset through the endpoint, checked before any request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray.data
+
+from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
+from ..config import SourceConfig
+from ..errors import ConfigurationError
+from ..mapping import PayloadBuilder
+from ..retries import RetryPolicy
+from ._arrow import check_names
+from ._coordinator import coordinator_for
+from ._udf import EndpointUDF, output_names_of
+
+__all__ = ["DEFAULT_ACTORS", "DEFAULT_BATCH_SIZE", "DEFAULT_NUM_CPUS", "map_endpoint"]
+
+DEFAULT_ACTORS = 2
+DEFAULT_BATCH_SIZE = 256
+# The actors wait on the network: a quarter of a CPU each leaves room for the rest of the job.
+DEFAULT_NUM_CPUS = 0.25
+
+
+def map_endpoint(
+    ds: ray.data.Dataset,
+    config: SourceConfig | dict[str, Any] | str,
+    *,
+    mapping: Any = None,
+    outputs: Any = None,
+    key: str | None = None,
+    actors: int = DEFAULT_ACTORS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    rate: Rate | str | None = str(DEFAULT_RATE),
+    include_input: bool = True,
+    include_response: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_cpus: float = DEFAULT_NUM_CPUS,
+    retry: RetryPolicy | None = None,
+    coordinator: Any = None,
+    lines: bool = False,
+) -> ray.data.Dataset:
+    """``ds`` with every row sent through the endpoint: the flat result rows, lazily.
+
+    The configuration, mapping, outputs and rate are checked here, and the result columns
+    against the input's columns, so a mistake fails before any request. ``rate`` holds
+    for the whole job (all actors together); ``concurrency`` is per actor. The other
+    keywords are `EndpointUDF`'s.
+
+    >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
+    True
+    """
+    parsed = SourceConfig.parse(config)
+    PayloadBuilder(parsed.request_format, mapping)  # a mapping mistake: before any request
+    names = output_names_of(parsed, outputs)
+    parsed_rate = Rate.parse(rate) if isinstance(rate, str) else rate
+    if actors < 1:
+        raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
+    if concurrency < 1:
+        raise ConfigurationError(f"must be 1 or more, got {concurrency}", field="concurrency")
+    schema = ds.schema()
+    columns = list(schema.names) if schema is not None else []
+    if key is not None and key not in columns:
+        raise ConfigurationError(f"the input has no column {key!r}", field="key")
+    if include_input and not lines:
+        check_names(columns, names, include_response=include_response)
+    if coordinator is None:
+        coordinator = coordinator_for(parsed_rate)
+    # Blocks of one batch each, cut as they stream by: a big block would go to one actor
+    # whole (the others idle), and its results would come out only at its end.
+    ds = ds.repartition(target_num_rows_per_block=batch_size)
+    return ds.map_batches(
+        EndpointUDF,
+        fn_constructor_kwargs={
+            "config": parsed,
+            "mapping": mapping,
+            "outputs": outputs,
+            "key": key,
+            "concurrency": concurrency,
+            "rate": parsed_rate,
+            "include_input": include_input,
+            "include_response": include_response,
+            "retry": retry,
+            "coordinator": coordinator,
+            "lines": lines,
+        },
+        batch_format="pyarrow",
+        batch_size=batch_size,
+        # Two batches per actor at most (one running, one waiting): an actor that starts
+        # first must not take every batch while the others are still starting.
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
+        num_cpus=num_cpus,
+    )

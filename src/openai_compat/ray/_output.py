@@ -1,0 +1,163 @@
+"""The output directory of a Ray run: part files, written by the driver, read back to resume.
+
+JSON Lines parts hold exactly the local run's result lines (written by the local writer, one
+flushed line at a time; a torn last line is cut off on resume, as for a local output).
+Parquet parts are written whole to a hidden temporary name and renamed, so a part is
+either complete or absent. Each run adds its own parts; ``--resume`` reads the keys of all
+of them (the rows to leave out: an anti-join on the key).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..batch.checkpoint import prepare_output
+from ..batch.keys import key_token
+from ..batch.results import BatchResult, BatchSummary
+from ..batch.writers import JsonlWriter
+from ..errors import ConfigurationError
+from ._udf import KEY_COLUMN, LINE_COLUMN
+
+__all__ = ["RAY_OUTPUT_FORMATS", "PartWriter", "prepare_directory"]
+
+RAY_OUTPUT_FORMATS = ("parquet", "jsonl")
+_PART = "part-"
+_FLUSH_ROWS = 5000
+
+
+def _parts(directory: Path, fmt: str) -> list[Path]:
+    return sorted(p for p in directory.glob(f"{_PART}*.{fmt}") if p.is_file())
+
+
+def prepare_directory(path: str, fmt: str, mode: str, key: str) -> set[str]:
+    """Make the output directory ready for ``mode``; the key texts already written."""
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigurationError(
+            f"{path} is a file: a Ray run writes a directory of part files", field="output"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(f".{_PART}*.tmp"):
+        stale.unlink()  # a part the driver did not finish: its rows are not in the output
+    parts = _parts(directory, fmt)
+    other = "jsonl" if fmt == "parquet" else "parquet"
+    if _parts(directory, other):
+        raise ConfigurationError(
+            f"{path} holds {other} results: use the same --output-format, or another --output",
+            field="output",
+        )
+    if mode == "overwrite":
+        for part in parts:
+            part.unlink()
+        return set()
+    if mode == "new" and parts:
+        raise ConfigurationError(
+            f"{path} already holds results: --resume finishes that run, --overwrite starts again",
+            field="output",
+        )
+    done: set[str] = set()
+    for part in parts:
+        if fmt == "jsonl":
+            done |= prepare_output(str(part), "jsonl", "resume").done
+        else:
+            table = pq.read_table(part, columns=[key])
+            done.update(key_token(value) for value in table.column(key).to_pylist())
+    return done
+
+
+class PartWriter:
+    """Writes the result blocks of one run into new part files; counts them as it goes."""
+
+    def __init__(self, path: str, fmt: str, key: str, summary: BatchSummary) -> None:
+        self.directory = Path(path)
+        self.fmt = fmt
+        self.key = key
+        self.summary = summary
+        self.run_id = uuid.uuid4().hex[:12]
+        self.duplicates = 0
+        self._seen: set[str] = set()
+        self._jsonl: JsonlWriter | None = None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._parts = 0
+
+    def write(self, block: pa.Table) -> None:
+        """Write one block of results (the flat rows, or the ``lines`` form for JSON Lines)."""
+        if self.fmt == "jsonl":
+            self._write_lines(block)
+        else:
+            self._write_flat(block)
+
+    def _fresh(self, tokens: Iterable[str]) -> list[bool]:
+        # Every key once: a row Ray ran twice (a retried task) is written the first time only.
+        keep = []
+        for token in tokens:
+            new = token not in self._seen
+            self._seen.add(token)
+            keep.append(new)
+            self.duplicates += not new
+        return keep
+
+    def _write_lines(self, block: pa.Table) -> None:
+        if self._jsonl is None:
+            self._jsonl = JsonlWriter(str(self.directory / f"{_PART}{self.run_id}.jsonl"))
+        keys = block.column(KEY_COLUMN).to_pylist()
+        lines = block.column(LINE_COLUMN).to_pylist()
+        for keep, line in zip(self._fresh(keys), lines, strict=True):
+            if keep:
+                result = BatchResult.from_dict(json.loads(line))
+                self._jsonl.write(result)
+                self.summary.add(result)
+
+    def _write_flat(self, block: pa.Table) -> None:
+        tokens = [key_token(v) for v in block.column(self.key).to_pylist()]
+        keep = self._fresh(tokens)
+        if not all(keep):
+            block = block.filter(pa.array(keep))
+        self._count(block)
+        self._pending.append(block)
+        self._pending_rows += block.num_rows
+        if self._pending_rows >= _FLUSH_ROWS:
+            self.flush()
+
+    def _count(self, block: pa.Table) -> None:
+        s = self.summary
+        ok = block.column("error_message").null_count  # null: the row succeeded
+        s.ok += ok
+        s.failed += block.num_rows - ok
+        s.requests += _total(block, "attempts")
+        s.prompt_tokens += _total(block, "prompt_tokens")
+        s.completion_tokens += _total(block, "completion_tokens")
+        s.total_tokens += _total(block, "total_tokens")
+
+    def flush(self) -> None:
+        """Write the blocks held so far as one part file (whole, then renamed into place)."""
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        self._parts += 1
+        name = f"{_PART}{self.run_id}-{self._parts:05d}.parquet"
+        temporary = self.directory / f".{name}.tmp"
+        pq.write_table(table, temporary)
+        os.replace(temporary, self.directory / name)
+
+    def close(self) -> None:
+        self.flush()
+        if self._jsonl is not None:
+            self._jsonl.close()
+
+
+def _total(block: pa.Table, column: str) -> int:
+    import pyarrow.compute as pc
+
+    value: Any = pc.sum(block.column(column)).as_py()
+    return int(value or 0)

@@ -1,0 +1,226 @@
+"""`EndpointUDF`: the row engine as a Ray Data callable class (an Arrow batch in, one out).
+
+Each actor keeps one HTTP connection pool and one `ClusterScheduler` for its whole life;
+each batch is one run of the local row engine (`BatchRun`: the same mapping, retries,
+timeouts, output extraction, error messages and redaction) with ``concurrency`` rows in
+flight. An actor runs one batch at a time, so it never has more than ``concurrency``
+requests in flight however many batches Ray hands it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from .._transports import AsyncTransport
+from ..batch._engine import BatchRun
+from ..batch.keys import key_token, row_key
+from ..batch.results import BatchResult, BatchSummary
+from ..batch.scheduler import DEFAULT_CONCURRENCY, Rate
+from ..config import SourceConfig
+from ..errors import ConfigurationError, redact
+from ..mapping import PayloadBuilder, RowMappingError, default_outputs, parse_outputs
+from ..retries import RetryPolicy
+from ._arrow import result_table
+from ._coordinator import ClusterScheduler, coordinator_for
+
+__all__ = ["LINE_COLUMN", "EndpointUDF", "ReadyPayloads", "output_names_of"]
+
+# The columns of the ``lines`` form (the command line's JSON Lines output).
+LINE_COLUMN = "line"
+KEY_COLUMN = "key"
+
+
+def output_names_of(config: SourceConfig, outputs: Any) -> list[str]:
+    """The output names a run of ``config`` with ``outputs`` produces, in order."""
+    fields = (
+        parse_outputs(outputs) if outputs is not None else default_outputs(config.response_format)
+    )
+    return [name for field in fields for name in field.names]
+
+
+class ReadyPayloads(PayloadBuilder):
+    """Rows holding a ready payload (``ray.data.llm``'s ``payload`` column) are sent as is.
+
+    A payload is an object, or JSON text of one; a row without the column is mapped as
+    usual. A null payload, or one that is not an object, fails the row.
+    """
+
+    def __init__(self, request_format: Mapping[str, Any], mapping: Any, column: str) -> None:
+        super().__init__(request_format, mapping)
+        self.column = column
+
+    def build(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        if self.column not in row:
+            return super().build(row)
+        payload = row[self.column]
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload)
+            except ValueError as exc:
+                raise RowMappingError(
+                    f"column {self.column!r} is not JSON text: {exc}", column=self.column
+                ) from None
+        if not isinstance(payload, dict):
+            raise RowMappingError(
+                f"column {self.column!r} must hold the payload object, got "
+                f"{type(payload).__name__}",
+                column=self.column,
+            )
+        return payload
+
+    @property
+    def depends_on_row(self) -> bool:
+        return True
+
+
+class EndpointUDF:
+    """Sends each row of a batch through the endpoint; use it with ``Dataset.map_batches``.
+
+    ``ds.map_batches(EndpointUDF, fn_constructor_kwargs={"config": config, "outputs": [...]},
+    batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.25)``.
+
+    Keywords: ``config`` (a dict, JSON text or `SourceConfig`), ``mapping``, ``outputs``,
+    ``key`` (the column identifying a row; always kept), ``concurrency`` (rows in flight per
+    actor, default 10), ``rate`` (for the whole job, e.g. ``"600/minute"``; None = off),
+    ``include_input`` (keep the input columns, default True), ``include_response`` (the
+    answer as JSON text in ``http_response``), ``payload_column`` (default ``"payload"``),
+    ``retry`` (a `RetryPolicy`), ``coordinator`` (the job's coordinator actor, as
+    `map_endpoint` makes it; without one the actors share one named by ``job_name``).
+
+    The result: the input columns, the outputs by name, then ``error_status``,
+    ``error_message`` (null when the row succeeded), ``attempts``, ``latency_ms``,
+    ``prompt_tokens``, ``completion_tokens``, ``total_tokens``. A failure is a row, never
+    an exception (which would make Ray retry the task and, in the end, fail the job).
+    """
+
+    def __init__(
+        self,
+        config: SourceConfig | dict[str, Any] | str,
+        *,
+        mapping: Any = None,
+        outputs: Any = None,
+        key: str | None = None,
+        concurrency: int | None = None,
+        rate: Rate | str | None = None,
+        include_input: bool = True,
+        include_response: bool = False,
+        payload_column: str = "payload",
+        retry: RetryPolicy | None = None,
+        coordinator: Any = None,
+        job_name: str = "default",
+        lines: bool = False,
+    ) -> None:
+        self.config = SourceConfig.parse(config)
+        self.builder = ReadyPayloads(self.config.request_format, mapping, payload_column)
+        self.outputs = outputs
+        self.output_names = output_names_of(self.config, outputs)
+        self.key = key
+        self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
+        if self.concurrency < 1:
+            raise ConfigurationError(
+                f"must be 1 or more, got {self.concurrency}", field="concurrency"
+            )
+        self.rate = Rate.parse(rate) if isinstance(rate, str) else rate
+        self.include_input = include_input
+        self.include_response = include_response
+        self.retry = retry
+        self.lines = lines
+        if coordinator is None:
+            coordinator = coordinator_for(self.rate, f"openai-compat:{job_name}:{self.rate}")
+        self.scheduler = ClusterScheduler(coordinator, self.rate, self.concurrency)
+        self.scheduler.register()
+        self._transport: AsyncTransport | None = None
+        self._one_at_a_time: asyncio.Lock | None = None
+
+    def __del__(self) -> None:
+        # Ray Data calls this when it retires the actor: close the pool on the loop it was
+        # made on (where it would otherwise be reported as an unclosed session).
+        transport, self._transport = getattr(self, "_transport", None), None
+        if transport is None:
+            return
+        try:
+            import ray.data
+
+            context: Any = ray.data._map_actor_context
+            loop = context.udf_map_asyncio_loop
+            asyncio.run_coroutine_threadsafe(transport.aclose(), loop).result(timeout=5)
+        except Exception:
+            pass
+
+    def _keep_columns(self, names: Sequence[str]) -> list[str]:
+        if self.include_input:
+            return list(names)
+        return [self.key] if self.key is not None and self.key in names else []
+
+    async def __call__(self, batch: pa.Table) -> pa.Table:
+        if self._one_at_a_time is None:
+            # Made on Ray's event loop of this actor, where every batch runs.
+            from .._transports._aiohttp import AiohttpTransport
+
+            self._one_at_a_time = asyncio.Lock()
+            self._transport = AiohttpTransport(self.concurrency)
+        rows = batch.to_pylist()
+        async with self._one_at_a_time:
+            results = await self._run(rows)
+        if self.lines:
+            return self._lines(rows, results)
+        return result_table(
+            batch,
+            results,
+            self.output_names,
+            keep_columns=self._keep_columns(batch.column_names),
+            include_response=self.include_response,
+        )
+
+    async def _run(self, rows: list[dict[str, Any]]) -> list[BatchResult]:
+        results: list[BatchResult | None] = [None] * len(rows)
+        summary = BatchSummary()
+        run = BatchRun(
+            self.config,
+            rows,
+            mapping=None,
+            outputs=self.outputs,
+            concurrency=max(1, min(self.concurrency, len(rows))),
+            rate=None,
+            client=self._transport,
+            scheduler=self.scheduler,
+            payload_builder=self.builder,
+            include_input=self.lines and self.include_input,
+            include_response=self.include_response,
+            retry=self.retry,
+        )
+        try:
+            async with run:
+                async for result in run:
+                    results[result.index] = result
+                    summary.add(result)
+        except Exception as exc:  # A bug must not fail the job: the rest become error rows.
+            message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
+            for index, found in enumerate(results):
+                if found is None:
+                    failed = BatchResult(
+                        key=index, index=index, error={"status": None, "message": message}
+                    )
+                    results[index] = failed
+                    summary.add(failed)
+        self.scheduler.report(summary)
+        done: list[BatchResult] = [r for r in results if r is not None]
+        for result in done:
+            result.key = row_key(rows[result.index], result.index, self.key)
+        return done
+
+    def _lines(self, rows: list[dict[str, Any]], results: list[BatchResult]) -> pa.Table:
+        """The result lines of a local run (``BatchResult.to_dict``), keyed by their key text."""
+        keys = [key_token(r.key) for r in results]
+        lines = [json.dumps(r.to_dict(), ensure_ascii=False) for r in results]
+        return pa.table(
+            {
+                KEY_COLUMN: pa.array(keys, pa.large_string()),
+                LINE_COLUMN: pa.array(lines, pa.large_string()),
+            }
+        )

@@ -1,0 +1,364 @@
+"""Batch runs on a real Ray cluster (started here, on 127.0.0.1 only) against the scripted server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a cluster started here: 127.0.0.1 only
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+import ray
+from openai_compat.cli import main
+from openai_compat.errors import ConfigurationError
+from openai_compat.ray import ClusterScheduler, coordinator_for, map_endpoint
+from openai_compat.ray._coordinator import _Bucket
+from openai_compat.testing import MockServer
+from openai_compat.testing._app import MockApp
+from tests._servers import serve_asgi
+from tests.conftest import CANARY, make_config
+
+OUTPUTS = [{"name": "choices.0.message.content", "as": "answer"}]
+TEMPLATE = '{"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}'
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+def conf(url: str, **extra: Any) -> dict[str, Any]:
+    return make_config(url, request_format=TEMPLATE, **extra)
+
+
+def rows(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"id": i, "text": f"t{i}", **extra} for i in range(n)]
+
+
+class Stamped:
+    """The scripted server's app, noting when each request came."""
+
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.app = MockApp(latency_s=latency_s)
+        self.stamps: list[float] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.stamps.append(time.monotonic())
+        await self.app(scope, receive, send)
+
+
+def _children(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(
+                    Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _listening(pids: set[int]) -> list[tuple[int, str]]:
+    """(pid, local address) of every listening TCP socket of ``pids``, from /proc."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+        except OSError:
+            continue
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.append((inodes[fields[9]], fields[1].split(":")[0]))
+    return found
+
+
+_LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+
+
+def test_every_socket_ray_listens_on_is_loopback() -> None:
+    # A run first, so the actors' workers are up and listening too.
+    with MockServer() as srv:
+        assert map_endpoint(ray.data.from_items(rows(4)), conf(srv.url), rate=None).count() == 4
+    sockets = _listening(_children(os.getpid()))
+    assert len(sockets) >= 3  # the GCS, the raylet, the workers
+    assert [(pid, address) for pid, address in sockets if address not in _LOOPBACK] == []
+
+
+def test_results_are_flat_rows_with_one_schema_failures_included(tmp_path: Path) -> None:
+    data = rows(12)
+    for row in data:
+        row["model"] = "mock-model" if row["id"] < 4 or row["id"] >= 8 else ""  # 4..7: a 400
+    mapping = [{"name": "model", "value": "model", "value_type": "dynamic", "type": "string"}]
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(data),
+            conf(srv.url),
+            mapping=mapping,
+            outputs=OUTPUTS,
+            key="id",
+            rate=None,
+            batch_size=4,
+            include_response=True,
+        )
+        out.write_parquet(str(tmp_path))  # blocks 4..7 all failed: the schema still agrees
+    table = pq.read_table(tmp_path).sort_by("id")
+    assert table.column_names == [
+        "id",
+        "text",
+        "model",
+        "answer",
+        "error_status",
+        "error_message",
+        "attempts",
+        "latency_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "http_response",
+    ]
+    got = table.to_pylist()
+    assert [r["answer"] for r in got[:4]] == [f"You said: t{i}" for i in range(4)]
+    assert all(r["error_status"] is None and r["error_message"] is None for r in got[:4] + got[8:])
+    assert [r["error_status"] for r in got[4:8]] == [400] * 4
+    assert all("model" in r["error_message"] and r["answer"] is None for r in got[4:8])
+    assert json.loads(got[0]["http_response"])["choices"][0]["message"]["content"] == "You said: t0"
+    assert got[0]["total_tokens"] > 0 and got[0]["attempts"] == 1
+
+
+def test_a_payload_column_is_sent_as_it_is() -> None:
+    payload = {"model": "mock-model", "messages": [{"role": "user", "content": "as is"}], "seed": 7}
+    ds = ray.data.from_items([{"id": 1, "payload": json.dumps(payload)}])
+    with MockServer() as srv:
+        got = map_endpoint(ds, conf(srv.url), outputs=OUTPUTS, key="id", rate=None).take_all()
+        assert srv.requests[0].json == payload
+    assert got[0]["answer"] == "You said: as is"
+
+
+def test_mistakes_fail_before_any_request() -> None:
+    with MockServer() as srv:
+        ds = ray.data.from_items([{"id": 1, "answer": "x", "text": "t"}])
+        with pytest.raises(ConfigurationError, match="'answer' would overwrite"):
+            map_endpoint(ds, conf(srv.url), outputs=OUTPUTS, rate=None)
+        with pytest.raises(ConfigurationError):
+            map_endpoint(ds, conf("ftp://127.0.0.1/x"), rate=None)
+        with pytest.raises(ConfigurationError):
+            map_endpoint(ds, conf(srv.url), rate="fast")
+        assert srv.requests == []
+
+
+def test_the_rate_limit_holds_for_the_whole_job() -> None:
+    app = Stamped()
+    with serve_asgi(app) as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        out = map_endpoint(
+            ray.data.from_items(rows(90)),
+            conf(url),
+            rate="15/second",
+            actors=3,
+            concurrency=8,
+            batch_size=10,
+            num_cpus=0.2,
+        )
+        assert out.count() == 90
+    stamps = sorted(app.stamps)
+    span = stamps[-1] - stamps[0]
+    # One second's burst (15), then 15/s for all three actors together (each alone: 45/s).
+    assert len(stamps) == 90
+    assert span >= (90 - 15) / 15 * 0.9
+    for start in stamps:
+        assert sum(start <= s < start + 2.0 for s in stamps) <= 2 * 15 + 15
+
+
+def test_a_429_pause_reaches_every_actor() -> None:
+    async def go() -> float:
+        coordinator = coordinator_for(None)
+        one = ClusterScheduler(coordinator, None, 4)
+        other = ClusterScheduler(coordinator, None, 4)
+        await other.ready()
+        one.pause(1.0)  # what a 429 with Retry-After: 1 does
+        time.sleep(0.3)  # past the other's check interval: it asks the coordinator again
+        started = time.monotonic()
+        await other.ready()
+        return time.monotonic() - started
+
+    import asyncio
+
+    assert asyncio.run(go()) >= 0.5
+
+
+def test_bucket_grants_one_second_then_the_rate() -> None:
+    bucket = _Bucket(10.0)
+    assert bucket.lease(8) == (8, 0.0, 0.0)
+    granted, _, _ = bucket.lease(8)
+    assert granted == 2
+    granted, wait, _ = bucket.lease(8)
+    assert granted == 0 and 0 < wait <= 0.1
+    bucket.pause(5)
+    assert bucket.lease(1)[2] > 4
+
+
+def _local_and_ray(tmp_path: Path, url: str, n: int) -> tuple[list[str], list[str]]:
+    (tmp_path / "conn.json").write_text(json.dumps(conf(url)))
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(n)))
+    common = [
+        "batch",
+        "--config",
+        str(tmp_path / "conn.json"),
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--key",
+        "id",
+        "--rate",
+        "off",
+        "--quiet",
+    ]
+    assert main([*common, "--output", str(tmp_path / "local.jsonl")]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--engine",
+                "ray",
+                "--output",
+                str(tmp_path / "ray"),
+                "--output-format",
+                "jsonl",
+            ]
+        )
+        == 0
+    )
+    local = (tmp_path / "local.jsonl").read_text().splitlines()
+    on_ray = [
+        line
+        for part in sorted((tmp_path / "ray").glob("part-*.jsonl"))
+        for line in part.read_text().splitlines()
+    ]
+    return local, on_ray
+
+
+def _without_latency(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        data = json.loads(line)
+        data.pop("latency_ms")
+        out.append(json.dumps(data, sort_keys=True))
+    return sorted(out)
+
+
+def test_jsonl_output_holds_the_local_runs_lines(tmp_path: Path) -> None:
+    with MockServer() as srv:
+        local, on_ray = _local_and_ray(tmp_path, srv.url, 40)
+    assert len(on_ray) == 40
+    assert _without_latency(on_ray) == _without_latency(local)
+    assert all(CANARY not in line for line in on_ray)
+
+
+def test_a_killed_worker_loses_nothing_and_duplicates_nothing() -> None:
+    coordinator = coordinator_for(None)
+    keys: list[int] = []
+    with MockServer(latency_s=0.05) as srv:
+        out = map_endpoint(
+            ray.data.from_items(rows(600)),
+            conf(srv.url),
+            key="id",
+            rate=None,
+            concurrency=8,
+            batch_size=20,
+            coordinator=coordinator,
+        )
+        done = threading.Thread(
+            target=lambda: keys.extend(
+                k
+                for b in out.iter_batches(batch_size=None, batch_format="pyarrow")
+                for k in b.column("id").to_pylist()
+            )
+        )
+        done.start()
+        deadline = time.monotonic() + 60
+        while len(srv.requests) < 150 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = ray.get(coordinator.state.remote())["pids"]
+        assert pids
+        os.kill(pids[0], signal.SIGKILL)
+        done.join(timeout=120)
+    assert sorted(keys) == list(range(600))
+
+
+def test_resume_after_the_driver_was_killed(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(400)))
+    with MockServer(latency_s=0.05) as srv:
+        (tmp_path / "conn.json").write_text(json.dumps(conf(srv.url)))
+        args = [
+            "batch",
+            "--config",
+            str(tmp_path / "conn.json"),
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--key",
+            "id",
+            "--rate",
+            "off",
+            "--quiet",
+            "--engine",
+            "ray",
+            "--output",
+            str(tmp_path / "out"),
+            "--output-format",
+            "jsonl",
+            "--concurrency",
+            "4",
+            "--batch-size",
+            "20",
+        ]
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "openai_compat", *args], stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                written = sum(
+                    len(p.read_text().splitlines()) for p in (tmp_path / "out").glob("part-*.jsonl")
+                )
+                if written >= 60:
+                    break
+                time.sleep(0.1)
+            started = _children(driver.pid)
+            driver.kill()  # kill -9: no clean-up of any kind
+            driver.wait()
+        finally:
+            for pid in started:  # the cluster that driver started, by PID
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        assert 60 <= written < 400
+        assert main([*args[:-4], "--concurrency", "8", "--resume"][:]) in (0,)
+    lines = [
+        line for p in (tmp_path / "out").glob("part-*.jsonl") for line in p.read_text().splitlines()
+    ]
+    assert sorted(json.loads(line)["key"] for line in lines) == list(range(400))
