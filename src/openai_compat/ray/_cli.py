@@ -105,7 +105,7 @@ def run_on_ray(
         ds = _read(paths)
         if done:
             ds = ds.map_batches(
-                _leave_out,
+                _leave_out,  # type: ignore[arg-type]
                 fn_kwargs={"key": args.key, "done": pa.array(sorted(done), pa.large_string())},
                 batch_format="pyarrow",
             )
