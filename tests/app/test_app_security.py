@@ -266,6 +266,11 @@ async def test_policy_checks_every_resolved_address() -> None:
         (b"[1, 2, 3]", "body"),
         (b'{"name": 5, "configuration": "text"}', "configuration"),
         (b"\xff\xfe", "not valid JSON"),
+        # Deeper than Python's JSON parser goes: a clear 400, not "error parsing the body".
+        (
+            b'{"name": "x", "configuration": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "nested too deeply",
+        ),
     ],
 )
 def test_malformed_bodies_are_4xx_with_a_reason(

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .._json import MAX_DEPTH
 from ..errors import (
     ConfigurationError,
     EndpointError,
@@ -146,6 +147,12 @@ async def _on_api_error(request: Request, exc: ApiError) -> JSONResponse:
 
 async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI's parser gave up on the body (its cause is kept): say why.
+        detail = (
+            "the request body is nested too deeply to be read; JSON values may nest at most "
+            f"{MAX_DEPTH} levels (objects and arrays inside each other)"
+        )
     headers = dict(exc.headers) if exc.headers else None
     return ApiError(exc.status_code, detail, headers=headers).response()
 
