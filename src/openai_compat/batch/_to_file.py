@@ -101,6 +101,7 @@ async def arun_batch_to_file(
         if counter is not None:
             counter.cancel()
         writer.close()
+        checkpoint.close()
         await meter.aclose()
     return run.summary
 

@@ -66,7 +66,9 @@ def prepare_directory(path: str, fmt: str, mode: str, key: str) -> set[str]:
     done: set[str] = set()
     for part in parts:
         if fmt == "jsonl":
-            done |= prepare_output(str(part), "jsonl", "resume").done
+            checkpoint = prepare_output(str(part), "jsonl", "resume")
+            done.update(checkpoint.done)
+            checkpoint.close()
         else:
             table = pq.read_table(part, columns=[key])
             done.update(key_token(value) for value in table.column(key).to_pylist())
