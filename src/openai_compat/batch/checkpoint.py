@@ -6,7 +6,7 @@ failed lines are removed (the file is rewritten to a temporary file and swapped 
 atomically, so a crash at any moment leaves either the old or the new file) and their
 rows run again, along with any row not written yet.
 
-The keys to skip are a `WrittenKeys` (about 12 bytes a key instead of a Python set's 70):
+The keys to skip are a `WrittenKeys` (about 8 bytes a key instead of a Python set's 90):
 each key's digest and the offset of its record, which `KeyReader` reads back to confirm a
 digest match exactly, so a digest collision never skips a row. The checkpoint keeps the
 file open for those reads; `Checkpoint.close` closes it.
@@ -29,6 +29,8 @@ from .keyset import WrittenKeys
 __all__ = ["MODES", "Checkpoint", "prepare_output"]
 
 MODES = ("new", "overwrite", "resume", "retry-failed")
+_KEY_FIRST = b'{"key":'
+_DECODER = json.JSONDecoder()
 
 
 @dataclass(slots=True)
@@ -66,6 +68,8 @@ class KeyReader:
         self._file.seek(offset)
         raw = self._file.readline()
         if not self.csv:
+            if raw.startswith(_KEY_FIRST):  # as JsonlWriter writes: decode the key alone
+                return key_token(_DECODER.raw_decode(raw.decode("utf-8"), len(_KEY_FIRST))[0])
             return key_token(json.loads(raw)["key"])
         while raw.count(b'"') % 2:  # a quoted value with line ends: read on to its end
             more = self._file.readline()
@@ -206,7 +210,7 @@ def prepare_output(
         return state
 
     state.reader = KeyReader(path, fmt, csv_columns)
-    state.done = WrittenKeys(state.reader)
+    state.done = WrittenKeys(state.reader, max_offset=os.path.getsize(path))
     good_end = 0
     failed_lines = False
     for record in _records(path, fmt, csv_columns):
@@ -229,7 +233,7 @@ def prepare_output(
         state.removed_failed = state.failed
         state.failed = 0
         # The offsets move: the keys are taken again, from the file as rewritten.
-        state.done = WrittenKeys(state.reader)
+        state.done = WrittenKeys(state.reader, max_offset=os.path.getsize(path))
         _rewrite(path, (r for r in _records(path, fmt, csv_columns) if not r.failed), state.done)
     state.done.freeze()
     return state

@@ -1,59 +1,50 @@
-"""The keys an output file already holds, in about 12 bytes a key, never a wrong skip.
+"""The keys an output file already holds, in about 8 bytes a key, never a wrong skip.
 
 A resumed run asks, for every row, "is this key written?". A Python set of the key strings
-answers that at about 70 bytes a key (700 MB for ten million). `WrittenKeys` keeps, per
-key, a 64-bit keyed BLAKE2b digest and the byte offset of the key's record in the output
-file instead, packed into bytes:
+answers that at about 90 bytes a key (900 MB for ten million). `WrittenKeys` keeps one
+64-bit integer per key instead: a digest of the key and the byte offset of the key's record
+in the output file, packed together:
 
-- the digest's first 14 bits choose one of 16,384 buckets; a bucket is one ``bytes`` of
-  12-byte entries: the digest's next 6 bytes, then the record's offset (6 bytes, files up to
-  256 TiB). With 33 bytes of object header per bucket that is about 12 bytes a key from a
-  million keys up (`nbytes`).
-- A lookup digests the key and searches its bucket with ``bytes.find`` (C speed; a match
-  must sit at an entry boundary).
+- the digest is the key's ``hash()``: SipHash with a random key per process (unless
+  ``PYTHONHASHSEED`` is set), computed in C and cached on the string. Its low 14 bits choose
+  one of 16,384 buckets, each a sorted ``array('Q')`` of entries; an entry is the next
+  ``64 - offset_bits`` bits of the digest above the record's offset (``offset_bits``: enough
+  for the file's size, at least 40: files up to 1 TiB leave a 38-bit digest).
+- A lookup hashes the key and bisects its bucket (``bisect`` in C, about ten steps at ten
+  million keys); `nbytes` is about 8 bytes a key from a million keys up.
 
-A digest match alone never skips a row: the record at the stored offset is read back from
-the file and its key compared exactly (`key_at`), so two keys that share a digest can
-cost one extra read, never a row left out. That is why the offset is kept rather than a
-wider digest: a wider digest only makes a wrong skip unlikely, the offset makes it
-impossible. The read is on the path of the rows being skipped only (they need no request);
-a row not written yet costs the digest and one bucket search. The digest is keyed with a
-random salt per set, so an output file cannot be crafted to fill one bucket.
+A digest match alone never skips a row: the record at the entry's offset is read back from
+the file and its key compared exactly (``key_at``), so keys that share a digest cost one
+extra read, never a row left out. That is why the offset is kept rather than a wider
+digest: a wider digest only makes a wrong skip unlikely, the offset makes it impossible.
+The read is on the path of the rows being skipped only (they need no request); a row not
+written yet costs the hash and one bisect (a digest match by chance, and so a read, comes
+once in about 2**38 / n tests).
 
->>> keys = {"a": 0, "b": 10}
->>> written = WrittenKeys(lambda offset: {0: "a", 10: "b"}[offset])
->>> for token, offset in keys.items():
+>>> records = {0: "a", 10: "b"}
+>>> written = WrittenKeys(records.__getitem__)
+>>> for offset, token in records.items():
 ...     written.add(token, offset)
+>>> written.freeze()
 >>> "a" in written, "b" in written, "c" in written, len(written)
 (True, True, False, 2)
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 __all__ = ["WrittenKeys"]
 
 _BUCKET_BITS = 14
-_TAIL = 6  # digest bytes stored after the bucket's bits
-_OFFSET = 6  # bytes of the record offset
-_ENTRY = _TAIL + _OFFSET
-_MAX_OFFSET = 1 << (8 * _OFFSET)
+_BUCKETS = 1 << _BUCKET_BITS
+_MIN_OFFSET_BITS = 40
+_U64 = (1 << 64) - 1
 
-Digest = Callable[[bytes], bytes]
-
-
-def keyed_blake2b() -> Digest:
-    """A 64-bit BLAKE2b digest keyed with a fresh random salt (the default of a set)."""
-    salt = os.urandom(16)
-
-    def digest(data: bytes) -> bytes:
-        return hashlib.blake2b(data, digest_size=8, key=salt).digest()
-
-    return digest
+Digest = Callable[[str], int]
 
 
 def _no_file(offset: int) -> str:
@@ -64,51 +55,68 @@ class WrittenKeys:
     """A set of key tokens, each with the offset of its record; membership is exact.
 
     ``key_at(offset)`` reads the key token of the record at ``offset`` (it confirms a digest
-    match). ``digest`` (at least 8 bytes out) is for tests that force collisions.
+    match); lookups need `freeze` first. ``max_offset``: the largest offset to be added (the
+    file's size). ``digest`` (a str to any int) is for tests that force collisions.
     """
 
-    __slots__ = ("_buckets", "_count", "_digest", "_frozen", "key_at")
+    __slots__ = (
+        "_buckets",
+        "_count",
+        "_digest",
+        "_frozen",
+        "_offset_bits",
+        "_offset_mask",
+        "key_at",
+    )
 
-    def __init__(self, key_at: Callable[[int], str] = _no_file, *, digest: Digest | None = None):
+    def __init__(
+        self,
+        key_at: Callable[[int], str] = _no_file,
+        *,
+        max_offset: int = 0,
+        digest: Digest = hash,
+    ) -> None:
         self.key_at = key_at
-        self._digest = digest or keyed_blake2b()
-        self._buckets: list[bytes | bytearray] = [bytearray() for _ in range(1 << _BUCKET_BITS)]
+        self._digest = digest
+        self._offset_bits = max(_MIN_OFFSET_BITS, max_offset.bit_length())
+        if self._offset_bits > 64 - 8:
+            raise ValueError(f"a file of {max_offset} bytes is too large to resume")
+        self._offset_mask = (1 << self._offset_bits) - 1
+        self._buckets = [array("Q") for _ in range(_BUCKETS)]
         self._count = 0
         self._frozen = False
 
-    def _locate(self, token: str) -> tuple[bytes | bytearray, bytes]:
-        digest = self._digest(token.encode("utf-8", "surrogatepass"))
-        bucket = int.from_bytes(digest[:2], "big") >> (16 - _BUCKET_BITS)
-        return self._buckets[bucket], digest[2 : 2 + _TAIL]
+    def _split(self, token: str) -> tuple[array[int], int]:
+        """The bucket of ``token`` and its digest bits placed above the offset bits."""
+        h = self._digest(token) & _U64
+        tail = (h >> _BUCKET_BITS) & (_U64 >> (self._offset_bits + _BUCKET_BITS))
+        return self._buckets[h & (_BUCKETS - 1)], tail << self._offset_bits
 
     def add(self, token: str, offset: int) -> None:
-        """Add ``token``, whose record starts at byte ``offset`` of the file."""
+        """Add ``token``, whose record starts at byte ``offset`` of the file (before `freeze`)."""
         if self._frozen:
-            raise RuntimeError("the set is frozen")
-        if not 0 <= offset < _MAX_OFFSET:
-            raise ValueError(f"offset {offset} out of range (files up to 256 TiB)")
-        bucket, tail = self._locate(token)
-        assert isinstance(bucket, bytearray)
-        bucket += tail
-        bucket += offset.to_bytes(_OFFSET, "big")
+            raise RuntimeError("this set is frozen: keys are added before freeze()")
+        if not 0 <= offset <= self._offset_mask:
+            raise ValueError(f"offset {offset} out of range (max_offset too small)")
+        bucket, high = self._split(token)
+        bucket.append(high | offset)
         self._count += 1
 
     def freeze(self) -> None:
-        """Drop the growth room of the buckets (done adding): about 12% less memory."""
-        self._buckets = [bytes(b) for b in self._buckets]
+        """Sort the buckets (done adding; a lookup bisects them) and drop their growth room."""
+        self._buckets = [array("Q", sorted(bucket)) for bucket in self._buckets]
         self._frozen = True
 
     def __contains__(self, token: object) -> bool:
-        if not isinstance(token, str) or not self._count:
+        if not isinstance(token, str):
             return False
-        bucket, tail = self._locate(token)
-        at = bucket.find(tail)
-        while at >= 0:
-            if at % _ENTRY == 0:
-                offset = int.from_bytes(bucket[at + _TAIL : at + _ENTRY], "big")
-                if self.key_at(offset) == token:
-                    return True
-            at = bucket.find(tail, at + 1)
+        bucket, high = self._split(token)
+        at = bisect_left(bucket, high)
+        end = high | self._offset_mask
+        while at < len(bucket) and bucket[at] <= end:
+            if self.key_at(bucket[at] & self._offset_mask) == token:
+                return True
+            at += 1
         return False
 
     def __len__(self) -> int:
@@ -117,11 +125,11 @@ class WrittenKeys:
     def offsets(self) -> Iterator[int]:
         """The record offsets of the keys, in no particular order."""
         for bucket in self._buckets:
-            for at in range(_TAIL, len(bucket), _ENTRY):
-                yield int.from_bytes(bucket[at : at + _OFFSET], "big")
+            for entry in bucket:
+                yield entry & self._offset_mask
 
     def __iter__(self) -> Iterator[str]:
-        """The keys, read back from the file (in offset order; one read per key)."""
+        """The keys, read back from the file in offset order (one read per key)."""
         for offset in sorted(self.offsets()):
             yield self.key_at(offset)
 
