@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = ["MODES", "Checkpoint", "prepare_output"]
 MODES = ("new", "overwrite", "resume", "retry-failed")
 _KEY_FIRST = b'{"key":'
 _DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass(slots=True)
@@ -69,7 +71,9 @@ class KeyReader:
         raw = self._file.readline()
         if not self.csv:
             if raw.startswith(_KEY_FIRST):  # as JsonlWriter writes: decode the key alone
-                return key_token(_DECODER.raw_decode(raw.decode("utf-8"), len(_KEY_FIRST))[0])
+                text = raw.decode("utf-8")
+                at = _WHITESPACE.match(text, len(_KEY_FIRST)).end()  # type: ignore[union-attr]
+                return key_token(_DECODER.raw_decode(text, at)[0])
             return key_token(json.loads(raw)["key"])
         while raw.count(b'"') % 2:  # a quoted value with line ends: read on to its end
             more = self._file.readline()

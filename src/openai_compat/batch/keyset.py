@@ -46,6 +46,9 @@ _U64 = (1 << 64) - 1
 
 Digest = Callable[[str], int]
 
+# The digest of a new set; tests replace it to force collisions end to end.
+default_digest: Digest = hash
+
 
 def _no_file(offset: int) -> str:
     raise LookupError(f"no record at offset {offset}: this set has no file to read keys from")
@@ -74,10 +77,10 @@ class WrittenKeys:
         key_at: Callable[[int], str] = _no_file,
         *,
         max_offset: int = 0,
-        digest: Digest = hash,
+        digest: Digest | None = None,
     ) -> None:
         self.key_at = key_at
-        self._digest = digest
+        self._digest = digest or default_digest
         self._offset_bits = max(_MIN_OFFSET_BITS, max_offset.bit_length())
         if self._offset_bits > 64 - 8:
             raise ValueError(f"a file of {max_offset} bytes is too large to resume")
