@@ -107,7 +107,8 @@ class WrittenKeys:
 
     def freeze(self) -> None:
         """Sort the buckets (done adding; a lookup bisects them) and drop their growth room."""
-        self._buckets = [array("Q", sorted(bucket)) for bucket in self._buckets]
+        for i, bucket in enumerate(self._buckets):  # one at a time: never two copies
+            self._buckets[i] = array("Q", sorted(bucket))
         self._frozen = True
 
     def __contains__(self, token: object) -> bool:
