@@ -123,3 +123,15 @@ def test_a_million_keys_take_under_16_bytes_each() -> None:
     assert per_key < 16, per_key
     assert all(str(i) in written for i in range(0, n, 997))
     assert not any(str(n + i) in written for i in range(0, n, 997))
+
+
+def test_a_key_not_written_is_read_back_only_on_a_chance_digest_match() -> None:
+    # 38 digest bits (14 for the bucket, 24 in the entry): 100,000 misses against 100,000
+    # keys match by chance about 0.04 times; a lost digest bit would make it thousands.
+    reads: list[int] = []
+    written = WrittenKeys(lambda offset: reads.append(offset) or "x", max_offset=1 << 30)
+    for i in range(100_000):
+        written.add(str(i), i)
+    written.freeze()
+    assert not any(str(-i - 1) in written for i in range(100_000))
+    assert len(reads) <= 2

@@ -92,8 +92,8 @@ class WrittenKeys:
     def _split(self, token: str) -> tuple[array[int], int]:
         """The bucket of ``token`` and its digest bits placed above the offset bits."""
         h = self._digest(token) & _U64
-        tail = (h >> _BUCKET_BITS) & (_U64 >> (self._offset_bits + _BUCKET_BITS))
-        return self._buckets[h & (_BUCKETS - 1)], tail << self._offset_bits
+        # The bits above the bucket's, shifted over the offset; what overflows 64 bits goes.
+        return self._buckets[h & (_BUCKETS - 1)], (h >> _BUCKET_BITS << self._offset_bits) & _U64
 
     def add(self, token: str, offset: int) -> None:
         """Add ``token``, whose record starts at byte ``offset`` of the file (before `freeze`)."""
@@ -114,8 +114,13 @@ class WrittenKeys:
     def __contains__(self, token: object) -> bool:
         if not isinstance(token, str):
             return False
-        bucket, high = self._split(token)
+        # _split, inlined: this runs for every row of a resumed run.
+        h = self._digest(token) & _U64
+        bucket = self._buckets[h & (_BUCKETS - 1)]
+        high = (h >> _BUCKET_BITS << self._offset_bits) & _U64
         at = bisect_left(bucket, high)
+        if at == len(bucket):
+            return False
         end = high | self._offset_mask
         while at < len(bucket) and bucket[at] <= end:
             if self.key_at(bucket[at] & self._offset_mask) == token:
