@@ -177,6 +177,13 @@ def test_each_actor_call_gets_one_whole_batch_however_the_input_is_cut() -> None
             assert cut is not None and int(cut.group(1)) <= 4
 
 
+def test_the_coordinators_process_does_not_load_ray_data() -> None:
+    # Its class lives in this package: a fresh worker unpickling it must stay light.
+    probe = "import sys, openai_compat.ray._coordinator; print(sorted({'ray.data', 'pyarrow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_mistakes_fail_before_any_request() -> None:
     with MockServer() as srv:
         ds = ray.data.from_items([{"id": 1, "answer": "x", "text": "t"}])
