@@ -154,7 +154,9 @@ def main() -> None:
             "ours_over_local": round(ours_s / local_s, 2),
             "with_5pct_400": {
                 "ours": f"completed in {ours_fail_s:.1f} s, {ours_failed} error rows",
-                "ray_llm": f"{theirs_outcome} after {theirs_fail_s:.1f} s",
+                "ray_llm": theirs_outcome
+                if skip
+                else f"{theirs_outcome} after {theirs_fail_s:.1f} s",
             },
         }
         print(json.dumps(result, indent=2))
