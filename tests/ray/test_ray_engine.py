@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,28 @@ def test_a_payload_column_is_sent_as_it_is() -> None:
         got = map_endpoint(ds, conf(srv.url), outputs=OUTPUTS, key="id", rate=None).take_all()
         assert srv.requests[0].json == payload
     assert got[0]["answer"] == "You said: as is"
+
+
+def test_each_actor_call_gets_one_whole_batch_however_the_input_is_cut() -> None:
+    # 40 blocks of 3 rows are joined, one block of 120 rows is cut: 32 rows per call either
+    # way (one repartition task per 32 rows, not one per tiny input block).
+    with MockServer() as srv:
+        for ds in (
+            ray.data.from_items(rows(120), override_num_blocks=40),
+            ray.data.from_items(rows(120), override_num_blocks=1),
+        ):
+            out = map_endpoint(ds, conf(srv.url), key="id", rate=None, batch_size=32)
+            sizes = [b.num_rows for b in out.iter_batches(batch_format="pyarrow", batch_size=None)]
+            assert sorted(sizes, reverse=True) == [32, 32, 32, 24]
+            cut = re.search(r"StreamingRepartition\[[^]]*\]: (\d+) tasks executed", out.stats())
+            assert cut is not None and int(cut.group(1)) <= 4
+
+
+def test_the_coordinators_process_does_not_load_ray_data() -> None:
+    # Its class lives in this package: a fresh worker unpickling it must stay light.
+    probe = "import sys, openai_compat.ray._coordinator; print(sorted({'ray.data', 'pyarrow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_mistakes_fail_before_any_request() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import ray.data
@@ -21,6 +22,19 @@ DEFAULT_ACTORS = 2
 DEFAULT_BATCH_SIZE = 256
 # The actors wait on the network: a quarter of a CPU each leaves room for the rest of the job.
 DEFAULT_NUM_CPUS = 0.25
+
+
+def _one_batch_per_block(ds: ray.data.Dataset, batch_size: int) -> ray.data.Dataset:
+    """``ds`` in blocks of ``batch_size`` rows, cut and joined as they stream by.
+
+    A big block would go to one actor whole (the others idle), its results out only at its
+    end. Small blocks are joined too (``strict``): without it Ray runs one repartition task
+    per input block, and 200 blocks of 10 rows (``from_items``) cost 200 tasks, which fed
+    the actors slower than they sent (2,000 rows: 23.6 s, with it 13.0 s).
+    """
+    if "strict" in inspect.signature(ds.repartition).parameters:
+        return ds.repartition(target_num_rows_per_block=batch_size, strict=True)
+    return ds.repartition(target_num_rows_per_block=batch_size)  # Ray before ``strict``
 
 
 def map_endpoint(
@@ -67,9 +81,7 @@ def map_endpoint(
         check_names(columns, names, include_response=include_response)
     if coordinator is None:
         coordinator = coordinator_for(parsed_rate)
-    # Blocks of one batch each, cut as they stream by: a big block would go to one actor
-    # whole (the others idle), and its results would come out only at its end.
-    ds = ds.repartition(target_num_rows_per_block=batch_size)
+    ds = _one_batch_per_block(ds, batch_size)
     return ds.map_batches(
         EndpointUDF,
         fn_constructor_kwargs={
