@@ -209,9 +209,9 @@ def report(contenders: list[Contender], n_chunks: int, size: int, n_pieces: int)
     by = {c.name: c for c in contenders}
     say()
     say("Ratios (throughput, median over rounds of the per-round ratio):")
-    say(verdict("ours vs openai SDK", _speedup(by[OURS], by[SDK]), 10))
-    say(verdict("ours vs httpx-sse + json.loads", _speedup(by[OURS], by[HTTPX_SSE]), 0.5))
-    say(f"  [info] ours + to_json vs openai SDK: {_speedup(by[OURS_JSON], by[SDK]):.2f}x")
+    say(verdict("ours vs openai SDK", _speedup(by[OURS], by[SDK]), 20))
+    say(verdict("ours vs httpx-sse + json.loads", _speedup(by[OURS], by[HTTPX_SSE]), 1.0))
+    say(verdict("ours + to_json vs openai SDK", _speedup(by[OURS_JSON], by[SDK]), 15))
     say(
         "  [info] ours + to_json vs httpx-sse + json.loads: "
         f"{_speedup(by[OURS_JSON], by[HTTPX_SSE]):.2f}x"

@@ -90,3 +90,28 @@ async def test_sse_body_without_its_content_type_is_still_a_stream(server: MockS
             got = [chunk async for chunk in exchange]
         assert got == chunks
         assert exchange.streamed and exchange.done
+
+
+async def test_chunks_the_fast_parser_refuses_decode_as_json_loads_does(
+    server: MockServer,
+) -> None:
+    # Integers beyond 64 bits, NaN and infinities, a lone surrogate escape, invalid UTF-8:
+    # each chunk must come out exactly as json.loads reads the decoded text.
+    datas = [
+        b'{"n": 123456789012345678901234567890, "m": -9223372036854775809}',
+        b'{"x": NaN, "y": -Infinity, "z": 1e400}',
+        b'{"s": "\\ud800 lone"}',
+        b'{"c": "bad \xff\xfe bytes"}',
+        b'{"f": [0.1, 1e16, 5e-324, -0.0], "k": 1, "k": 2}',
+    ]
+    body = b"".join(b"data: " + d + b"\n\n" for d in datas) + b"data: [DONE]\n\n"
+    server.enqueue(raw_reply(body, content_type="text/event-stream"))
+    config = make_config(server.url, is_stream=True)
+    async with (
+        Endpoint(config, retry=NO_RETRY) as endpoint,
+        endpoint.request(PAYLOAD) as exchange,
+    ):
+        got = [chunk async for chunk in exchange]
+    want = [json.loads(d.decode("utf-8", "replace")) for d in datas]
+    assert repr(got) == repr(want)  # repr: NaN != NaN, and int vs float must show
+    assert exchange.chunks == len(datas) and exchange.done

@@ -106,3 +106,16 @@ def test_any_split_decodes_like_unsplit(lines: list[str], ending: str, data: st.
     assert decode_all(pieces) == decode_all([body])
     # And byte by byte, the most hostile split of all.
     assert decode_all([body[i : i + 1] for i in range(len(body))]) == decode_all([body])
+
+
+def test_cr_then_an_empty_piece_then_lf_is_one_line_end() -> None:
+    # The LF pairs with the CR even when an empty read comes in between.
+    body = [b"data: a\r", b"", b"\ndata: b\r\n\r\n"]
+    assert datas(decode_all(body)) == ["a\nb"]
+
+
+def test_raw_events_hold_the_data_as_utf8_bytes() -> None:
+    decoder = SSEDecoder()
+    raw = decoder.feed_raw('id: 7\nevent: e\ndata: é\n\n{"j": 1}\n'.encode())
+    assert raw == [("é".encode(), "e", "7"), (b'{"j": 1}', "message", "")]
+    assert decoder.close_raw() == []
