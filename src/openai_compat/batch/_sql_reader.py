@@ -167,12 +167,15 @@ class DatabaseRows:
         started = False
         try:
             with engine.connect() as connection:
-                result = connection.execution_options(
-                    stream_results=True, yield_per=self.fetch_rows
-                ).execute(self._statement)
+                # yield_per implies stream_results (a server-side cursor). The partition size
+                # is given too: partitions() without one, with both options set, buffers the
+                # whole result (seen with SQLAlchemy 2.0 and psycopg's server cursor).
+                result = connection.execution_options(yield_per=self.fetch_rows).execute(
+                    self._statement
+                )
                 started = True
                 columns = list(result.keys())
-                for partition in result.partitions():
+                for partition in result.partitions(self.fetch_rows):
                     for row in partition:
                         yield {c: _json_value(v) for c, v in zip(columns, row, strict=True)}
         except SQLAlchemyError as exc:

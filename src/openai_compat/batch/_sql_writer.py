@@ -232,10 +232,10 @@ class TableOutput:
         key = self.table.c[self.key_column]
         failed = self.table.c["error_message"].is_not(None)
         with engine.connect() as connection:
-            result = connection.execution_options(
-                stream_results=True, yield_per=_KEY_READ_ROWS
-            ).execute(select(key, failed))
-            for partition in result.partitions():
+            result = connection.execution_options(yield_per=_KEY_READ_ROWS).execute(
+                select(key, failed)
+            )
+            for partition in result.partitions(_KEY_READ_ROWS):
                 for token, is_failed in partition:
                     yield key_token(token), bool(is_failed)
 
