@@ -547,7 +547,8 @@ def test_database_rows_refuse_a_missing_parameter_before_reading(tmp_path: Path)
 def test_the_generic_upsert_replaces_a_row_in_one_transaction(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'g.db'}"
     output = TableOutput(url, "res", key_column="id", output_names=["s"])
-    output._upsert = None  # the path of a dialect without a native upsert
+    # The path of a dialect without a native upsert (no driver SQL, no dialect statement).
+    output._upsert_sql = output._upsert = None
     output.prepare("new")
 
     def row(key: str, value: str, error: str | None = None) -> dict[str, Any]:
