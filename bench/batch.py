@@ -205,7 +205,7 @@ async def _table_to_table(
     started = time.perf_counter()
     summary = await arun_batch_to_table(
         _bench_config(port, latency_ms), url, url, query=_DB_QUERY, output_table="results",
-        mode="overwrite", key="id", concurrency=concurrency, rate=None,
+        key="id", concurrency=concurrency, rate=None,
     )  # fmt: skip
     wall = time.perf_counter() - started
     from sqlalchemy import create_engine, text
@@ -221,12 +221,22 @@ _WORKERS["keyed-file"] = _keyed_file
 _WORKERS["table"] = _table_to_table
 
 
-def _seed_table(url: str, n: int) -> None:
+def _drop_results(url: str) -> None:
+    """Each run starts without the results table, as each file run starts an empty file."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS results"))
+    engine.dispose()
+
+
+def _seed_table(url: str, n: int) -> None:
+    from sqlalchemy import create_engine, text
+
+    _drop_results(url)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS tickets"))
         conn.execute(text("CREATE TABLE tickets (id INTEGER PRIMARY KEY, text TEXT)"))
         conn.execute(
@@ -271,6 +281,8 @@ def _databases(args: argparse.Namespace, tmp: Path) -> None:
         cpus: dict[str, list[float]] = {label: [] for label, *_ in peers}
         for _ in range(args.db_repeat):
             for label, kind, source, out in peers:
+                if kind == "table":
+                    _drop_results(source)
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 # URLs stay strings (a Path would fold sqlite:/// into sqlite:/).
                 result = _run_worker(kind, args, source, out or source, True)  # type: ignore[arg-type]

@@ -126,18 +126,22 @@ class TableOutput:
         return Table(self.table_name, MetaData(), *columns, schema=self.schema)
 
     def _upsert_statement(self) -> Any:
-        from sqlalchemy.dialects import mysql, postgresql, sqlite
-
+        # Only the dialect in use is imported: each costs as much as a few thousand rows.
         dialect = self.engine.dialect.name
         others = [c.name for c in self.table.columns if c.name != self.key_column]
         if dialect in ("sqlite", "postgresql"):
-            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
             statement = insert(self.table)
             return statement.on_conflict_do_update(
                 index_elements=[self.key_column],
                 set_={name: statement.excluded[name] for name in others},
             )
         if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
             on_mysql = mysql.insert(self.table)
             return on_mysql.on_duplicate_key_update(
                 {name: on_mysql.inserted[name] for name in others}
