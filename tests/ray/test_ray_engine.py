@@ -35,10 +35,13 @@ TEMPLATE = '{"model": "mock-model", "messages": [{"role": "user", "content": "{{
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+def cluster() -> Iterator[Path]:
+    """The local cluster of this module; its session directory (the workers' logs)."""
+    context = ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING"
+    )
     ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
+    yield Path(context.address_info["session_dir"])
     ray.shutdown()
 
 
@@ -151,6 +154,40 @@ def test_results_are_flat_rows_with_one_schema_failures_included(tmp_path: Path)
     assert all("model" in r["error_message"] and r["answer"] is None for r in got[4:8])
     assert json.loads(got[0]["http_response"])["choices"][0]["message"]["content"] == "You said: t0"
     assert got[0]["total_tokens"] > 0 and got[0]["attempts"] == 1
+
+
+def _gone(pids: list[int], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_retired_actor_closes_its_connection_pool(cluster: Path) -> None:
+    # Ray Data retires the actors when the dataset is done; an HTTP session left open is
+    # reported by aiohttp in the actor's log ("Unclosed client session") as it goes.
+    coordinator = coordinator_for(None)
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(rows(40)),
+            conf(srv.url),
+            rate=None,
+            batch_size=10,
+            concurrency=8,
+            coordinator=coordinator,
+        )
+        assert out.count() == 40
+        assert len(srv.requests) == 40
+    pids = ray.get(coordinator.state.remote())["pids"]
+    assert len(pids) == 2
+    assert _gone(pids, 60)  # retired (not killed): Ray's graceful actor shutdown ran
+    logs = [p for pid in pids for p in (cluster / "logs").glob(f"worker-*-{pid}.err")]
+    assert len(logs) == 2
+    text = "".join(p.read_text(errors="replace") for p in logs)
+    assert "MapBatches(EndpointUDF)" in text  # these are the actors' own logs
+    assert "Unclosed" not in text
 
 
 def test_a_payload_column_is_sent_as_it_is() -> None:

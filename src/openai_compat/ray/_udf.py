@@ -10,6 +10,7 @@ requests in flight however many batches Ray hands it at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -136,21 +137,23 @@ class EndpointUDF:
         self.scheduler.register()
         self._transport: AsyncTransport | None = None
         self._one_at_a_time: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __del__(self) -> None:
-        # Ray Data calls this when it retires the actor: close the pool on the loop it was
-        # made on (where it would otherwise be reported as an unclosed session).
+        # Ray Data drops the UDF when it retires the actor (Ray's graceful actor shutdown),
+        # while the event loop its batches ran on is still running in its own thread: the
+        # pool is closed there, where aiohttp would otherwise report an unclosed session.
         transport, self._transport = getattr(self, "_transport", None), None
-        if transport is None:
+        loop = getattr(self, "_loop", None)
+        if transport is None or loop is None or loop.is_closed() or not loop.is_running():
             return
         try:
-            import ray.data
-
-            context: Any = ray.data._map_actor_context
-            loop = context.udf_map_asyncio_loop
+            if asyncio.get_running_loop() is loop:
+                return  # on that loop's own thread: it cannot be waited for here
+        except RuntimeError:
+            pass  # no loop running in this thread: the usual case
+        with contextlib.suppress(Exception):  # the process is going away: no one to tell
             asyncio.run_coroutine_threadsafe(transport.aclose(), loop).result(timeout=5)
-        except Exception:
-            pass
 
     def _keep_columns(self, names: Sequence[str]) -> list[str]:
         if self.include_input:
@@ -164,6 +167,7 @@ class EndpointUDF:
 
             self._one_at_a_time = asyncio.Lock()
             self._transport = AiohttpTransport(self.concurrency)
+            self._loop = asyncio.get_running_loop()
         rows = batch.to_pylist()
         async with self._one_at_a_time:
             results = await self._run(rows)
