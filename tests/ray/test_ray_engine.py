@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,12 @@ import pytest
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a cluster started here: 127.0.0.1 only
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray
+from openai_compat.batch.scheduler import Rate
 from openai_compat.cli import main
+from openai_compat.config import SourceConfig
 from openai_compat.errors import ConfigurationError
 from openai_compat.ray import ClusterScheduler, coordinator_for, map_endpoint
-from openai_compat.ray._coordinator import _Bucket
+from openai_compat.ray._coordinator import Coordinator, _Bucket, _Claims, kept_coordinator
 from openai_compat.testing import MockServer
 from openai_compat.testing._app import MockApp
 from tests._servers import serve_asgi
@@ -259,18 +263,51 @@ def test_the_rate_limit_holds_for_the_whole_job() -> None:
 def test_a_429_pause_reaches_every_actor() -> None:
     async def go() -> float:
         coordinator = coordinator_for(None)
+        ray.get(coordinator.state.remote())  # up: from here on every actor checks with it
         one = ClusterScheduler(coordinator, None, 4)
         other = ClusterScheduler(coordinator, None, 4)
         await other.ready()
+        await asyncio.sleep(0.2)  # its first check is answered
         one.pause(1.0)  # what a 429 with Retry-After: 1 does
         time.sleep(0.3)  # past the other's check interval: it asks the coordinator again
         started = time.monotonic()
         await other.ready()
         return time.monotonic() - started
 
-    import asyncio
-
     assert asyncio.run(go()) >= 0.5
+
+
+def test_without_a_rate_rows_do_not_wait_for_a_coordinator_still_starting() -> None:
+    # A coordinator that cannot start (it asks for a resource no node has) stands for one
+    # whose worker process is still starting: with no rate, there is nothing to wait for.
+    stuck = Coordinator.options(resources={"nowhere": 1}).remote(None)
+    try:
+
+        async def go(rate: Rate | None) -> float:
+            scheduler = ClusterScheduler(stuck, rate, 4)
+            started = time.monotonic()
+            await asyncio.wait_for(asyncio.gather(*(scheduler.ready() for _ in range(8))), 2)
+            return time.monotonic() - started
+
+        assert asyncio.run(go(None)) < 0.5
+        with pytest.raises(TimeoutError):
+            asyncio.run(go(Rate.parse("100/second")))  # tokens: they must come from it
+    finally:
+        ray.kill(stuck)
+
+
+def test_runs_of_one_driver_share_their_coordinator() -> None:
+    with MockServer() as srv:
+        url = SourceConfig.parse(conf(srv.url)).url
+        first = kept_coordinator(None, url)
+        assert kept_coordinator(None, url) is first
+        assert kept_coordinator(Rate.parse("5/second"), url) is not first
+        assert kept_coordinator(None, url + "?other") is not first
+        for _ in range(2):
+            out = map_endpoint(ray.data.from_items(rows(8)), conf(srv.url), rate=None)
+            assert out.count() == 8
+        assert len(ray.get(first.state.remote())["pids"]) == 4  # two runs of two actors
+        assert ray.get(first.state.remote())["ok"] == 16
 
 
 def test_bucket_grants_one_second_then_the_rate() -> None:
@@ -353,13 +390,14 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing() -> None:
             batch_size=20,
             coordinator=coordinator,
         )
-        done = threading.Thread(
-            target=lambda: keys.extend(
-                k
-                for b in out.iter_batches(batch_size=None, batch_format="pyarrow")
-                for k in b.column("id").to_pylist()
-            )
-        )
+        failed: list[str] = []
+
+        def drain() -> None:
+            for b in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+                keys.extend(b.column("id").to_pylist())
+                failed.extend(m for m in b.column("error_message").to_pylist() if m)
+
+        done = threading.Thread(target=drain)
         done.start()
         deadline = time.monotonic() + 60
         while len(srv.requests) < 150 and time.monotonic() < deadline:
@@ -369,6 +407,7 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing() -> None:
         os.kill(pids[0], signal.SIGKILL)
         done.join(timeout=120)
     assert sorted(keys) == list(range(600))
+    assert failed == []  # the retried batch claimed its keys again as the same rows
 
 
 def test_resume_after_the_driver_was_killed(tmp_path: Path) -> None:
@@ -422,3 +461,102 @@ def test_resume_after_the_driver_was_killed(tmp_path: Path) -> None:
         line for p in (tmp_path / "out").glob("part-*.jsonl") for line in p.read_text().splitlines()
     ]
     assert sorted(json.loads(line)["key"] for line in lines) == list(range(400))
+
+
+def _claim(claims: _Claims, keys: list[int], rows: list[int]) -> list[int]:
+    return claims.claim(array("Q", keys).tobytes(), array("I", rows).tobytes())
+
+
+def test_claims_tell_a_retried_row_from_a_duplicate_in_12_bytes_a_key() -> None:
+    claims = _Claims()
+    assert _claim(claims, [1, 2, 3], [10, 20, 30]) == []
+    assert _claim(claims, [3, 2, 4], [30, 21, 40]) == [1]  # 2: another row; 3: the same row
+    n = 200_000
+    big = _Claims()
+    assert _claim(big, list(range(10, 10 + n)), [7] * n) == []
+    held = sum(a.buffer_info()[1] * a.itemsize for a in big._keys + big._rows if a is not None)
+    assert big.count == n and held / n <= 12.5
+
+
+def _answers(table: Any, key: str = "id") -> dict[Any, list[dict[str, Any]]]:
+    by_key: dict[Any, list[dict[str, Any]]] = {}
+    for row in table:
+        by_key.setdefault(row[key], []).append(row)
+    return by_key
+
+
+def test_duplicate_keys_across_blocks_and_actors_are_failed_rows() -> None:
+    data = rows(50)
+    data += [{"id": i, "text": f"again {i}"} for i in range(0, 50, 5)]  # 10 keys come again
+    data += [{"id": 100, "text": "a"}, {"id": 100, "text": "b"}]  # twice in one batch
+    data += [{"id": None, "text": "no key"}]
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(data, override_num_blocks=7),
+            conf(srv.url),
+            outputs=OUTPUTS,
+            key="id",
+            rate=None,
+            actors=2,
+            batch_size=8,
+        )
+        got = out.take_all()
+        sent = len(srv.requests)
+    assert len(got) == len(data)
+    by_key = _answers(got)
+    ok = [r for r in got if r["error_message"] is None]
+    assert sent == len(ok) == 51  # keys 0..49 and 100 once each; no request for the rest
+    for key, found in by_key.items():
+        if key is None:
+            assert "no value in the key column 'id'" in found[0]["error_message"]
+            continue
+        assert sum(r["error_message"] is None for r in found) == 1
+        for dup in (r for r in found if r["error_message"] is not None):
+            assert dup["error_message"].startswith("this row is a duplicate:")
+            assert f"its value '{key}' of the key column 'id'" in dup["error_message"]
+            assert dup["attempts"] == 0 and dup["answer"] is None
+    assert sorted(k for k, found in by_key.items() if len(found) == 2) == [
+        *range(0, 50, 5),
+        100,
+    ]
+
+
+def test_the_cli_writes_each_duplicate_as_a_failed_row(tmp_path: Path) -> None:
+    data = [*rows(30), *({"id": i, "text": f"again {i}"} for i in (3, 17, 29))]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    with MockServer() as srv:
+        (tmp_path / "conn.json").write_text(json.dumps(conf(srv.url)))
+        common = [
+            "batch",
+            "--config",
+            str(tmp_path / "conn.json"),
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--key",
+            "id",
+            "--rate",
+            "off",
+            "--quiet",
+            "--engine",
+            "ray",
+            "--batch-size",
+            "8",
+        ]
+        assert main([*common, "--output", str(tmp_path / "j"), "--output-format", "jsonl"]) == 1
+        assert main([*common, "--output", str(tmp_path / "p")]) == 1  # 1: some rows failed
+    lines = [
+        json.loads(line)
+        for part in (tmp_path / "j").glob("part-*.jsonl")
+        for line in part.read_text().splitlines()
+    ]
+    assert len(lines) == 33
+    assert sorted(line["key"] for line in lines if line["error"] is None) == list(range(30))
+    failed = [line for line in lines if line["error"] is not None]
+    assert len(failed) == 3 and len({line["key"] for line in failed}) == 3
+    assert all(str(line["key"]).startswith("row:") for line in failed)
+    assert all("is a duplicate" in line["error"]["message"] for line in failed)
+    table = pq.read_table(tmp_path / "p").to_pylist()
+    assert len(table) == 33
+    by_key = _answers(table)
+    assert sorted(k for k, found in by_key.items() if len(found) == 2) == [3, 17, 29]
+    assert sum(r["error_message"] is not None for r in table) == 3
