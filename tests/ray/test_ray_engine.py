@@ -29,10 +29,10 @@ from openai_compat.config import SourceConfig
 from openai_compat.errors import ConfigurationError
 from openai_compat.ray import ClusterScheduler, coordinator_for, map_endpoint
 from openai_compat.ray._coordinator import Coordinator, _Bucket, _Claims, kept_coordinator
-from openai_compat.testing import MockServer
+from openai_compat.testing import MockServer, chat_completion, json_reply, raw_reply
 from openai_compat.testing._app import MockApp
 from tests._servers import serve_asgi
-from tests.conftest import CANARY, make_config
+from tests.conftest import CANARY, NO_RETRY, make_config
 
 OUTPUTS = [{"name": "choices.0.message.content", "as": "answer"}]
 TEMPLATE = '{"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}'
@@ -560,3 +560,109 @@ def test_the_cli_writes_each_duplicate_as_a_failed_row(tmp_path: Path) -> None:
     by_key = _answers(table)
     assert sorted(k for k, found in by_key.items() if len(found) == 2) == [3, 17, 29]
     assert sum(r["error_message"] is not None for r in table) == 3
+
+
+def test_every_kind_of_failure_is_a_row(tmp_path: Path) -> None:
+    # Rows 0-3 cannot be mapped (no request); of the 8 sent, 3 answer the JSON asked for,
+    # 3 time out and 2 get an answer that is not JSON (whichever rows get which).
+    data = [{"id": i, "text": f"t{i}", "n": "x" if i < 4 else "5"} for i in range(12)]
+    mapping = [{"name": "max_tokens", "value": "n", "type": "number"}]
+    outputs = [{"name": "choices.0.message.content", "parse": "json", "fields": ["label"]}]
+    with MockServer() as srv:
+        srv.enqueue(
+            *(json_reply(chat_completion('{"label": "ok"}')) for _ in range(3)),
+            *(raw_reply("{}", delay_s=3.0) for _ in range(3)),
+        )
+        out = map_endpoint(
+            ray.data.from_items(data),
+            conf(srv.url, config={"timeout": 1}),
+            mapping=mapping,
+            outputs=outputs,
+            key="id",
+            rate=None,
+            batch_size=4,
+            retry=NO_RETRY,
+        )
+        out.write_parquet(str(tmp_path))  # the first block failed whole: the schema agrees
+        sent = len(srv.requests)
+    got = {r["id"]: r for r in pq.read_table(tmp_path).to_pylist()}
+    assert sorted(got) == list(range(12)) and sent == 8
+    assert all("cannot cast column 'n'" in got[i]["error_message"] for i in range(4))
+    assert all(got[i]["attempts"] == 0 for i in range(4))
+    rest = [got[i] for i in range(4, 12)]
+    assert sorted(r["label"] for r in rest if r["error_message"] is None) == ["ok"] * 3
+    timed_out = [r for r in rest if r["error_message"] and "timed out" in r["error_message"]]
+    not_json = [r for r in rest if r["error_message"] and "not valid JSON" in r["error_message"]]
+    assert len(timed_out) == 3 and len(not_json) == 2
+    assert all(r["error_status"] is None for r in timed_out)
+    assert CANARY not in json.dumps(list(got.values()))
+
+
+def test_each_actor_has_its_concurrency_in_flight_and_never_more() -> None:
+    app = Stamped(latency_s=0.4)
+    live = {"now": 0, "most": 0}
+    inner = app.app
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await inner(scope, receive, send)
+        live["now"] += 1
+        live["most"] = max(live["most"], live["now"])
+        try:
+            await inner(scope, receive, send)
+        finally:
+            live["now"] -= 1
+
+    app.app = counting  # type: ignore[assignment]
+    with serve_asgi(app) as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        out = map_endpoint(
+            ray.data.from_items(rows(48)),
+            conf(url),
+            rate=None,
+            actors=1,
+            concurrency=8,
+            batch_size=48,
+        )
+        assert out.count() == 48
+    assert live["most"] == 8
+    stamps = sorted(app.stamps)
+    assert stamps[-1] - stamps[0] < 48 / 8 * 0.4  # 6 waves of 8, not 48 one after another
+
+
+def test_the_cli_shows_progress_with_an_eta_and_the_local_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(60)))
+    with MockServer(latency_s=0.1) as srv:
+        (tmp_path / "conn.json").write_text(json.dumps(conf(srv.url)))
+        code = main(
+            [
+                "batch",
+                "--config",
+                str(tmp_path / "conn.json"),
+                "--input",
+                str(tmp_path / "in.jsonl"),
+                "--key",
+                "id",
+                "--rate",
+                "off",
+                "--engine",
+                "ray",
+                "--output",
+                str(tmp_path / "out"),
+                "--batch-size",
+                "6",
+                "--concurrency",
+                "2",
+                "--progress",
+                "lines",
+                "--progress-interval",
+                "0.2",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 0
+    progress = [line for line in err.splitlines() if line.startswith("batch: ")]
+    assert any(re.search(r"/60 rows \(ok \d+, failed 0, .*req/s.* ETA ", p) for p in progress)
+    assert re.search(r"openai-compat batch: 60 ok, 0 failed, 0 skipped", err)
