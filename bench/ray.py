@@ -134,6 +134,7 @@ def main() -> None:
         time.sleep(2)
         url = f"http://127.0.0.1:{port}/v1/chat/completions?latency_ms={LATENCY_MS}"
         clean, failing = _rows(ROWS, False), _rows(ROWS, True)
+        load_before = os.getloadavg()[0]
         local_before_s, _ = local(url, clean)
         t = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -152,6 +153,7 @@ def main() -> None:
             "latency_ms": LATENCY_MS,
             "actors": ACTORS,
             "batch_size": BATCH,
+            "load_average_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
             "cluster_start_s": round(start_s, 1),
             "local_s": [round(local_before_s, 1), round(local_after_s, 1)],
             "ours_cold_s": round(cold_s, 1),
@@ -162,6 +164,7 @@ def main() -> None:
             "ray_llm_over_ours_warm": round(theirs_s / warm_s, 1),
             "ours_cold_over_local": round(cold_s / local_s, 2),
             "ours_warm_over_local": round(warm_s / local_s, 2),
+            "ours_warm_overhead_s": round(warm_s - local_s, 1),
             "with_5pct_400": {
                 "ours": f"completed in {ours_fail_s:.1f} s, {ours_failed} error rows",
                 "ray_llm": theirs_outcome

@@ -194,6 +194,21 @@ def test_a_retired_actor_closes_its_connection_pool(cluster: Path) -> None:
     assert "Unclosed" not in text
 
 
+def test_input_columns_can_be_left_out_but_the_key_stays() -> None:
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(rows(3)),
+            conf(srv.url),
+            outputs=OUTPUTS,
+            key="id",
+            rate=None,
+            include_input=False,
+        )
+        got = sorted(out.take_all(), key=lambda r: r["id"])
+    assert list(got[0])[:3] == ["id", "answer", "error_status"] and "text" not in got[0]
+    assert [r["answer"] for r in got] == [f"You said: t{i}" for i in range(3)]
+
+
 def test_a_payload_column_is_sent_as_it_is() -> None:
     payload = {"model": "mock-model", "messages": [{"role": "user", "content": "as is"}], "seed": 7}
     ds = ray.data.from_items([{"id": 1, "payload": json.dumps(payload)}])
@@ -263,13 +278,15 @@ def test_the_rate_limit_holds_for_the_whole_job() -> None:
 def test_a_429_pause_reaches_every_actor() -> None:
     async def go() -> float:
         coordinator = coordinator_for(None)
-        ray.get(coordinator.state.remote())  # up: from here on every actor checks with it
+        ray.get(coordinator.state.remote())  # up
         one = ClusterScheduler(coordinator, None, 4)
         other = ClusterScheduler(coordinator, None, 4)
         await other.ready()
-        await asyncio.sleep(0.2)  # its first check is answered
+        await asyncio.sleep(0.1)  # its first check is answered
         one.pause(1.0)  # what a 429 with Retry-After: 1 does
-        time.sleep(0.3)  # past the other's check interval: it asks the coordinator again
+        time.sleep(0.3)  # past the other's check interval: its next row asks again
+        await other.ready()  # this row goes (the check runs beside it)
+        await asyncio.sleep(0.1)  # the answer: the pause
         started = time.monotonic()
         await other.ready()
         return time.monotonic() - started

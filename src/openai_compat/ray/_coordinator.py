@@ -195,7 +195,6 @@ class ClusterScheduler(Scheduler):
         self._checked = 0.0
         self._asking: asyncio.Lock | None = None
         self._checking: asyncio.Future[None] | None = None
-        self._answered = False
 
     def pause(self, seconds: float) -> None:
         super().pause(seconds)
@@ -215,24 +214,17 @@ class ClusterScheduler(Scheduler):
     async def _ready_unlimited(self) -> None:
         """Without a rate there are no tokens to wait for, only a pause to learn of.
 
-        Until the coordinator first answers (its process may still be starting: seconds on
-        a busy machine) the rows do not wait for it; from then on a check is one round trip
-        every quarter second, as with a rate, so a pause met elsewhere reaches them within
-        that.
+        The rows never wait for the coordinator (its process may still be starting, and on
+        a busy machine a round trip takes a while): every quarter second one check goes in
+        the background, and a pause met by another actor holds here from its answer on.
         """
         await super().ready()
-        if time.monotonic() - self._checked < _CHECK_EVERY_S:
-            return
-        if self._checking is None:
+        if self._checking is None and time.monotonic() - self._checked >= _CHECK_EVERY_S:
             self._checking = asyncio.ensure_future(self._check())
-        if self._answered:
-            await asyncio.shield(self._checking)
-            await super().ready()  # the pause it may have brought
 
     async def _check(self) -> None:
         try:
             _, _, paused = await self._coordinator.lease.remote(0)
-            self._answered = True
             if paused > 0:
                 Scheduler.pause(self, paused)  # learnt from another actor: not sent back
         except Exception:
