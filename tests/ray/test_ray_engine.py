@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,24 +23,29 @@ import pytest
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a cluster started here: 127.0.0.1 only
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray
+from openai_compat.batch.scheduler import Rate
 from openai_compat.cli import main
+from openai_compat.config import SourceConfig
 from openai_compat.errors import ConfigurationError
 from openai_compat.ray import ClusterScheduler, coordinator_for, map_endpoint
-from openai_compat.ray._coordinator import _Bucket
-from openai_compat.testing import MockServer
+from openai_compat.ray._coordinator import Coordinator, _Bucket, _Claims, kept_coordinator
+from openai_compat.testing import MockServer, chat_completion, json_reply, raw_reply
 from openai_compat.testing._app import MockApp
 from tests._servers import serve_asgi
-from tests.conftest import CANARY, make_config
+from tests.conftest import CANARY, NO_RETRY, make_config
 
 OUTPUTS = [{"name": "choices.0.message.content", "as": "answer"}]
 TEMPLATE = '{"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}'
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+def cluster() -> Iterator[Path]:
+    """The local cluster of this module; its session directory (the workers' logs)."""
+    context = ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING"
+    )
     ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
+    yield Path(context.address_info["session_dir"])
     ray.shutdown()
 
 
@@ -153,6 +160,56 @@ def test_results_are_flat_rows_with_one_schema_failures_included(tmp_path: Path)
     assert got[0]["total_tokens"] > 0 and got[0]["attempts"] == 1
 
 
+def _gone(pids: list[int], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_retired_actor_closes_its_connection_pool(cluster: Path) -> None:
+    # Ray Data retires the actors when the dataset is done; an HTTP session left open is
+    # reported by aiohttp in the actor's log ("Unclosed client session") as it goes.
+    coordinator = coordinator_for(None)
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(rows(40)),
+            conf(srv.url),
+            rate=None,
+            batch_size=10,
+            concurrency=8,
+            coordinator=coordinator,
+        )
+        assert out.count() == 40
+        assert len(srv.requests) == 40
+    # The actors that ran (on a busy machine the second may not be up before the end).
+    pids = ray.get(coordinator.state.remote())["pids"]
+    assert pids
+    assert _gone(pids, 60)  # retired (not killed): Ray's graceful actor shutdown ran
+    logs = [p for pid in pids for p in (cluster / "logs").glob(f"worker-*-{pid}.err")]
+    assert len(logs) == len(pids)
+    text = "".join(p.read_text(errors="replace") for p in logs)
+    assert "MapBatches(EndpointUDF)" in text  # these are the actors' own logs
+    assert "Unclosed" not in text
+
+
+def test_input_columns_can_be_left_out_but_the_key_stays() -> None:
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(rows(3)),
+            conf(srv.url),
+            outputs=OUTPUTS,
+            key="id",
+            rate=None,
+            include_input=False,
+        )
+        got = sorted(out.take_all(), key=lambda r: r["id"])
+    assert list(got[0])[:3] == ["id", "answer", "error_status"] and "text" not in got[0]
+    assert [r["answer"] for r in got] == [f"You said: t{i}" for i in range(3)]
+
+
 def test_a_payload_column_is_sent_as_it_is() -> None:
     payload = {"model": "mock-model", "messages": [{"role": "user", "content": "as is"}], "seed": 7}
     ds = ray.data.from_items([{"id": 1, "payload": json.dumps(payload)}])
@@ -222,18 +279,54 @@ def test_the_rate_limit_holds_for_the_whole_job() -> None:
 def test_a_429_pause_reaches_every_actor() -> None:
     async def go() -> float:
         coordinator = coordinator_for(None)
+        ray.get(coordinator.state.remote())  # up
         one = ClusterScheduler(coordinator, None, 4)
         other = ClusterScheduler(coordinator, None, 4)
         await other.ready()
+        await asyncio.sleep(0.1)  # its first check is answered
         one.pause(1.0)  # what a 429 with Retry-After: 1 does
-        time.sleep(0.3)  # past the other's check interval: it asks the coordinator again
+        time.sleep(0.3)  # past the other's check interval: its next row asks again
+        await other.ready()  # this row goes (the check runs beside it)
+        await asyncio.sleep(0.1)  # the answer: the pause
         started = time.monotonic()
         await other.ready()
         return time.monotonic() - started
 
-    import asyncio
-
     assert asyncio.run(go()) >= 0.5
+
+
+def test_without_a_rate_rows_do_not_wait_for_a_coordinator_still_starting() -> None:
+    # A coordinator that cannot start (it asks for a resource no node has) stands for one
+    # whose worker process is still starting: with no rate, there is nothing to wait for.
+    stuck = Coordinator.options(resources={"nowhere": 1}).remote(None)
+    try:
+
+        async def go(rate: Rate | None) -> float:
+            scheduler = ClusterScheduler(stuck, rate, 4)
+            started = time.monotonic()
+            await asyncio.wait_for(asyncio.gather(*(scheduler.ready() for _ in range(8))), 2)
+            return time.monotonic() - started
+
+        assert asyncio.run(go(None)) < 0.5
+        with pytest.raises(TimeoutError):
+            asyncio.run(go(Rate.parse("100/second")))  # tokens: they must come from it
+    finally:
+        ray.kill(stuck)
+
+
+def test_runs_of_one_driver_share_their_coordinator() -> None:
+    with MockServer() as srv:
+        url = SourceConfig.parse(conf(srv.url)).url
+        first = kept_coordinator(None, url)
+        assert kept_coordinator(None, url) is first
+        assert kept_coordinator(Rate.parse("5/second"), url) is not first
+        assert kept_coordinator(None, url + "?other") is not first
+        for _ in range(2):
+            out = map_endpoint(ray.data.from_items(rows(8)), conf(srv.url), rate=None)
+            assert out.count() == 8
+        state = ray.get(first.state.remote())
+        assert state["ok"] == 16  # both runs counted there
+        assert len(state["pids"]) >= 2  # their actors: new ones for each run
 
 
 def test_bucket_grants_one_second_then_the_rate() -> None:
@@ -316,13 +409,14 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing() -> None:
             batch_size=20,
             coordinator=coordinator,
         )
-        done = threading.Thread(
-            target=lambda: keys.extend(
-                k
-                for b in out.iter_batches(batch_size=None, batch_format="pyarrow")
-                for k in b.column("id").to_pylist()
-            )
-        )
+        failed: list[str] = []
+
+        def drain() -> None:
+            for b in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+                keys.extend(b.column("id").to_pylist())
+                failed.extend(m for m in b.column("error_message").to_pylist() if m)
+
+        done = threading.Thread(target=drain)
         done.start()
         deadline = time.monotonic() + 60
         while len(srv.requests) < 150 and time.monotonic() < deadline:
@@ -332,6 +426,7 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing() -> None:
         os.kill(pids[0], signal.SIGKILL)
         done.join(timeout=120)
     assert sorted(keys) == list(range(600))
+    assert failed == []  # the retried batch claimed its keys again as the same rows
 
 
 def test_resume_after_the_driver_was_killed(tmp_path: Path) -> None:
@@ -385,3 +480,208 @@ def test_resume_after_the_driver_was_killed(tmp_path: Path) -> None:
         line for p in (tmp_path / "out").glob("part-*.jsonl") for line in p.read_text().splitlines()
     ]
     assert sorted(json.loads(line)["key"] for line in lines) == list(range(400))
+
+
+def _claim(claims: _Claims, keys: list[int], rows: list[int]) -> list[int]:
+    return claims.claim(array("Q", keys).tobytes(), array("I", rows).tobytes())
+
+
+def test_claims_tell_a_retried_row_from_a_duplicate_in_12_bytes_a_key() -> None:
+    claims = _Claims()
+    assert _claim(claims, [1, 2, 3], [10, 20, 30]) == []
+    assert _claim(claims, [3, 2, 4], [30, 21, 40]) == [1]  # 2: another row; 3: the same row
+    n = 200_000
+    big = _Claims()
+    assert _claim(big, list(range(10, 10 + n)), [7] * n) == []
+    held = sum(a.buffer_info()[1] * a.itemsize for a in big._keys + big._rows if a is not None)
+    assert big.count == n and held / n <= 12.5
+
+
+def _answers(table: Any, key: str = "id") -> dict[Any, list[dict[str, Any]]]:
+    by_key: dict[Any, list[dict[str, Any]]] = {}
+    for row in table:
+        by_key.setdefault(row[key], []).append(row)
+    return by_key
+
+
+def test_duplicate_keys_across_blocks_and_actors_are_failed_rows() -> None:
+    data = rows(50)
+    data += [{"id": i, "text": f"again {i}"} for i in range(0, 50, 5)]  # 10 keys come again
+    data += [{"id": 100, "text": "a"}, {"id": 100, "text": "b"}]  # twice in one batch
+    data += [{"id": None, "text": "no key"}]
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(data, override_num_blocks=7),
+            conf(srv.url),
+            outputs=OUTPUTS,
+            key="id",
+            rate=None,
+            actors=2,
+            batch_size=8,
+        )
+        got = out.take_all()
+        sent = len(srv.requests)
+    assert len(got) == len(data)
+    by_key = _answers(got)
+    ok = [r for r in got if r["error_message"] is None]
+    assert sent == len(ok) == 51  # keys 0..49 and 100 once each; no request for the rest
+    for key, found in by_key.items():
+        if key is None:
+            assert "no value in the key column 'id'" in found[0]["error_message"]
+            continue
+        assert sum(r["error_message"] is None for r in found) == 1
+        for dup in (r for r in found if r["error_message"] is not None):
+            assert dup["error_message"].startswith("this row is a duplicate:")
+            assert f"its value '{key}' of the key column 'id'" in dup["error_message"]
+            assert dup["attempts"] == 0 and dup["answer"] is None
+    assert sorted(k for k, found in by_key.items() if len(found) == 2) == [
+        *range(0, 50, 5),
+        100,
+    ]
+
+
+def test_the_cli_writes_each_duplicate_as_a_failed_row(tmp_path: Path) -> None:
+    data = [*rows(30), *({"id": i, "text": f"again {i}"} for i in (3, 17, 29))]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    with MockServer() as srv:
+        (tmp_path / "conn.json").write_text(json.dumps(conf(srv.url)))
+        common = [
+            "batch",
+            "--config",
+            str(tmp_path / "conn.json"),
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--key",
+            "id",
+            "--rate",
+            "off",
+            "--quiet",
+            "--engine",
+            "ray",
+            "--batch-size",
+            "8",
+        ]
+        assert main([*common, "--output", str(tmp_path / "j"), "--output-format", "jsonl"]) == 1
+        assert main([*common, "--output", str(tmp_path / "p")]) == 1  # 1: some rows failed
+    lines = [
+        json.loads(line)
+        for part in (tmp_path / "j").glob("part-*.jsonl")
+        for line in part.read_text().splitlines()
+    ]
+    assert len(lines) == 33
+    assert sorted(line["key"] for line in lines if line["error"] is None) == list(range(30))
+    failed = [line for line in lines if line["error"] is not None]
+    assert len(failed) == 3 and len({line["key"] for line in failed}) == 3
+    assert all(str(line["key"]).startswith("row:") for line in failed)
+    assert all("is a duplicate" in line["error"]["message"] for line in failed)
+    table = pq.read_table(tmp_path / "p").to_pylist()
+    assert len(table) == 33
+    by_key = _answers(table)
+    assert sorted(k for k, found in by_key.items() if len(found) == 2) == [3, 17, 29]
+    assert sum(r["error_message"] is not None for r in table) == 3
+
+
+def test_every_kind_of_failure_is_a_row(tmp_path: Path) -> None:
+    # Rows 0-3 cannot be mapped (no request); of the 8 sent, 3 answer the JSON asked for,
+    # 3 time out and 2 get an answer that is not JSON (whichever rows get which).
+    data = [{"id": i, "text": f"t{i}", "n": "x" if i < 4 else "5"} for i in range(12)]
+    mapping = [{"name": "max_tokens", "value": "n", "type": "number"}]
+    outputs = [{"name": "choices.0.message.content", "parse": "json", "fields": ["label"]}]
+    with MockServer() as srv:
+        srv.enqueue(
+            *(json_reply(chat_completion('{"label": "ok"}')) for _ in range(3)),
+            *(raw_reply("{}", delay_s=3.0) for _ in range(3)),
+        )
+        out = map_endpoint(
+            ray.data.from_items(data),
+            conf(srv.url, config={"timeout": 1}),
+            mapping=mapping,
+            outputs=outputs,
+            key="id",
+            rate=None,
+            batch_size=4,
+            retry=NO_RETRY,
+        )
+        out.write_parquet(str(tmp_path))  # the first block failed whole: the schema agrees
+        sent = len(srv.requests)
+    got = {r["id"]: r for r in pq.read_table(tmp_path).to_pylist()}
+    assert sorted(got) == list(range(12)) and sent == 8
+    assert all("cannot cast column 'n'" in got[i]["error_message"] for i in range(4))
+    assert all(got[i]["attempts"] == 0 for i in range(4))
+    rest = [got[i] for i in range(4, 12)]
+    assert sorted(r["label"] for r in rest if r["error_message"] is None) == ["ok"] * 3
+    timed_out = [r for r in rest if r["error_message"] and "timed out" in r["error_message"]]
+    not_json = [r for r in rest if r["error_message"] and "not valid JSON" in r["error_message"]]
+    assert len(timed_out) == 3 and len(not_json) == 2
+    assert all(r["error_status"] is None for r in timed_out)
+    assert CANARY not in json.dumps(list(got.values()))
+
+
+def test_each_actor_has_its_concurrency_in_flight_and_never_more() -> None:
+    app = Stamped(latency_s=0.4)
+    live = {"now": 0, "most": 0}
+    inner = app.app
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await inner(scope, receive, send)
+        live["now"] += 1
+        live["most"] = max(live["most"], live["now"])
+        try:
+            await inner(scope, receive, send)
+        finally:
+            live["now"] -= 1
+
+    app.app = counting  # type: ignore[assignment]
+    with serve_asgi(app) as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        out = map_endpoint(
+            ray.data.from_items(rows(48)),
+            conf(url),
+            rate=None,
+            actors=1,
+            concurrency=8,
+            batch_size=48,
+        )
+        assert out.count() == 48
+    assert live["most"] == 8
+    stamps = sorted(app.stamps)
+    assert stamps[-1] - stamps[0] < 48 / 8 * 0.4  # 6 waves of 8, not 48 one after another
+
+
+def test_the_cli_shows_progress_with_an_eta_and_the_local_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(60)))
+    with MockServer(latency_s=0.1) as srv:
+        (tmp_path / "conn.json").write_text(json.dumps(conf(srv.url)))
+        code = main(
+            [
+                "batch",
+                "--config",
+                str(tmp_path / "conn.json"),
+                "--input",
+                str(tmp_path / "in.jsonl"),
+                "--key",
+                "id",
+                "--rate",
+                "off",
+                "--engine",
+                "ray",
+                "--output",
+                str(tmp_path / "out"),
+                "--batch-size",
+                "6",
+                "--concurrency",
+                "2",
+                "--progress",
+                "lines",
+                "--progress-interval",
+                "0.2",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 0
+    progress = [line for line in err.splitlines() if line.startswith("batch: ")]
+    assert any(re.search(r"/60 rows \(ok \d+, failed 0, .*req/s.* ETA ", p) for p in progress)
+    assert re.search(r"openai-compat batch: 60 ok, 0 failed, 0 skipped", err)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from ..batch.progress import Progress
+from ..batch.readers import count_rows, open_rows
 from ..batch.results import BatchSummary
 from ..batch.scheduler import Rate
 from ..config import SourceConfig
@@ -129,22 +130,43 @@ def run_on_ray(
         writer = PartWriter(args.output, fmt, args.key, summary)
         progress = "off" if args.quiet else args.progress
         meter = Progress(summary, mode=progress, interval_s=args.progress_interval)
-        asyncio.run(_drain(out, writer, meter))
+        asyncio.run(_drain(out, writer, meter, paths))
         return summary
     finally:
         if shut_down:
             ray.shutdown()
 
 
-async def _drain(out: ray.data.Dataset, writer: PartWriter, meter: Progress) -> None:
+def _count(paths: list[str]) -> int | None:
+    """The input's rows (the local run's estimate, for the ETA); None on object storage."""
+    if any("://" in path for path in paths):
+        return None
+    total = 0
+    for path in paths:
+        try:
+            found = count_rows(open_rows(path))
+        except Exception:  # an estimate only: never let it break a run
+            return None
+        if found is None:
+            return None
+        total += found
+    return total
+
+
+async def _drain(
+    out: ray.data.Dataset, writer: PartWriter, meter: Progress, paths: list[str]
+) -> None:
     """Write the result blocks as Ray hands them over, with the progress on stderr."""
     blocks = iter(out.iter_batches(batch_format="pyarrow", batch_size=None))
+    counter = asyncio.ensure_future(asyncio.to_thread(_count, paths))
+    counter.add_done_callback(lambda f: None if f.cancelled() else meter.set_total(f.result()))
     meter.start()
     try:
         while (block := await asyncio.to_thread(next, blocks, None)) is not None:
             writer.write(block)
             meter.update()
     finally:
+        counter.cancel()
         writer.close()
         writer.summary.finish()
         if writer.duplicates:

@@ -1,11 +1,12 @@
 """One rate limit and one 429 pause for a whole Ray job: a small actor and its clients.
 
 `Coordinator` is a Ray actor (no CPU of its own) holding the job's token bucket, the pause a
-429 asked for, the counts of finished rows (for the driver's progress) and the PIDs of the
-UDF actors. Each UDF actor's `ClusterScheduler` takes tokens from it in small leases (about
-50 ms of the job's rate, so an actor never sits on much of the budget) and asks again at
-least every quarter second, which is also how it learns of a pause that another actor met.
-The bucket holds one second's worth, as the local run's limiter does.
+429 asked for, the keys each run has claimed (`_Claims`: keys unique across the dataset),
+the counts of finished rows and the PIDs of the UDF actors. Each UDF actor's
+`ClusterScheduler` takes tokens from it in small leases (about 50 ms of the job's rate, so
+an actor never sits on much of the budget) and asks again at least every quarter second,
+which is also how it learns of a pause that another actor met. The bucket holds one
+second's worth, as the local run's limiter does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 import math
 import os
 import time
+from array import array
+from bisect import bisect_left
 from typing import Any
 
 import ray
@@ -21,10 +24,12 @@ import ray
 from ..batch.results import BatchSummary
 from ..batch.scheduler import Rate, Scheduler
 
-__all__ = ["ClusterScheduler", "Coordinator", "coordinator_for"]
+__all__ = ["ClusterScheduler", "Coordinator", "coordinator_for", "kept_coordinator"]
 
 _CHECK_EVERY_S = 0.25
 _LEASE_S = 0.05
+# The keys of a run are kept until no batch of it has come for this long.
+_FORGET_RUN_S = 3600.0
 
 
 class _Bucket:
@@ -56,9 +61,51 @@ class _Bucket:
         self.resume_at = max(self.resume_at, time.monotonic() + seconds)
 
 
+class _Claims:
+    """Which row claimed each key of the job, in about 12 bytes a key (a Python dict of the
+    key strings: about 100).
+
+    A key is held as a 64-bit digest, in one of 16,384 buckets (its low bits), each a sorted
+    ``array('Q')``, beside a 32-bit digest of the row that claimed it (``array('I')``). A
+    key claimed again by the same row (its task retried after a worker died) is that row's;
+    by another row, a duplicate. Two keys sharing a 64-bit digest (about one chance in 10**5
+    for ten million keys) would make the later one a duplicate; a duplicate whose row shares
+    the 32-bit digest of the first one would pass as a retry (and its answer be written once).
+    """
+
+    _BITS = 14
+
+    def __init__(self) -> None:
+        self._keys: list[array[int] | None] = [None] * (1 << self._BITS)
+        self._rows: list[array[int] | None] = [None] * (1 << self._BITS)
+        self.count = 0
+
+    def claim(self, keys: bytes, rows: bytes) -> list[int]:
+        """The positions of ``keys`` (64-bit digests) claimed before by another row."""
+        key_digests, row_digests = array("Q", keys), array("I", rows)
+        mask = (1 << self._BITS) - 1
+        taken: list[int] = []
+        for position, (key, row) in enumerate(zip(key_digests, row_digests, strict=True)):
+            bucket = key & mask
+            held, by = self._keys[bucket], self._rows[bucket]
+            if held is None or by is None:
+                held = self._keys[bucket] = array("Q")
+                by = self._rows[bucket] = array("I")
+            at = bisect_left(held, key)
+            if at < len(held) and held[at] == key:
+                if by[at] != row:
+                    taken.append(position)
+                continue
+            held.insert(at, key)
+            by.insert(at, row)
+            self.count += 1
+        return taken
+
+
 class _CoordinatorImpl:
     def __init__(self, per_second: float | None) -> None:
         self._bucket = _Bucket(per_second)
+        self._claims: dict[str, tuple[_Claims, float]] = {}
         self._counts: dict[str, int] = {"ok": 0, "failed": 0, "requests": 0, "tokens": 0}
         self._pids: set[int] = set()
         self._pauses = 0
@@ -77,6 +124,14 @@ class _CoordinatorImpl:
         counts["failed"] += failed
         counts["requests"] += requests
         counts["tokens"] += tokens
+
+    def claim(self, run: str, keys: bytes, rows: bytes) -> list[int]:
+        now = time.monotonic()
+        for old in [r for r, (_, used) in self._claims.items() if now - used > _FORGET_RUN_S]:
+            del self._claims[old]  # a run of this driver that has long been over
+        claims = self._claims[run][0] if run in self._claims else _Claims()
+        self._claims[run] = (claims, now)
+        return claims.claim(keys, rows)
 
     def register(self, pid: int) -> None:
         self._pids.add(pid)
@@ -97,6 +152,27 @@ def coordinator_for(rate: Rate | None, name: str | None = None) -> Any:
     return Coordinator.options(name=name, get_if_exists=True).remote(per_second)
 
 
+# This driver's coordinators, by cluster, endpoint and rate: a later run reuses the one up
+# already instead of starting a worker process for it (seconds on a busy machine).
+_KEPT: dict[tuple[str, str, float | None], Any] = {}
+
+
+def kept_coordinator(rate: Rate | None, url: str) -> Any:
+    """The coordinator of this driver's runs against ``url`` at ``rate`` (made on first use).
+
+    Runs one after another share it: the bucket refills between them as it would across
+    one long run, and a 429's pause holds for every run against that endpoint.
+    """
+    per_second = rate.per_second if rate is not None else None
+    cluster = ray.get_runtime_context().get_node_id()
+    key = (cluster, url, per_second)
+    for stale in [k for k in _KEPT if k[0] != cluster]:
+        del _KEPT[stale]  # of a cluster this driver left
+    if key not in _KEPT:
+        _KEPT[key] = Coordinator.remote(per_second)
+    return _KEPT[key]
+
+
 class ClusterScheduler(Scheduler):
     """The `Scheduler` of one UDF actor: tokens and pauses from the job's `Coordinator`.
 
@@ -108,6 +184,7 @@ class ClusterScheduler(Scheduler):
         super().__init__(None)
         self.rate = rate
         self._coordinator = coordinator
+        self.coordinator = coordinator  # the job's coordinator actor (its keys, its counts)
         per_second = rate.per_second if rate is not None else None
         self._lease = (
             concurrency
@@ -117,18 +194,44 @@ class ClusterScheduler(Scheduler):
         self._tokens = 0
         self._checked = 0.0
         self._asking: asyncio.Lock | None = None
+        self._checking: asyncio.Future[None] | None = None
 
     def pause(self, seconds: float) -> None:
         super().pause(seconds)
         self._coordinator.pause.remote(seconds)
 
     async def ready(self) -> None:
+        if self.rate is None:
+            await self._ready_unlimited()
+            return
         while True:
             await super().ready()
             if self._tokens > 0 and time.monotonic() - self._checked < _CHECK_EVERY_S:
                 self._tokens -= 1
                 return
             await self._ask()
+
+    async def _ready_unlimited(self) -> None:
+        """Without a rate there are no tokens to wait for, only a pause to learn of.
+
+        The rows never wait for the coordinator (its process may still be starting, and on
+        a busy machine a round trip takes a while): every quarter second one check goes in
+        the background, and a pause met by another actor holds here from its answer on.
+        """
+        await super().ready()
+        if self._checking is None and time.monotonic() - self._checked >= _CHECK_EVERY_S:
+            self._checking = asyncio.ensure_future(self._check())
+
+    async def _check(self) -> None:
+        try:
+            _, _, paused = await self._coordinator.lease.remote(0)
+            if paused > 0:
+                Scheduler.pause(self, paused)  # learnt from another actor: not sent back
+        except Exception:
+            pass  # the coordinator is restarting: the next check asks again
+        finally:
+            self._checked = time.monotonic()
+            self._checking = None
 
     async def _ask(self) -> None:
         if self._asking is None:

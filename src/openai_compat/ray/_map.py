@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import uuid
 from typing import Any
 
 import ray.data
@@ -13,7 +14,7 @@ from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder
 from ..retries import RetryPolicy
 from ._arrow import check_names
-from ._coordinator import coordinator_for
+from ._coordinator import kept_coordinator
 from ._udf import EndpointUDF, output_names_of
 
 __all__ = ["DEFAULT_ACTORS", "DEFAULT_BATCH_SIZE", "DEFAULT_NUM_CPUS", "map_endpoint"]
@@ -59,8 +60,9 @@ def map_endpoint(
 
     The configuration, mapping, outputs and rate are checked here, and the result columns
     against the input's columns, so a mistake fails before any request. ``rate`` holds
-    for the whole job (all actors together); ``concurrency`` is per actor. The other
-    keywords are `EndpointUDF`'s.
+    for the whole job (all actors together); ``concurrency`` is per actor. With ``key``,
+    keys are unique across the whole dataset: a row whose key is missing, or another row's,
+    is a failed row (no request), as in a local run. The other keywords are `EndpointUDF`'s.
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -80,7 +82,7 @@ def map_endpoint(
     if include_input and not lines:
         check_names(columns, names, include_response=include_response)
     if coordinator is None:
-        coordinator = coordinator_for(parsed_rate)
+        coordinator = kept_coordinator(parsed_rate, parsed.url)
     ds = _one_batch_per_block(ds, batch_size)
     return ds.map_batches(
         EndpointUDF,
@@ -95,6 +97,7 @@ def map_endpoint(
             "include_response": include_response,
             "retry": retry,
             "coordinator": coordinator,
+            "run_id": uuid.uuid4().hex,  # the keys of this run, kept apart from other runs'
             "lines": lines,
         },
         batch_format="pyarrow",

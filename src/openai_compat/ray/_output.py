@@ -24,7 +24,8 @@ from ..batch.keys import key_token
 from ..batch.results import BatchResult, BatchSummary
 from ..batch.writers import JsonlWriter
 from ..errors import ConfigurationError
-from ._udf import KEY_COLUMN, LINE_COLUMN
+from ._udf import KEY_COLUMN, LINE_COLUMN, UNKEYED_COLUMN
+from ._unique import DUPLICATE_START
 
 __all__ = ["RAY_OUTPUT_FORMATS", "PartWriter", "prepare_directory"]
 
@@ -98,10 +99,15 @@ class PartWriter:
         else:
             self._write_flat(block)
 
-    def _fresh(self, tokens: Iterable[str]) -> list[bool]:
+    def _fresh(self, tokens: Iterable[str | None]) -> list[bool]:
         # Every key once: a row Ray ran twice (a retried task) is written the first time only.
+        # A row failed for its own key (missing, or another row's: None here) is always
+        # written: it is not that key's result.
         keep = []
         for token in tokens:
+            if token is None:
+                keep.append(True)
+                continue
             new = token not in self._seen
             self._seen.add(token)
             keep.append(new)
@@ -113,6 +119,9 @@ class PartWriter:
             self._jsonl = JsonlWriter(str(self.directory / f"{_PART}{self.run_id}.jsonl"))
         keys = block.column(KEY_COLUMN).to_pylist()
         lines = block.column(LINE_COLUMN).to_pylist()
+        if UNKEYED_COLUMN in block.column_names:
+            unkeyed = block.column(UNKEYED_COLUMN).to_pylist()
+            keys = [None if own else k for k, own in zip(keys, unkeyed, strict=True)]
         for keep, line in zip(self._fresh(keys), lines, strict=True):
             if keep:
                 result = BatchResult.from_dict(json.loads(line))
@@ -120,7 +129,13 @@ class PartWriter:
                 self.summary.add(result)
 
     def _write_flat(self, block: pa.Table) -> None:
-        tokens = [key_token(v) for v in block.column(self.key).to_pylist()]
+        messages = block.column("error_message").to_pylist()
+        tokens = [
+            None
+            if value is None or value == "" or (m is not None and m.startswith(DUPLICATE_START))
+            else key_token(value)
+            for value, m in zip(block.column(self.key).to_pylist(), messages, strict=True)
+        ]
         keep = self._fresh(tokens)
         if not all(keep):
             block = block.filter(pa.array(keep))

@@ -10,6 +10,7 @@ requests in flight however many batches Ray hands it at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,12 +28,23 @@ from ..mapping import PayloadBuilder, RowMappingError, default_outputs, parse_ou
 from ..retries import RetryPolicy
 from ._arrow import result_table
 from ._coordinator import ClusterScheduler, coordinator_for
+from ._unique import Unkeyed, unkeyed_rows
 
-__all__ = ["LINE_COLUMN", "EndpointUDF", "ReadyPayloads", "output_names_of"]
+__all__ = [
+    "KEY_COLUMN",
+    "LINE_COLUMN",
+    "UNKEYED_COLUMN",
+    "EndpointUDF",
+    "ReadyPayloads",
+    "output_names_of",
+]
 
 # The columns of the ``lines`` form (the command line's JSON Lines output).
 LINE_COLUMN = "line"
 KEY_COLUMN = "key"
+# True for a failed row whose own key was missing or another row's: the driver writes it
+# whatever its key (``row:...``), never taking it for a row Ray ran twice.
+UNKEYED_COLUMN = "unkeyed"
 
 
 def output_names_of(config: SourceConfig, outputs: Any) -> list[str]:
@@ -90,7 +102,9 @@ class EndpointUDF:
     ``include_input`` (keep the input columns, default True), ``include_response`` (the
     answer as JSON text in ``http_response``), ``payload_column`` (default ``"payload"``),
     ``retry`` (a `RetryPolicy`), ``coordinator`` (the job's coordinator actor, as
-    `map_endpoint` makes it; without one the actors share one named by ``job_name``).
+    `map_endpoint` makes it; without one the actors share one named by ``job_name``),
+    ``run_id`` (any text naming this run: with ``key``, keys are then unique across the
+    whole dataset, as `map_endpoint` does; without it, within each batch only).
 
     The result: the input columns, the outputs by name, then ``error_status``,
     ``error_message`` (null when the row succeeded), ``attempts``, ``latency_ms``,
@@ -113,6 +127,7 @@ class EndpointUDF:
         retry: RetryPolicy | None = None,
         coordinator: Any = None,
         job_name: str = "default",
+        run_id: str | None = None,
         lines: bool = False,
     ) -> None:
         self.config = SourceConfig.parse(config)
@@ -130,27 +145,30 @@ class EndpointUDF:
         self.include_response = include_response
         self.retry = retry
         self.lines = lines
+        self.run_id = run_id
         if coordinator is None:
             coordinator = coordinator_for(self.rate, f"openai-compat:{job_name}:{self.rate}")
         self.scheduler = ClusterScheduler(coordinator, self.rate, self.concurrency)
         self.scheduler.register()
         self._transport: AsyncTransport | None = None
         self._one_at_a_time: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __del__(self) -> None:
-        # Ray Data calls this when it retires the actor: close the pool on the loop it was
-        # made on (where it would otherwise be reported as an unclosed session).
+        # Ray Data drops the UDF when it retires the actor (Ray's graceful actor shutdown),
+        # while the event loop its batches ran on is still running in its own thread: the
+        # pool is closed there, where aiohttp would otherwise report an unclosed session.
         transport, self._transport = getattr(self, "_transport", None), None
-        if transport is None:
+        loop = getattr(self, "_loop", None)
+        if transport is None or loop is None or loop.is_closed() or not loop.is_running():
             return
         try:
-            import ray.data
-
-            context: Any = ray.data._map_actor_context
-            loop = context.udf_map_asyncio_loop
+            if asyncio.get_running_loop() is loop:
+                return  # on that loop's own thread: it cannot be waited for here
+        except RuntimeError:
+            pass  # no loop running in this thread: the usual case
+        with contextlib.suppress(Exception):  # the process is going away: no one to tell
             asyncio.run_coroutine_threadsafe(transport.aclose(), loop).result(timeout=5)
-        except Exception:
-            pass
 
     def _keep_columns(self, names: Sequence[str]) -> list[str]:
         if self.include_input:
@@ -164,11 +182,12 @@ class EndpointUDF:
 
             self._one_at_a_time = asyncio.Lock()
             self._transport = AiohttpTransport(self.concurrency)
+            self._loop = asyncio.get_running_loop()
         rows = batch.to_pylist()
         async with self._one_at_a_time:
-            results = await self._run(rows)
+            results, unkeyed = await self._run(rows)
         if self.lines:
-            return self._lines(rows, results)
+            return self._lines(results, unkeyed)
         return result_table(
             batch,
             results,
@@ -177,15 +196,35 @@ class EndpointUDF:
             include_response=self.include_response,
         )
 
-    async def _run(self, rows: list[dict[str, Any]]) -> list[BatchResult]:
+    async def _run(self, rows: list[dict[str, Any]]) -> tuple[list[BatchResult], set[int]]:
+        """The results of ``rows`` in their order; the positions of those failed for their key."""
         results: list[BatchResult | None] = [None] * len(rows)
         summary = BatchSummary()
+        unkeyed: dict[int, Unkeyed] = {}
+        if self.key is not None:
+            try:
+                unkeyed = await unkeyed_rows(
+                    rows, self.key, self.scheduler.coordinator, self.run_id
+                )
+            except Exception:  # the coordinator is gone for good: keys checked in the batch
+                unkeyed = await unkeyed_rows(rows, self.key, None, None)
+        for position, problem in unkeyed.items():
+            failed = BatchResult(
+                key=problem.key, index=position, error={"status": None, "message": problem.message}
+            )
+            if self.lines and self.include_input:
+                failed.input = rows[position]
+            if self.include_response:
+                failed.response = None
+            results[position] = failed
+            summary.add(failed)
+        sent = [position for position in range(len(rows)) if position not in unkeyed]
         run = BatchRun(
             self.config,
-            rows,
+            [rows[position] for position in sent],
             mapping=None,
             outputs=self.outputs,
-            concurrency=max(1, min(self.concurrency, len(rows))),
+            concurrency=max(1, min(self.concurrency, len(sent))),
             rate=None,
             client=self._transport,
             scheduler=self.scheduler,
@@ -197,6 +236,8 @@ class EndpointUDF:
         try:
             async with run:
                 async for result in run:
+                    result.index = sent[result.index]
+                    result.key = row_key(rows[result.index], result.index, self.key)
                     results[result.index] = result
                     summary.add(result)
         except Exception as exc:  # A bug must not fail the job: the rest become error rows.
@@ -204,23 +245,24 @@ class EndpointUDF:
             for index, found in enumerate(results):
                 if found is None:
                     failed = BatchResult(
-                        key=index, index=index, error={"status": None, "message": message}
+                        key=row_key(rows[index], index, self.key),
+                        index=index,
+                        error={"status": None, "message": message},
                     )
                     results[index] = failed
                     summary.add(failed)
         self.scheduler.report(summary)
-        done: list[BatchResult] = [r for r in results if r is not None]
-        for result in done:
-            result.key = row_key(rows[result.index], result.index, self.key)
-        return done
+        return [r for r in results if r is not None], set(unkeyed)
 
-    def _lines(self, rows: list[dict[str, Any]], results: list[BatchResult]) -> pa.Table:
+    def _lines(self, results: list[BatchResult], unkeyed: set[int]) -> pa.Table:
         """The result lines of a local run (``BatchResult.to_dict``), keyed by their key text."""
         keys = [key_token(r.key) for r in results]
         lines = [json.dumps(r.to_dict(), ensure_ascii=False) for r in results]
+        own = [r.index in unkeyed for r in results]
         return pa.table(
             {
                 KEY_COLUMN: pa.array(keys, pa.large_string()),
                 LINE_COLUMN: pa.array(lines, pa.large_string()),
+                UNKEYED_COLUMN: pa.array(own, pa.bool_()),
             }
         )
