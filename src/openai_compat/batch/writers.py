@@ -32,7 +32,8 @@ __all__ = [
     "open_writer",
 ]
 
-OUTPUT_FORMATS = ("jsonl", "csv")
+# "openai-batch": OpenAI's batch output lines (`_openai_batch_format`).
+OUTPUT_FORMATS = ("jsonl", "csv", "openai-batch")
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # What encoding a value that is not strict JSON raises (UnicodeEncodeError is a ValueError).
 _NOT_STRICT = (ValueError, TypeError, RecursionError)
@@ -51,7 +52,8 @@ def detect_output_format(path: str, given: str | None = None) -> str:
             from ..errors import ConfigurationError
 
             raise ConfigurationError(
-                f"unknown output format {given!r}; use jsonl or csv", field="output"
+                f"unknown output format {given!r}; use {', '.join(OUTPUT_FORMATS)}",
+                field="output",
             )
         return fmt
     return "csv" if path.lower().endswith(".csv") else "jsonl"
