@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 import sqlite3
@@ -219,3 +220,16 @@ def test_processes_sharing_one_cache_file(tmp_path: Path) -> None:
         assert server.requests == []
         assert "300 from the cache" in done.stderr
         assert {line["cached"] for line in read_lines(tmp_path / "last.jsonl")} == {True}
+
+
+def test_csv_output_has_the_cached_and_cost_columns(server: MockServer, tmp_path: Path) -> None:
+    cache, out = tmp_path / "answers.sqlite", tmp_path / "out.csv"
+    options: dict[str, Any] = {"key": "id", "cache": cache, "prices": "input=1,output=1"}
+    run_batch_sync(cfg(server), rows(2), out, **options)
+    run_batch_sync(cfg(server), rows(4), out, mode="resume", **options)
+    with out.open(newline="") as f:
+        records = list(csv.DictReader(f))
+    assert list(records[0])[-2:] == ["cached", "cost"]
+    assert sorted(r["key"] for r in records) == ["r0", "r1", "r2", "r3"]
+    assert all(r["cached"] == "false" and float(r["cost"]) > 0 for r in records)
+    assert len(server.requests) == 4

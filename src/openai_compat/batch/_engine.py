@@ -136,6 +136,7 @@ class BatchRun:
             self.config.url, options, self.summary, self._notice
         )
         self._budget_spent: str | None = None
+        self._lookups: list[tuple[int, str | int, Any, dict[str, Any]]] = []
         self._work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._tasks: list[asyncio.Task[None]] = []
@@ -258,12 +259,6 @@ class BatchRun:
             raise item
         self.summary.add(item)
         result: BatchResult = item
-        if self.accounting is not None and self._budget_spent is None:
-            spent = self.accounting.count(result)
-            if spent is not None:
-                self._budget_spent = spent
-                self._notice(f"{spent}: starting no new rows; the rows in flight finish")
-                self.stop()
         return result
 
     # -- reading rows -----------------------------------------------------------------------
@@ -299,6 +294,8 @@ class BatchRun:
                     return
                 await self._feed_one(index, row)
                 index += 1
+            if self._lookups:
+                await self._look_up()
 
     async def _feed_one(self, index: int, row: Any) -> None:
         readable = isinstance(row, Mapping)
@@ -348,16 +345,32 @@ class BatchRun:
             await self._results.put(self._complete(_failed(key, index, message), row))
             return
         if self.accounting is not None and self.accounting.cache_reads:
-            assert self._endpoint is not None
-            hit = self.accounting.lookup(self._endpoint.prepare(payload))
-            if hit is not None:  # answered before: nothing is sent, no worker is needed
-                result = self._answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
-                result.cached = True
-                await self._results.put(self._complete(result, row))
-                return
+            # Looked up in the cache a few hundred at a time: one query for them all.
+            self._lookups.append((index, key, row, payload))
+            if len(self._lookups) >= _READ_CHUNK:
+                await self._look_up()
+            return
+        await self._dispatch((index, key, row, payload))
+
+    async def _dispatch(self, item: tuple[int, str | int, Any, dict[str, Any]]) -> None:
         if len(self._workers) < self.concurrency:
             self._add_worker()
-        await self._work.put((index, key, row, payload))
+        await self._work.put(item)
+
+    async def _look_up(self) -> None:
+        """Answer the rows kept for the cache that it holds; send the others."""
+        assert self.accounting is not None and self._endpoint is not None
+        pending, self._lookups = self._lookups, []
+        prepare = self._endpoint.prepare
+        hits = self.accounting.lookup([prepare(item[3]) for item in pending])
+        for item, hit in zip(pending, hits, strict=True):
+            if hit is None:
+                await self._dispatch(item)
+                continue
+            index, key, row, _ = item  # answered before: nothing is sent
+            result = self._answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
+            result.cached = True
+            await self._results.put(self._complete(result, row))
 
     def _check_key_column(self, row: Mapping[str, Any]) -> None:
         """A ``key`` column the first row lacks is a typo: refused before any request."""
@@ -384,7 +397,18 @@ class BatchRun:
                 result = await self._send(*item)
             finally:
                 self._busy -= 1
+            if self.accounting is not None:
+                self._count_spending(result)
             await self._results.put(result)
+
+    def _count_spending(self, result: BatchResult) -> None:
+        """Count what a sent row cost; once the budget is spent, start no new row."""
+        assert self.accounting is not None
+        spent = self.accounting.count(result)
+        if spent is not None and self._budget_spent is None:
+            self._budget_spent = spent
+            self._notice(f"{spent}: starting no new rows; the rows in flight finish")
+            self.stop()
 
     async def _send(
         self, index: int, key: str | int, row: Mapping[str, Any], payload: dict[str, Any]

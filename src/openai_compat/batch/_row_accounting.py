@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -21,6 +21,8 @@ from .cache import CachedAnswer, ResponseCache
 from .results import BatchResult, BatchSummary
 
 __all__ = ["RowAccounting", "make_cache"]
+
+_WRITE_BATCH = 64
 
 
 def make_cache(cache: Any, mode: str | None) -> ResponseCache | None:
@@ -41,7 +43,8 @@ def make_cache(cache: Any, mode: str | None) -> ResponseCache | None:
             f"must be the path of a cache file or a ResponseCache, got {type(cache).__name__}",
             field="cache",
         )
-    return ResponseCache(cache, mode or "read-write").open()
+    # A run stores its answers 64 at a time (or after a second): one transaction each.
+    return ResponseCache(cache, mode or "read-write", write_batch=_WRITE_BATCH).open()
 
 
 class RowAccounting:
@@ -100,14 +103,14 @@ class RowAccounting:
         """True when requests are looked up before they are sent."""
         return self.cache is not None and self.cache.reads
 
-    def lookup(self, body: Mapping[str, Any]) -> CachedAnswer | None:
-        """The stored answer to ``body``; None when there is none (or the file failed)."""
+    def lookup(self, bodies: Sequence[Mapping[str, Any]]) -> list[CachedAnswer | None]:
+        """The stored answers to ``bodies``, in order (None: none, or the file failed)."""
         assert self.cache is not None
         try:
-            return self.cache.get(self.url, body)
+            return self.cache.get_many(self.url, bodies)
         except (sqlite3.Error, ValueError) as exc:
             self._tell_once("read", f"the cache file {self.cache.path} cannot be read ({exc})")
-            return None
+            return [None] * len(bodies)
 
     def store(self, body: Mapping[str, Any], response: Mapping[str, Any], request_id: Any) -> None:
         """Keep a successful answer (a failed write costs only the cache entry)."""
@@ -119,9 +122,13 @@ class RowAccounting:
             self._tell_once("write", f"an answer could not be stored in {self.cache.path} ({exc})")
 
     def close(self) -> None:
-        """Close the cache file."""
-        if self.cache is not None:
+        """Store the answers kept back and close the cache file."""
+        if self.cache is None:
+            return
+        try:
             self.cache.close()
+        except (sqlite3.Error, ValueError) as exc:
+            self._tell_once("write", f"answers could not be stored in {self.cache.path} ({exc})")
 
     # -- results ----------------------------------------------------------------------------
     def price(self, result: BatchResult, response: Mapping[str, Any], payload: Any) -> None:

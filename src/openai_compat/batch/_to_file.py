@@ -58,10 +58,15 @@ async def arun_batch_to_file(
     run = BatchRun(config, rows, on_notice=notice, **row_options)
     if isinstance(run.rows, RowSource):
         _refuse_output_over_input(run.rows.path, path)
+    extra = {
+        "include_cached": run.accounting is not None and run.accounting.cache is not None,
+        "include_cost": run.accounting is not None and run.accounting.prices is not None,
+    }
     columns = csv_columns(
         run.output_names,
         include_input=run.include_input,
         include_response=run.include_response,
+        **extra,
     )
     error_file = file_options.get("error_file")
     error_path = os.fspath(error_file) if error_file is not None else None
@@ -99,6 +104,7 @@ async def arun_batch_to_file(
             run.output_names,
             include_input=run.include_input,
             include_response=run.include_response,
+            **extra,
         )
     )
     loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -39,6 +39,8 @@ from ..errors import ConfigurationError
 __all__ = ["CACHE_MODES", "CachedAnswer", "ResponseCache", "request_key"]
 
 CACHE_MODES = ("read-write", "read-only", "refresh")
+# Keys per query of `ResponseCache.get_keys` (SQLite allows at least 999 parameters).
+_MAX_KEYS = 500
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS responses ("
     " key TEXT PRIMARY KEY, response TEXT NOT NULL, request_id TEXT,"
@@ -79,10 +81,19 @@ class ResponseCache:
 
     ``mode``: ``read-write`` (look up, store new answers), ``read-only`` (look up, store
     nothing; the file must exist) or ``refresh`` (never look up, store every answer anew).
+    ``write_batch``: answers kept back and stored together, in one transaction, up to this
+    many (or for up to ``write_delay_s``); `flush` and `close` store what is kept. The default,
+    1, stores each answer at once; a batch run stores 64 at a time.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], mode: str = "read-write", *, timeout_s: float = 30.0
+        self,
+        path: str | os.PathLike[str],
+        mode: str = "read-write",
+        *,
+        timeout_s: float = 30.0,
+        write_batch: int = 1,
+        write_delay_s: float = 1.0,
     ) -> None:
         if mode not in CACHE_MODES:
             raise ConfigurationError(
@@ -92,8 +103,11 @@ class ResponseCache:
         self.path = os.fspath(path)
         self.mode = mode
         self.timeout_s = timeout_s
+        self.write_batch = max(1, int(write_batch))
+        self.write_delay_s = write_delay_s
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
+        self._pending: list[tuple[str, str, str | None, float]] = []
 
     @property
     def reads(self) -> bool:
@@ -154,10 +168,14 @@ class ResponseCache:
         return connection
 
     def close(self) -> None:
-        """Close the connection (a later use opens it again)."""
+        """Store the answers kept back, and close the connection (a later use opens it)."""
         if self._connection is not None and self._pid == os.getpid():
-            self._connection.close()
+            try:
+                self.flush()
+            finally:
+                self._connection.close()
         self._connection = None
+        self._pending = []
 
     def __enter__(self) -> ResponseCache:
         return self.open()
@@ -171,11 +189,23 @@ class ResponseCache:
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        # The path and the mode cross processes; a connection cannot.
-        return {"path": self.path, "mode": self.mode, "timeout_s": self.timeout_s}
+        # The path and the options cross processes; a connection (and what it kept) cannot.
+        return {
+            "path": self.path,
+            "mode": self.mode,
+            "timeout_s": self.timeout_s,
+            "write_batch": self.write_batch,
+            "write_delay_s": self.write_delay_s,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], state["mode"], timeout_s=state["timeout_s"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["path"],
+            state["mode"],
+            timeout_s=state["timeout_s"],
+            write_batch=state["write_batch"],
+            write_delay_s=state["write_delay_s"],
+        )
 
     # -- answers ----------------------------------------------------------------------------
     def get(self, url: str, body: Mapping[str, Any]) -> CachedAnswer | None:
@@ -190,15 +220,37 @@ class ResponseCache:
 
     def get_key(self, key: str) -> CachedAnswer | None:
         """The stored answer under a `request_key` digest, or None."""
-        row = (
-            self._db()
-            .execute("SELECT response, request_id, created_at FROM responses WHERE key = ?", (key,))
-            .fetchone()
-        )
-        if row is None:
-            return None
-        response = json.loads(row[0])
-        return CachedAnswer(response, row[1], row[2]) if isinstance(response, dict) else None
+        return self.get_keys([key]).get(key)
+
+    def get_keys(self, keys: Sequence[str]) -> dict[str, CachedAnswer]:
+        """The stored answers under these digests (one query for up to 500 of them)."""
+        found: dict[str, CachedAnswer] = {}
+        db = self._db()
+        for start in range(0, len(keys), _MAX_KEYS):
+            part = keys[start : start + _MAX_KEYS]
+            marks = ",".join("?" * len(part))
+            query = (
+                "SELECT key, response, request_id, created_at FROM responses "
+                f"WHERE key IN ({marks})"
+            )
+            for key, text, request_id, created_at in db.execute(query, part):
+                response = json.loads(text)
+                if isinstance(response, dict):
+                    found[key] = CachedAnswer(response, request_id, created_at)
+        return found
+
+    def get_many(self, url: str, bodies: Sequence[Mapping[str, Any]]) -> list[CachedAnswer | None]:
+        """The stored answers to ``bodies`` sent to ``url``, in order (None: not stored)."""
+        if not self.reads:
+            return [None] * len(bodies)
+        keys: list[str | None] = []
+        for body in bodies:
+            try:
+                keys.append(request_key(url, body))
+            except ValueError:
+                keys.append(None)
+        found = self.get_keys([key for key in keys if key is not None])
+        return [None if key is None else found.get(key) for key in keys]
 
     def put(
         self,
@@ -218,13 +270,32 @@ class ResponseCache:
             text.encode("utf-8")  # a lone surrogate cannot be stored
         except ValueError:
             return False
-        self._db().execute(
-            "INSERT OR REPLACE INTO responses (key, response, request_id, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            (key, text, request_id, time.time()),
-        )
+        now = time.time()
+        self._pending.append((key, text, request_id, now))
+        oldest = self._pending[0][3]
+        if len(self._pending) >= self.write_batch or now - oldest >= self.write_delay_s:
+            self.flush()
         return True
 
+    def flush(self) -> None:
+        """Store the answers kept back (one transaction)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO responses (key, response, request_id, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                pending,
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def __len__(self) -> int:
+        self.flush()
         row = self._db().execute("SELECT count(*) FROM responses").fetchone()
         return int(row[0])
