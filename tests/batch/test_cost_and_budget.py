@@ -177,3 +177,57 @@ def test_the_price_of_a_model_is_found_by_name_then_prefix() -> None:
     assert prices.price_of(None, "gpt-4o") == Price(2, 8)
     assert prices.price_of("llama") == Price(9, 9)
     assert Price(1, 1).cost({"object": "no counts"}) is None
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_the_budget_counts_the_usage_a_stream_reports(
+    server: MockServer, tmp_path: Path, include_usage: bool
+) -> None:
+    # The scripted server reports usage in a stream only when asked for it, as OpenAI does.
+    body: dict[str, Any] = {
+        "model": "mock-model",
+        "messages": [{"role": "user", "content": "{{text}}"}],
+    }
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    config = tmp_path / "conn.json"
+    config.write_text(
+        json.dumps(make_config(server.url, is_stream=True, request_format=json.dumps(body)))
+    )
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(12)))
+    out = tmp_path / "out.jsonl"
+    args = batch_args(config, source, out, "--max-tokens", "30", "--concurrency", "1")
+    done = run_cli(args)
+    lines = read_lines(out)
+    if include_usage:
+        assert done.returncode == 3, done.stderr
+        assert len(lines) == 3  # 14 tokens a row: the third passes 30
+        assert all(line["usage"]["total_tokens"] == 14 for line in lines)
+    else:
+        assert done.returncode == 0, done.stderr
+        assert len(lines) == 12
+        assert "reported no token usage" in done.stderr
+        assert "stream_options.include_usage" in done.stderr
+
+
+def test_the_cli_explains_bad_cache_price_and_budget_arguments(
+    server: MockServer, tmp_path: Path
+) -> None:
+    config, source = write_inputs(tmp_path, server, 3)
+    cases = [
+        (("--price", "cheap"), "cannot read 'cheap'"),
+        (("--max-cost", "1"), "a cost budget needs prices"),
+        (("--max-tokens", "-5"), "1 or more"),
+        (("--cache", str(tmp_path)), "is a directory"),
+        (("--cache", str(tmp_path / "no" / "such" / "c.sqlite")), "does not exist"),
+        (("--cache-mode", "refresh"), "needs a cache file"),
+        (("--prices", str(tmp_path / "missing.json")), "missing.json"),
+    ]
+    for extra, message in cases:
+        done = run_cli(batch_args(config, source, tmp_path / "out.jsonl", *extra))
+        assert done.returncode == 2, (extra, done.stderr)
+        assert message in done.stderr, (extra, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert server.requests == []
+    assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").stat().st_size == 0
