@@ -17,6 +17,10 @@ engine, `BatchRun`), `_to_file` (a run into an output file), `_api` (`run_batch`
 Databases: `_sql_url` (URLs, ``ENV["NAME"]``, the password hidden), `_sql_reader`
 (`database_rows`: a query's rows, streamed), `_sql_writer` (the results table, upserts),
 `_to_table` (a run into a table, exactly once).
+`run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``),
+`cache` (`ResponseCache`: answers in a SQLite file, shareable by processes), `_cost` and
+`_budget` (prices, ``max_cost`` / ``max_tokens``), `_openai_batch_format` (OpenAI batch
+files in and out).
 Payload mapping and output extraction live in `openai_compat.mapping`.
 """
 
@@ -26,6 +30,7 @@ from ._sql_reader import DatabaseRows, database_rows
 from ._sql_url import DatabaseError
 from ._to_file import arun_batch_to_file
 from ._to_table import arun_batch_to_table
+from .cache import ResponseCache
 from .keys import Shard
 from .readers import RowSource, UnreadableRow, open_rows
 from .results import BatchResult, BatchSummary
@@ -40,6 +45,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseRows",
     "Rate",
+    "ResponseCache",
     "RowSource",
     "Shard",
     "UnreadableRow",

@@ -57,6 +57,12 @@ async def arun_batch_to_table(
             "a database output needs a table: pass --output-table NAME (created when missing)",
             field="output_table",
         )
+    if file_options.get("error_file"):
+        raise ConfigurationError(
+            "--error-file is for openai-batch output files; a table keeps failed rows with "
+            "their error_message",
+            field="error_file",
+        )
     if file_options.get("output_format"):
         raise ConfigurationError(
             "--output-format is for files; a table holds one column per result field",
