@@ -498,7 +498,7 @@ def _csv_chunks(store: RunStore, run_id: int, names: list[str]) -> Iterator[byte
     "/runs/{run_id}/results",
     response_model=None,
     responses={
-        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
+        200: {"content": {"application/json": {}, "application/x-ndjson": {}, "text/csv": {}}},
         **_errors(404),
     },
 )
