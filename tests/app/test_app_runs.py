@@ -355,8 +355,15 @@ def test_metrics_need_a_token_and_count_rows(app: AppProcess, keyed: MockServer)
         connector_id = _connector(client, keyed.url)
         upload = _upload(client, "rows.jsonl", _jsonl(_rows(10, missing=(1,))))
         _wait(client, _start(client, connector_id, upload["id"]))
+        executed = client.post(
+            f"/api/v1/connectors/{connector_id}/execute_model",
+            json={"payload": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}},
+        )
+        assert executed.status_code == 200, executed.text
         assert httpx.get(app.url + "/metrics").status_code == 401
         text = client.get("/metrics").text
+    execute = f'connector_id="{connector_id}",outcome="ok",source="execute_model"'
+    assert f"openai_compat_endpoint_requests_total{{{execute}}} 1.0" in text
     assert f'openai_compat_endpoint_requests_total{{connector_id="{connector_id}"' in text
     assert 'openai_compat_runs{status="succeeded"}' in text
     assert "openai_compat_endpoint_latency_seconds_bucket" in text
