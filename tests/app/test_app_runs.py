@@ -13,6 +13,7 @@ import io
 import json
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,11 +186,12 @@ def test_a_run_is_checked_whole_before_it_is_created(
             "outputs": [{"name": "choices.0.message.refusal", "as": "r"}],
             "key": "ticket_id",
             "rate": "fast",
+            "max_cost": 5,
         },
     )
     assert bad.status_code == 422
     fields = [e["field"] for e in bad.json()["error"]["errors"]]
-    assert fields == ["mapping[0].value", "outputs[0].name", "key", "rate"]
+    assert fields == ["mapping[0].value", "outputs[0].name", "key", "max_cost", "rate"]
     assert "'text'" in bad.text and "'id', 'body'" in bad.text
     no_upload = client.post(
         f"/api/v1/connectors/{connector_id}/runs", json={"input": {"upload_id": "nope"}}
@@ -483,7 +485,7 @@ def tickets_db(postgres: Any) -> str:
     ignores it: it is there to be kept secret)."""
     import psycopg
 
-    url = postgres.create_database("runs_input")
+    url = postgres.create_database(f"runs_input_{uuid.uuid4().hex[:8]}")
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE tickets (id TEXT PRIMARY KEY, body TEXT, day TEXT)")
         for i in range(30):
