@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .._sync import loop_factory
 from ..batch import BatchRun
 from ..batch.keys import key_token
@@ -238,6 +240,11 @@ class RunExecutor:
             try:
                 status, error = await self._run(active)
             except asyncio.CancelledError:
+                status, error = None, None
+            except SQLAlchemyError as exc:
+                # The database failed, not the run: it is let go as it is (its lease runs
+                # out, then it continues here or on another instance).
+                _log.error("run %d: the database failed: %s", claimed.id, type(exc).__name__)
                 status, error = None, None
             except Exception as exc:  # a bug fails the run, never the executor
                 _log.error("run %d failed: %s", claimed.id, type(exc).__name__)

@@ -25,6 +25,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from .._strict_json import json_safe
 from ..batch.readers import RowSource, UnreadableRow, count_rows, detect_format
 from ..errors import ConfigurationError
+from .guard import BodyTooLarge
 from .problems import ApiError, FieldError
 
 __all__ = [
@@ -165,6 +166,11 @@ async def receive_upload(
         receiver.close()
         into.unlink(missing_ok=True)
         raise
+    except BodyTooLarge:
+        # The gate counts the whole body (the file and its framing) and may stop it first.
+        receiver.close()
+        into.unlink(missing_ok=True)
+        raise too_large(limit) from None
     except Exception as exc:  # python-multipart's parse errors
         receiver.close()
         into.unlink(missing_ok=True)
