@@ -2,7 +2,8 @@
 
     python bench/batch.py                      # 20,000 rows, 20 ms latency, concurrency 64
     python bench/batch.py --memory-rows 0      # skip the 1,000,000-row memory run
-    python bench/batch.py --rows 0             # only the memory run
+    python bench/batch.py --rows 0             # only the memory run (and the databases)
+    python bench/batch.py --rows 0 --memory-rows 0   # only the database runs
 
 1. Throughput: 20,000 rows against the scripted server (``openai-compat mock-server``, in its
    own process) answering after 20 ms, at concurrency 64 with no rate limit. The ideal wall
@@ -12,7 +13,11 @@
    in a fresh process. Last, the floor: a bare aiohttp loop on uvloop that only posts each
    row and reads the answer (no mapping, retries, extraction or output file), to show what
    the machine and the server allow any Python client.
-2. Memory: ``openai-compat batch`` (the real CLI, in a child process) over a 1,000,000-row
+2. Databases: the same rows from a table into a table, SQLite to SQLite (one file) and
+   PostgreSQL to PostgreSQL (one database; a throw-away cluster unless ``--pg-url``), at the
+   same latency and concurrency, each against a file-to-file run of this run (``--key id``
+   everywhere): best wall of ``--db-repeat`` rounds as a ratio to the file's (target 1.1x).
+3. Memory: ``openai-compat batch`` (the real CLI, in a child process) over a 1,000,000-row
    JSON Lines file against the server with no latency; peak RSS from ``wait4``.
 """
 
@@ -22,7 +27,9 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,6 +167,160 @@ async def _floor(
 _WORKERS = {"ours": _ours, "sdk": _sdk, "floor": _floor}
 
 
+# -- databases in and out (issue 11): the same run from a table into a table -------------------
+
+_DB_QUERY = "SELECT id, text FROM tickets"
+
+
+def _bench_config(port: int, latency_ms: int) -> dict[str, Any]:
+    query = f"?latency_ms={latency_ms}" if latency_ms else ""
+    return {
+        "url": f"http://127.0.0.1:{port}/v1/chat/completions{query}",
+        "api_key": "sk-bench",
+        "request_format": {"model": MODEL, "messages": [{"role": "user", "content": "{{text}}"}]},
+        "response_format": {"choices": [{"message": {"content": "x"}}]},
+    }
+
+
+async def _keyed_file(
+    port: int, latency_ms: int, rows: str, out: str, concurrency: int
+) -> dict[str, Any]:
+    """File to file with ``--key id``: the baseline of the database runs."""
+    from openai_compat.batch import arun_batch_to_file
+
+    started = time.perf_counter()
+    summary = await arun_batch_to_file(
+        _bench_config(port, latency_ms), rows, out, mode="overwrite", key="id",
+        concurrency=concurrency, rate=None,
+    )  # fmt: skip
+    return {"wall": time.perf_counter() - started, "ok": summary.ok, "failed": summary.failed}
+
+
+async def _table_to_table(
+    port: int, latency_ms: int, url: str, _out: str, concurrency: int
+) -> dict[str, Any]:
+    """The rows of a query on ``url`` into the table ``results`` of the same database."""
+    from openai_compat.batch import arun_batch_to_table
+
+    started = time.perf_counter()
+    summary = await arun_batch_to_table(
+        _bench_config(port, latency_ms), url, url, query=_DB_QUERY, output_table="results",
+        key="id", concurrency=concurrency, rate=None,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        written = conn.execute(text("SELECT count(*) FROM results")).scalar()
+    engine.dispose()
+    return {"wall": wall, "ok": summary.ok, "failed": summary.failed, "written": written}
+
+
+_WORKERS["keyed-file"] = _keyed_file
+_WORKERS["table"] = _table_to_table
+
+
+def _drop_results(url: str) -> None:
+    """Each run starts without the results table, as each file run starts an empty file."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS results"))
+    engine.dispose()
+
+
+def _seed_table(url: str, n: int) -> None:
+    from sqlalchemy import create_engine, text
+
+    _drop_results(url)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS tickets"))
+        conn.execute(text("CREATE TABLE tickets (id INTEGER PRIMARY KEY, text TEXT)"))
+        conn.execute(
+            text("INSERT INTO tickets (id, text) VALUES (:id, :text)"),
+            [{"id": i, "text": f"Summarise ticket {i}: the printer is on fire"} for i in range(n)],
+        )
+    engine.dispose()
+
+
+def _postgres() -> Any:
+    """The test suite's throw-away PostgreSQL cluster on 127.0.0.1 (Debian's package)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests.app_support import PostgresCluster
+
+    return PostgresCluster()
+
+
+def _databases(args: argparse.Namespace, tmp: Path) -> None:
+    """SQLite to SQLite and PostgreSQL to PostgreSQL against file to file, in this run."""
+    n = args.db_rows
+    rows = tmp / "db-rows.jsonl"
+    _write_rows(rows, n)
+    sqlite_url = f"sqlite:///{tmp / 'bench.db'}"
+    _seed_table(sqlite_url, n)
+    cluster = None if args.pg_url else _postgres()
+    try:
+        pg_url = args.pg_url or cluster.create_database("bench_batch")
+        _seed_table(pg_url, n)
+        ideal = n * args.latency_ms / 1000 / args.concurrency
+        print(
+            f"\nbatch databases: {n:,} rows, {args.latency_ms} ms latency, concurrency "
+            f"{args.concurrency}, --key id, uvloop; ideal {ideal:.2f} s; {args.db_repeat} rounds"
+        )
+        peers = [
+            ("file -> file (jsonl)", "keyed-file", str(rows), str(tmp / "db-out.jsonl")),
+            ("SQLite -> SQLite (same file)", "table", sqlite_url, ""),
+            ("PostgreSQL -> PostgreSQL (same db)", "table", pg_url, ""),
+        ]
+        walls: dict[str, list[float]] = {label: [] for label, *_ in peers}
+        cpus: dict[str, list[float]] = {label: [] for label, *_ in peers}
+        for _ in range(args.db_repeat):
+            for label, kind, source, out in peers:
+                if kind == "table":
+                    _drop_results(source)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # URLs stay strings (a Path would fold sqlite:/// into sqlite:/).
+                result = _run_worker(kind, args, source, out or source, True)  # type: ignore[arg-type]
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                expected = result.get("written", result["ok"])
+                if result["ok"] != n or expected != n:
+                    raise SystemExit(f"{label}: {result} (expected {n} rows)")
+                walls[label].append(result["wall"])
+                cpus[label].append(
+                    after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                )
+        base = peers[0][0]
+
+        def ratio(values: dict[str, list[float]], label: str) -> float:
+            # The median of the per-round ratios: a round's load hits its peers alike.
+            return statistics.median(
+                v / b for v, b in zip(values[label], values[base], strict=True)
+            )
+
+        print(f"{'peer':<36} {'wall s (rounds)':>24} {'x file':>7} {'cpu s':>7} {'x file':>7}")
+        for label, *_ in peers:
+            runs = " ".join(f"{w:.2f}" for w in walls[label])
+            print(
+                f"{label:<36} {runs:>24} {ratio(walls, label):>7.2f} "
+                f"{statistics.median(cpus[label]):>7.2f} {ratio(cpus, label):>7.2f}"
+            )
+        for label, *_ in peers[1:]:
+            verdict = "PASS" if ratio(walls, label) <= 1.10 else "MISS"
+            print(f"  [{verdict}] {label}: wall {ratio(walls, label):.2f}x file (target <= 1.10)")
+        print(
+            "  (wall: median of per-round ratios; cpu: the batch process's user+sys, the "
+            "database server's not counted)"
+        )
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
 def _worker(args: argparse.Namespace) -> None:
     run = _WORKERS[args.worker]
     coro = run(args.port, args.latency_ms, args.rows_file, args.out_file, args.concurrency)
@@ -251,6 +412,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
     parser.add_argument("--worker", choices=sorted(_WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--db-rows", type=int, default=20_000, help="rows of the database runs (0: skip them)"
+    )
+    parser.add_argument("--db-repeat", type=int, default=2, help="rounds of the database runs")
+    parser.add_argument(
+        "--pg-url", help="a PostgreSQL URL to use (default: a throw-away cluster on 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--rows-file", help=argparse.SUPPRESS)
     parser.add_argument("--out-file", help=argparse.SUPPRESS)
@@ -295,6 +463,8 @@ def main() -> None:
                         f"{label:<44} {wall:>8.2f} {wall / ideal:>8.2f} "
                         f"{args.rows / wall:>8.0f} {result['ok']:>7}"
                     )
+            if args.db_rows:
+                _databases(args, tmp)
             if args.memory_rows:
                 peak_mb, wall, lines = _memory(args, tmp)
                 print(

@@ -547,7 +547,8 @@ def test_database_rows_refuse_a_missing_parameter_before_reading(tmp_path: Path)
 def test_the_generic_upsert_replaces_a_row_in_one_transaction(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'g.db'}"
     output = TableOutput(url, "res", key_column="id", output_names=["s"])
-    output._upsert = None  # the path of a dialect without a native upsert
+    # The path of a dialect without a native upsert (no driver SQL, no dialect statement).
+    output._upsert_sql = output._upsert = None
     output.prepare("new")
 
     def row(key: str, value: str, error: str | None = None) -> dict[str, Any]:
@@ -577,3 +578,24 @@ def test_resume_reads_back_the_keys_and_retry_failed_leaves_out_the_failed(
     output.close()
     assert (resumed.done, resumed.ok, resumed.failed) == ({"0", "1"}, 1, 1)
     assert (retried.done, retried.removed_failed) == ({"0"}, 1)
+
+
+async def test_a_write_failing_part_way_is_a_database_error_without_the_password(
+    db: str,
+) -> None:
+    from openai_compat.batch import DatabaseError
+    from openai_compat.batch._sql_writer import TableWriter
+
+    output = TableOutput(db, "res", key_column="id", output_names=["s"])
+    output.prepare("new")
+    execute(db, "DROP TABLE res")  # the table goes away under the run
+    writer = TableWriter(output, ["s"], batch_rows=2)
+    with pytest.raises(DatabaseError) as caught:
+        for i in range(4):
+            await writer.write(BatchResult(key=str(i), index=i, output={"s": "x"}, attempts=1))
+        await writer.aclose()
+    message = str(caught.value)
+    assert "writing 2 results into the table 'res'" in message and "--resume" in message
+    assert PASSWORD not in message
+    if db.startswith("postgresql"):
+        assert "postgres:***@" in message

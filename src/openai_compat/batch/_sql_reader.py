@@ -189,17 +189,19 @@ class DatabaseRows:
             engine.dispose()
 
     def count(self) -> int | None:
-        """The number of rows the query returns (a ``count(*)`` query; None if it fails)."""
+        """The number of rows of a ``table`` (for the progress ETA); None for a query.
+
+        A query is not counted: counting it would run it twice, and a warehouse query may be
+        the expensive part of the run.
+        """
         from sqlalchemy import func, select
         from sqlalchemy.exc import SQLAlchemyError
 
+        if self.query is not None:
+            return None
         engine = open_database(self.url, "input")
         try:
-            subquery = self._statement
-            if self.query is not None:
-                inner = subquery.columns().subquery("rows")  # type: ignore[attr-defined]
-            else:
-                inner = subquery.subquery("rows")  # type: ignore[attr-defined]
+            inner = self._statement.subquery("rows")  # type: ignore[attr-defined]
             with engine.connect() as connection:
                 value = connection.execute(select(func.count()).select_from(inner)).scalar()
             return int(value) if value is not None else None

@@ -156,7 +156,10 @@ def open_database(url: URL, field: str, *, wal: bool = False) -> Engine:
             if wal and url.database not in (None, "", ":memory:"):
                 event.listen(engine, "connect", _sqlite_on_connect)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            # No pool_pre_ping: the writer takes a connection for every batch, and a ping
+            # each time would double its round trips; a connection lost mid-run is a
+            # DatabaseError, and --resume goes on from the batches committed.
+            engine = create_engine(url)
     except NoSuchModuleError:
         raise ConfigurationError(
             f"no SQLAlchemy dialect or driver {url.drivername!r} is installed (for {shown}); "

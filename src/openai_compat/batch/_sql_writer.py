@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import operator
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -84,6 +85,8 @@ class TableOutput:
         self._check_identifier_lengths()
         self.table = self._table()
         self._upsert = self._upsert_statement()
+        self._upsert_sql = self._driver_upsert()
+        self._in_order = operator.itemgetter(*(c.name for c in self.table.columns))
 
     # -- the schema --------------------------------------------------------------------------
     def _check_names(self) -> None:
@@ -123,23 +126,52 @@ class TableOutput:
         return Table(self.table_name, MetaData(), *columns, schema=self.schema)
 
     def _upsert_statement(self) -> Any:
-        from sqlalchemy.dialects import mysql, postgresql, sqlite
-
+        # Only the dialect in use is imported: each costs as much as a few thousand rows.
         dialect = self.engine.dialect.name
         others = [c.name for c in self.table.columns if c.name != self.key_column]
         if dialect in ("sqlite", "postgresql"):
-            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
             statement = insert(self.table)
             return statement.on_conflict_do_update(
                 index_elements=[self.key_column],
                 set_={name: statement.excluded[name] for name in others},
             )
         if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
             on_mysql = mysql.insert(self.table)
             return on_mysql.on_duplicate_key_update(
                 {name: on_mysql.inserted[name] for name in others}
             )
         return None  # the generic path: delete the batch's keys, insert it, in one transaction
+
+    def _driver_upsert(self) -> str | None:
+        """The SQLite / PostgreSQL upsert as the driver's own SQL, positional parameters.
+
+        Sent with the driver's ``executemany``: SQLAlchemy's per-row parameter handling
+        costs more than the commit itself (these columns need no conversion).
+        """
+        dialect = self.engine.dialect
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+        names = [c.name for c in self.table.columns]
+        if dialect.name not in ("sqlite", "postgresql") or marker is None:
+            return None
+        if marker == "%s" and any("%" in n for n in [*names, self.table_name]):
+            return None  # a % would need escaping: the statement above does it
+        quote = dialect.identifier_preparer.quote
+        table = dialect.identifier_preparer.format_table(self.table)
+        key = quote(self.key_column)
+        updates = ", ".join(
+            f"{quote(n)} = excluded.{quote(n)}" for n in names if n != self.key_column
+        )
+        return (
+            f"INSERT INTO {table} ({', '.join(map(quote, names))}) "
+            f"VALUES ({', '.join(marker for _ in names)}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
 
     def _shown_columns(self, names: Sequence[str]) -> str:
         return ", ".join(names) or "none"
@@ -256,6 +288,9 @@ class TableOutput:
 
         try:
             with self.engine.begin() as connection:
+                if self._upsert_sql is not None:
+                    connection.exec_driver_sql(self._upsert_sql, list(map(self._in_order, rows)))
+                    return
                 if self._upsert is not None:
                     connection.execute(self._upsert, rows)
                     return

@@ -169,8 +169,10 @@ def _database_options(args: argparse.Namespace) -> dict[str, Any]:
     """The database options of ``args`` (query, table, params), checked."""
     from ._sql_url import is_database_url
 
+    query, table = getattr(args, "query", None), getattr(args, "table", None)
+    output_table = getattr(args, "output_table", None)
     params: dict[str, str] = {}
-    for item in args.param:
+    for item in getattr(args, "param", None) or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ConfigurationError(
@@ -178,11 +180,11 @@ def _database_options(args: argparse.Namespace) -> dict[str, Any]:
                 field="param",
             )
         params[name.strip()] = value
-    if params and args.query is None:
+    if params and query is None:
         raise ConfigurationError("--param binds the parameters of --query", field="param")
-    if args.query is not None and args.table is not None:
+    if query is not None and table is not None:
         raise ConfigurationError("give --query or --table, not both", field="query")
-    database_in = args.query is not None or args.table is not None
+    database_in = query is not None or table is not None
     if database_in and not is_database_url(args.input):
         raise ConfigurationError(
             "--query and --table read a database: --input must be its URL "
@@ -194,24 +196,26 @@ def _database_options(args: argparse.Namespace) -> dict[str, Any]:
             "--input is a database URL: say what to read with --query 'SELECT ...' or --table NAME",
             field="input",
         )
-    if args.output_table and not is_database_url(args.output):
+    if output_table and not is_database_url(args.output):
         raise ConfigurationError(
             "--output-table writes into a database: --output must be its URL", field="output"
         )
-    if is_database_url(args.output) and not args.output_table:
+    if is_database_url(args.output) and not output_table:
         raise ConfigurationError(
             "--output is a database URL: name the results table with --output-table NAME "
             "(created when missing)",
             field="output_table",
         )
-    if getattr(args, "engine", "local") == "ray" and (database_in or args.output_table):
+    if getattr(args, "engine", "local") == "ray" and (database_in or output_table):
         raise ConfigurationError(
             "databases are read and written by local runs; --engine ray takes files",
             field="engine",
         )
     options: dict[str, Any] = {}
     if database_in:
-        options.update(query=args.query, table=args.table, params=params)
+        options.update(query=query, table=table, params=params)
+    if output_table:
+        options["output_table"] = output_table
     return options
 
 
@@ -283,11 +287,10 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
             summary = _run_on_ray(config, args, mapping, outputs, retry)
         else:
             to_output: Any = arun_batch_to_file
-            if args.output_table:
+            if database.get("output_table"):
                 from ._to_table import arun_batch_to_table
 
                 to_output = arun_batch_to_table
-                database["output_table"] = args.output_table
             summary = run_sync(
                 to_output(
                     config,
