@@ -508,7 +508,7 @@ def test_a_database_query_as_input(
         )
         assert preview.status_code == 200, preview.text
         shown = preview.json()
-        assert shown["columns"] == ["id", "body"] and shown["rows_estimate"] == 15
+        assert shown["columns"] == ["id", "body"] and shown["rows_estimate"] is None
         assert shown["sample"][0] == {"id": "t-1", "body": "ticket 1"}
         connector_id = _connector(client, keyed.url)
         body = {

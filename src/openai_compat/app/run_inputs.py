@@ -32,7 +32,8 @@ class RunInputError(OpenAICompatError):
 
 @dataclass(frozen=True)
 class DatabaseProbe:
-    """A database input, checked: the URL as shown, its columns, first rows and count."""
+    """A database input, checked: the URL as shown, its columns and first rows (and a row
+    count: 0 when it has none, else None: a query is not run twice to count it)."""
 
     shown: str
     host: str | None
@@ -47,7 +48,7 @@ def api_field(exc: ConfigurationError) -> str:
 
 
 def probe_database(url: str, query: str, params: dict[str, Any] | None) -> DatabaseProbe:
-    """Connect, run the query for its first rows, count them. ``ConfigurationError`` when
+    """Connect, run the query for its first rows. ``ConfigurationError`` when
     the URL, the query or its parameters are wrong. Blocking: call it in a worker thread."""
     parsed = parse_database_url(url, "input")
     if parsed.get_backend_name() == "sqlite":
@@ -69,7 +70,9 @@ def probe_database(url: str, query: str, params: dict[str, Any] | None) -> Datab
         host=parsed.host,
         columns=columns if sample else None,
         sample=sample,
-        rows_estimate=database_rows(url, query, params=params).count() if sample else 0,
+        # A query is not counted (that would run it twice: the batch core's choice too);
+        # the run's total is exact once it has read every row.
+        rows_estimate=None if sample else 0,
     )
 
 
