@@ -557,3 +557,22 @@ def test_a_database_query_as_input(
     for table in ("runs", "run_results"):
         assert _DB_PASSWORD not in repr(app.query(f"select * from {table}"))
     assert _DB_PASSWORD not in app.log_text()
+
+
+def test_a_database_host_the_address_policy_refuses_is_never_connected_to(
+    tmp_path: Path,
+) -> None:
+    app = AppProcess(tmp_path / "data", extra_args=("--refuse-private",))
+    try:
+        with app.client() as client:
+            # Port 1 answers nothing: had it been connected to, the error would say so.
+            refused = client.post(
+                "/api/v1/queries",
+                json={"database": "postgresql://u:pw@127.0.0.1:1/db", "query": "SELECT 1"},
+            )
+        assert refused.status_code == 422
+        error = refused.json()["error"]["errors"][0]
+        assert error["field"] == "database" and "refuse-private" in error["message"]
+        assert "connect" not in error["message"]
+    finally:
+        app.stop()

@@ -20,7 +20,7 @@ from .credentials import KeyCipher
 from .run_store import RunStore
 from .uploads import SAMPLE_ROWS, upload_path
 
-__all__ = ["DatabaseProbe", "RunInputError", "open_input", "probe_database"]
+__all__ = ["DatabaseProbe", "RunInputError", "database_host", "open_input", "probe_database"]
 
 # The fields of a database input's ConfigurationError, as the API names them.
 _FIELDS = {"input": "input.database", "query": "input.query", "param": "input.params"}
@@ -47,9 +47,9 @@ def api_field(exc: ConfigurationError) -> str:
     return _FIELDS.get(exc.field or "input", "input.database")
 
 
-def probe_database(url: str, query: str, params: dict[str, Any] | None) -> DatabaseProbe:
-    """Connect, run the query for its first rows. ``ConfigurationError`` when
-    the URL, the query or its parameters are wrong. Blocking: call it in a worker thread."""
+def database_host(url: str) -> str | None:
+    """The host a database URL connects to (checked against the address policy before any
+    connection). ``ConfigurationError`` for a URL that cannot be read, or a SQLite file."""
     parsed = parse_database_url(url, "input")
     if parsed.get_backend_name() == "sqlite":
         raise ConfigurationError(
@@ -57,6 +57,15 @@ def probe_database(url: str, query: str, params: dict[str, Any] | None) -> Datab
             "machine; upload the rows as a file, or use a database server",
             field="input",
         )
+    host: str | None = parsed.host
+    return host
+
+
+def probe_database(url: str, query: str, params: dict[str, Any] | None) -> DatabaseProbe:
+    """Connect, run the query for its first rows. ``ConfigurationError`` when
+    the URL, the query or its parameters are wrong. Blocking: call it in a worker thread."""
+    host = database_host(url)
+    parsed = parse_database_url(url, "input")
     rows = database_rows(url, query, params=params)
     sample: list[dict[str, Any]] = []
     columns: list[str] = []
@@ -67,7 +76,7 @@ def probe_database(url: str, query: str, params: dict[str, Any] | None) -> Datab
             break
     return DatabaseProbe(
         shown=shown_url(parsed),
-        host=parsed.host,
+        host=host,
         columns=columns if sample else None,
         sample=sample,
         # A query is not counted (that would run it twice: the batch core's choice too);

@@ -33,7 +33,7 @@ from .ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_
 from .problems import ApiError, FieldError
 from .routes import require_token, services_of
 from .run_executor import RunExecutor
-from .run_inputs import DatabaseProbe, api_field, probe_database
+from .run_inputs import DatabaseProbe, api_field, database_host, probe_database
 from .run_store import FINAL_STATUSES, RunStore
 from .run_tables import RUN_STATUSES
 from .schemas import ErrorOut, error_responses
@@ -272,18 +272,20 @@ async def _probe(
         return None
     clean = _CleanDatabase(given.database.strip(), given.query, given.params)
     try:
+        # The host is judged by the address policy before anything connects to it.
+        host = await run_in_threadpool(database_host, clean.database)
+        if host:
+            shown = f"[{host}]" if ":" in host else host
+            try:
+                await services.check_address(f"tcp://{shown}", f"{at}database")
+            except ApiError as exc:
+                errors += exc.body.get("errors", [])
+                return None
         found = await run_in_threadpool(probe_database, clean.database, clean.query, clean.params)
     except ConfigurationError as exc:
         field = api_field(exc).removeprefix("input.")
         errors.append(FieldError(f"{at}{field}", exc.reason))
         return None
-    if found.host:
-        host = f"[{found.host}]" if ":" in found.host else found.host
-        try:
-            await services.check_address(f"tcp://{host}", f"{at}database")
-        except ApiError as exc:
-            errors += exc.body.get("errors", [])
-            return None
     return found, clean
 
 
