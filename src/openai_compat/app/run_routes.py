@@ -536,8 +536,10 @@ async def resume_run(run_id: PathRunId, runs: RunsDep) -> Response:
             f"run {run_id} is {view['status']}: only a cancelled, failed or interrupted run "
             "can be resumed (retry_failed runs a finished run's failed rows again)",
         )
+    # The answer is the state this request made, before an instance picks the run up.
+    queued = await _run_or_404(runs, run_id)
     runs.executor.wake()
-    return _json(await _run_or_404(runs, run_id))
+    return _json(queued)
 
 
 @runs_router.post("/runs/{run_id}/retry_failed", response_model=None, responses=_errors(404, 409))
@@ -549,8 +551,10 @@ async def retry_failed(run_id: PathRunId, runs: RunsDep) -> Response:
         raise ApiError(
             409, f"run {run_id} is {view['status']}: wait for it to end, or cancel it first"
         )
+    # The answer is the state this request made, before an instance picks the run up.
+    queued = await _run_or_404(runs, run_id)
     runs.executor.wake()
-    return _json(await _run_or_404(runs, run_id))
+    return _json(queued)
 
 
 @runs_router.delete("/runs/{run_id}", status_code=204, responses=_errors(404))
