@@ -30,6 +30,7 @@ from .credentials import (
 from .database import database_url, describe_url, migrate, open_engine
 from .egress import AddressPolicy, guarded_client
 from .guard import RequestGate, body_too_large
+from .mapping_preview import router as mapping_preview_router
 from .page_headers import SecurityHeaders
 from .problems import install_handlers
 from .routes import require_token, router
@@ -125,6 +126,7 @@ def create_app(
     app.add_middleware(RequestGate, token=token.value, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.include_router(router)
+    app.include_router(mapping_preview_router)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
