@@ -264,12 +264,14 @@
       const id = "run-ph-" + i;
       const select = columnSelect(id, s.choice[p], true, "— choose a column —");
       select.dataset.placeholder = p;
-      select.addEventListener("change", () => { s.choice[p] = select.value; schedulePreview(); });
-      const missing = !s.choice[p];
-      box.append(el("div", { className: "placeholder-row" + (missing && s.columns.length ? " invalid" : "") },
-        el("label", { for: id }, el("code", { text: "{{" + p + "}}" })),
+      const row = el("div", { className: "placeholder-row" });
+      const mark = () => row.classList.toggle("invalid", !s.choice[p] && s.columns.length > 0);
+      select.addEventListener("change", () => { s.choice[p] = select.value; mark(); schedulePreview(); });
+      mark();
+      row.append(el("label", { for: id }, el("code", { text: "{{" + p + "}}" })),
         el("span", { className: "muted", "aria-hidden": "true", text: "←" }),
-        select));
+        select);
+      box.append(row);
     });
   }
 
@@ -285,7 +287,7 @@
     const type = el("select", { "aria-label": "Type, row " + (n + 1) },
       ...TYPES.map(([v, t]) => el("option", { value: v, text: t })));
     type.value = item.type || "";
-    const remove = el("button", { type: "button", className: "link-btn", text: "Remove",
+    const remove = el("button", { type: "button", className: "link-btn remove-btn", text: "✕",
       "aria-label": "Remove mapping row " + (n + 1) });
     tr.append(el("td", {}, name), el("td", { className: "value-cell" }), el("td", {}, source), el("td", {}, type), el("td", {}, remove));
     tr.dataset.value = item.value === undefined || item.value === null ? "" : String(item.value);
@@ -416,7 +418,9 @@
     const input = $("#run-custom-path", s.root);
     const path = input.value.trim();
     if (!path) return;
-    addOutputRow(path, true);
+    const known = [...s.root.querySelectorAll("#run-outputs tbody tr")].find((tr) => tr.dataset.path === path);
+    if (known) $("input", known).checked = true;
+    else addOutputRow(path, true);
     input.value = "";
   }
 

@@ -1,0 +1,216 @@
+"""The Runs tab in a real headless Chromium (as tests/app/test_app_browser.py).
+
+Save a connector against the scripted server, then in its Runs tab: map a query's columns
+(the preview and a row's mapping error), upload a CSV, map a column, run it, watch the bar
+reach 100%, see a failed row's error, filter to the failed rows, download the results.
+``OPENAI_COMPAT_SCREENSHOTS=DIR`` saves the screenshots (``make screenshots``).
+"""
+
+# The browser fixtures are those of the page test, imported: pytest passes them by name.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from openai_compat.testing import MockServer
+from tests.app.test_app_browser import _shot, _sign_in, browser, page, web_app  # noqa: F401
+from tests.app_support import AppProcess
+from tests.conftest import CANARY
+
+REQUEST_FORMAT = {
+    "model": "mock-model",
+    "messages": [{"role": "user", "content": "Summarise this ticket: {{ticket}}"}],
+}
+RESPONSE_FORMAT = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "model": "mock-model",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+ROWS = 60
+BAD_ROW = 7  # its model is empty: the scripted server answers 400 for it
+
+
+def _save_connector(app: AppProcess, url: str, name: str) -> int:
+    config = {
+        "url": url,
+        "api_key": CANARY,
+        "request_format": json.dumps(REQUEST_FORMAT),
+        "response_format": json.dumps(RESPONSE_FORMAT),
+    }
+    with app.client() as client:
+        response = client.post("/api/v1/connectors", json={"name": name, "configuration": config})
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def _open_runs(page: Page, app: AppProcess, name: str) -> None:
+    _sign_in(page, app)
+    page.locator("#connector-list button", has_text=name).click()
+    page.click('.tab[data-tab="runs"]')
+    expect(page.locator("#runs")).to_be_visible()
+
+
+def _add_mapping_row(page: Page, name: str, column: str, type_: str = "string") -> None:
+    page.click("#run-add-mapping")
+    row = page.locator("#run-mapping tbody tr").last
+    row.locator("td:nth-child(1) input").fill(name)
+    row.locator("td:nth-child(4) select").select_option(type_)
+    value = row.locator(".value-cell select, .value-cell input")
+    if value.evaluate("e => e.tagName") == "SELECT":
+        value.select_option(column)
+    else:
+        value.fill(column)
+
+
+def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
+    page: Page, web_app: AppProcess
+) -> None:
+    _save_connector(web_app, "http://127.0.0.1:9/v1/chat/completions", "Mapping only")
+    _open_runs(page, web_app, "Mapping only")
+    # The request format's placeholder has its picker, waiting for a column.
+    expect(page.locator("#run-placeholders code")).to_have_text("{{ticket}}")
+    # Rows from a query: the columns are given, each stands for its own value.
+    page.click("#run-src-db")
+    page.fill("#run-db-columns", "id, body, n")
+    picker = page.locator("#run-placeholders select")
+    expect(picker.locator("option")).to_have_count(4)  # "choose" + three columns
+    expect(page.locator("#run-preview-error")).to_contain_text("no column 'ticket'")
+    picker.select_option("body")
+    preview = page.locator("#run-preview")
+    expect(preview).to_contain_text("Summarise this ticket: ‹body›")
+    expect(page.locator("#run-preview-error")).to_be_hidden()
+    _add_mapping_row(page, "max_tokens", "n", "number")
+    # ‹n› cannot be a number: the row's error, from the real mapping package.
+    expect(page.locator("#run-preview-error")).to_contain_text("cannot cast column 'n' to number")
+    page.locator("#run-mapping tbody tr").last.locator("td:nth-child(4) select").select_option("")
+    expect(page.locator("#run-preview-error")).to_be_hidden()
+    payload = json.loads(preview.inner_text())
+    assert payload == {
+        "model": "mock-model",
+        "messages": [{"role": "user", "content": "Summarise this ticket: ‹body›"}],
+        "max_tokens": "‹n›",
+    }
+    # A path that runs into a string is the mapping's own problem, marked on its row.
+    _add_mapping_row(page, "model.name", "id")
+    expect(page.locator("#run-preview-error")).to_contain_text("model is a string")
+    expect(page.locator("#run-mapping tbody tr.invalid")).to_have_count(1)
+    page.locator("#run-mapping tbody tr").last.locator(".remove-btn").click()
+    expect(page.locator("#run-preview-error")).to_be_hidden()
+    # The outputs picker lists the response format's leaves; the answer's text is picked.
+    paths = page.locator("#run-outputs tbody tr code").all_text_contents()
+    assert "choices.0.message.content" in paths
+    assert "usage.total_tokens" in paths
+    kept = page.locator("#run-outputs tbody tr:has(input:checked) code").all_text_contents()
+    assert kept == ["choices.0.message.content"]
+    page.fill("#run-custom-path", "choices.0.message.tool_calls.0.function.arguments")
+    page.click("#run-add-output")
+    custom = page.locator("#run-outputs tbody tr").last
+    expect(custom.locator("code")).to_have_text("choices.0.message.tool_calls.0.function.arguments")
+    expect(custom.locator("input").first).to_be_checked()
+    # A path already listed is kept, not listed twice.
+    page.fill("#run-custom-path", "usage.total_tokens")
+    page.click("#run-add-output")
+    assert (
+        page.locator("#run-outputs tbody tr code").all_text_contents().count("usage.total_tokens")
+        == 1
+    )
+    expect(
+        page.locator('#run-outputs tr[data-path="usage.total_tokens"] input').first
+    ).to_be_checked()
+    # The database URL is a password field: its secret is not shown.
+    assert page.get_attribute("#run-db-url", "type") == "password"
+    _shot(page, "06-runs-mapping")
+
+
+def _write_csv(path: Path) -> Path:
+    lines = ["id,ticket,model"]
+    for i in range(ROWS):
+        model = "" if i == BAD_ROW else "mock-model"
+        lines.append(f"t-{i},the printer on floor {i} is jammed,{model}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_path: Path) -> None:
+    with MockServer(api_key=CANARY) as server:
+        _save_connector(web_app, server.url + "?latency_ms=60", "Batch target")
+        _open_runs(page, web_app, "Batch target")
+        page.set_input_files("#run-file", str(_write_csv(tmp_path / "tickets.csv")))
+        expect(page.locator("#run-upload-status")).to_contain_text("tickets.csv", timeout=20000)
+        # Its columns and first rows.
+        headers = page.locator("#run-sample thead th").all_text_contents()
+        assert headers == ["id", "ticket", "model"]
+        expect(page.locator("#run-sample tbody tr").first).to_contain_text("t-0")
+        # The placeholder found its column by name; the model comes from a column too.
+        assert page.input_value("#run-placeholders select") == "ticket"
+        _add_mapping_row(page, "model", "model")
+        expect(page.locator("#run-preview")).to_contain_text(
+            "Summarise this ticket: the printer on floor 0 is jammed"
+        )
+        assert page.input_value("#run-key") == "id"
+        page.fill("#run-concurrency", "4")
+        page.fill("#run-rate", "off")
+        _shot(page, "07-runs-ready")
+        page.click("#run-start")
+        expect(page.locator("#run-view")).to_be_visible(timeout=20000)
+        # The bar moves: part of the rows done before all of them.
+        page.wait_for_function(
+            """(total) => { const b = document.querySelector('#run-progress');
+                            return b.max === total && b.value > 0 && b.value < total; }""",
+            arg=ROWS,
+            timeout=30000,
+        )
+        _shot(page, "08-runs-progress")
+        expect(page.locator("#run-progress-label")).to_contain_text("100%", timeout=60000)
+        expect(page.locator("#run-status")).to_have_text("failed", timeout=20000)
+        figures = dict(
+            zip(
+                page.locator("#run-figures dt").all_text_contents(),
+                page.locator("#run-figures dd").all_text_contents(),
+                strict=True,
+            )
+        )
+        assert figures["OK"] == str(ROWS - 1)
+        assert figures["Failed"] == "1"
+        # The chart was drawn from the events.
+        assert page.locator("#run-chart-rate polyline").count() == 1
+        # The failed row, marked with its error; then only the failed rows.
+        failed = page.locator("#run-results tbody tr.failed")
+        page.check("#run-only-failed")
+        expect(page.locator("#run-results tbody tr")).to_have_count(1)
+        expect(failed).to_contain_text(f"t-{BAD_ROW}")
+        expect(failed).to_contain_text("HTTP 400")
+        _shot(page, "09-runs-done")
+        with page.expect_download() as info:
+            page.click("#run-dl-jsonl")
+        lines = [json.loads(x) for x in Path(info.value.path()).read_text().splitlines()]
+        assert len(lines) == ROWS
+        assert {line["key"] for line in lines} == {f"t-{i}" for i in range(ROWS)}
+        bad = next(line for line in lines if line["key"] == f"t-{BAD_ROW}")
+        assert bad["error"]["status"] == 400
+        good = next(line for line in lines if line["key"] == "t-0")
+        assert good["output"]["choices.0.message.content"] == (
+            "You said: Summarise this ticket: the printer on floor 0 is jammed"
+        )
+        with page.expect_download() as info:
+            page.click("#run-dl-csv")
+        assert info.value.suggested_filename.endswith(".csv")
+        assert len(Path(info.value.path()).read_text().strip().splitlines()) == ROWS + 1
+        # The past runs list has it, with its figures.
+        history = page.locator("#run-history tbody tr")
+        expect(history).to_have_count(1)
+        expect(history.first).to_contain_text("failed")
+        assert CANARY not in page.content()
+    with web_app.client() as client:
+        runs = client.get("/api/v1/runs").json()
+    assert CANARY not in json.dumps(runs)
+    assert httpx.get(web_app.url + "/health").status_code == 200
