@@ -502,6 +502,7 @@
     $("#run-only-failed", s.root).addEventListener("change", () => loadResults(true));
     $("#run-results-more", s.root).addEventListener("click", () => loadResults(false));
     $("#run-history-refresh", s.root).addEventListener("click", refreshHistory);
+    $("#run-delete", s.root).addEventListener("click", deleteRun);
   }
 
   async function startRun() {
@@ -546,6 +547,22 @@
     }
   }
 
+  async function deleteRun() {
+    if (!s.run || !confirm("Delete run " + s.run.id + " and its results?")) return;
+    const mine = s;
+    try {
+      await api("DELETE", "/api/v1/runs/" + s.run.id);
+      if (mine !== s) return;
+      stopStream();
+      s.run = null;
+      $("#run-view", s.root).hidden = true;
+      refreshHistory();
+    } catch (err) {
+      if (mine !== s || err.status === 401) return;
+      showError($("#run-error", s.root), "✗ " + problemLines(err).join("\n"));
+    }
+  }
+
   // ---- the run: progress, chart, results -------------------------------------------------
 
   function openRun(run, keepPoints) {
@@ -582,11 +599,12 @@
     const pct = known ? Math.floor((100 * Math.min(done, total)) / total) : (TERMINAL.has(run.status) ? 100 : null);
     $("#run-progress-label", s.root).textContent =
       (pct === null ? "" : pct + "% · ") + fmt(done) + (known ? " of " + fmt(total) : "") + " rows";
+    const running = run.status === "queued" || run.status === "running";
     const figures = [
       ["Rows", fmt(done) + (known ? " / " + fmt(total) : "")],
       ["OK", fmt(run.ok)],
       ["Failed", fmt(run.failed)],
-      ["Requests/s", fmt(run.rows_per_s, 1)],
+      ["Requests/s", fmt(running && typeof liveOf(run).requests_per_s === "number" ? liveOf(run).requests_per_s : run.rows_per_s, 1)],
       ["Tokens", fmt(run.tokens)],
       ["ETA", TERMINAL.has(run.status) ? "–" : duration(run.eta_s)],
     ];
@@ -599,8 +617,8 @@
         el("dt", { text: k }), el("dd", { text: v })));
     }
     if (run.error) showError($("#run-error", s.root), "✗ " + (typeof run.error === "string" ? run.error : (run.error.message || JSON.stringify(run.error))));
-    const running = run.status === "queued" || run.status === "running";
     $("#run-cancel", s.root).hidden = !running;
+    $("#run-delete", s.root).hidden = running;
     $("#run-resume", s.root).hidden = running || run.status === "succeeded";
     $("#run-retry", s.root).hidden = running || !run.failed;
     $("#run-dl-jsonl", s.root).disabled = !done;
@@ -628,7 +646,7 @@
         const run = runOf(data);
         if (run) {
           s.run = Object.assign({}, s.run, run);
-          addPoint(data, s.run);
+          addPoint(s.run);
           renderRun(s.run);
           drawCharts();
           // The table follows the run, at most once a second.
@@ -687,22 +705,29 @@
     return "status" in data || "done" in data ? data : null;
   }
 
-  function latencyOf(data) {
-    const l = (data && (data.latency_ms || data.latency || (data.run && data.run.latency_ms))) || null;
+  // The run's live figures (over its last seconds): rows/s, requests/s, latency percentiles.
+  function liveOf(run) {
+    return (run && run.live && typeof run.live === "object") ? run.live : {};
+  }
+
+  function latencyOf(run) {
+    const l = liveOf(run).latency_ms || null;
     if (!l || typeof l !== "object") return null;
     const pick = (k) => { const v = l[k] ?? l[k + "_ms"]; return typeof v === "number" ? v : null; };
     return { p50: pick("p50"), p90: pick("p90"), p99: pick("p99") };
   }
 
-  function addPoint(data, run) {
+  function addPoint(run) {
     const now = performance.now() / 1000;
     const last = s.points[s.points.length - 1];
     const done = run.done || 0;
     let rps = null;
     if (last && now - last.wall > 0.05) rps = Math.max(0, (done - last.done) / (now - last.wall));
     else if (last) return; // events closer than 50 ms apart: keep the chart readable
-    const point = { wall: now, t: s.points.length ? now - s.points[0].wall : 0, done, rps: rps ?? run.rows_per_s ?? null };
-    const lat = latencyOf(data);
+    const live = liveOf(run);
+    const windowed = typeof live.rows_per_s === "number" ? live.rows_per_s : null;
+    const point = { wall: now, t: s.points.length ? now - s.points[0].wall : 0, done, rps: windowed ?? rps ?? run.rows_per_s ?? null };
+    const lat = latencyOf(run);
     if (lat) Object.assign(point, lat);
     s.points.push(point);
     if (s.points.length > 600) s.points.splice(1, s.points.length - 600); // bounded, keeps t=0
