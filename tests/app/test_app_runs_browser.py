@@ -128,6 +128,13 @@ def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
     ).to_be_checked()
     # The database URL is a password field: its secret is not shown.
     assert page.get_attribute("#run-db-url", "type") == "password"
+    # Every control of the tab has an accessible name (a label or an aria-label).
+    unnamed = page.eval_on_selector_all(
+        "#runs input, #runs select, #runs textarea, #runs button",
+        """els => els.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                  && !e.textContent.trim()).map(e => e.outerHTML.slice(0, 80))""",
+    )
+    assert unnamed == []
     _shot(page, "06-runs-mapping")
 
 
