@@ -5,7 +5,7 @@
   "use strict";
 
   const $ = (sel, root) => (root || document).querySelector(sel);
-  const TERMINAL = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
+  const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
   const RESULTS_PAGE = 50;
   const SAMPLE_ROWS = 5;
   const TYPES = [["string", "text"], ["number", "number"], ["boolean", "boolean"], ["", "as is"]];
