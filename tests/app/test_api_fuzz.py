@@ -17,6 +17,7 @@ database.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,29 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Fuzzed]:
                     )
                     assert created.status_code == 201, created.text
                     ids.append(created.json()["id"])
+                _finished_run(client, ids[0])
             yield _Fuzzed(app, server, ids)
         finally:
             app.stop()
         assert CANARY not in app.log_text(), "the API key leaked to the server log"
+
+
+def _finished_run(client: Any, connector_id: int) -> None:
+    """A run with results, so the run routes are fuzzed on a run that exists too."""
+    upload = client.post(
+        "/api/v1/uploads", files={"file": ("rows.csv", b"id,text\n1,hello\n2,there\n")}
+    )
+    assert upload.status_code == 201, upload.text
+    run = client.post(
+        f"/api/v1/connectors/{connector_id}/runs",
+        json={"input": {"upload_id": upload.json()["id"]}, "key": "id"},
+    )
+    assert run.status_code == 201, run.text
+    for _ in range(100):
+        if client.get(f"/api/v1/runs/{run.json()['id']}").json()["status"] == "succeeded":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the fuzz's run did not finish")
 
 
 def _on_loopback(case: Any, server: MockServer) -> None:

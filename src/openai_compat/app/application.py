@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
@@ -29,15 +29,20 @@ from .credentials import (
 )
 from .database import database_url, describe_url, migrate, open_engine
 from .egress import AddressPolicy, guarded_client
-from .guard import RequestGate, body_too_large
+from .guard import BodyTooLarge, RequestGate, bearer_matches, body_too_large, sign_in_required
 from .mapping_preview import router as mapping_preview_router
+from .metrics import CONTENT_TYPE, AppMetrics
 from .page_headers import SecurityHeaders
 from .problems import install_handlers
 from .routes import require_token, router
+from .run_executor import RunExecutor
+from .run_routes import Runs, runs_router
+from .run_store import RunStore
 from .secret_fields import SecretFields, secret_paths
 from .services import Services
 from .settings import AppSettings
 from .store import ConnectorStore
+from .uploads import too_large
 
 __all__ = ["StartupReport", "create_app"]
 
@@ -58,6 +63,11 @@ def _swagger_dir() -> Path:
     import swagger_ui_bundle
 
     return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def _upload_refusal(limit: int) -> Any:
+    # The gate's cap has the multipart slack in it; the answer names the file's cap.
+    return too_large(limit - 64 * 1024)
 
 
 def create_app(
@@ -89,6 +99,17 @@ def create_app(
         token=token.value,
         secret_fields=SecretFields(secret_paths(properties)),
     )
+    metrics = AppMetrics()
+    run_store = RunStore(engine)
+    metrics.watch_runs(run_store.counts_by_status)
+    executor = RunExecutor(
+        run_store,
+        services,
+        metrics,
+        settings.data_dir,
+        max_runs=settings.max_runs,
+        lease_s=settings.run_lease_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,9 +117,11 @@ def create_app(
             connector.client = client
             # Configurations with TLS or proxy options get their own client: guarded too.
             connector.client_factory = functools.partial(guarded_client, policy)
+            executor.start()
             try:
                 yield
             finally:
+                executor.stop()
                 connector.client = None
                 engine.dispose()
 
@@ -115,18 +138,42 @@ def create_app(
     app.openapi_version = "3.0.3"
     app.state.services = services
     app.state.settings = settings
+    app.state.runs = Runs(run_store, executor, settings)
+    app.state.metrics = metrics
     install_handlers(app)
+    upload_path = "/api/v1/uploads"
 
     async def on_too_large(request: Request, exc: Exception) -> JSONResponse:
-        return body_too_large(settings.max_body_bytes).response()
+        if request.url.path == upload_path:
+            return too_large(settings.max_upload_bytes).response()
+        limit = exc.limit if isinstance(exc, BodyTooLarge) else settings.max_body_bytes
+        return body_too_large(limit).response()
 
     app.add_exception_handler(413, on_too_large)
     # The token and the body cap, before any body byte is read. Added last is outermost:
     # the security headers go on the gate's refusals too.
-    app.add_middleware(RequestGate, token=token.value, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGate,
+        token=token.value,
+        max_body_bytes=settings.max_body_bytes,
+        # The multipart framing around the file is not counted against the upload's cap.
+        larger_bodies={upload_path: (settings.max_upload_bytes + 64 * 1024, _upload_refusal)},
+    )
     app.add_middleware(SecurityHeaders)
     app.include_router(router)
     app.include_router(mapping_preview_router)
+    app.include_router(runs_router)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics_text(request: Request) -> Response:
+        """Prometheus metrics (the token, or ``OPENAI_COMPAT_METRICS_TOKEN``)."""
+        allowed = bearer_matches(request.headers, token.value) or (
+            settings.metrics_token is not None
+            and bearer_matches(request.headers, settings.metrics_token)
+        )
+        if not allowed:
+            raise sign_in_required()
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

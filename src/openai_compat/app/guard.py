@@ -12,7 +12,7 @@ request with a large ``Content-Length``, the 401 included, into a plain-text 413
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
@@ -89,11 +89,14 @@ class RequestGate:
         token: str,
         max_body_bytes: int,
         protected: Callable[[str], bool] = is_protected,
+        larger_bodies: Mapping[str, tuple[int, Callable[[int], ApiError]]] | None = None,
     ) -> None:
         self.app = app
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.protected = protected
+        # Paths that take larger bodies (uploads): their cap, and the answer past it.
+        self.larger_bodies = dict(larger_bodies or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,12 +104,15 @@ class RequestGate:
             return
         headers = Headers(scope=scope)
         refusal: ApiError | None = None
+        limit, too_large = self.larger_bodies.get(
+            scope["path"], (self.max_body_bytes, body_too_large)
+        )
         if self.protected(scope["path"]) and not bearer_matches(headers, self.token):
             refusal = sign_in_required()
         else:
             length = _declared_length(headers)
-            if length is not None and length > self.max_body_bytes:
-                refusal = body_too_large(self.max_body_bytes)
+            if length is not None and length > limit:
+                refusal = too_large(limit)
         if refusal is not None:
             # The body is left unread: the server discards it as it comes.
             await refusal.response()(scope, receive, send)
@@ -119,8 +125,8 @@ class RequestGate:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def watched_send(message: Message) -> None:
@@ -134,4 +140,4 @@ class RequestGate:
             # The app's handlers answer it as a rule; this is for a body read elsewhere.
             if started:
                 raise
-            await body_too_large(self.max_body_bytes).response()(scope, receive, send)
+            await too_large(limit).response()(scope, receive, send)

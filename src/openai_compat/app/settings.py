@@ -12,11 +12,27 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "AppSettings", "default_data_dir", "env_flag", "env_size"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_RUNS",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "DEFAULT_RUN_LEASE_S",
+    "AppSettings",
+    "default_data_dir",
+    "env_count",
+    "env_flag",
+    "env_seconds",
+    "env_size",
+]
 
 _APP_NAME = "openai-compat"
 # A connector's configuration is a few kB; a payload with a long prompt well under a MB.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# An uploaded dataset for a run: streamed to disk, never held in memory.
+DEFAULT_MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
+# Runs executed at once by one instance, and how long a run's lease lasts unrenewed.
+DEFAULT_MAX_RUNS = 2
+DEFAULT_RUN_LEASE_S = 30.0
 
 
 def default_data_dir() -> Path:
@@ -37,6 +53,30 @@ def env_size(name: str, default: int) -> int:
     return int(raw)
 
 
+def env_count(name: str, default: int) -> int:
+    """The environment variable ``name`` as a positive whole number, else ``default``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+def env_seconds(name: str, default: float) -> float:
+    """The environment variable ``name`` as a positive number of seconds, else ``default``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
 def env_flag(name: str) -> bool:
     """True when the environment variable ``name`` is set to 1/true/yes/on."""
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
@@ -51,6 +91,11 @@ class AppSettings:
     metadata addresses (refused by default); ``refuse_private`` refuses loopback and
     private networks too (allowed by default: self-hosted models live there).
     ``max_body_bytes`` caps a request body (413 above it).
+
+    Runs: ``max_upload_bytes`` caps an uploaded dataset; ``max_runs`` runs execute at once
+    in this instance; a run's lease lasts ``run_lease_s`` seconds unrenewed (another
+    instance takes over a dead one's runs after it); ``metrics_token``, when set, is
+    accepted on ``/metrics`` besides the application's token.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -60,6 +105,10 @@ class AppSettings:
     allow_link_local: bool = False
     refuse_private: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_runs: int = DEFAULT_MAX_RUNS
+    run_lease_s: float = DEFAULT_RUN_LEASE_S
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(
@@ -70,6 +119,8 @@ class AppSettings:
         allow_link_local: bool | None = None,
         refuse_private: bool | None = None,
         max_body_bytes: int | None = None,
+        max_upload_bytes: int | None = None,
+        max_runs: int | None = None,
     ) -> AppSettings:
         """Settings from explicit values, falling back to the environment."""
         return cls(
@@ -96,6 +147,18 @@ class AppSettings:
                 if max_body_bytes is not None
                 else env_size("OPENAI_COMPAT_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
             ),
+            max_upload_bytes=(
+                max_upload_bytes
+                if max_upload_bytes is not None
+                else env_size("OPENAI_COMPAT_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)
+            ),
+            max_runs=(
+                max_runs
+                if max_runs is not None
+                else env_count("OPENAI_COMPAT_MAX_RUNS", DEFAULT_MAX_RUNS)
+            ),
+            run_lease_s=env_seconds("OPENAI_COMPAT_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
+            metrics_token=os.environ.get("OPENAI_COMPAT_METRICS_TOKEN", "").strip() or None,
         )
 
     @property

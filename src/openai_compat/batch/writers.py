@@ -27,8 +27,10 @@ __all__ = [
     "CsvWriter",
     "JsonlWriter",
     "ResultWriter",
+    "Sink",
     "csv_columns",
     "detect_output_format",
+    "jsonl_line",
     "open_writer",
 ]
 
@@ -98,6 +100,15 @@ class _FileSink:
             self._file.close()
 
 
+def jsonl_line(result: BatchResult) -> bytes:
+    """The result's JSON Lines line (with its line end), as `JsonlWriter` writes it."""
+    data = result.to_dict()
+    try:
+        return _json_line(data)
+    except _NOT_STRICT:  # the rare line with NaN or a lone surrogate in it
+        return _json_line(json_safe(data))
+
+
 class JsonlWriter:
     """One JSON object per line (``BatchResult.to_dict()``)."""
 
@@ -105,12 +116,7 @@ class JsonlWriter:
         self._sink = _FileSink(path)
 
     def write(self, result: BatchResult) -> None:
-        data = result.to_dict()
-        try:
-            line = _json_line(data)
-        except _NOT_STRICT:  # the rare line with NaN or a lone surrogate in it
-            line = _json_line(json_safe(data))
-        self._sink.put(line)
+        self._sink.put(jsonl_line(result))
 
     def close(self) -> None:
         self._sink.close()
@@ -138,8 +144,25 @@ def _cell(value: Any) -> str:
     return as_text(value, compact=True)
 
 
+class Sink(Protocol):
+    """Where a writer puts its bytes (a file, or a download being streamed)."""
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing was written yet (a CSV header is then written first)."""
+
+    def put(self, data: bytes) -> None:
+        """Write ``data``."""
+
+    def close(self) -> None:
+        """Close it."""
+
+
 class CsvWriter:
-    """One CSV record per result, with a header row; nested values are JSON text."""
+    """One CSV record per result, with a header row; nested values are JSON text.
+
+    ``sink`` replaces the file ``path`` (the application streams a download through it).
+    """
 
     def __init__(
         self,
@@ -148,8 +171,9 @@ class CsvWriter:
         *,
         include_input: bool = False,
         include_response: bool = False,
+        sink: Sink | None = None,
     ) -> None:
-        self._sink = _FileSink(path)
+        self._sink: Sink = sink if sink is not None else _FileSink(path)
         self._names = list(output_names)
         self.columns = csv_columns(
             self._names, include_input=include_input, include_response=include_response

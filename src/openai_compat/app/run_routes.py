@@ -1,0 +1,546 @@
+"""The HTTP API of batch runs: uploads, runs, their events and results (``/api/v1``).
+
+Every route requires the token (the router's dependency, and the gate before it). A run is
+validated whole before it is created (the input, the mapping against the input's columns,
+the outputs against the response format, the key column, concurrency and rate): a 422
+lists every problem. docs/runs-api.md has the requests and answers with examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from ..batch import DEFAULT_RATE, Rate
+from ..batch.results import BatchResult
+from ..batch.scheduler import MAX_CONCURRENCY
+from ..batch.writers import CsvWriter
+from ..config import SourceConfig
+from ..errors import ConfigurationError
+from ..mapping import PayloadBuilder, parse_outputs
+from ..mapping._paths import get_path
+from .ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
+from .problems import ApiError, FieldError
+from .routes import require_token, services_of
+from .run_executor import RunExecutor
+from .run_store import FINAL_STATUSES, RunStore
+from .run_tables import RUN_STATUSES
+from .schemas import ErrorOut, error_responses
+from .services import Services
+from .settings import AppSettings
+from .uploads import inspect_upload, receive_upload, too_large, upload_dir
+
+__all__ = ["Runs", "runs_of", "runs_router"]
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+# How often the events stream looks at the run (it reads the database: any instance may
+# be the one running it).
+_EVENTS_POLL_S = 0.5
+# A progress event at least this often, changed or not (keeps proxies from closing it).
+_EVENTS_KEEPALIVE_S = 10.0
+_MAX_RUN_ID = 2**31 - 1
+_DEFAULT_RATE = str(DEFAULT_RATE) if DEFAULT_RATE is not None else None
+
+
+@dataclass
+class Runs:
+    """What the run routes share: the store, the executor, the settings."""
+
+    store: RunStore
+    executor: RunExecutor
+    settings: AppSettings
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+
+async def runs_of(request: Request) -> Runs:
+    """The app's ``Runs``."""
+    runs: Runs = request.app.state.runs
+    return runs
+
+
+_WHY = {
+    400: "the body cannot be read",
+    404: "there is no run (or upload, or connector) with this id",
+    409: "the run is not in a status that allows this, or its connector cannot be used",
+    413: "the upload is over OPENAI_COMPAT_MAX_UPLOAD_BYTES",
+    415: "the upload is not multipart/form-data",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorOut, "description": _WHY[status]} for status in statuses}
+
+
+RunsDep = Annotated[Runs, Depends(runs_of)]
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+def _run_id(value: Any) -> int:
+    parsed = parse_connector_id(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise PydanticCustomError(
+            "run_id", "must be a run id: a whole number from 1 in plain digits"
+        )
+    return parsed
+
+
+PathRunId = Annotated[int, BeforeValidator(_run_id)]
+
+runs_router = APIRouter(
+    prefix="/api/v1",
+    dependencies=[Depends(require_token)],
+    responses=error_responses(401, 413, 422),
+    tags=["runs"],
+)
+
+
+class RunIn(BaseModel):
+    """A run to create for a saved connector."""
+
+    input: dict[str, Any] = Field(
+        description='{"upload_id": "..."} (an upload\'s id), or {"database": url, "query": sql}'
+    )
+    mapping: Any = Field(
+        default=None, description="the platform's mapping list: [{name, value, value_type, type}]"
+    )
+    outputs: Any = Field(
+        default=None,
+        description='[{"name": path, "as": name, "parse": "json"}]; default: the string '
+        "leaves of the response format",
+    )
+    key: str | None = Field(default=None, description="the column identifying a row")
+    concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
+    rate: str | None = Field(
+        default=_DEFAULT_RATE, description='a rate limit such as "600/minute"; null: none'
+    )
+    max_cost: float | None = Field(default=None, ge=0)
+
+
+# -- uploads -------------------------------------------------------------------------------
+@runs_router.post(
+    "/uploads",
+    status_code=201,
+    response_model=None,
+    responses=_errors(400, 413, 415),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def create_upload(request: Request, runs: RunsDep) -> Response:
+    """Upload a dataset (multipart, part ``file``): JSON Lines, CSV, Parquet, or gzipped.
+
+    Streamed to the data directory; refused with 413 past ``OPENAI_COMPAT_MAX_UPLOAD_BYTES``.
+    Answers ``{id, filename, format, rows_estimate, columns, sample}``.
+    """
+    limit = runs.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit + _MULTIPART_SLACK:
+        raise too_large(limit)
+    partial = upload_dir(runs.data_dir) / f".receiving-{id(request)}"
+    received = await receive_upload(
+        request.headers.get("content-type", ""), request.stream(), partial, limit
+    )
+    found = await run_in_threadpool(inspect_upload, runs.data_dir, received)
+    view = await run_in_threadpool(runs.store.add_upload, found)
+    return _json(view, 201)
+
+
+# The multipart framing around the file (boundaries, part headers) is not the file.
+_MULTIPART_SLACK = 64 * 1024
+
+
+@runs_router.get("/uploads/{upload_id}", response_model=None, responses=_errors(404))
+async def get_upload(upload_id: str, runs: RunsDep) -> Response:
+    """An upload's columns and first rows."""
+    row = await run_in_threadpool(runs.store.upload, upload_id)
+    if row is None:
+        raise ApiError(404, f"there is no upload with id {upload_id}")
+    from .run_store import upload_view
+
+    return _json(upload_view(row))
+
+
+# -- runs ----------------------------------------------------------------------------------
+def _json(data: Any, status_code: int = 200) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+async def _input_columns(
+    runs: Runs, given: dict[str, Any], errors: list[FieldError]
+) -> tuple[dict[str, Any], list[str] | None, int | None]:
+    """The input, checked: its clean form, its columns (None if unknown), its row count."""
+    if "upload_id" in given:
+        extra = sorted(set(given) - {"upload_id"})
+        if extra:
+            errors.append(FieldError("input", f"takes upload_id alone; remove {extra}"))
+        upload_id = given["upload_id"]
+        if not isinstance(upload_id, str) or not upload_id:
+            errors.append(FieldError("input.upload_id", "must be the id of an upload"))
+            return given, None, None
+        row = await run_in_threadpool(runs.store.upload, upload_id)
+        if row is None:
+            errors.append(
+                FieldError("input.upload_id", f"there is no upload {upload_id!r}: upload it first")
+            )
+            return given, None, None
+        return {"upload_id": upload_id}, list(row.columns), row.rows_estimate
+    if "database" in given or "query" in given:
+        errors.append(
+            FieldError(
+                "input.database",
+                "database inputs are not available in this version; upload the rows as a "
+                "file instead",
+            )
+        )
+        return given, None, None
+    errors.append(
+        FieldError("input", 'must be {"upload_id": "..."} or {"database": url, "query": sql}')
+    )
+    return given, None, None
+
+
+def _check_mapping(
+    config: SourceConfig, mapping: Any, columns: list[str] | None, errors: list[FieldError]
+) -> None:
+    try:
+        builder = PayloadBuilder(config.request_format, mapping)
+    except ConfigurationError as exc:
+        errors.extend(_problems(exc, "mapping"))
+        return
+    if columns is None:
+        return
+    shown = ", ".join(map(repr, columns[:30])) or "none"
+    placeholders = {c for c in builder.columns if c not in {i.value for i in builder.items}}
+    for i, item in enumerate(builder.items):
+        if not item.static and item.value not in columns:
+            errors.append(
+                FieldError(
+                    f"mapping[{i}].value",
+                    f"the input has no column {item.value!r} (its columns: {shown})",
+                )
+            )
+    for column in sorted(placeholders):
+        if column not in columns:
+            errors.append(
+                FieldError(
+                    "mapping",
+                    f"the request format's placeholder {{{{{column}}}}} names no column of the "
+                    f"input (its columns: {shown}); map it or rename the column",
+                )
+            )
+
+
+def _check_outputs(config: SourceConfig, outputs: Any, errors: list[FieldError]) -> list[str]:
+    """The output names, after checking each path against the response format."""
+    if outputs is None:
+        from ..mapping import default_outputs
+
+        return [n for f in default_outputs(config.response_format) for n in f.names]
+    try:
+        fields = parse_outputs(outputs)
+    except ConfigurationError as exc:
+        errors.extend(_problems(exc, "outputs"))
+        return []
+    for i, output in enumerate(fields):
+        if get_path(config.response_format, output.path) is None:
+            errors.append(
+                FieldError(
+                    f"outputs[{i}].name",
+                    f"{output.source!r} is not a path of the connector's response format; "
+                    "pick one of its leaves (or change the response format)",
+                )
+            )
+    return [n for f in fields for n in f.names]
+
+
+def _problems(exc: ConfigurationError, prefix: str) -> list[FieldError]:
+    if exc.problems:
+        return [FieldError(p.field or prefix, p.message) for p in exc.problems]
+    return [FieldError(exc.field or prefix, exc.reason)]
+
+
+@runs_router.post(
+    "/connectors/{connector_id}/runs",
+    status_code=201,
+    response_model=None,
+    responses=_errors(400, 404, 409),
+)
+async def create_run(
+    connector_id: PathConnectorId, body: RunIn, runs: RunsDep, services: ServicesDep
+) -> Response:
+    """Create a run of the saved connector over an upload: 201 ``{id, status: "queued", ...}``.
+
+    Everything is checked first; nothing is created unless all of it is valid.
+    """
+    config = await services.usable_saved(connector_id)
+    errors: list[FieldError] = []
+    clean_input, columns, total = await _input_columns(runs, body.input, errors)
+    _check_mapping(config, body.mapping, columns, errors)
+    output_names = _check_outputs(config, body.outputs, errors)
+    if body.key is not None and columns is not None and body.key not in columns:
+        shown = ", ".join(map(repr, columns[:30])) or "none"
+        message = f"the input has no column {body.key!r} (its columns: {shown})"
+        errors.append(FieldError("key", message))
+    if body.rate is not None:
+        try:
+            Rate.parse(body.rate)
+        except ConfigurationError as exc:
+            errors.append(FieldError("rate", exc.reason))
+    if errors:
+        raise ApiError.invalid(errors)
+    spec = {
+        "input": clean_input,
+        "mapping": body.mapping,
+        "outputs": body.outputs,
+        "key": body.key,
+        "concurrency": body.concurrency,
+        "rate": body.rate,
+        "max_cost": body.max_cost,
+    }
+    view = await run_in_threadpool(runs.store.create, connector_id, spec, output_names, total)
+    runs.executor.wake()
+    return _json(view, 201)
+
+
+@runs_router.get("/runs", response_model=None)
+async def list_runs(
+    runs: RunsDep,
+    connector_id: Annotated[int | None, Query(ge=1, description="only this connector's")] = None,
+    status: Annotated[str | None, Query(description="only runs in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(description="the previous page's next_cursor")] = None,
+) -> Response:
+    """The runs, newest first, a page at a time: ``{"data", "total", "next_cursor"}``."""
+    errors: list[FieldError] = []
+    if status is not None and status not in RUN_STATUSES:
+        errors.append(FieldError("status", f"must be one of {', '.join(RUN_STATUSES)}"))
+    before = None
+    if cursor is not None:
+        before = decode_cursor(cursor)
+        if before is None:
+            errors.append(FieldError("cursor", "is not a next_cursor given by this list"))
+    if errors:
+        raise ApiError.invalid(errors)
+    if connector_id is not None and connector_id > _MAX_RUN_ID:
+        return _json({"data": [], "total": 0, "next_cursor": None})
+    items, total, more = await run_in_threadpool(
+        lambda: runs.store.page(
+            connector_id=connector_id, status=status, before=before, limit=limit
+        )
+    )
+    next_cursor = encode_cursor(items[-1]["id"]) if more and items else None
+    return _json({"data": items, "total": total, "next_cursor": next_cursor})
+
+
+async def _run_or_404(runs: Runs, run_id: int) -> dict[str, Any]:
+    view = await run_in_threadpool(runs.store.get, run_id) if run_id <= _MAX_RUN_ID else None
+    if view is None:
+        raise ApiError(404, f"there is no run with id {run_id}")
+    return view
+
+
+@runs_router.get("/runs/{run_id}", response_model=None, responses=_errors(404))
+async def get_run(run_id: PathRunId, runs: RunsDep) -> Response:
+    """A run: status and figures (total, done, ok, failed, tokens, rows_per_s, eta_s...)."""
+    return _json(await _run_or_404(runs, run_id))
+
+
+def _event(name: str, data: Any) -> bytes:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {name}\ndata: {text}\n\n".encode()
+
+
+@runs_router.get(
+    "/runs/{run_id}/events",
+    response_model=None,
+    responses={200: {"content": {"text/event-stream": {}}}, **_errors(404)},
+)
+async def run_events(run_id: PathRunId, request: Request, runs: RunsDep) -> Response:
+    """Server-sent events: ``progress`` (the run) as it changes, then a final ``done``."""
+    first = await _run_or_404(runs, run_id)
+
+    async def events() -> AsyncIterator[bytes]:
+        view: dict[str, Any] | None = first
+        last_change: Any = None
+        last_sent = 0.0
+        loop = asyncio.get_running_loop()
+        while view is not None:
+            if view["status"] in FINAL_STATUSES:
+                yield _event("done", view)
+                return
+            now = loop.time()
+            if view["updated_at"] != last_change or now - last_sent >= _EVENTS_KEEPALIVE_S:
+                yield _event("progress", view)
+                last_change, last_sent = view["updated_at"], now
+            await asyncio.sleep(_EVENTS_POLL_S)
+            if await request.is_disconnected():
+                return
+            view = await run_in_threadpool(runs.store.get, run_id)
+        yield _event("done", {"id": run_id, "status": "deleted"})
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@runs_router.post("/runs/{run_id}/cancel", response_model=None, responses=_errors(404, 409))
+async def cancel_run(run_id: PathRunId, runs: RunsDep) -> Response:
+    """Cancel a queued or running run (rows in flight are dropped; resume continues it)."""
+    view = await _run_or_404(runs, run_id)
+    if view["status"] in FINAL_STATUSES:
+        raise ApiError(409, f"run {run_id} has already ended ({view['status']})")
+    updated = await run_in_threadpool(runs.store.cancel, run_id)
+    return _json(updated or view)
+
+
+@runs_router.post("/runs/{run_id}/resume", response_model=None, responses=_errors(404, 409))
+async def resume_run(run_id: PathRunId, runs: RunsDep) -> Response:
+    """Queue a cancelled, failed or interrupted run again: it continues after the rows
+    already stored."""
+    view = await _run_or_404(runs, run_id)
+    if not await run_in_threadpool(
+        runs.store.resume, run_id, ("cancelled", "failed", "interrupted")
+    ):
+        raise ApiError(
+            409,
+            f"run {run_id} is {view['status']}: only a cancelled, failed or interrupted run "
+            "can be resumed (retry_failed runs a finished run's failed rows again)",
+        )
+    runs.executor.wake()
+    return _json(await _run_or_404(runs, run_id))
+
+
+@runs_router.post("/runs/{run_id}/retry_failed", response_model=None, responses=_errors(404, 409))
+async def retry_failed(run_id: PathRunId, runs: RunsDep) -> Response:
+    """Run a finished run's failed rows again (their results are replaced)."""
+    view = await _run_or_404(runs, run_id)
+    removed = await run_in_threadpool(runs.store.retry_failed, run_id)
+    if removed is None:
+        raise ApiError(
+            409, f"run {run_id} is {view['status']}: wait for it to end, or cancel it first"
+        )
+    runs.executor.wake()
+    return _json(await _run_or_404(runs, run_id))
+
+
+@runs_router.delete("/runs/{run_id}", status_code=204, responses=_errors(404))
+async def delete_run(run_id: PathRunId, runs: RunsDep) -> Response:
+    """Delete a run and its results (a running one is stopped)."""
+    if run_id > _MAX_RUN_ID or not await run_in_threadpool(runs.store.delete, run_id):
+        raise ApiError(404, f"there is no run with id {run_id}")
+    return Response(status_code=204)
+
+
+class _Chunks:
+    """A `CsvWriter` sink collecting what it is given, taken out chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.empty = True
+
+    def put(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.empty = False
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts = []
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+def _jsonl_chunks(store: RunStore, run_id: int) -> Iterator[bytes]:
+    for lines in store.iter_lines(run_id):
+        yield ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _csv_chunks(store: RunStore, run_id: int, names: list[str]) -> Iterator[bytes]:
+    sink = _Chunks()
+    writer = CsvWriter("", names, sink=sink)
+    yield sink.take()
+    for lines in store.iter_lines(run_id):
+        for line in lines:
+            writer.write(BatchResult.from_dict(json.loads(line)))
+        yield sink.take()
+
+
+@runs_router.get(
+    "/runs/{run_id}/results",
+    response_model=None,
+    responses={
+        200: {"content": {"application/json": {}, "application/x-ndjson": {}, "text/csv": {}}},
+        **_errors(404),
+    },
+)
+async def run_results(
+    run_id: PathRunId,
+    runs: RunsDep,
+    format: Annotated[
+        str | None, Query(description="jsonl or csv: a download of every result")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query()] = None,
+    failed: Annotated[bool, Query(description="only the failed rows (JSON pages)")] = False,
+) -> Response:
+    """The results: with ``format``, a streamed download (exactly the CLI's output); else a
+    JSON page ``{"data": [result lines], "next_cursor"}`` in the order they were stored."""
+    view = await _run_or_404(runs, run_id)
+    if format is not None:
+        if format not in ("jsonl", "csv"):
+            raise ApiError.invalid([FieldError("format", "must be jsonl or csv")])
+        chunks = (
+            _jsonl_chunks(runs.store, run_id)
+            if format == "jsonl"
+            else _csv_chunks(runs.store, run_id, list(view["output_names"]))
+        )
+        media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+        return StreamingResponse(
+            iterate_in_threadpool(chunks),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="run-{run_id}.{format}"'},
+        )
+    after = 0
+    if cursor is not None:
+        found = decode_cursor(cursor)
+        if found is None:
+            raise ApiError.invalid([FieldError("cursor", "is not a next_cursor of this list")])
+        after = found
+    page, more = await run_in_threadpool(
+        lambda: runs.store.results_page(run_id, after=after, limit=limit, failed_only=failed)
+    )
+    next_cursor = encode_cursor(page[-1][0]) if more and page else None
+    body = b'{"data":[%s],"next_cursor":%s}' % (
+        ",".join(line for _, line in page).encode("utf-8"),
+        json.dumps(next_cursor).encode("ascii"),
+    )
+    return Response(body, media_type="application/json")

@@ -1,0 +1,466 @@
+"""Batch runs in the application, over real servers: uploads, runs, events, results, metrics.
+
+The shared ``app`` fixture runs on SQLite and on PostgreSQL; the restart and take-over
+tests start their own ``openai-compat serve`` processes (killed with SIGKILL mid-run).
+The scripted endpoint wants the canary key, so every row that succeeds proves the stored
+key was used; the canary is then looked for in every table and in the server logs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from openai_compat.batch import run_batch_sync
+from openai_compat.testing import MockServer
+from tests.app_support import AppProcess
+from tests.conftest import CANARY, make_config
+
+_REQUEST = '{"model": "m", "messages": [{"role": "user", "content": "{{body}}"}]}'
+_MAPPING = [{"name": "messages.0.content", "value": "body", "value_type": "dynamic"}]
+_OUTPUTS = [{"name": "choices.0.message.content", "as": "reply"}]
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[MockServer]:
+    """A scripted server that wants the canary key."""
+    with MockServer(api_key=CANARY) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(app: AppProcess) -> Iterator[httpx.Client]:
+    with app.client() as c:
+        yield c
+
+
+def _connector(client: httpx.Client, url: str) -> int:
+    config = make_config(url, request_format=_REQUEST)
+    created = client.post("/api/v1/connectors", json={"name": "runs", "configuration": config})
+    assert created.status_code == 201, created.text
+    connector_id: int = created.json()["id"]
+    return connector_id
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def _upload(client: httpx.Client, name: str, data: bytes) -> dict[str, Any]:
+    answer = client.post("/api/v1/uploads", files={"file": (name, data)})
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _rows(n: int, *, missing: tuple[int, ...] = ()) -> list[dict[str, Any]]:
+    return [
+        {"id": f"t-{i}"} if i in missing else {"id": f"t-{i}", "body": f"ticket {i}"}
+        for i in range(n)
+    ]
+
+
+def _start(client: httpx.Client, connector_id: int, upload_id: str, **extra: Any) -> int:
+    body = {"input": {"upload_id": upload_id}, "mapping": _MAPPING, "outputs": _OUTPUTS}
+    body.update({"key": "id", "rate": None, **extra})
+    answer = client.post(f"/api/v1/connectors/{connector_id}/runs", json=body)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "queued"
+    run_id: int = answer.json()["id"]
+    return run_id
+
+
+def _wait(
+    client: httpx.Client, run_id: int, statuses: tuple[str, ...] = ("succeeded",), timeout=60.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}").json()
+        if view["status"] in statuses:
+            return view
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not reach {statuses}: {view}")
+
+
+def _without_latency(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(({k: v for k, v in x.items() if k != "latency_ms"} for x in lines), key=str)
+
+
+# -- uploads --------------------------------------------------------------------------------
+def test_uploads_of_every_format_show_columns_and_first_rows(client: httpx.Client) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _rows(25)
+    csv_text = "id,body\n" + "".join(f"{r['id']},{r['body']}\n" for r in rows)
+    parquet = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    for name, data, fmt in [
+        ("rows.csv", csv_text.encode(), "csv"),
+        ("rows.jsonl", _jsonl(rows), "jsonl"),
+        ("rows.jsonl.gz", gzip.compress(_jsonl(rows)), "jsonl"),
+        ("rows.csv.gz", gzip.compress(csv_text.encode()), "csv"),
+        ("rows.parquet", parquet.getvalue(), "parquet"),
+    ]:
+        found = _upload(client, name, data)
+        assert found["format"] == fmt and found["filename"] == name
+        assert found["columns"] == ["id", "body"]
+        assert found["sample"][:2] == rows[:2] and len(found["sample"]) == 10
+        assert found["rows_estimate"] == 25
+        assert client.get(f"/api/v1/uploads/{found['id']}").json() == found
+
+
+def test_uploads_that_cannot_be_read_are_refused_clearly(client: httpx.Client) -> None:
+    as_json = client.post("/api/v1/uploads", json={"file": "rows.csv"})
+    assert as_json.status_code == 415 and "multipart/form-data" in as_json.text
+    unknown = client.post("/api/v1/uploads", files={"file": ("rows.txt", b"a,b\n1,2\n")})
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["errors"][0]["field"] == "file"
+    assert "cannot tell the format" in unknown.text
+    bad = client.post("/api/v1/uploads", files={"file": ("rows.parquet", b"not parquet")})
+    assert bad.status_code == 422 and "Parquet" in bad.text
+    wrong_part = client.post("/api/v1/uploads", files={"data": ("rows.csv", b"a\n1\n")})
+    assert wrong_part.status_code == 422 and "'file'" in wrong_part.text
+    unauthenticated = httpx.post(
+        str(client.base_url) + "/api/v1/uploads", files={"file": ("r.csv", b"a\n1\n")}
+    )
+    assert unauthenticated.status_code == 401
+
+
+def test_an_upload_over_the_cap_is_413_and_leaves_nothing(tmp_path: Path) -> None:
+    app = AppProcess(tmp_path / "data", env={"OPENAI_COMPAT_MAX_UPLOAD_BYTES": "100000"})
+    try:
+        with app.client() as client:
+            big = b"id,body\n" + b"".join(b"%d,%s\n" % (i, b"x" * 100) for i in range(2000))
+            refused = client.post("/api/v1/uploads", files={"file": ("big.csv", big)})
+            assert refused.status_code == 413
+            error = refused.json()["error"]
+            assert "OPENAI_COMPAT_MAX_UPLOAD_BYTES" in error["message"]
+            assert error["max_upload_bytes"] == 100000
+
+            # Streamed (chunked, no length declared): refused as it passes the cap.
+            def chunks() -> Iterator[bytes]:
+                boundary = b"--b0undary"
+                yield boundary + b'\r\nContent-Disposition: form-data; name="file"; '
+                yield b'filename="big.csv"\r\nContent-Type: text/csv\r\n\r\n'
+                for _ in range(50):
+                    yield big[:10000]
+                yield b"\r\n" + boundary + b"--\r\n"
+
+            streamed = client.post(
+                "/api/v1/uploads",
+                content=chunks(),
+                headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+            )
+            assert streamed.status_code == 413
+            small = _upload(client, "small.csv", b"id,body\n1,x\n")
+            assert small["rows_estimate"] == 1
+        left = sorted(p.name for p in (tmp_path / "data" / "uploads").iterdir())
+        assert left == [f"{small['id']}.csv"]
+    finally:
+        app.stop()
+
+
+# -- creating runs --------------------------------------------------------------------------
+def test_a_run_is_checked_whole_before_it_is_created(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    connector_id = _connector(client, keyed.url)
+    upload = _upload(client, "rows.jsonl", _jsonl(_rows(3)))
+    before = client.get("/api/v1/runs").json()["total"]
+    bad = client.post(
+        f"/api/v1/connectors/{connector_id}/runs",
+        json={
+            "input": {"upload_id": upload["id"]},
+            "mapping": [{"name": "messages.0.content", "value": "text", "value_type": "dynamic"}],
+            "outputs": [{"name": "choices.0.message.refusal", "as": "r"}],
+            "key": "ticket_id",
+            "rate": "fast",
+        },
+    )
+    assert bad.status_code == 422
+    fields = [e["field"] for e in bad.json()["error"]["errors"]]
+    assert fields == ["mapping[0].value", "outputs[0].name", "key", "rate"]
+    assert "'text'" in bad.text and "'id', 'body'" in bad.text
+    no_upload = client.post(
+        f"/api/v1/connectors/{connector_id}/runs", json={"input": {"upload_id": "nope"}}
+    )
+    assert no_upload.status_code == 422 and "there is no upload" in no_upload.text
+    placeholder = client.post(
+        f"/api/v1/connectors/{connector_id}/runs",
+        json={"input": {"upload_id": _upload(client, "o.csv", b"id,text\n1,x\n")["id"]}},
+    )
+    assert placeholder.status_code == 422 and "{{body}}" in placeholder.text
+    assert client.post("/api/v1/connectors/999999/runs", json={"input": {}}).status_code == 404
+    assert client.get("/api/v1/runs").json()["total"] == before
+
+
+# -- running --------------------------------------------------------------------------------
+def test_a_run_stores_the_clis_result_lines_and_marks_failed_rows(
+    client: httpx.Client, keyed: MockServer, tmp_path: Path
+) -> None:
+    rows = _rows(40, missing=(7,))
+    connector_id = _connector(client, keyed.url)
+    upload = _upload(client, "rows.jsonl", _jsonl(rows))
+    run_id = _start(client, connector_id, upload["id"], concurrency=8)
+    view = _wait(client, run_id)
+    assert (view["total"], view["done"], view["ok"], view["failed"]) == (40, 40, 39, 1)
+    assert view["tokens"] == 39 * 14 and view["requests"] == 39
+    assert view["rows_per_s"] > 0 and view["eta_s"] == 0.0 and view["finished_at"]
+
+    download = client.get(f"/api/v1/runs/{run_id}/results", params={"format": "jsonl"})
+    assert download.headers["content-type"] == "application/x-ndjson"
+    assert "attachment" in download.headers["content-disposition"]
+    stored = [json.loads(line) for line in download.text.splitlines()]
+    # The CLI, on the same rows and options, in the same test.
+    source = tmp_path / "rows.jsonl"
+    source.write_bytes(_jsonl(rows))
+    out = tmp_path / "out.jsonl"
+    config = make_config(keyed.url, request_format=_REQUEST)
+    run_batch_sync(config, source, out, mapping=_MAPPING, outputs=_OUTPUTS, key="id", rate=None)
+    cli = [json.loads(line) for line in out.read_text().splitlines()]
+    assert _without_latency(stored) == _without_latency(cli)
+    assert all(list(a) == list(b) for a, b in zip(stored, cli, strict=True))  # same keys, order
+
+    failed = client.get(f"/api/v1/runs/{run_id}/results", params={"failed": "true"}).json()
+    assert [r["key"] for r in failed["data"]] == ["t-7"]
+    assert "body" in failed["data"][0]["error"]["message"]
+
+    csv_text = client.get(f"/api/v1/runs/{run_id}/results", params={"format": "csv"}).text
+    cli_csv = tmp_path / "out.csv"
+    run_batch_sync(config, source, cli_csv, mapping=_MAPPING, outputs=_OUTPUTS, key="id", rate=None)
+    assert csv_text.splitlines()[0] == cli_csv.read_text().splitlines()[0]
+    assert len(csv_text.splitlines()) == 41
+
+    # JSON pages: every result once, in the order stored.
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/v1/runs/{run_id}/results", params=params).json()
+        seen += [r["key"] for r in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [r["key"] for r in stored]
+    bad_cursor = client.get(f"/api/v1/runs/{run_id}/results", params={"cursor": "x"})
+    assert bad_cursor.status_code == 422
+
+
+def test_events_report_progress_then_the_end(client: httpx.Client, tmp_path: Path) -> None:
+    with MockServer(latency_s=0.05, api_key=CANARY) as slow:
+        connector_id = _connector(client, slow.url)
+        upload = _upload(client, "rows.jsonl", _jsonl(_rows(60)))
+        run_id = _start(client, connector_id, upload["id"], concurrency=4)
+        events = []
+        with client.stream("GET", f"/api/v1/runs/{run_id}/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for block in stream.iter_text():
+                events.append(block)
+        text = "".join(events)
+    parsed = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        parsed.append((lines["event"], json.loads(lines["data"])))
+    names = [name for name, _ in parsed]
+    assert names[-1] == "done" and set(names[:-1]) == {"progress"} and len(names) >= 3
+    assert parsed[-1][1]["status"] == "succeeded" and parsed[-1][1]["done"] == 60
+    running = [data for name, data in parsed if data["status"] == "running" and data["done"]]
+    assert running, parsed
+    live = running[-1]["live"]
+    assert live["rows_per_s"] > 0 and live["latency_ms"]["p50"] >= 50
+
+
+def test_cancel_resume_retry_failed_and_delete(client: httpx.Client) -> None:
+    with MockServer(latency_s=0.05, api_key=CANARY) as slow:
+        connector_id = _connector(client, slow.url)
+        upload = _upload(client, "rows.jsonl", _jsonl(_rows(200, missing=(3, 150))))
+        run_id = _start(client, connector_id, upload["id"], concurrency=2)
+        _wait(client, run_id, ("running",))
+        while client.get(f"/api/v1/runs/{run_id}").json()["done"] < 5:
+            time.sleep(0.05)
+        cancelled = client.post(f"/api/v1/runs/{run_id}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        time.sleep(0.5)
+        stopped = client.get(f"/api/v1/runs/{run_id}").json()
+        assert stopped["status"] == "cancelled" and 5 <= stopped["done"] < 200
+        assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 409
+        assert client.post(f"/api/v1/runs/{run_id}/retry_failed").status_code == 200
+        client.post(f"/api/v1/runs/{run_id}/cancel")
+        resumed = client.post(f"/api/v1/runs/{run_id}/resume")
+        assert resumed.status_code == 200 and resumed.json()["status"] == "queued"
+        done = _wait(client, run_id)
+        assert (done["ok"], done["failed"], done["total"]) == (198, 2, 200)
+        keys = [
+            json.loads(line)["key"]
+            for line in client.get(
+                f"/api/v1/runs/{run_id}/results", params={"format": "jsonl"}
+            ).text.splitlines()
+        ]
+        assert sorted(keys) == sorted(f"t-{i}" for i in range(200))
+        assert client.post(f"/api/v1/runs/{run_id}/resume").status_code == 409
+        retried = client.post(f"/api/v1/runs/{run_id}/retry_failed")
+        assert retried.status_code == 200 and retried.json()["failed"] == 0
+        again = _wait(client, run_id)
+        assert (again["ok"], again["failed"]) == (198, 2)
+        assert client.delete(f"/api/v1/runs/{run_id}").status_code == 204
+        assert client.get(f"/api/v1/runs/{run_id}").status_code == 404
+        assert client.get(f"/api/v1/runs/{run_id}/results").status_code == 404
+        assert client.delete(f"/api/v1/runs/{run_id}").status_code == 404
+
+
+def test_runs_are_listed_newest_first_with_filters_and_pages(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    connector_id = _connector(client, keyed.url)
+    other = _connector(client, keyed.url)
+    upload = _upload(client, "rows.jsonl", _jsonl(_rows(2)))
+    mine = [_start(client, connector_id, upload["id"]) for _ in range(5)]
+    _start(client, other, upload["id"])
+    for run_id in mine:
+        _wait(client, run_id)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"connector_id": connector_id, "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/api/v1/runs", params=params).json()
+        assert page["total"] == 5
+        seen += [r["id"] for r in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(mine, reverse=True)
+    succeeded = client.get(
+        "/api/v1/runs", params={"connector_id": connector_id, "status": "succeeded"}
+    ).json()
+    assert succeeded["total"] == 5
+    assert client.get("/api/v1/runs", params={"status": "done"}).status_code == 422
+    assert client.get("/api/v1/runs/0").status_code == 422
+    assert client.get("/api/v1/runs/99999999999").status_code == 404
+
+
+def test_metrics_need_a_token_and_count_rows(app: AppProcess, keyed: MockServer) -> None:
+    with app.client() as client:
+        connector_id = _connector(client, keyed.url)
+        upload = _upload(client, "rows.jsonl", _jsonl(_rows(10, missing=(1,))))
+        _wait(client, _start(client, connector_id, upload["id"]))
+        assert httpx.get(app.url + "/metrics").status_code == 401
+        text = client.get("/metrics").text
+    assert f'openai_compat_endpoint_requests_total{{connector_id="{connector_id}"' in text
+    assert 'openai_compat_runs{status="succeeded"}' in text
+    assert "openai_compat_endpoint_latency_seconds_bucket" in text
+    assert 'openai_compat_run_rows_total{outcome="failed"}' in text
+    assert "openai_compat_run_rows_per_second" in text
+    assert CANARY not in text
+
+
+def test_a_separate_metrics_token(tmp_path: Path) -> None:
+    app = AppProcess(tmp_path / "data", env={"OPENAI_COMPAT_METRICS_TOKEN": "scrape-me-0123"})
+    try:
+        scrape = httpx.get(app.url + "/metrics", headers={"Authorization": "Bearer scrape-me-0123"})
+        assert scrape.status_code == 200 and "openai_compat_runs" in scrape.text
+        assert scrape.headers["content-type"].startswith("text/plain")
+        # The metrics token opens /metrics only.
+        api = httpx.get(
+            app.url + "/api/v1/runs", headers={"Authorization": "Bearer scrape-me-0123"}
+        )
+        assert api.status_code == 401
+    finally:
+        app.stop()
+
+
+def test_the_stored_key_is_used_and_never_written(app: AppProcess, keyed: MockServer) -> None:
+    with app.client() as client:
+        connector_id = _connector(client, keyed.url)
+        upload = _upload(client, "rows.jsonl", _jsonl(_rows(5)))
+        view = _wait(client, _start(client, connector_id, upload["id"]))
+        assert view["ok"] == 5  # the keyed server accepted the stored key
+        assert CANARY not in json.dumps(view)
+    for table in ("runs", "run_results", "uploads"):
+        assert CANARY not in repr(app.query(f"select * from {table}"))
+    assert CANARY not in app.log_text()
+
+
+# -- restarts and instances -----------------------------------------------------------------
+def _keys_once(app: AppProcess, run_id: int, n: int) -> None:
+    keys = [row[0] for row in app.query(f"select key from run_results where run_id = {run_id}")]
+    assert sorted(keys) == sorted(f"t-{i}" for i in range(n)), "every key exactly once"
+
+
+def test_a_run_continues_after_a_stop_and_after_sigkill(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with MockServer(latency_s=0.05, api_key=CANARY) as slow:
+        app = AppProcess(data)
+        client = app.client()
+        connector_id = _connector(client, slow.url)
+        upload = _upload(client, "rows.jsonl", _jsonl(_rows(300)))
+        run_id = _start(client, connector_id, upload["id"], concurrency=4)
+        while client.get(f"/api/v1/runs/{run_id}").json()["done"] < 20:
+            time.sleep(0.05)
+        app.stop()  # SIGTERM: let go as interrupted
+        client.close()
+        assert app.query(f"select status from runs where id = {run_id}") == [("interrupted",)]
+        app = AppProcess(data)
+        client = app.client()
+        while client.get(f"/api/v1/runs/{run_id}").json()["done"] < 100:
+            time.sleep(0.05)
+        app.process.send_signal(signal.SIGKILL)
+        app.process.wait()
+        app.stop()
+        client.close()
+        app = AppProcess(data)
+        try:
+            with app.client() as client:
+                view = _wait(client, run_id)
+            assert (view["ok"], view["failed"], view["total"]) == (300, 0, 300)
+            _keys_once(app, run_id, 300)
+        finally:
+            app.stop()
+
+
+def test_two_instances_on_postgresql_take_over_a_killed_ones_run(
+    postgres: Any, tmp_path: Path
+) -> None:
+    database = postgres.create_database("runs_takeover")
+    env = {"OPENAI_COMPAT_RUN_LEASE_S": "2"}
+    data = tmp_path / "data"  # shared by both, as a volume is in a deployment
+    with MockServer(latency_s=0.05, api_key=CANARY) as slow:
+        first = AppProcess(data, database=database, env=env)
+        second = AppProcess(data, database=database, env=env)
+        try:
+            with first.client() as client:
+                connector_id = _connector(client, slow.url)
+                upload = _upload(client, "rows.jsonl", _jsonl(_rows(400)))
+            with first.client() as client:
+                run_id = _start(client, connector_id, upload["id"], concurrency=4)
+                _wait(client, run_id, ("running",))
+                while client.get(f"/api/v1/runs/{run_id}").json()["done"] < 40:
+                    time.sleep(0.05)
+            owner = first.query(f"select lease_owner from runs where id = {run_id}")[0][0]
+            holder, other = (
+                (first, second) if f":{first.process.pid}:" in owner else (second, first)
+            )
+            holder.process.send_signal(signal.SIGKILL)
+            holder.process.wait()
+            with other.client() as client:
+                view = _wait(client, run_id, timeout=90)
+            assert (view["ok"], view["failed"], view["total"]) == (400, 0, 400)
+            new_owner_runs = other.query(f"select ok from runs where id = {run_id}")
+            assert new_owner_runs == [(400,)]
+            _keys_once(other, run_id, 400)
+        finally:
+            first.stop()
+            second.stop()
+            for proc in (first, second):
+                assert CANARY not in proc.log_text()
