@@ -35,7 +35,7 @@ RESPONSE_FORMAT = {
     ],
     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
 }
-ROWS = 60
+ROWS = 120
 BAD_ROW = 7  # its model is empty: the scripted server answers 400 for it
 
 
@@ -149,13 +149,12 @@ def _write_csv(path: Path) -> Path:
 
 def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_path: Path) -> None:
     with MockServer(api_key=CANARY) as server:
-        _save_connector(web_app, server.url + "?latency_ms=60", "Batch target")
+        _save_connector(web_app, server.url + "?latency_ms=80", "Batch target")
         _open_runs(page, web_app, "Batch target")
         page.set_input_files("#run-file", str(_write_csv(tmp_path / "tickets.csv")))
         expect(page.locator("#run-upload-status")).to_contain_text("tickets.csv", timeout=20000)
         # Its columns and first rows.
-        headers = page.locator("#run-sample thead th").all_text_contents()
-        assert headers == ["id", "ticket", "model"]
+        expect(page.locator("#run-sample thead th")).to_have_text(["id", "ticket", "model"])
         expect(page.locator("#run-sample tbody tr").first).to_contain_text("t-0")
         # The placeholder found its column by name; the model comes from a column too.
         assert page.input_value("#run-placeholders select") == "ticket"
@@ -189,8 +188,11 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         )
         assert figures["OK"] == str(ROWS - 1)
         assert figures["Failed"] == "1"
-        # The chart was drawn from the events.
+        # The charts were drawn from the events: rows per second, and three percentiles.
         assert page.locator("#run-chart-rate polyline").count() == 1
+        assert page.locator("#run-chart-rate circle").count() >= 2
+        assert page.locator("#run-chart-latency polyline").count() == 3
+        assert "latest p50" in (page.get_attribute("#run-chart-latency", "aria-label") or "")
         # The failed row, marked with its error; then only the failed rows.
         failed = page.locator("#run-results tbody tr.failed")
         page.check("#run-only-failed")
@@ -217,8 +219,54 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         history = page.locator("#run-history tbody tr")
         expect(history).to_have_count(1)
         expect(history.first).to_contain_text("succeeded")
+        expect(history.first).to_contain_text(f"{ROWS} / {ROWS}")
+        # Retry the failed row: one request more, the run ends again with the same figures.
+        sent = len(server.requests)
+        expect(page.locator("#run-resume")).to_be_hidden()
+        page.click("#run-retry")
+        expect(page.locator("#run-progress-label")).to_contain_text(
+            f"{ROWS} of {ROWS}", timeout=30000
+        )
+        expect(page.locator("#run-status")).to_have_text("succeeded", timeout=30000)
+        expect(page.locator("#run-results tbody tr")).to_have_count(1)
+        assert len(server.requests) == sent + 1
         assert CANARY not in page.content()
     with web_app.client() as client:
         runs = client.get("/api/v1/runs").json()
     assert CANARY not in json.dumps(runs)
     assert httpx.get(web_app.url + "/health").status_code == 200
+
+
+def test_cancel_then_resume_a_run(page: Page, web_app: AppProcess, tmp_path: Path) -> None:
+    rows = 16
+    with MockServer(api_key=CANARY) as server:
+        _save_connector(web_app, server.url + "?latency_ms=300", "Slow target")
+        _open_runs(page, web_app, "Slow target")
+        csv = tmp_path / "slow.csv"
+        csv.write_text("id,ticket\n" + "".join(f"s-{i},ticket {i}\n" for i in range(rows)))
+        page.set_input_files("#run-file", str(csv))
+        expect(page.locator("#run-upload-status")).to_contain_text("slow.csv", timeout=20000)
+        page.fill("#run-concurrency", "1")
+        page.fill("#run-rate", "off")
+        page.click("#run-start")
+        page.wait_for_function(
+            "() => document.querySelector('#run-progress').value >= 2", timeout=30000
+        )
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#run-cancel")
+        expect(page.locator("#run-status")).to_have_text("cancelled", timeout=20000)
+        expect(page.locator("#run-cancel")).to_be_hidden()
+        stopped_at = page.eval_on_selector("#run-progress", "b => b.value")
+        assert 2 <= stopped_at < rows
+        page.click("#run-resume")
+        expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60000)
+        expect(page.locator("#run-progress-label")).to_contain_text("100%")
+        with page.expect_download() as info:
+            page.click("#run-dl-jsonl")
+        keys = [json.loads(x)["key"] for x in Path(info.value.path()).read_text().splitlines()]
+        # Every row exactly once, across the cancel and the resume.
+        assert sorted(keys) == sorted(f"s-{i}" for i in range(rows))
+        assert all(
+            line["error"] is None
+            for line in map(json.loads, Path(info.value.path()).read_text().splitlines())
+        )

@@ -189,11 +189,11 @@
         return;
       }
       s.upload = body;
+      setColumns(body.columns || [], body.sample || []);
       const rows = body.rows_estimate;
       status.textContent = "✓ " + body.filename + " · " + (body.format || "").toUpperCase() +
         (rows !== undefined && rows !== null ? " · about " + fmt(rows) + " rows" : "") +
         " · " + body.columns.length + " columns";
-      setColumns(body.columns || [], body.sample || []);
     } catch (err) {
       if (mine !== s) return;
       status.textContent = "";
@@ -521,6 +521,9 @@
       status.textContent = "";
       openRun(run);
       refreshHistory();
+      const title = $("#run-view-title", s.root);
+      title.scrollIntoView({ block: "start" });
+      title.focus({ preventScroll: true });
     } catch (err) {
       if (mine !== s || err.status === 401) return;
       status.textContent = "";
@@ -650,7 +653,7 @@
           renderRun(s.run);
           drawCharts();
           // The table follows the run, at most once a second.
-          if (Date.now() - lastResults > 1000) { lastResults = Date.now(); loadResults(true); }
+          if (Date.now() - lastResults > 700) { lastResults = Date.now(); loadResults(true); }
         }
         if (name === "error" && data && data.message) showError($("#run-error", s.root), "✗ " + data.message);
       });
@@ -772,6 +775,8 @@
       const line = pts.filter((p) => typeof p[k] === "number");
       if (!line.length) continue;
       target.append(svg("polyline", { class: "series " + cls, points: line.map((p) => x(p.t).toFixed(1) + "," + y(p[k]).toFixed(1)).join(" ") }));
+      // A short run has few points: each is marked, so that one alone still shows.
+      if (line.length <= 40) for (const p of line) target.append(svg("circle", { class: "dot " + cls, cx: x(p.t).toFixed(1), cy: y(p[k]).toFixed(1), r: 2.5 }));
       summary.push((k === "rps" ? "" : k + " ") + fmt(line[line.length - 1][k], 1) + " " + unit);
     }
     const label = target.getAttribute("aria-label").split(":")[0];
@@ -835,7 +840,7 @@
       const usage = line.usage || {};
       const status = failed
         ? el("td", { className: "result-error" }, el("span", { className: "mark", text: "✗ failed" }),
-          el("span", { className: "error-text", text: (line.error.status ? "HTTP " + line.error.status + ": " : "") + (line.error.message || "") }))
+          el("span", { className: "error-text", text: errorText(line.error) }))
         : el("td", { className: "result-ok" }, el("span", { className: "mark", text: "✓ ok" }));
       body.append(el("tr", { className: failed ? "failed" : "" },
         el("td", { text: cellText(line.key) }), status,
@@ -844,6 +849,11 @@
         el("td", { text: fmt(usage.total_tokens) }),
         el("td", { text: fmt(line.attempts) })));
     }
+  }
+
+  function errorText(error) {
+    const message = String(error.message || "");
+    return error.status && !message.includes("HTTP " + error.status) ? "HTTP " + error.status + ": " + message : message;
   }
 
   async function download(format) {
