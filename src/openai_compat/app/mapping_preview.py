@@ -109,7 +109,7 @@ def _field_errors(exc: ConfigurationError, default: str) -> list[FieldError]:
     "/connectors/{connector_id}/mapping_preview",
     tags=["connectors"],
     response_model=None,
-    responses=error_responses(404),
+    responses=error_responses(400, 404),
 )
 async def mapping_preview(
     connector_id: PathConnectorId,
