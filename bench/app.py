@@ -5,6 +5,11 @@
    one request at a time. Added latency = app minus direct, per percentile (target p50 <= 5 ms).
 2. Load: 100 concurrent streamed executions (``Accept: text/event-stream``) through the app;
    every one must end with a ``done`` event and the full answer (zero errors).
+3. Runs: a 20,000-row run through the application (upload, ``POST .../runs``, executed by
+   the app, results in its database) against the scripted server at 20 ms latency,
+   concurrency 64, vs ``openai-compat batch`` on the same rows, in the same run (target:
+   the app within 1.2x the CLI's wall time), while ``/health`` is polled every 10 ms (target
+   p99 under 50 ms). ``--run-rows 0`` skips it.
 
 The app runs as ``openai-compat serve`` in its own process (SQLite in a temporary data
 directory) and the scripted server as ``openai-compat mock-server``, each in its own
@@ -17,12 +22,15 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +186,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--run-rows", type=int, default=20_000, help="0: no run benchmark")
+    parser.add_argument("--run-repeats", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         # Each server in its own process, as in real use: the mock model, then the app.
@@ -218,7 +228,167 @@ def main() -> int:
         )
     for why in load["errors"][:5]:
         print(f"  error: {why}")
-    return 0 if not load["errors"] else 1
+    runs_ok = _bench_runs(args.run_rows, args.run_repeats) if args.run_rows else True
+    return 0 if not load["errors"] and runs_ok else 1
+
+
+# -- 3. runs through the application vs the CLI ---------------------------------------------
+RUN_LATENCY_MS = 20
+RUN_CONCURRENCY = 64
+
+
+def _run_config(mock_base: str) -> dict[str, Any]:
+    return {
+        "url": f"{mock_base}/v1/chat/completions?latency_ms={RUN_LATENCY_MS}",
+        "api_key": "sk-bench",
+        "is_stream": False,
+        "request_format": json.dumps(
+            {"model": "mock-model", "messages": [{"role": "user", "content": "{{body}}"}]}
+        ),
+        "response_format": json.dumps({"choices": [{"message": {"content": "x"}}]}),
+    }
+
+
+def _cli_run(config_path: Path, rows: Path, out: Path) -> float:
+    """``openai-compat batch`` on the rows: its own wall time (the summary's), in s."""
+    out.unlink(missing_ok=True)
+    command = [
+        sys.executable, "-m", "openai_compat", "batch", "--config", str(config_path),
+        "--input", str(rows), "--output", str(out), "--key", "id", "--rate", "off",
+        "--concurrency", str(RUN_CONCURRENCY), "--progress", "off",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the CLI failed: {done.stderr[-2000:]}")
+    found = re.search(r"([0-9.]+) s wall", done.stderr)
+    if found is None:
+        raise SystemExit(f"no wall time in the CLI's summary: {done.stderr[-500:]}")
+    return float(found.group(1))
+
+
+def _health_poller(app_url: str, stop: threading.Event, times: list[float]) -> None:
+    with httpx.Client(base_url=app_url, timeout=10) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            client.get("/health").raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.01)
+
+
+class _HealthWatch:
+    """Polls ``/health`` every 10 ms on a thread (during both peers' runs, so that its
+    load on the machine falls on both alike); the latencies while it ran."""
+
+    def __init__(self, app_url: str) -> None:
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=_health_poller, args=(app_url, self._stop, self.times)
+        )
+
+    def __enter__(self) -> _HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _app_run(client: httpx.Client, cid: int, upload_id: str, n: int) -> float:
+    """One run through the app: its wall time, created to finished (the app's clock)."""
+    created = client.post(
+        f"/api/v1/connectors/{cid}/runs",
+        json={
+            "input": {"upload_id": upload_id},
+            "key": "id",
+            "rate": None,
+            "concurrency": RUN_CONCURRENCY,
+        },
+    )
+    created.raise_for_status()
+    run_id = created.json()["id"]
+    while True:
+        view = client.get(f"/api/v1/runs/{run_id}").json()
+        if view["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    if view["status"] != "succeeded" or view["ok"] != n:
+        raise SystemExit(f"the app's run did not succeed: {view}")
+    wall = datetime.fromisoformat(view["finished_at"]) - datetime.fromisoformat(view["created_at"])
+    return wall.total_seconds()
+
+
+def _bench_runs(n: int, repeats: int) -> bool:
+    """The app's runs vs the CLI, side by side; True when both targets are met."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        rows = base / "rows.jsonl"
+        with rows.open("w") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": f"r{i}", "body": f"row {i}: how fast is this?"}) + "\n")
+        mock, mock_base = _start(["mock-server"], "/v1/models")
+        app, app_url = _start(["serve", "--data-dir", str(base / "data")], "/health")
+        config = _run_config(mock_base)
+        config_path = base / "config.json"
+        config_path.write_text(json.dumps(config))
+        cli_walls: list[float] = []
+        app_walls: list[float] = []
+        health: list[float] = []
+        idle_during_cli: list[float] = []
+        try:
+            with httpx.Client(
+                base_url=app_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+            ) as client:
+                cid = client.post(
+                    "/api/v1/connectors", json={"name": "bench-runs", "configuration": config}
+                ).json()["id"]
+                with rows.open("rb") as f:
+                    upload = client.post("/api/v1/uploads", files={"file": ("rows.jsonl", f)})
+                upload.raise_for_status()
+                upload_id = upload.json()["id"]
+                # Alternated, so that the machine's noise falls on both alike.
+                for _ in range(repeats):
+                    with _HealthWatch(app_url) as watch:
+                        cli_walls.append(_cli_run(config_path, rows, base / "cli.jsonl"))
+                    idle_during_cli += watch.times
+                    with _HealthWatch(app_url) as watch:
+                        app_walls.append(_app_run(client, cid, upload_id, n))
+                    health += watch.times
+        finally:
+            for proc in (app, mock):
+                proc.terminate()
+                proc.wait(10)
+    cli_s, app_s = statistics.median(cli_walls), statistics.median(app_walls)
+    ratio = app_s / cli_s
+    p99 = _pct(health, 0.99)
+    ideal = n * RUN_LATENCY_MS / 1000 / RUN_CONCURRENCY
+    print()
+    print(
+        f"runs: {n:,} rows, {RUN_LATENCY_MS} ms latency, concurrency {RUN_CONCURRENCY} "
+        f"(ideal {ideal:.1f} s), median of {repeats}, alternated"
+    )
+    print(f"{'':28}{'wall s':>9}{'rows/s':>9}{'ratio':>8}")
+    print(f"{'openai-compat batch (CLI)':28}{cli_s:9.2f}{n / cli_s:9.0f}{1.0:8.2f}")
+    print(f"{'run through the app':28}{app_s:9.2f}{n / app_s:9.0f}{ratio:8.2f}")
+    print(
+        "  each: CLI "
+        + ", ".join(f"{w:.2f}" for w in cli_walls)
+        + " s; app "
+        + ", ".join(f"{w:.2f}" for w in app_walls)
+        + " s"
+    )
+    print(
+        f"/health during the runs: {len(health)} requests, p50 {_pct(health, 0.5):.1f} ms, "
+        f"p99 {p99:.1f} ms, max {max(health):.1f} ms (while the CLI ran: p99 {_pct(idle_during_cli, 0.99):.1f} ms)"
+    )
+    met = ratio <= 1.2 and p99 < 50
+    print(
+        f"targets: app <= 1.2x the CLI -> {'OK' if ratio <= 1.2 else 'ABOVE TARGET'}; "
+        f"/health p99 < 50 ms -> {'OK' if p99 < 50 else 'ABOVE TARGET'}"
+    )
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    return met
 
 
 if __name__ == "__main__":

@@ -464,3 +464,86 @@ def test_two_instances_on_postgresql_take_over_a_killed_ones_run(
             second.stop()
             for proc in (first, second):
                 assert CANARY not in proc.log_text()
+
+
+# -- database inputs ------------------------------------------------------------------------
+_DB_PASSWORD = "pw-canary-5b2e"
+
+
+@pytest.fixture(scope="module")
+def tickets_db(postgres: Any) -> str:
+    """A PostgreSQL database with a tickets table; its URL with a password (trust auth
+    ignores it: it is there to be kept secret)."""
+    import psycopg
+
+    url = postgres.create_database("runs_input")
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE tickets (id TEXT PRIMARY KEY, body TEXT, day TEXT)")
+        for i in range(30):
+            conn.execute(
+                "INSERT INTO tickets VALUES (%s, %s, %s)",
+                (f"t-{i}", f"ticket {i}", "2026-12-01" if i % 2 else "2026-12-02"),
+            )
+    return url.replace("postgres@", f"postgres:{_DB_PASSWORD}@")
+
+
+def test_a_database_query_as_input(
+    app: AppProcess, keyed: MockServer, tickets_db: str, tmp_path: Path
+) -> None:
+    query = "SELECT id, body FROM tickets WHERE day = :day ORDER BY id"
+    with app.client() as client:
+        preview = client.post(
+            "/api/v1/queries",
+            json={"database": tickets_db, "query": query, "params": {"day": "2026-12-01"}},
+        )
+        assert preview.status_code == 200, preview.text
+        shown = preview.json()
+        assert shown["columns"] == ["id", "body"] and shown["rows_estimate"] == 15
+        assert shown["sample"][0] == {"id": "t-1", "body": "ticket 1"}
+        connector_id = _connector(client, keyed.url)
+        body = {
+            "input": {"database": tickets_db, "query": query, "params": {"day": "2026-12-01"}},
+            "mapping": _MAPPING,
+            "outputs": _OUTPUTS,
+            "rate": None,
+        }
+        no_key = client.post(f"/api/v1/connectors/{connector_id}/runs", json=body)
+        assert no_key.status_code == 422 and "needs a key column" in no_key.text
+        created = client.post(f"/api/v1/connectors/{connector_id}/runs", json={**body, "key": "id"})
+        assert created.status_code == 201, created.text
+        view = _wait(client, created.json()["id"])
+        assert (view["ok"], view["failed"], view["total"]) == (15, 0, 15)
+        assert view["input"]["query"] == query and "***" in view["input"]["database"]
+        lines = client.get(
+            f"/api/v1/runs/{view['id']}/results", params={"format": "jsonl"}
+        ).text.splitlines()
+        assert sorted(json.loads(x)["key"] for x in lines) == sorted(
+            f"t-{i}" for i in range(1, 30, 2)
+        )
+        assert json.loads(lines[0])["output"]["reply"].startswith("You said: ticket ")
+
+        bad_query = client.post(
+            f"/api/v1/connectors/{connector_id}/runs",
+            json={**body, "key": "id", "input": {"database": tickets_db, "query": "SELECT nope"}},
+        )
+        assert bad_query.status_code == 422
+        assert bad_query.json()["error"]["errors"][0]["field"] == "input.query"
+        sqlite = client.post(
+            f"/api/v1/connectors/{connector_id}/runs",
+            json={
+                **body,
+                "key": "id",
+                "input": {"database": f"sqlite:///{tmp_path}/x.db", "query": "SELECT 1"},
+            },
+        )
+        assert sqlite.status_code == 422 and "SQLite file cannot be" in sqlite.text
+        missing_param = client.post(
+            "/api/v1/queries", json={"database": tickets_db, "query": query}
+        )
+        assert missing_param.status_code == 422 and ":day" in missing_param.text
+        for answer in (preview, no_key, created, bad_query, missing_param):
+            assert _DB_PASSWORD not in answer.text
+        assert _DB_PASSWORD not in client.get("/api/v1/runs").text
+    for table in ("runs", "run_results"):
+        assert _DB_PASSWORD not in repr(app.query(f"select * from {table}"))
+    assert _DB_PASSWORD not in app.log_text()

@@ -268,7 +268,9 @@ class RunExecutor:
             return "failed", f"the connector cannot be used: {exc.body['message']}"
         secrets = config.secrets
         try:
-            rows = await asyncio.to_thread(open_input, spec["input"], self.data_dir, self.store)
+            rows = await asyncio.to_thread(
+                open_input, spec, self.data_dir, self.store, self.services.cipher
+            )
         except RunInputError as exc:
             return "failed", redact(str(exc), secrets)
         skip = await asyncio.to_thread(self.store.done_keys, claimed.id)

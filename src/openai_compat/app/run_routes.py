@@ -33,6 +33,7 @@ from .ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_
 from .problems import ApiError, FieldError
 from .routes import require_token, services_of
 from .run_executor import RunExecutor
+from .run_inputs import DatabaseProbe, api_field, probe_database
 from .run_store import FINAL_STATUSES, RunStore
 from .run_tables import RUN_STATUSES
 from .schemas import ErrorOut, error_responses
@@ -191,10 +192,20 @@ def _json(data: Any, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-async def _input_columns(
-    runs: Runs, given: dict[str, Any], errors: list[FieldError]
-) -> tuple[dict[str, Any], list[str] | None, int | None]:
-    """The input, checked: its clean form, its columns (None if unknown), its row count."""
+@dataclass
+class _Input:
+    """A run's input, checked: what is stored (no password), the encrypted URL if any, the
+    input's columns (None when unknown) and row count."""
+
+    public: dict[str, Any]
+    encrypted_url: str | None = None
+    columns: list[str] | None = None
+    total: int | None = None
+
+
+async def _checked_input(
+    runs: Runs, services: Services, given: dict[str, Any], errors: list[FieldError]
+) -> _Input:
     if "upload_id" in given:
         extra = sorted(set(given) - {"upload_id"})
         if extra:
@@ -202,27 +213,96 @@ async def _input_columns(
         upload_id = given["upload_id"]
         if not isinstance(upload_id, str) or not upload_id:
             errors.append(FieldError("input.upload_id", "must be the id of an upload"))
-            return given, None, None
+            return _Input(given)
         row = await run_in_threadpool(runs.store.upload, upload_id)
         if row is None:
             errors.append(
                 FieldError("input.upload_id", f"there is no upload {upload_id!r}: upload it first")
             )
-            return given, None, None
-        return {"upload_id": upload_id}, list(row.columns), row.rows_estimate
+            return _Input(given)
+        return _Input({"upload_id": upload_id}, None, list(row.columns), row.rows_estimate)
     if "database" in given or "query" in given:
-        errors.append(
-            FieldError(
-                "input.database",
-                "database inputs are not available in this version; upload the rows as a "
-                "file instead",
-            )
-        )
-        return given, None, None
+        extra = sorted(set(given) - {"database", "query", "params"})
+        if extra:
+            errors.append(FieldError("input", f"takes database, query and params; remove {extra}"))
+        probe = await _probe(services, DatabaseIn.model_validate(given), errors, "input")
+        if probe is None:
+            return _Input({})
+        found, clean = probe
+        public = {"database": found.shown, "query": clean.query, "params": clean.params}
+        encrypted = services.cipher.encrypt(clean.database)
+        return _Input(public, encrypted, found.columns, found.rows_estimate)
     errors.append(
         FieldError("input", 'must be {"upload_id": "..."} or {"database": url, "query": sql}')
     )
-    return given, None, None
+    return _Input(given)
+
+
+class DatabaseIn(BaseModel):
+    """A database query as a run's input (or to preview)."""
+
+    database: Any = Field(
+        default=None, description="a SQLAlchemy URL: postgresql://user:password@host/db"
+    )
+    query: Any = Field(default=None, description="a SELECT statement; :name parameters from params")
+    params: Any = Field(default=None, description="the query's :name parameters")
+
+
+@dataclass
+class _CleanDatabase:
+    database: str
+    query: str
+    params: dict[str, Any] | None
+
+
+async def _probe(
+    services: Services, given: DatabaseIn, errors: list[FieldError], prefix: str
+) -> tuple[DatabaseProbe, _CleanDatabase] | None:
+    """Check a database input (connect, first rows, count); None with ``errors`` if wrong."""
+    at = f"{prefix}." if prefix else ""
+    problems = []
+    if not isinstance(given.database, str) or not given.database.strip():
+        problems.append(FieldError(f"{at}database", "must be a database URL (text)"))
+    if not isinstance(given.query, str) or not given.query.strip():
+        problems.append(FieldError(f"{at}query", "must be a SELECT statement (text)"))
+    if given.params is not None and not isinstance(given.params, dict):
+        problems.append(FieldError(f"{at}params", "must be an object of :name -> value"))
+    if problems:
+        errors += problems
+        return None
+    clean = _CleanDatabase(given.database.strip(), given.query, given.params)
+    try:
+        found = await run_in_threadpool(probe_database, clean.database, clean.query, clean.params)
+    except ConfigurationError as exc:
+        field = api_field(exc).removeprefix("input.")
+        errors.append(FieldError(f"{at}{field}", exc.reason))
+        return None
+    if found.host:
+        host = f"[{found.host}]" if ":" in found.host else found.host
+        try:
+            await services.check_address(f"tcp://{host}", f"{at}database")
+        except ApiError as exc:
+            errors += exc.body.get("errors", [])
+            return None
+    return found, clean
+
+
+@runs_router.post("/queries", response_model=None, responses=_errors(400))
+async def preview_query(body: DatabaseIn, services: ServicesDep) -> Response:
+    """Preview a database input: ``{database, columns, sample, rows_estimate}``."""
+    errors: list[FieldError] = []
+    probe = await _probe(services, body, errors, "")
+    if probe is None:
+        raise ApiError.invalid(errors)
+    found = probe[0]
+    return _json(
+        {
+            "database": found.shown,
+            "columns": found.columns or [],
+            "sample": found.sample,
+            "rows_estimate": found.rows_estimate,
+        }
+    )
 
 
 def _check_mapping(
@@ -300,13 +380,22 @@ async def create_run(
     """
     config = await services.usable_saved(connector_id)
     errors: list[FieldError] = []
-    clean_input, columns, total = await _input_columns(runs, body.input, errors)
+    found = await _checked_input(runs, services, body.input, errors)
+    columns = found.columns
     _check_mapping(config, body.mapping, columns, errors)
     output_names = _check_outputs(config, body.outputs, errors)
     if body.key is not None and columns is not None and body.key not in columns:
         shown = ", ".join(map(repr, columns[:30])) or "none"
         message = f"the input has no column {body.key!r} (its columns: {shown})"
         errors.append(FieldError("key", message))
+    if found.encrypted_url is not None and body.key is None:
+        errors.append(
+            FieldError(
+                "key",
+                "a database input needs a key column: a query's rows may come in another "
+                "order when a stopped run continues",
+            )
+        )
     if body.rate is not None:
         try:
             Rate.parse(body.rate)
@@ -315,7 +404,7 @@ async def create_run(
     if errors:
         raise ApiError.invalid(errors)
     spec = {
-        "input": clean_input,
+        "input": found.public,
         "mapping": body.mapping,
         "outputs": body.outputs,
         "key": body.key,
@@ -323,7 +412,9 @@ async def create_run(
         "rate": body.rate,
         "max_cost": body.max_cost,
     }
-    view = await run_in_threadpool(runs.store.create, connector_id, spec, output_names, total)
+    if found.encrypted_url is not None:
+        spec["database_url_encrypted"] = found.encrypted_url
+    view = await run_in_threadpool(runs.store.create, connector_id, spec, output_names, found.total)
     runs.executor.wake()
     return _json(view, 201)
 

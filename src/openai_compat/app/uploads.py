@@ -233,7 +233,7 @@ def inspect_upload(data_dir: Path, received: UploadedFile) -> Inspected:
         fmt = detect_format(received.filename)
     except ConfigurationError as exc:
         received.path.unlink(missing_ok=True)
-        raise ApiError.invalid([FieldError("file", exc.message)]) from None
+        raise ApiError.invalid([FieldError("file", exc.reason)]) from None
     compressed = received.filename.lower().endswith(".gz")
     upload_id = uuid.uuid4().hex
     path = upload_path(data_dir, upload_id, fmt, compressed)
@@ -259,7 +259,7 @@ def inspect_upload(data_dir: Path, received: UploadedFile) -> Inspected:
             estimate = None
     except ConfigurationError as exc:
         path.unlink(missing_ok=True)
-        shown = exc.message.replace(str(path), received.filename)
+        shown = exc.reason.replace(str(path), received.filename)
         raise ApiError.invalid([FieldError("file", shown)]) from None
     except Exception as exc:
         path.unlink(missing_ok=True)

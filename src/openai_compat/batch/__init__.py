@@ -14,12 +14,18 @@ append + flush), `checkpoint` (resume from the output file), `scheduler` (rate l
 pause after a 429), `progress` (stderr), `keys` (row keys, shards), `_engine` (the row
 engine, `BatchRun`), `_to_file` (a run into an output file), `_api` (`run_batch`,
 `run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``).
+Databases: `_sql_url` (URLs, ``ENV["NAME"]``, the password hidden), `_sql_reader`
+(`database_rows`: a query's rows, streamed), `_sql_writer` (the results table, upserts),
+`_to_table` (a run into a table, exactly once).
 Payload mapping and output extraction live in `openai_compat.mapping`.
 """
 
 from ._api import run_batch, run_batch_sync
 from ._engine import BatchRun
+from ._sql_reader import DatabaseRows, database_rows
+from ._sql_url import DatabaseError
 from ._to_file import arun_batch_to_file
+from ._to_table import arun_batch_to_table
 from .keys import Shard
 from .readers import RowSource, UnreadableRow, open_rows
 from .results import BatchResult, BatchSummary
@@ -31,11 +37,15 @@ __all__ = [
     "BatchResult",
     "BatchRun",
     "BatchSummary",
+    "DatabaseError",
+    "DatabaseRows",
     "Rate",
     "RowSource",
     "Shard",
     "UnreadableRow",
     "arun_batch_to_file",
+    "arun_batch_to_table",
+    "database_rows",
     "open_rows",
     "run_batch",
     "run_batch_sync",

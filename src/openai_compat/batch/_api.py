@@ -10,7 +10,9 @@ from .._sync import run_sync
 from ..config import SourceConfig
 from ._engine import BatchRun, Rows
 from ._options import BatchFileOptions, BatchOptions
+from ._sql_url import is_database_url
 from ._to_file import arun_batch_to_file
+from ._to_table import arun_batch_to_table
 from .results import BatchResult, BatchSummary
 
 __all__ = ["run_batch", "run_batch_sync"]
@@ -24,9 +26,11 @@ def run_batch(
     """Run ``rows`` through the endpoint; an async iterator of `BatchResult`.
 
     ``rows``: dicts (any iterable or async iterable), or a path (``.jsonl``, ``.csv``,
-    ``.parquet``; ``-`` = JSON Lines on stdin). Options: ``mapping`` (the platform's
-    mapping list), ``outputs`` (``[{"name": path, "as": name}]``; default: the string leaves
-    of ``response_format``), ``key`` (column), ``concurrency`` (default 10), ``rate``
+    ``.parquet``; ``-`` = JSON Lines on stdin), or a database URL with ``query`` (and
+    ``params``) or ``table`` (or `database_rows`: the rows of a query, streamed).
+    Options: ``mapping`` (the platform's mapping list), ``outputs``
+    (``[{"name": path, "as": name}]``; default: the string leaves of ``response_format``),
+    ``key`` (column), ``concurrency`` (default 10), ``rate``
     (``"600/minute"`` default, None = no limit), ``shard`` (``"k/n"``), ``skip`` (key
     texts to leave out), ``include_input``, ``include_response``, ``retry``, ``client``
     (all of `BatchOptions`, in ``openai_compat.batch._options``).
@@ -74,9 +78,14 @@ def run_batch_sync(
 
     Takes the options of `run_batch` and, with ``output``, those of `arun_batch_to_file`
     (``mode``, ``output_format``, ``progress``). Without ``output`` each result goes to
-    ``on_result`` only.
+    ``on_result`` only. An ``output`` that is a database URL takes ``output_table``: the
+    results go into that table, exactly once (`arun_batch_to_table`).
     """
     if output is not None:
+        if options.get("output_table") or is_database_url(output):
+            return run_sync(
+                arun_batch_to_table(config, rows, output, on_result=on_result, **options)
+            )
         return run_sync(arun_batch_to_file(config, rows, output, on_result=on_result, **options))
 
     async def consume() -> BatchSummary:

@@ -33,6 +33,8 @@ from ..mapping import (
     parse_outputs,
 )
 from ._options import BatchOptions, check_keywords
+from ._sql_reader import DatabaseRows
+from ._sql_url import is_database_url
 from .keys import Shard, key_token, row_key
 from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
@@ -69,6 +71,14 @@ def _failed(
     )
 
 
+def _open_input(rows: str | os.PathLike[str], options: BatchOptions) -> RowSource | DatabaseRows:
+    """The rows of a path, or of a database URL (with ``query`` or ``table``)."""
+    query, table = options.get("query"), options.get("table")
+    if query is not None or table is not None or is_database_url(rows):
+        return DatabaseRows(rows, query, table=table, params=options.get("params"))
+    return open_rows(rows, options.get("input_format"))
+
+
 def _quoted(row: Any, column: str | None) -> str:
     value = row.get(column) if isinstance(row, Mapping) and column is not None else None
     return repr(key_token(value)) if value not in (None, "") else "(none)"
@@ -101,7 +111,11 @@ class BatchRun:
             else default_outputs(self.config.response_format)
         )
         if isinstance(rows, str | os.PathLike):
-            rows = open_rows(rows, options.get("input_format"))
+            rows = _open_input(rows, options)
+        elif options.get("query") is not None or options.get("table") is not None:
+            raise ConfigurationError(
+                "query and table read a database: pass its URL as the rows", field="query"
+            )
         self.rows = rows
         self.key = options.get("key")
         concurrency = options.get("concurrency")
@@ -256,6 +270,10 @@ class BatchRun:
                     yield chunk
                     chunk = []
             if chunk:
+                yield chunk
+            return
+        if isinstance(rows, DatabaseRows):
+            async for chunk in read_in_thread(rows, _READ_CHUNK):
                 yield chunk
             return
         if isinstance(rows, RowSource):

@@ -9,7 +9,7 @@ not in any signature, so a misspelt one would otherwise be ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypedDict, cast
 
 import httpx
@@ -55,6 +55,11 @@ class RowOptions(TypedDict, total=False):
     include_response: bool
     # The format of a ``rows`` path; default: by its name.
     input_format: str | None
+    # With ``rows`` a database URL: the query to read (``:name`` parameters bound from
+    # ``params``), or the ``table`` to read whole; one of them. See `database_rows`.
+    query: str | None
+    table: str | None
+    params: Mapping[str, Any] | None
     # The retry policy; default the endpoint's.
     retry: RetryPolicy | None
     # The HTTP client to send with; default: one the run makes (and closes) for itself.
@@ -87,6 +92,8 @@ class FileOptions(TypedDict, total=False):
     progress_interval_s: float
     # Stop on Ctrl-C / SIGTERM (a second one abandons the rows in flight); default False.
     handle_signals: bool
+    # With the output a database URL: the table results go into (created when missing).
+    output_table: str | None
 
 
 class BatchFileOptions(RowOptions, FileOptions, total=False):

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every row succeeded; 1 some rows failed (their lines say why;
 ``--retry-failed`` runs them again); 2 unusable arguments or configuration; 130 stopped
-by Ctrl-C / SIGTERM (``--resume`` finishes the run).
+by Ctrl-C / SIGTERM (``--resume`` finishes the run); 5 a database failed part way (the
+results committed before are kept: ``--resume`` finishes the run).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .._json import read_json_file
 from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
+from ._sql_url import DatabaseError
 from ._to_file import arun_batch_to_file
 from .progress import PROGRESS_MODES
 from .readers import FORMATS
@@ -32,6 +34,9 @@ examples:
   openai-compat batch ... --retry-failed      # run the failed rows again
   openai-compat batch ... --shard 3/8         # machine 3 of 8 (rows split by key hash)
   cat rows.jsonl | openai-compat batch --config conn.json --input - --output out.jsonl
+  openai-compat batch --config conn.json --input postgresql://app@db/crm \
+      --query 'SELECT id, body FROM tickets WHERE day = :day' --param day=2026-12-01 \
+      --output postgresql://app@db/crm --output-table ticket_summaries --key id
 
 mapping.json: [{"name": "messages.0.content", "value": "body", "value_type": "dynamic",
                "type": "string"}]   (or {{column}} placeholders in request_format)
@@ -129,8 +134,85 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
         help="seconds between plain progress lines (default 10)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress and no summary, only errors")
+    _add_database_arguments(p)
     _add_ray_arguments(p)
     return p
+
+
+def _add_database_arguments(p: argparse.ArgumentParser) -> None:
+    db = p.add_argument_group(
+        "databases (any SQLAlchemy URL: postgresql://user@host/db, sqlite:///file.db)",
+        "--input URL with --query or --table; --output URL with --output-table. Passwords "
+        'are never shown; ENV["NAME"] reads the URL, or a part of it, from the environment',
+    )
+    db.add_argument(
+        "--query",
+        metavar="SQL",
+        help="rows: the result of this query on --input (parameters written :name)",
+    )
+    db.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a bound parameter of --query (repeatable; values are text, never pasted in)",
+    )
+    db.add_argument("--table", metavar="NAME", help="rows: the whole table NAME of --input")
+    db.add_argument(
+        "--output-table",
+        metavar="NAME",
+        help="results: the table NAME of --output (created when missing, key as primary key)",
+    )
+
+
+def _database_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The database options of ``args`` (query, table, params), checked."""
+    from ._sql_url import is_database_url
+
+    params: dict[str, str] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigurationError(
+                f"--param {item!r}: write it NAME=VALUE, e.g. --param day=2026-12-01",
+                field="param",
+            )
+        params[name.strip()] = value
+    if params and args.query is None:
+        raise ConfigurationError("--param binds the parameters of --query", field="param")
+    if args.query is not None and args.table is not None:
+        raise ConfigurationError("give --query or --table, not both", field="query")
+    database_in = args.query is not None or args.table is not None
+    if database_in and not is_database_url(args.input):
+        raise ConfigurationError(
+            "--query and --table read a database: --input must be its URL "
+            "(e.g. postgresql://user@host/db or sqlite:///rows.db)",
+            field="input",
+        )
+    if is_database_url(args.input) and not database_in:
+        raise ConfigurationError(
+            "--input is a database URL: say what to read with --query 'SELECT ...' or --table NAME",
+            field="input",
+        )
+    if args.output_table and not is_database_url(args.output):
+        raise ConfigurationError(
+            "--output-table writes into a database: --output must be its URL", field="output"
+        )
+    if is_database_url(args.output) and not args.output_table:
+        raise ConfigurationError(
+            "--output is a database URL: name the results table with --output-table NAME "
+            "(created when missing)",
+            field="output_table",
+        )
+    if getattr(args, "engine", "local") == "ray" and (database_in or args.output_table):
+        raise ConfigurationError(
+            "databases are read and written by local runs; --engine ray takes files",
+            field="engine",
+        )
+    options: dict[str, Any] = {}
+    if database_in:
+        options.update(query=args.query, table=args.table, params=params)
+    return options
 
 
 def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
@@ -196,14 +278,22 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
             else "new"
         )
         progress = "off" if args.quiet else args.progress
+        database = _database_options(args)
         if getattr(args, "engine", "local") == "ray":
             summary = _run_on_ray(config, args, mapping, outputs, retry)
         else:
+            to_output: Any = arun_batch_to_file
+            if args.output_table:
+                from ._to_table import arun_batch_to_table
+
+                to_output = arun_batch_to_table
+                database["output_table"] = args.output_table
             summary = run_sync(
-                arun_batch_to_file(
+                to_output(
                     config,
                     args.input,
                     args.output,
+                    **database,
                     mode=mode,
                     output_format=args.output_format,
                     input_format=args.input_format,
@@ -224,6 +314,9 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
     except ConfigurationError as exc:
         print(f"openai-compat batch: {exc}", file=sys.stderr)
         return 2
+    except DatabaseError as exc:
+        print(f"openai-compat batch: {exc}", file=sys.stderr)
+        return 5
     except KeyboardInterrupt:
         print("openai-compat batch: interrupted; run again with --resume", file=sys.stderr)
         return 130

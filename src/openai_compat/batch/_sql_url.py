@@ -1,0 +1,178 @@
+"""Database URLs of batch runs: told apart from file names, ``ENV["NAME"]`` resolved, opened.
+
+A batch input or output may be any SQLAlchemy URL (``postgresql://``, ``sqlite:///file.db``,
+any dialect installed). Its password is never shown: every message renders the URL with
+SQLAlchemy's ``render_as_string(hide_password=True)`` (``***``) and has the password itself
+redacted from whatever the driver said. ``ENV["NAME"]`` works as in configurations: the
+whole URL (``--input 'ENV["DATABASE_URL"]'``) or one of its parts
+(``postgresql://app:ENV["PGPASSWORD"]@db/warehouse``), read from the environment when used.
+
+This module imports SQLAlchemy only when a URL is opened, so file runs never load it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError, OpenAICompatError, redact
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+__all__ = [
+    "DatabaseError",
+    "failure_text",
+    "is_database_url",
+    "open_database",
+    "parse_database_url",
+    "shown_url",
+]
+
+# The ``ENV["NAME"]`` reference of configurations (openai_compat.app.env_refs, whose package
+# is the application: too heavy to import for a batch run).
+_REF = r"""ENV\[\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]"""
+_WHOLE_REF = re.compile(rf"^\s*{_REF}\s*$")
+_PART_REF = re.compile(_REF)
+# ``dialect[+driver]://``: what SQLAlchemy's make_url parses (a Windows path never has it).
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?://")
+# Schemes that are files or services, never SQLAlchemy dialects.
+_NOT_DATABASES = {"http", "https", "file", "s3", "s3a", "gs", "gcs", "abfs", "az", "hdfs"}
+_SQLITE_BUSY_TIMEOUT_S = 30
+
+
+class DatabaseError(OpenAICompatError):
+    """A database of a batch run failed part way (a write, a read); the message has no password.
+
+    Failures found before anything is sent (a connection refused, a table with other
+    columns) are `ConfigurationError` instead.
+    """
+
+
+def is_database_url(text: str | os.PathLike[str]) -> bool:
+    """True when ``text`` is a database URL (``dialect[+driver]://...`` or ``ENV["NAME"]``).
+
+    >>> is_database_url("sqlite:///rows.db"), is_database_url("postgresql+psycopg://db/x")
+    (True, True)
+    >>> is_database_url("rows.jsonl"), is_database_url("s3://bucket/rows.jsonl")
+    (False, False)
+    """
+    if not isinstance(text, str):
+        return False
+    if _WHOLE_REF.match(text):
+        return True
+    match = _SCHEME.match(text)
+    return match is not None and text.split(":", 1)[0].lower() not in _NOT_DATABASES
+
+
+def _env(name: str, field: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        raise ConfigurationError(
+            f'refers to the environment variable {name} (ENV["{name}"]), which is not set; '
+            "export it, or write the value itself",
+            field=field,
+        )
+    return value
+
+
+def parse_database_url(text: str, field: str) -> URL:
+    """The SQLAlchemy URL of ``text``, with ``ENV["NAME"]`` (whole or in a part) resolved.
+
+    ``postgresql://`` and ``postgres://`` get the psycopg (v3) driver, as in the application.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    whole = _WHOLE_REF.match(text)
+    if whole:
+        text = _env(whole.group(2), field)
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text.removeprefix("postgres://")
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        # The text may hold a password: only its scheme is shown.
+        scheme = text.split("://", 1)[0] if "://" in text else "?"
+        raise ConfigurationError(
+            f"cannot read the database URL (scheme {scheme!r}); write it as "
+            "dialect[+driver]://user:password@host:port/database, e.g. sqlite:///rows.db",
+            field=field,
+        ) from None
+    parts: dict[str, Any] = {}
+    for part in ("username", "password", "host", "database"):
+        value = getattr(url, part)
+        if isinstance(value, str) and _PART_REF.search(value):
+            parts[part] = _PART_REF.sub(lambda m: _env(m.group(2), field), value)
+    if parts:
+        url = url.set(**parts)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def shown_url(url: URL) -> str:
+    """``url`` as messages show it: the password as ``***``."""
+    return url.render_as_string(hide_password=True)
+
+
+def failure_text(exc: BaseException, url: URL) -> str:
+    """What the driver said about ``exc``, on one line, with the URL's password redacted.
+
+    A DBAPI error's own message is used (not SQLAlchemy's wrapper, which repeats the SQL
+    and its parameters: row values).
+    """
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip() or type(exc).__name__
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    secrets = [url.password] if isinstance(url.password, str) and url.password else []
+    return redact(text, secrets)[:500]
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: a run may read rows from a file while it writes results into the same file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def open_database(url: URL, field: str, *, wal: bool = False) -> Engine:
+    """An engine for ``url``, connected once to prove it works; failures are clear errors.
+
+    ``wal``: a SQLite file is switched to WAL mode (an output: readers and the writer of one
+    file then do not block each other). A missing dialect or driver, or a refused connection,
+    is a `ConfigurationError` naming the URL without its password.
+    """
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    shown = shown_url(url)
+    try:
+        if url.get_backend_name() == "sqlite":
+            engine = create_engine(
+                url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+            )
+            if wal and url.database not in (None, "", ":memory:"):
+                event.listen(engine, "connect", _sqlite_on_connect)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"no SQLAlchemy dialect or driver {url.drivername!r} is installed (for {shown}); "
+            "install it (e.g. pip install psycopg for postgresql) or fix the URL's scheme",
+            field=field,
+        ) from None
+    except (ArgumentError, ImportError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot use the database {shown}: {failure_text(exc, url)}", field=field
+        ) from None
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ConfigurationError(
+            f"cannot connect to the database {shown}: {failure_text(exc, url)}", field=field
+        ) from None
+    return engine
