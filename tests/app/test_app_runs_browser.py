@@ -12,7 +12,9 @@ reach 100%, see a failed row's error, filter to the failed rows, download the re
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import Page, expect
@@ -72,32 +74,33 @@ def _add_mapping_row(page: Page, name: str, column: str, type_: str = "string") 
 
 
 def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
-    page: Page, web_app: AppProcess
+    page: Page, web_app: AppProcess, tmp_path: Path
 ) -> None:
     _save_connector(web_app, "http://127.0.0.1:9/v1/chat/completions", "Mapping only")
     _open_runs(page, web_app, "Mapping only")
     # The request format's placeholder has its picker, waiting for a column.
     expect(page.locator("#run-placeholders code")).to_have_text("{{ticket}}")
-    # Rows from a query: the columns are given, each stands for its own value.
-    page.click("#run-src-db")
-    page.fill("#run-db-columns", "id, body, n")
+    csv = tmp_path / "notes.csv"
+    csv.write_text("id,body,n\nn-1,the lift is stuck,lots\nn-2,no coffee,3\n")
+    page.set_input_files("#run-file", str(csv))
+    expect(page.locator("#run-sample tbody tr")).to_have_count(2)
     picker = page.locator("#run-placeholders select")
     expect(picker.locator("option")).to_have_count(4)  # "choose" + three columns
     expect(page.locator("#run-preview-error")).to_contain_text("no column 'ticket'")
     picker.select_option("body")
     preview = page.locator("#run-preview")
-    expect(preview).to_contain_text("Summarise this ticket: ‹body›")
+    expect(preview).to_contain_text("Summarise this ticket: the lift is stuck")
     expect(page.locator("#run-preview-error")).to_be_hidden()
     _add_mapping_row(page, "max_tokens", "n", "number")
-    # ‹n› cannot be a number: the row's error, from the real mapping package.
+    # "lots" is not a number: the first row's error, from the real mapping package.
     expect(page.locator("#run-preview-error")).to_contain_text("cannot cast column 'n' to number")
     page.locator("#run-mapping tbody tr").last.locator("td:nth-child(4) select").select_option("")
     expect(page.locator("#run-preview-error")).to_be_hidden()
     payload = json.loads(preview.inner_text())
     assert payload == {
         "model": "mock-model",
-        "messages": [{"role": "user", "content": "Summarise this ticket: ‹body›"}],
-        "max_tokens": "‹n›",
+        "messages": [{"role": "user", "content": "Summarise this ticket: the lift is stuck"}],
+        "max_tokens": "lots",
     }
     # A path that runs into a string is the mapping's own problem, marked on its row.
     _add_mapping_row(page, "model.name", "id")
@@ -127,6 +130,7 @@ def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
         page.locator('#run-outputs tr[data-path="usage.total_tokens"] input').first
     ).to_be_checked()
     # The database URL is a password field: its secret is not shown.
+    page.click("#run-src-db")
     assert page.get_attribute("#run-db-url", "type") == "password"
     # Every control of the tab has an accessible name (a label or an aria-label).
     unnamed = page.eval_on_selector_all(
@@ -224,11 +228,13 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         sent = len(server.requests)
         expect(page.locator("#run-resume")).to_be_hidden()
         page.click("#run-retry")
-        expect(page.locator("#run-progress-label")).to_contain_text(
-            f"{ROWS} of {ROWS}", timeout=30000
-        )
+        deadline = time.monotonic() + 30
+        while len(server.requests) == sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server.requests) == sent + 1
         expect(page.locator("#run-status")).to_have_text("succeeded", timeout=30000)
-        expect(page.locator("#run-results tbody tr")).to_have_count(1)
+        expect(page.locator("#run-progress-label")).to_contain_text(f"100% · {ROWS} of {ROWS}")
+        expect(page.locator("#run-results tbody tr.failed")).to_have_count(1)
         assert len(server.requests) == sent + 1
         assert CANARY not in page.content()
     with web_app.client() as client:
@@ -270,3 +276,39 @@ def test_cancel_then_resume_a_run(page: Page, web_app: AppProcess, tmp_path: Pat
             line["error"] is None
             for line in map(json.loads, Path(info.value.path()).read_text().splitlines())
         )
+
+
+def test_a_database_query_looked_at_then_run(
+    page: Page, web_app: AppProcess, postgres: Any
+) -> None:
+    import psycopg
+
+    url = postgres.create_database("runs_page_rows")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create table tickets (id text primary key, ticket text, day text)")
+        for i in range(12):
+            day = "mon" if i % 3 else "tue"
+            conn.execute("insert into tickets values (%s, %s, %s)", (f"q-{i}", f"ticket {i}", day))
+    # The cluster trusts local connections: the password is never checked, only carried.
+    with_password = url.replace("postgres@", f"postgres:{CANARY}@")
+    with MockServer(api_key=CANARY) as server:
+        _save_connector(web_app, server.url, "Query target")
+        _open_runs(page, web_app, "Query target")
+        page.click("#run-src-db")
+        page.fill("#run-db-url", with_password)
+        page.fill("#run-db-query", "select id, ticket from tickets where day = :day order by id")
+        page.fill("#run-db-params", "{day: mon}")
+        page.click("#run-db-look")
+        expect(page.locator("#run-input-error")).to_contain_text("JSON object")
+        page.fill("#run-db-params", '{"day": "mon"}')
+        page.click("#run-db-look")
+        expect(page.locator("#run-sample thead th")).to_have_text(["id", "ticket"])
+        expect(page.locator("#run-sample tbody tr").first).to_contain_text("q-1")
+        assert page.input_value("#run-placeholders select") == "ticket"
+        expect(page.locator("#run-preview")).to_contain_text("Summarise this ticket: ticket 1")
+        assert page.input_value("#run-key") == "id"
+        page.click("#run-start")
+        expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60000)
+        expect(page.locator("#run-progress-label")).to_contain_text("100% · 8 of 8 rows")
+        expect(page.locator("#run-results tbody tr")).to_have_count(8)
+        assert CANARY not in page.content()

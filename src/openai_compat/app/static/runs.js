@@ -103,6 +103,7 @@
       upload: null,
       columns: [],
       sample: [],
+      query: null,
       placeholders: [],
       choice: {}, // placeholder -> column
       run: null,
@@ -145,10 +146,7 @@
     file.addEventListener("change", () => { if (file.files.length) upload(file.files[0]); });
     $("#run-src-file", s.root).addEventListener("click", () => setSource("file"));
     $("#run-src-db", s.root).addEventListener("click", () => setSource("database"));
-    $("#run-db-columns", s.root).addEventListener("input", () => {
-      if (s.source !== "database") return;
-      setColumns($("#run-db-columns", s.root).value.split(",").map((c) => c.trim()).filter(Boolean), []);
-    });
+    $("#run-db-look", s.root).addEventListener("click", lookAtQuery);
   }
 
   function setSource(source) {
@@ -164,7 +162,9 @@
       const u = s.upload;
       setColumns(u ? u.columns : [], u ? u.sample : []);
     } else {
-      $("#run-db-columns", s.root).dispatchEvent(new Event("input"));
+      const q = s.query;
+      setColumns(q ? q.columns : [], q ? q.sample : []);
+      renderKeyPicker();
     }
   }
 
@@ -198,6 +198,50 @@
       if (mine !== s) return;
       status.textContent = "";
       showError(errorBox, "✗ The upload failed: " + (err.message || err));
+    }
+  }
+
+  function readQuery() {
+    const database = $("#run-db-url", s.root).value.trim();
+    const query = $("#run-db-query", s.root).value.trim();
+    if (!database || !query) return { error: "Give the database URL and the query." };
+    const body = { database, query };
+    const raw = $("#run-db-params", s.root).value.trim();
+    if (raw) {
+      const params = parseJson(raw, null);
+      if (!params || typeof params !== "object" || Array.isArray(params)) {
+        return { error: 'The parameters must be a JSON object such as {"day": "2026-12-01"}.' };
+      }
+      body.params = params;
+    }
+    return { body };
+  }
+
+  // The query's columns and first rows, from the server (nothing is run through the model).
+  async function lookAtQuery() {
+    const status = $("#run-db-status", s.root);
+    const errorBox = $("#run-input-error", s.root);
+    const button = $("#run-db-look", s.root);
+    const mine = s;
+    showError(errorBox, "");
+    const { body, error } = readQuery();
+    if (error) { showError(errorBox, "✗ " + error); return; }
+    button.disabled = true;
+    status.textContent = "Reading the first rows…";
+    try {
+      const answer = await api("POST", "/api/v1/queries", body);
+      if (mine !== s) return;
+      s.query = answer;
+      setColumns(answer.columns || [], answer.sample || []);
+      const rows = answer.rows_estimate;
+      status.textContent = "✓ " + (answer.columns || []).length + " columns" +
+        (rows !== undefined && rows !== null ? " · about " + fmt(rows) + " rows" : "");
+    } catch (err) {
+      if (mine !== s || err.status === 401) return;
+      status.textContent = "";
+      showError(errorBox, "✗ " + problemLines(err).join("\n"));
+    } finally {
+      button.disabled = false;
     }
   }
 
@@ -345,8 +389,8 @@
   }
 
   function previewRow() {
-    if (s.source === "file" && s.sample.length) return s.sample[0];
-    // No rows to look at (a query, or nothing uploaded yet): each column shows its name.
+    if (s.sample.length) return s.sample[0];
+    // No rows to look at yet: each column (or placeholder) shows its name.
     const row = {};
     for (const c of s.columns) row[c] = "‹" + c + "›";
     for (const p of s.placeholders) if (!s.columns.length) row[p] = "‹" + p + "›";
@@ -463,7 +507,8 @@
     const select = $("#run-key", s.root);
     const before = select.value;
     select.textContent = "";
-    select.append(el("option", { value: "", text: "(the row number)" }));
+    // A query's rows need a key column (they may come in another order when a run continues).
+    select.append(el("option", { value: "", text: s.source === "database" ? "— choose a column —" : "(the row number)" }));
     for (const c of s.columns) select.append(el("option", { value: c, text: c }));
     select.value = s.columns.includes(before) ? before : (s.columns.includes("id") ? "id" : "");
   }
@@ -474,10 +519,9 @@
       if (!s.upload) return { error: "Drop a file of rows first (or choose Database query)." };
       body.input = { upload_id: s.upload.id };
     } else {
-      const url = $("#run-db-url", s.root).value.trim();
-      const query = $("#run-db-query", s.root).value.trim();
-      if (!url || !query) return { error: "Give the database URL and the query." };
-      body.input = { database: url, query };
+      const { body: input, error } = readQuery();
+      if (error) return { error };
+      body.input = input;
     }
     const placeholders = readPlaceholderChoice();
     if (Object.keys(placeholders).length) body.placeholders = placeholders;
