@@ -12,6 +12,7 @@ reach 100%, see a failed row's error, filter to the failed rows, download the re
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,14 @@ RESPONSE_FORMAT = {
 }
 ROWS = 120
 BAD_ROW = 7  # its model is empty: the scripted server answers 400 for it
+
+
+def _shot_of(page: Page, selector: str, name: str) -> None:
+    """A screenshot of one part of the page (``_shot`` takes the whole page)."""
+    target = os.environ.get("OPENAI_COMPAT_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.locator(selector).screenshot(path=str(Path(target) / f"{name}.png"))
 
 
 def _save_connector(app: AppProcess, url: str, name: str) -> int:
@@ -172,14 +181,15 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         _shot(page, "07-runs-ready")
         page.click("#run-start")
         expect(page.locator("#run-view")).to_be_visible(timeout=20000)
-        # The bar moves: part of the rows done before all of them.
+        # The bar moves: part of the rows done before all of them, and the table follows.
         page.wait_for_function(
             """(total) => { const b = document.querySelector('#run-progress');
-                            return b.max === total && b.value > 0 && b.value < total; }""",
+                            return b.max === total && b.value > total * 0.4 && b.value < total; }""",
             arg=ROWS,
             timeout=30000,
         )
-        _shot(page, "08-runs-progress")
+        expect(page.locator("#run-results tbody tr").first).to_be_visible()
+        _shot_of(page, "#run-view", "08-runs-progress")
         expect(page.locator("#run-progress-label")).to_contain_text("100%", timeout=60000)
         # The run went through (one of its rows failed, not the run).
         expect(page.locator("#run-status")).to_have_text("succeeded", timeout=20000)
@@ -203,7 +213,7 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         expect(page.locator("#run-results tbody tr")).to_have_count(1)
         expect(failed).to_contain_text(f"t-{BAD_ROW}")
         expect(failed).to_contain_text("HTTP 400")
-        _shot(page, "09-runs-done")
+        _shot_of(page, "#run-view", "09-runs-done")
         with page.expect_download() as info:
             page.click("#run-dl-jsonl")
         lines = [json.loads(x) for x in Path(info.value.path()).read_text().splitlines()]

@@ -543,8 +543,8 @@
     $("#run-retry", s.root).addEventListener("click", () => runAction("retry_failed"));
     $("#run-dl-jsonl", s.root).addEventListener("click", () => download("jsonl"));
     $("#run-dl-csv", s.root).addEventListener("click", () => download("csv"));
-    $("#run-only-failed", s.root).addEventListener("change", () => loadResults(true));
-    $("#run-results-more", s.root).addEventListener("click", () => loadResults(false));
+    $("#run-only-failed", s.root).addEventListener("change", () => { s.resultsPaged = false; loadResults(true); });
+    $("#run-results-more", s.root).addEventListener("click", () => { s.resultsPaged = true; loadResults(false); });
     $("#run-history-refresh", s.root).addEventListener("click", refreshHistory);
     $("#run-delete", s.root).addEventListener("click", deleteRun);
   }
@@ -617,6 +617,7 @@
     const sameRun = s.run && s.run.id === run.id;
     s.run = run;
     if (!(keepPoints && sameRun)) s.points = [];
+    s.resultsPaged = false;
     $("#run-view", s.root).hidden = false;
     showError($("#run-error", s.root), "");
     renderRun(run);
@@ -696,8 +697,10 @@
           addPoint(s.run);
           renderRun(s.run);
           drawCharts();
-          // The table follows the run, at most once a second.
-          if (Date.now() - lastResults > 700) { lastResults = Date.now(); loadResults(true); }
+          // The table follows the run, at most every 0.7 s (at once for the first results).
+          const first = !s.shownResults && s.run.done > 0;
+          // Not once the user has paged further: the refresh would take the page away.
+          if (!s.resultsPaged && (first || Date.now() - lastResults > 700)) { lastResults = Date.now(); loadResults(true); }
         }
         if (name === "error" && data && data.message) showError($("#run-error", s.root), "✗ " + data.message);
       });
@@ -861,6 +864,7 @@
       s.resultColumns = null;
     }
     const empty = $("#run-results-empty", s.root);
+    s.shownResults = (reset ? 0 : s.shownResults || 0) + lines.length;
     if (reset && !lines.length) {
       empty.textContent = $("#run-only-failed", s.root).checked ? "No failed row." : "No result yet.";
       empty.hidden = false;
