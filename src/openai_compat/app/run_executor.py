@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -48,6 +49,10 @@ _log = logging.getLogger("openai_compat.app.runs")
 # A batch of results is written at this size, or this long after the last write.
 _FLUSH_ROWS = 500
 _FLUSH_S = 0.25
+# How long a thread holds the GIL while another waits for it. The API's thread waits while a
+# run's thread computes; at Python's default 5 ms a /health answer (several hand-overs)
+# could wait tens of milliseconds behind a busy run.
+_SWITCH_INTERVAL_S = 0.001
 # The progress window the live figures (rows/s, latency percentiles) are taken over.
 _WINDOW_S = 3.0
 
@@ -137,6 +142,7 @@ class RunExecutor:
             # One instance per SQLite file: a run still marked running was this file's
             # previous process's, which is gone.
             self.store.release_all()
+        sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._thread_main, name="runs", daemon=True)
         self._thread.start()
         self._ready.wait(10)
