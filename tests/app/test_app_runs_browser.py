@@ -89,6 +89,13 @@ def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
     _open_runs(page, web_app, "Mapping only")
     # The request format's placeholder has its picker, waiting for a column.
     expect(page.locator("#run-placeholders code")).to_have_text("{{ticket}}")
+    # A file that is not rows: the upload's own error, said on the page.
+    bad = tmp_path / "notes.docx"
+    bad.write_bytes(b"PK\x03\x04 not rows")
+    page.set_input_files("#run-file", str(bad))
+    expect(page.locator("#run-input-error")).to_be_visible(timeout=20000)
+    expect(page.locator("#run-input-error")).to_contain_text("notes.docx")
+    expect(page.locator("#run-input-error")).to_contain_text(".csv")
     csv = tmp_path / "notes.csv"
     csv.write_text("id,body,n\nn-1,the lift is stuck,lots\nn-2,no coffee,3\n")
     page.set_input_files("#run-file", str(csv))
@@ -177,6 +184,12 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         )
         assert page.input_value("#run-key") == "id"
         page.fill("#run-concurrency", "4")
+        # Every problem of the run is listed before anything runs.
+        page.fill("#run-rate", "quickly")
+        page.click("#run-start")
+        expect(page.locator("#run-start-error")).to_contain_text("The run was not started")
+        expect(page.locator("#run-start-error")).to_contain_text("rate:")
+        expect(page.locator("#run-view")).to_be_hidden()
         page.fill("#run-rate", "off")
         _shot(page, "07-runs-ready")
         page.click("#run-start")
