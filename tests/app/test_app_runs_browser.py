@@ -96,9 +96,15 @@ def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
     expect(page.locator("#run-input-error")).to_be_visible(timeout=20000)
     expect(page.locator("#run-input-error")).to_contain_text("notes.docx")
     expect(page.locator("#run-input-error")).to_contain_text(".csv")
-    csv = tmp_path / "notes.csv"
-    csv.write_text("id,body,n\nn-1,the lift is stuck,lots\nn-2,no coffee,3\n")
-    page.set_input_files("#run-file", str(csv))
+    # Dropped on the drop zone, as a person drags a file from their desktop.
+    page.eval_on_selector(
+        "#run-drop",
+        """(zone, text) => { const data = new DataTransfer();
+             data.items.add(new File([text], "notes.csv", { type: "text/csv" }));
+             zone.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true,
+                                                        cancelable: true })); }""",
+        "id,body,n\nn-1,the lift is stuck,lots\nn-2,no coffee,3\n",
+    )
     expect(page.locator("#run-sample tbody tr")).to_have_count(2)
     picker = page.locator("#run-placeholders select")
     expect(picker.locator("option")).to_have_count(4)  # "choose" + three columns

@@ -132,7 +132,7 @@
   function wireInput() {
     const drop = $("#run-drop", s.root);
     const file = $("#run-file", s.root);
-    drop.addEventListener("click", () => file.click());
+    drop.addEventListener("click", (e) => { if (e.target !== file) file.click(); });
     drop.addEventListener("keydown", (e) => {
       if (e.key === "Enter" || e.key === " ") { e.preventDefault(); file.click(); }
     });
@@ -143,7 +143,10 @@
       drop.classList.remove("over");
       if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
     });
-    file.addEventListener("change", () => { if (file.files.length) upload(file.files[0]); });
+    file.addEventListener("change", () => {
+      if (file.files.length) upload(file.files[0]);
+      file.value = ""; // choosing the same file again uploads it again
+    });
     $("#run-src-file", s.root).addEventListener("click", () => setSource("file"));
     $("#run-src-db", s.root).addEventListener("click", () => setSource("database"));
     $("#run-db-look", s.root).addEventListener("click", lookAtQuery);
