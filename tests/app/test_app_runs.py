@@ -13,6 +13,7 @@ import io
 import json
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,11 +186,12 @@ def test_a_run_is_checked_whole_before_it_is_created(
             "outputs": [{"name": "choices.0.message.refusal", "as": "r"}],
             "key": "ticket_id",
             "rate": "fast",
+            "max_cost": 5,
         },
     )
     assert bad.status_code == 422
     fields = [e["field"] for e in bad.json()["error"]["errors"]]
-    assert fields == ["mapping[0].value", "outputs[0].name", "key", "rate"]
+    assert fields == ["mapping[0].value", "outputs[0].name", "key", "max_cost", "rate"]
     assert "'text'" in bad.text and "'id', 'body'" in bad.text
     no_upload = client.post(
         f"/api/v1/connectors/{connector_id}/runs", json={"input": {"upload_id": "nope"}}
@@ -355,8 +357,15 @@ def test_metrics_need_a_token_and_count_rows(app: AppProcess, keyed: MockServer)
         connector_id = _connector(client, keyed.url)
         upload = _upload(client, "rows.jsonl", _jsonl(_rows(10, missing=(1,))))
         _wait(client, _start(client, connector_id, upload["id"]))
+        executed = client.post(
+            f"/api/v1/connectors/{connector_id}/execute_model",
+            json={"payload": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}},
+        )
+        assert executed.status_code == 200, executed.text
         assert httpx.get(app.url + "/metrics").status_code == 401
         text = client.get("/metrics").text
+    execute = f'connector_id="{connector_id}",outcome="ok",source="execute_model"'
+    assert f"openai_compat_endpoint_requests_total{{{execute}}} 1.0" in text
     assert f'openai_compat_endpoint_requests_total{{connector_id="{connector_id}"' in text
     assert 'openai_compat_runs{status="succeeded"}' in text
     assert "openai_compat_endpoint_latency_seconds_bucket" in text
@@ -476,7 +485,7 @@ def tickets_db(postgres: Any) -> str:
     ignores it: it is there to be kept secret)."""
     import psycopg
 
-    url = postgres.create_database("runs_input")
+    url = postgres.create_database(f"runs_input_{uuid.uuid4().hex[:8]}")
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE tickets (id TEXT PRIMARY KEY, body TEXT, day TEXT)")
         for i in range(30):

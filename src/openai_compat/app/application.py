@@ -31,7 +31,7 @@ from .database import database_url, describe_url, migrate, open_engine
 from .egress import AddressPolicy, guarded_client
 from .guard import BodyTooLarge, RequestGate, bearer_matches, body_too_large, sign_in_required
 from .mapping_preview import router as mapping_preview_router
-from .metrics import CONTENT_TYPE, AppMetrics
+from .metrics import CONTENT_TYPE, AppMetrics, ExecuteMetrics
 from .page_headers import SecurityHeaders
 from .problems import install_handlers
 from .routes import require_token, router
@@ -152,6 +152,8 @@ def create_app(
     app.add_exception_handler(413, on_too_large)
     # The token and the body cap, before any body byte is read. Added last is outermost:
     # the security headers go on the gate's refusals too.
+    # Innermost: only the requests the gate let through are counted.
+    app.add_middleware(ExecuteMetrics, metrics=metrics)
     app.add_middleware(
         RequestGate,
         token=token.value,

@@ -396,6 +396,15 @@ async def create_run(
                 "order when a stopped run continues",
             )
         )
+    if body.max_cost is not None:
+        # Never silently ignored: a budget that is not applied would overspend.
+        errors.append(
+            FieldError(
+                "max_cost",
+                "costs need token prices, which this version has not got yet; leave "
+                "max_cost out (or null)",
+            )
+        )
     if body.rate is not None:
         try:
             Rate.parse(body.rate)
