@@ -151,6 +151,7 @@ def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
     expect(
         page.locator('#run-outputs tr[data-path="usage.total_tokens"] input').first
     ).to_be_checked()
+    _shot(page, "06-runs-mapping")
     # The database URL is a password field: its secret is not shown.
     page.click("#run-src-db")
     assert page.get_attribute("#run-db-url", "type") == "password"
@@ -161,7 +162,6 @@ def test_mapping_editor_previews_the_payload_and_names_a_bad_row(
                   && !e.textContent.trim()).map(e => e.outerHTML.slice(0, 80))""",
     )
     assert unnamed == []
-    _shot(page, "06-runs-mapping")
 
 
 def _write_csv(path: Path) -> Path:
