@@ -197,6 +197,7 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         expect(page.locator("#run-start-error")).to_contain_text("rate:")
         expect(page.locator("#run-view")).to_be_hidden()
         page.fill("#run-rate", "off")
+        expect(page.locator("#run-start-error")).to_be_hidden()
         _shot(page, "07-runs-ready")
         page.click("#run-start")
         expect(page.locator("#run-view")).to_be_visible(timeout=20000)

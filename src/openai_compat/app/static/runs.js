@@ -541,6 +541,10 @@
 
   function wireRun() {
     $("#run-start", s.root).addEventListener("click", startRun);
+    // A refusal is about what was sent: it goes once the settings change.
+    for (const id of ["#run-key", "#run-concurrency", "#run-rate", "#run-max-cost"]) {
+      $(id, s.root).addEventListener("input", () => showError($("#run-start-error", s.root), ""));
+    }
     $("#run-cancel", s.root).addEventListener("click", () => runAction("cancel"));
     $("#run-resume", s.root).addEventListener("click", () => runAction("resume"));
     $("#run-retry", s.root).addEventListener("click", () => runAction("retry_failed"));
