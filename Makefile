@@ -67,7 +67,7 @@ bench-app: $(STAMP)
 
 # Re-take the README's screenshots of the web page (headless Chromium, as in the test).
 screenshots: $(STAMP) system-packages
-	OPENAI_COMPAT_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/app/test_app_browser.py
+	OPENAI_COMPAT_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/app/test_app_browser.py tests/app/test_app_runs_browser.py
 
 # Batch runs: 20,000 rows at 20 ms / concurrency 64 against the ideal and the SDK loop, then
 # peak memory over 1,000,000 rows (several minutes; figures in README.md).

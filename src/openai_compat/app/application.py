@@ -30,6 +30,7 @@ from .credentials import (
 from .database import database_url, describe_url, migrate, open_engine
 from .egress import AddressPolicy, guarded_client
 from .guard import BodyTooLarge, RequestGate, bearer_matches, body_too_large, sign_in_required
+from .mapping_preview import router as mapping_preview_router
 from .metrics import CONTENT_TYPE, AppMetrics, ExecuteMetrics
 from .page_headers import SecurityHeaders
 from .problems import install_handlers
@@ -162,6 +163,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)
     app.include_router(router)
+    app.include_router(mapping_preview_router)
     app.include_router(runs_router)
 
     @app.get("/metrics", tags=["health"], response_class=Response)

@@ -393,7 +393,7 @@
       parent.append(div);
     }
     for (const tab of document.querySelectorAll(".tab")) {
-      tab.disabled = !saved && tab.dataset.tab === "playground";
+      tab.disabled = !saved && tab.dataset.tab !== "configure";
       tab.addEventListener("click", () => showTab(tab.dataset.tab));
     }
     $("#delete").hidden = !saved;
@@ -401,15 +401,18 @@
     $("#connector-form").addEventListener("submit", save);
     $("#delete").addEventListener("click", remove);
     setupPlayground(connector);
+    if (window.openaiCompatRuns) window.openaiCompatRuns.setup(connector, $("#runs"));
     showTab(state.tab);
   }
 
   function showTab(tab) {
-    if (tab === "playground" && !state.current) tab = "configure";
+    if (tab !== "configure" && !state.current) tab = "configure";
     state.tab = tab;
     for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.tab === tab);
     $("#connector-form").hidden = tab !== "configure";
     $("#playground").hidden = tab !== "playground";
+    $("#runs").hidden = tab !== "runs";
+    if (tab === "runs" && window.openaiCompatRuns) window.openaiCompatRuns.shown();
   }
 
   function readForm() {
@@ -686,6 +689,9 @@
       }
     }
   }
+
+  // What the Runs tab (runs.js) uses of this page.
+  window.openaiCompat = { api, ApiError, signOut, tokenHeader: () => "Bearer " + sessionStorage.getItem(TOKEN_KEY) };
 
   // ---- start -----------------------------------------------------------------------------
 
