@@ -318,7 +318,7 @@ class BatchRun:
             await self._results.put(self._complete(_failed(key, index, problem), row))
             return
         try:
-            payload = self.builder.build(row)
+            payload, encoded = self.builder.build_body(row)
         except RowMappingError as exc:
             await self._results.put(self._complete(_failed(key, index, str(exc)), row))
             return
@@ -328,7 +328,7 @@ class BatchRun:
             return
         if len(self._workers) < self.concurrency:
             self._add_worker()
-        await self._work.put((index, key, row, payload))
+        await self._work.put((index, key, row, payload, encoded))
 
     def _check_key_column(self, row: Mapping[str, Any]) -> None:
         """A ``key`` column the first row lacks is a typo: refused before any request."""
@@ -358,13 +358,18 @@ class BatchRun:
             await self._results.put(result)
 
     async def _send(
-        self, index: int, key: str | int, row: Mapping[str, Any], payload: dict[str, Any]
+        self,
+        index: int,
+        key: str | int,
+        row: Mapping[str, Any],
+        payload: dict[str, Any],
+        encoded: bytes | None,
     ) -> BatchResult:
         assert self._endpoint is not None
         await self.scheduler.ready()
         started = time.perf_counter()
         try:
-            completion = await self._endpoint.complete(payload)
+            completion = await self._endpoint.complete(payload, encoded=encoded)
         except OpenAICompatError as exc:
             self.scheduler.on_failure(exc)
             result = _failed(
