@@ -234,7 +234,7 @@ def report(contenders: list[Contender], requests: int, concurrency: int, repeat:
     say(table(header, rows))
     say()
     say("Ratios (CPU per request, median over rounds of the per-round ratio):")
-    say(verdict("ours vs raw httpx", _paired_ratio(by[OURS], raw), 1.1, higher_is_better=False))
+    say(verdict("ours vs raw httpx", _paired_ratio(by[OURS], raw), 1.05, higher_is_better=False))
     say(verdict("openai SDK vs ours (SDK CPU / ours)", 1 / _paired_ratio(by[OURS], by[SDK]), 1.0))
     say(f"  [info] Endpoint.complete vs raw httpx: {_paired_ratio(by[OURS_ENDPOINT], raw):.2f}x")
 

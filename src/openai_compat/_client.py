@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._error_builder import ErrorBuilder
-from ._strict_json import json_problem
+from ._strict_json import encode_body, json_problem
 from ._transports import (
     AsyncTransport,
     ClientFactory,
@@ -108,7 +107,7 @@ def _encode(body: dict[str, Any]) -> bytes:
     reaches this point unchecked: nothing that cannot be sent is sent.
     """
     try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return encode_body(body)
     except (ValueError, TypeError, RecursionError):  # NaN, a lone surrogate, a date, a cycle
         problem = json_problem(body) or "refers to itself (a circular reference)"
     raise ConfigurationError(f"cannot be sent as JSON: {problem}", field="payload")
@@ -189,13 +188,16 @@ class Client:
         if self._owns_transport:
             await self._transport.aclose()
 
-    async def open(self, body: dict[str, Any], *, read_whole: ReadWhole) -> Opened:
+    async def open(
+        self, body: dict[str, Any], *, read_whole: ReadWhole, encoded: bytes | None = None
+    ) -> Opened:
         """POST ``body``; retry per the policy; return the first 2xx response.
 
         ``read_whole(response)`` decides whether the body is read inside the retry loop.
+        ``encoded`` is ``body`` already encoded (`_strict_json.encode_body`), sent as is.
         Raises ``EndpointError`` for a non-2xx answer, ``TransportError`` when there was none.
         """
-        content = _encode(body)
+        content = _encode(body) if encoded is None else encoded
         has_model = "model" in body
         deadline = self.config.advanced.deadline
         if deadline is None:

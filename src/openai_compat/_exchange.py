@@ -31,6 +31,7 @@ _DONE = DONE.encode()
 # included) in a third of the time; what it refuses (NaN, lone surrogates, invalid UTF-8)
 # goes the careful way, through ``json.loads``, so every answer decodes as it always did.
 _fast_loads = msgspec.json.Decoder().decode
+_NOT_FAST: Any = object()
 
 
 class Exchange:
@@ -92,7 +93,13 @@ class Exchange:
         lines sent without the stream content type (``streamed`` is then set)."""
         headers = self._response.headers
         try:
-            data = json.loads(body)
+            # Most answers: msgspec, as chunks are; what it refuses goes through json.loads.
+            data = _fast_loads(body)
+        except (ValueError, RecursionError):
+            data = _NOT_FAST
+        try:
+            if data is _NOT_FAST:
+                data = json.loads(body)
         except ValueError:
             text = body.lstrip()
             if text.startswith((b"data:", b"{", b":", b"event:")):

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._json import MAX_DEPTH, depth_problem
 
-__all__ = ["dumps_strict", "json_problem", "json_safe"]
+__all__ = ["dumps_strict", "encode_body", "encode_strict", "json_problem", "json_safe"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Deeper than any value the doors let in (MAX_DEPTH), and far from the recursion limit.
@@ -108,6 +108,36 @@ def dumps_strict(value: Any) -> str:
         if deep is not None:
             raise ValueError(f"the value {deep}")
     return text
+
+
+def encode_body(value: Any) -> bytes:
+    """``value`` as a request body: JSON in UTF-8, Python's default separators, no NaN.
+
+    The one spelling of a request body (the client's, and `encode_strict`'s): the bytes
+    a payload builder hands over are the bytes the client would have made. Raises
+    ``ValueError`` (a lone surrogate: ``UnicodeEncodeError``), ``TypeError`` or
+    ``RecursionError`` as ``json.dumps`` and ``str.encode`` do.
+    """
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def encode_strict(value: Any) -> bytes:
+    """`encode_body`, checked as `dumps_strict` checks (strict JSON, at most ``MAX_DEPTH``
+    deep); raises ``ValueError`` with `json_problem`'s words when it cannot be sent.
+
+    >>> encode_strict({"a": [1, "é"]})
+    b'{"a": [1, "\\xc3\\xa9"]}'
+    """
+    try:
+        body = encode_body(value)
+    except (ValueError, TypeError, RecursionError):  # NaN, a lone surrogate, a date, a cycle
+        raise ValueError(json_problem(value) or "cannot be written as JSON") from None
+    # Only a body with more than MAX_DEPTH brackets can nest more deeply.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        deep = depth_problem(value)
+        if deep is not None:
+            raise ValueError(f"the value {deep}")
+    return body
 
 
 def json_safe(value: Any, _depth: int = 0) -> Any:

@@ -22,7 +22,8 @@ from . import resources
 from ._characters import surrogate_problem
 from ._client import OnRetry
 from ._consume import Consumer
-from ._json import parse_json_object
+from ._json import MAX_DEPTH, check_depth, parse_json_object
+from ._strict_json import encode_body
 from ._sync import run_sync
 from ._transports import ClientFactory
 from .config import SourceConfig
@@ -44,6 +45,8 @@ __all__ = ["OpenAICompatibleConnector"]
 
 RawConfig = SourceConfig | dict[str, Any] | str
 _NAME = "OpenAICompatible"
+# How many endpoints (one per configuration object) a connector keeps for reuse.
+_ENDPOINTS_KEPT = 64
 
 
 async def _collect(messages: AsyncIterator[ProtocolMessage]) -> list[ProtocolMessage]:
@@ -70,16 +73,39 @@ class OpenAICompatibleConnector:
         self.client = client
         self.on_retry = on_retry
         self.client_factory = client_factory
+        # id(config) -> (config, what the endpoint was made with, the endpoint).
+        self._endpoints: dict[int, tuple[SourceConfig, tuple[Any, ...], Endpoint]] = {}
 
     def endpoint(self, config: RawConfig) -> Endpoint:
-        """An ``Endpoint`` for ``config`` with this connector's retry policy and clients."""
-        return Endpoint(
+        """An ``Endpoint`` for ``config`` with this connector's retry policy and clients.
+
+        On a shared ``client``, the endpoint of a ``SourceConfig`` (frozen) is made once and
+        reused: building its headers and error builder cost more than the request's own
+        work in this package. Closing it closes nothing (the shared client is the caller's).
+        """
+        made_with = (self.client, self.retry, self.on_retry, self.client_factory)
+        shareable = (
+            self.client is not None
+            and isinstance(config, SourceConfig)
+            and not config.advanced.needs_own_client
+        )
+        if shareable:
+            kept = self._endpoints.get(id(config))
+            if kept is not None and kept[0] is config and kept[1] == made_with:
+                return kept[2]
+        endpoint = Endpoint(
             config,
             client=self.client,
             retry=self.retry,
             on_retry=self.on_retry,
             client_factory=self.client_factory,
         )
+        if shareable:
+            assert isinstance(config, SourceConfig)
+            if len(self._endpoints) >= _ENDPOINTS_KEPT:
+                del self._endpoints[next(iter(self._endpoints))]  # the oldest
+            self._endpoints[id(config)] = (config, made_with, endpoint)
+        return endpoint
 
     # -- spec, meta data, discover: data files --------------------------------------------
 
@@ -163,25 +189,53 @@ class OpenAICompatibleConnector:
         """
         try:
             cfg = SourceConfig.parse(config)
-            body = parse_json_object(payload, field="payload")
-            problem = surrogate_problem(body)
-            if problem is not None:  # it could not be encoded to be sent
-                raise ConfigurationError(problem, field="payload")
+            body = (
+                payload
+                if isinstance(payload, dict)
+                else parse_json_object(payload, field="payload")
+            )
+            encoded = _checked_body(body)
         except ConfigurationError as exc:
             yield log_message("error", f"nothing was sent: {exc}", f"{_NAME}:read")
             return
         try:
-            async with self.endpoint(cfg) as endpoint, endpoint.request(body) as exchange:
+            async with (
+                self.endpoint(cfg) as endpoint,
+                endpoint.request(body, encoded=encoded) as exchange,
+            ):
                 consumer = Consumer(exchange, assemble=assemble)
                 async for data in consumer:
                     yield record_message(data)
+                if not exchange.streamed:
+                    return  # a JSON answer: no assembled record, no cut-off warning
                 outcome = consumer.outcome()
-                if assemble and outcome.streamed and outcome.answer is not None:
+                if assemble and outcome.answer is not None:
                     yield record_message(outcome.answer)
                 for warning in outcome.warnings:
                     yield log_message("warn", warning, f"{_NAME}:read")
         except OpenAICompatError as exc:
             yield log_message("error", str(exc), f"{_NAME}:read")
+
+
+def _checked_body(body: dict[str, Any]) -> bytes | None:
+    """``body`` encoded to be sent, once its depth is checked (`ConfigurationError`s).
+
+    The encoder is the guard: a payload it refuses is checked for a lone surrogate (and
+    refused here, naming where it is); anything else it refuses (NaN, a date) is left to
+    the client, which refuses it with its own words (None: encode it there).
+    """
+    try:
+        encoded: bytes | None = encode_body(body)
+    except (ValueError, TypeError, RecursionError):
+        encoded = None
+    # Only a body with more than MAX_DEPTH brackets can nest more deeply.
+    if encoded is None or encoded.count(b"[") + encoded.count(b"{") > MAX_DEPTH:
+        check_depth(body, field="payload")
+    if encoded is None:
+        problem = surrogate_problem(body)
+        if problem is not None:  # it could not be encoded to be sent
+            raise ConfigurationError(problem, field="payload")
+    return encoded
 
 
 def _status(message: str) -> ProtocolMessage:

@@ -36,6 +36,14 @@ def _is_json_type(content_type: str) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+def _with_stream(encoded: bytes | None, payload: dict[str, Any]) -> bytes | None:
+    """The body of ``{**payload, "stream": True}`` from ``payload``'s body, when the key is
+    new (it then goes last, as in the dict); None (encode it again) otherwise."""
+    if encoded is None or not payload or "stream" in payload:
+        return None
+    return encoded[:-1] + b', "stream": true}'
+
+
 class _Request(AbstractAsyncContextManager[Exchange]):
     """What ``Endpoint.request`` returns: sends on enter, releases the response on exit.
 
@@ -44,16 +52,19 @@ class _Request(AbstractAsyncContextManager[Exchange]):
     ``bench/request_overhead.py``.
     """
 
-    __slots__ = ("_body", "_client", "_exchange", "_wants_stream")
+    __slots__ = ("_body", "_client", "_encoded", "_exchange", "_wants_stream")
 
-    def __init__(self, client: Client, body: dict[str, Any]) -> None:
+    def __init__(self, client: Client, body: dict[str, Any], encoded: bytes | None) -> None:
         self._client = client
         self._body = body
+        self._encoded = encoded
         self._wants_stream = body.get("stream") is True
         self._exchange: Exchange | None = None
 
     async def __aenter__(self) -> Exchange:
-        opened: Opened = await self._client.open(self._body, read_whole=self._read_whole)
+        opened: Opened = await self._client.open(
+            self._body, read_whole=self._read_whole, encoded=self._encoded
+        )
         self._exchange = Exchange(opened, self._client.errors)
         return self._exchange
 
@@ -154,20 +165,31 @@ class Endpoint:
         return payload
 
     def request(
-        self, payload: dict[str, Any], *, as_is: bool = False
+        self, payload: dict[str, Any], *, as_is: bool = False, encoded: bytes | None = None
     ) -> AbstractAsyncContextManager[Exchange]:
         """Send ``payload`` (retrying per the policy) and yield the ``Exchange`` to iterate.
 
         Use as ``async with endpoint.request(payload) as exchange``; leaving the block
         releases the connection. ``as_is`` sends the payload unchanged (the connection
-        check does).
+        check does). ``encoded`` is ``payload`` already encoded as a request body
+        (`PayloadBuilder.build_body` gives it), so it is not encoded again.
         """
-        return _Request(self.client, payload if as_is else self.prepare(payload))
+        if as_is:
+            return _Request(self.client, payload, encoded)
+        body = self.prepare(payload)
+        if body is not payload:
+            encoded = _with_stream(encoded, payload)
+        return _Request(self.client, body, encoded)
 
-    async def complete(self, payload: dict[str, Any], *, keep_chunks: bool = False) -> Completion:
-        """Send ``payload`` and return the whole answer (streamed answers are assembled)."""
+    async def complete(
+        self, payload: dict[str, Any], *, keep_chunks: bool = False, encoded: bytes | None = None
+    ) -> Completion:
+        """Send ``payload`` and return the whole answer (streamed answers are assembled).
+
+        ``encoded``: as `request`'s.
+        """
         started = time.perf_counter()
-        async with self.request(payload) as exchange:
+        async with self.request(payload, encoded=encoded) as exchange:
             consumer = Consumer(exchange)
             kept: list[dict[str, Any]] | None = [] if keep_chunks else None
             async for data in consumer:

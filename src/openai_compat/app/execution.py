@@ -18,17 +18,63 @@ failure before the first record is a plain JSON error with the provider's status
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from .._consume import Consumer, Outcome
+from .._json import MAX_DEPTH, parse_json_object
+from .._strict_json import encode_body
 from ..config import SourceConfig
 from ..connector import OpenAICompatibleConnector
-from ..errors import OpenAICompatError
+from ..errors import ConfigurationError, OpenAICompatError
 from .problems import ApiError, endpoint_error_body
+from .showable import surrogate_problems_of
 
-__all__ = ["run_json", "start_event_stream"]
+__all__ = ["checked_payload", "run_json", "start_event_stream"]
+
+# A lone surrogate written as a JSON escape inside a string (``"\\ud800"``), as it shows
+# in the encoded body: only then can a string of the payload hold one (see `showable`).
+_ESCAPED_SURROGATE = re.compile(rb"\\\\u[dD][89a-fA-F]")
+
+
+def _encoded(payload: dict[str, Any]) -> bytes | None:
+    try:
+        return encode_body(payload)
+    except (ValueError, TypeError, RecursionError):
+        return None  # the checks say why; else the client, which refuses it in its words
+
+
+def _parsed(raw: dict[str, Any] | str) -> dict[str, Any]:
+    try:
+        return parse_json_object(raw, field="payload")
+    except ConfigurationError as exc:
+        raise ApiError.from_config_error(exc, "payload") from None
+
+
+def checked_payload(raw: dict[str, Any] | str) -> tuple[dict[str, Any], bytes | None]:
+    """The payload of an ``execute_model`` body and the request body it encodes to, or the
+    422 ``ApiError`` of a payload that cannot be sent (too deep, not a JSON object, a lone
+    surrogate as is or as an escape in its text).
+
+    Encoded once, and that encoding is the first check: the walks over the payload that
+    word each problem run only when the body shows one could be there.
+    """
+    if isinstance(raw, dict):
+        encoded = _encoded(raw)
+        # Only a body with more than MAX_DEPTH brackets can nest more deeply.
+        if encoded is None or encoded.count(b"[") + encoded.count(b"{") > MAX_DEPTH:
+            _parsed(raw)  # the depth's own words
+        payload = raw
+    else:
+        payload = _parsed(raw)
+        encoded = _encoded(payload)
+    if encoded is None or _ESCAPED_SURROGATE.search(encoded) is not None:
+        unencodable = surrogate_problems_of(payload, "payload")
+        if unencodable:
+            raise ApiError.invalid(unencodable)
+    return payload, encoded
 
 
 @dataclass
@@ -38,12 +84,13 @@ class _Run:
     connector: OpenAICompatibleConnector
     config: SourceConfig
     payload: dict[str, Any]
+    encoded: bytes | None = None
     outcome: Outcome | None = None
 
     async def data(self) -> AsyncGenerator[dict[str, Any]]:
         async with (
             self.connector.endpoint(self.config) as endpoint,
-            endpoint.request(self.payload) as exchange,
+            endpoint.request(self.payload, encoded=self.encoded) as exchange,
         ):
             consumer = Consumer(exchange)
             async for item in consumer:
@@ -59,10 +106,16 @@ def _api_error(exc: OpenAICompatError, partial: list[dict[str, Any]]) -> ApiErro
 
 
 async def run_json(
-    connector: OpenAICompatibleConnector, config: SourceConfig, payload: dict[str, Any]
+    connector: OpenAICompatibleConnector,
+    config: SourceConfig,
+    payload: dict[str, Any],
+    encoded: bytes | None = None,
 ) -> dict[str, Any]:
-    """Run to completion; the ``{"data", "answer", "warnings"}`` body, or ``ApiError``."""
-    run = _Run(connector, config, payload)
+    """Run to completion; the ``{"data", "answer", "warnings"}`` body, or ``ApiError``.
+
+    ``encoded``: ``payload`` already encoded (`checked_payload`), sent as is.
+    """
+    run = _Run(connector, config, payload, encoded)
     records: list[dict[str, Any]] = []
     try:
         async for item in run.data():
@@ -78,14 +131,17 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def start_event_stream(
-    connector: OpenAICompatibleConnector, config: SourceConfig, payload: dict[str, Any]
+    connector: OpenAICompatibleConnector,
+    config: SourceConfig,
+    payload: dict[str, Any],
+    encoded: bytes | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body. A failure before the first record raises ``ApiError`` before any byte.
 
     The first record is awaited here, so the caller can answer with a proper JSON error
-    instead of a stream when nothing was received.
+    instead of a stream when nothing was received. ``encoded``: as `run_json`'s.
     """
-    run = _Run(connector, config, payload)
+    run = _Run(connector, config, payload, encoded)
     data = run.data()
     try:
         first = await anext(data, None)

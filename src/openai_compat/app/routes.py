@@ -17,12 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..config import parse_json_object
 from ..connector import OpenAICompatibleConnector
-from ..errors import ConfigurationError
 from .credentials import tokens_match
 from .env_refs import env_ref_name
-from .execution import run_json, start_event_stream
+from .execution import checked_payload, run_json, start_event_stream
 from .guard import sign_in_required
 from .ids import BodyConnectorId, PathConnectorId, decode_cursor, encode_cursor
 from .problems import ApiError, FieldError
@@ -37,7 +35,6 @@ from .schemas import (
 )
 from .secret_reuse import moved_secret_problems
 from .services import Services
-from .showable import surrogate_problems_of
 from .store import CONNECTOR_NAME, StoredConnector, Unstorable
 from .validation import validate_configuration, validate_name
 
@@ -392,19 +389,13 @@ async def execute_model(
     ``record`` ..., ``answer``, then ``done``.
     """
     config = await services.usable_saved(connector_id)
-    try:
-        payload = parse_json_object(body.payload, field="payload")
-    except ConfigurationError as exc:
-        raise ApiError.from_config_error(exc, "payload") from None
-    unencodable = surrogate_problems_of(payload, "payload")
-    if unencodable:
-        raise ApiError.invalid(unencodable)
+    payload, encoded = checked_payload(body.payload)
     wants_events = "text/event-stream" in request.headers.get("accept", "")
     if wants_events and config.is_stream:
-        events = await start_event_stream(services.connector, config, payload)
+        events = await start_event_stream(services.connector, config, payload, encoded)
         return StreamingResponse(
             events,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return JSONResponse(await run_json(services.connector, config, payload))
+    return JSONResponse(await run_json(services.connector, config, payload, encoded))

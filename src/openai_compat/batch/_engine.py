@@ -44,6 +44,9 @@ from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate,
 
 __all__ = ["BatchRun", "Rows"]
 
+# A row ready to send: its index, key, row, payload, and the payload's bytes when encoded.
+_Item = tuple[int, str | int, Any, dict[str, Any], bytes | None]
+
 Rows = Iterable[Any] | AsyncIterable[Any] | str | os.PathLike[str]
 _READ_CHUNK = 512
 _DONE: Any = object()
@@ -150,7 +153,7 @@ class BatchRun:
             self.config.url, options, self.summary, self._notice
         )
         self._budget_spent: str | None = None
-        self._lookups: list[tuple[int, str | int, Any, dict[str, Any]]] = []
+        self._lookups: list[_Item] = []
         self._work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._tasks: list[asyncio.Task[None]] = []
@@ -354,7 +357,7 @@ class BatchRun:
             await self._results.put(self._complete(_failed(key, index, problem), row))
             return
         try:
-            payload = self.builder.build(row)
+            payload, encoded = self.builder.build_body(row)
         except RowMappingError as exc:
             await self._results.put(self._complete(_failed(key, index, str(exc)), row))
             return
@@ -364,13 +367,13 @@ class BatchRun:
             return
         if self.accounting is not None and self.accounting.cache_reads:
             # Looked up in the cache a few hundred at a time: one query for them all.
-            self._lookups.append((index, key, row, payload))
+            self._lookups.append((index, key, row, payload, encoded))
             if len(self._lookups) >= _READ_CHUNK:
                 await self._look_up()
             return
-        await self._dispatch((index, key, row, payload))
+        await self._dispatch((index, key, row, payload, encoded))
 
-    async def _dispatch(self, item: tuple[int, str | int, Any, dict[str, Any]]) -> None:
+    async def _dispatch(self, item: _Item) -> None:
         if len(self._workers) < self.concurrency:
             self._add_worker()
         await self._work.put(item)
@@ -385,7 +388,7 @@ class BatchRun:
             if hit is None:
                 await self._dispatch(item)
                 continue
-            index, key, row, _ = item  # answered before: nothing is sent
+            index, key, row, _, _ = item  # answered before: nothing is sent
             result = self._answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
             result.cached = True
             await self._results.put(self._complete(result, row))
@@ -429,13 +432,18 @@ class BatchRun:
             self.stop()
 
     async def _send(
-        self, index: int, key: str | int, row: Mapping[str, Any], payload: dict[str, Any]
+        self,
+        index: int,
+        key: str | int,
+        row: Mapping[str, Any],
+        payload: dict[str, Any],
+        encoded: bytes | None,
     ) -> BatchResult:
         assert self._endpoint is not None
         await self.scheduler.ready()
         started = time.perf_counter()
         try:
-            completion = await self._endpoint.complete(payload)
+            completion = await self._endpoint.complete(payload, encoded=encoded)
         except OpenAICompatError as exc:
             self.scheduler.on_failure(exc)
             result = _failed(

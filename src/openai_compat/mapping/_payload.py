@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._json import check_depth
-from .._strict_json import dumps_strict
+from .._strict_json import encode_strict
 from ..errors import ConfigurationError
 from ._casts import as_text, cast_value
 from ._mapping_list import parse_mapping
@@ -141,6 +141,22 @@ class PayloadBuilder:
         The payload is checked to be sendable as strict JSON (no NaN or infinity, no lone
         surrogate, at most ``MAX_DEPTH`` levels deep): a row that breaks it fails alone.
         """
+        return self._build_encoded(row)[0]
+
+    def build_body(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+        """`build`'s payload and the request body it encodes to (as the client encodes a
+        payload), so that a batch run encodes each row once; the body is None when a
+        subclass's own ``build`` made the payload (it is then encoded when sent).
+
+        >>> builder = PayloadBuilder({"model": "m", "n": "{{n}}"})
+        >>> builder.build_body({"n": 1})
+        ({'model': 'm', 'n': '1'}, b'{"model": "m", "n": "1"}')
+        """
+        if type(self).build is not PayloadBuilder.build:
+            return self.build(row), None
+        return self._build_encoded(row)
+
+    def _build_encoded(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
         try:
             payload = self._build(row)
         except RecursionError:
@@ -153,10 +169,10 @@ class PayloadBuilder:
             # Text of a value that Python will not write (an integer of 5,000 digits).
             raise RowMappingError(f"a value of the row cannot be written as text: {exc}") from None
         try:
-            dumps_strict(payload)
+            body = encode_strict(payload)
         except ValueError as exc:
             raise RowMappingError(f"the payload cannot be sent as JSON: {exc}") from None
-        return payload
+        return payload, body
 
     def _build(self, row: Mapping[str, Any]) -> dict[str, Any]:
         payload: dict[str, Any] = _instantiate(self._compiled, row)
