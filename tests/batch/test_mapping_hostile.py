@@ -12,6 +12,7 @@ import contextlib
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -194,3 +195,11 @@ def test_json_safe_is_always_strict_json(value: Any) -> None:
         assert str(exc) == (problem or str(exc))
     else:
         assert problem is None
+
+
+def test_a_parser_of_thousands_of_digits_is_named_not_a_crash() -> None:
+    # Found by the hypothesis test above: repr() of such an integer raises ValueError.
+    with pytest.raises(ConfigurationError) as caught:
+        parse_outputs([{"name": "model", "parse": 10**5000}])
+    assert caught.value.field == "outputs[0].parse"
+    assert "an integer of 5001 digits" in str(caught.value)

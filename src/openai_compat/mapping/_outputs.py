@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._json import load_json_text, loads, where_invalid
-from .._text import excerpt
+from .._text import excerpt, shown
 from ..errors import ConfigurationError, OutputError
 from ._kinds import require_object
 from ._paths import Path, get_path, is_index, parse_path, path_text
@@ -64,7 +64,7 @@ def parse_outputs(raw: Any) -> list[OutputField]:
         parse = entry.get("parse")
         if parse is not None and parse != "json":
             raise ConfigurationError(
-                f'the only parser is "json", got {parse!r}', field=f"{where}.parse"
+                f'the only parser is "json", got {shown(parse)}', field=f"{where}.parse"
             )
         fields = _parse_fields(entry.get("fields"), f"{where}.fields")
         if fields and parse != "json":
