@@ -130,6 +130,7 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress and no summary, only errors")
     _add_ray_arguments(p)
+    _add_spark_arguments(p)
     return p
 
 
@@ -140,7 +141,10 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
         "directory of part files, --concurrency per actor, --rate for the whole job",
     )
     ray.add_argument(
-        "--engine", choices=("local", "ray"), default="local", help="where rows run (local)"
+        "--engine",
+        choices=("local", "ray", "spark"),
+        default="local",
+        help="where rows run (local)",
     )
     ray.add_argument(
         "--ray-address",
@@ -159,6 +163,41 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
     ray.add_argument(
         "--batch-size", type=int, default=256, metavar="N", help="rows per batch (default 256)"
     )
+
+
+def _add_spark_arguments(p: argparse.ArgumentParser) -> None:
+    spark = p.add_argument_group(
+        "on Spark (pip install 'openai-compat[spark]'; Java 17+)",
+        "--engine spark: --input is files or a glob (any filesystem Spark reads), --output a "
+        "directory of part files, --concurrency per task, --rate for the whole job (each "
+        "task gets its share), --batch-size rows per partition",
+    )
+    spark.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="local[4], spark://host:7077, yarn... (default: SPARK_MASTER, else local[*] "
+        "on 127.0.0.1)",
+    )
+    spark.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="partitions to cut the input into (default: --batch-size rows each, at least "
+        "one per task slot)",
+    )
+
+
+def _run_on_spark(
+    config: Any, args: argparse.Namespace, mapping: Any, outputs: Any, retry: RetryPolicy | None
+) -> BatchSummary:
+    try:
+        from ..spark._cli import run_on_spark
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"--engine spark needs pyspark: pip install 'openai-compat[spark]' ({exc})",
+            field="engine",
+        ) from None
+    return run_on_spark(config, args, mapping, outputs, retry)
 
 
 def _run_on_ray(
@@ -198,6 +237,8 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
         progress = "off" if args.quiet else args.progress
         if getattr(args, "engine", "local") == "ray":
             summary = _run_on_ray(config, args, mapping, outputs, retry)
+        elif getattr(args, "engine", "local") == "spark":
+            summary = _run_on_spark(config, args, mapping, outputs, retry)
         else:
             summary = run_sync(
                 arun_batch_to_file(
