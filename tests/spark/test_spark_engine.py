@@ -363,7 +363,7 @@ def test_resume_after_the_driver_was_killed(tmp_path: Path) -> None:
             "jsonl",
             "--concurrency",
             "4",
-            "--batch-size",
+            "--partitions",
             "20",
         )
         driver = subprocess.Popen(

@@ -170,7 +170,7 @@ def _add_spark_arguments(p: argparse.ArgumentParser) -> None:
         "on Spark (pip install 'openai-compat[spark]'; Java 17+)",
         "--engine spark: --input is files or a glob (any filesystem Spark reads), --output a "
         "directory of part files, --concurrency per task, --rate for the whole job (each "
-        "task gets its share), --batch-size rows per partition",
+        "task gets its share)",
     )
     spark.add_argument(
         "--spark-master",
@@ -182,8 +182,8 @@ def _add_spark_arguments(p: argparse.ArgumentParser) -> None:
         "--partitions",
         type=int,
         metavar="N",
-        help="partitions to cut the input into (default: --batch-size rows each, at least "
-        "one per task slot)",
+        help="partitions (tasks) to cut the input into (default: one per task slot, more "
+        "when a task would get over 100 x --concurrency rows)",
     )
 
 

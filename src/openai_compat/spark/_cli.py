@@ -36,7 +36,7 @@ from ._partition import COUNT_FIELDS
 from ._schema import output_names_of
 from ._session import spark_session
 
-__all__ = ["SPARK_OUTPUT_FORMATS", "run_on_spark"]
+__all__ = ["ROWS_PER_TASK", "SPARK_OUTPUT_FORMATS", "run_on_spark"]
 
 SPARK_OUTPUT_FORMATS = ("parquet", "jsonl")
 # Spark's names of the data files each format writes (JSON Lines: the text writer's).
@@ -44,6 +44,8 @@ _PARTS = {"parquet": "part-*.parquet", "jsonl": "part-*.txt"}
 _READERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 _TOKEN = "_openai_compat_key"
 _POLL_S = 0.5
+# A task's rows by default: 100 rounds of its rows in flight (20 s at 200 ms an answer).
+ROWS_PER_TASK = 100
 
 
 class _Counts(AccumulatorParam):  # type: ignore[type-arg]
@@ -79,8 +81,6 @@ def _check_arguments(args: argparse.Namespace) -> str:
     partitions = getattr(args, "partitions", None)
     if partitions is not None and partitions < 1:
         raise _refuse(f"--partitions must be 1 or more, got {partitions}", "partitions")
-    if args.batch_size < 1:
-        raise _refuse(f"--batch-size must be 1 or more, got {args.batch_size}", "batch_size")
     return fmt
 
 
@@ -159,12 +159,18 @@ def _check_key(df: DataFrame, key: str) -> None:
 
 
 def _partitioned(df: DataFrame, args: argparse.Namespace) -> DataFrame:
-    """``df`` cut into ``--partitions``, else about ``--batch-size`` rows each (at least
-    one partition per task slot), so that every slot has work and a retry redoes little."""
+    """``df`` cut into ``--partitions``; by default at least one partition per task slot,
+    and at most `ROWS_PER_TASK` times ``--concurrency`` rows each.
+
+    Fewer, bigger tasks are faster (each task boundary costs Spark about a second on a busy
+    machine, and each task's last requests leave its slots idle), smaller ones lose less when
+    a task is retried or the driver killed (a task's rows are written when it commits).
+    """
     wanted = getattr(args, "partitions", None)
     if wanted is None:
-        wanted = max(cluster_slots(df.sparkSession), math.ceil(df.count() / args.batch_size))
-        if df.rdd.getNumPartitions() >= wanted:
+        per_task = ROWS_PER_TASK * args.concurrency
+        wanted = max(cluster_slots(df.sparkSession), math.ceil(df.count() / per_task))
+        if df.rdd.getNumPartitions() == wanted:
             return df
     return df.repartition(wanted)
 

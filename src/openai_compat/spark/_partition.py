@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .._sync import loop_factory
 from ..batch._engine import BatchRun
 from ..batch.keys import row_key
 from ..batch.results import BatchResult, BatchSummary
@@ -83,7 +84,8 @@ class PartitionRunner:
         self.output_rows = output_rows
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        loop = asyncio.new_event_loop()
+        # uvloop when installed, as a local run: the loop's CPU per row bounds a busy task.
+        loop = (loop_factory() or asyncio.new_event_loop)()
         summary = BatchSummary()
         chunks = self._chunks(iter(batches), summary)
         try:
