@@ -13,13 +13,17 @@ Modules: `readers` (JSON Lines, CSV, Parquet, streamed), `writers` (JSON Lines o
 append + flush), `checkpoint` (resume from the output file), `scheduler` (rate limit,
 pause after a 429), `progress` (stderr), `keys` (row keys, shards), `_engine` (the row
 engine, `BatchRun`), `_to_file` (a run into an output file), `_api` (`run_batch`,
-`run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``).
+`run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``),
+`cache` (`ResponseCache`: answers in a SQLite file, shareable by processes), `_cost` and
+`_budget` (prices, ``max_cost`` / ``max_tokens``), `_openai_batch_format` (OpenAI batch
+files in and out).
 Payload mapping and output extraction live in `openai_compat.mapping`.
 """
 
 from ._api import run_batch, run_batch_sync
 from ._engine import BatchRun
 from ._to_file import arun_batch_to_file
+from .cache import ResponseCache
 from .keys import Shard
 from .readers import RowSource, UnreadableRow, open_rows
 from .results import BatchResult, BatchSummary
@@ -32,6 +36,7 @@ __all__ = [
     "BatchRun",
     "BatchSummary",
     "Rate",
+    "ResponseCache",
     "RowSource",
     "Shard",
     "UnreadableRow",

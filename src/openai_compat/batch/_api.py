@@ -28,8 +28,11 @@ def run_batch(
     mapping list), ``outputs`` (``[{"name": path, "as": name}]``; default: the string leaves
     of ``response_format``), ``key`` (column), ``concurrency`` (default 10), ``rate``
     (``"600/minute"`` default, None = no limit), ``shard`` (``"k/n"``), ``skip`` (key
-    texts to leave out), ``include_input``, ``include_response``, ``retry``, ``client``
-    (all of `BatchOptions`, in ``openai_compat.batch._options``).
+    texts to leave out), ``include_input``, ``include_response``, ``retry``, ``client``,
+    ``cache`` (a SQLite file's path or a `ResponseCache`: a request answered before is not
+    sent again), ``cache_mode``, ``prices`` (``"input=0.15,output=0.60"`` or per model),
+    ``max_cost`` / ``max_tokens`` (stop starting rows once spent) (all of `BatchOptions`,
+    in ``openai_compat.batch._options``).
 
     >>> async def main(config, rows):
     ...     async with run_batch(config, rows, outputs=["choices.0.message.content"]) as run:

@@ -32,7 +32,9 @@ from ..mapping import (
     extract_outputs,
     parse_outputs,
 )
+from ._openai_batch_format import batch_row_settings, is_batch_input
 from ._options import BatchOptions, check_keywords
+from ._row_accounting import RowAccounting
 from .keys import Shard, key_token, row_key
 from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
@@ -104,6 +106,9 @@ class BatchRun:
             rows = open_rows(rows, options.get("input_format"))
         self.rows = rows
         self.key = options.get("key")
+        batch_lines = is_batch_input(rows, options.get("input_format"))
+        if batch_lines:  # an OpenAI batch file: each line's body is its payload
+            self.key, self.builder = batch_row_settings(options)
         concurrency = options.get("concurrency")
         self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -126,6 +131,12 @@ class BatchRun:
             _as_rate(options.get("rate", DEFAULT_RATE)), on_pause=self._on_pause
         )
         self.summary = BatchSummary()
+        # The response cache, prices and budget: None when the options ask for none of them.
+        self.accounting = RowAccounting.from_options(
+            self.config.url, options, self.summary, self._notice
+        )
+        self._budget_spent: str | None = None
+        self._lookups: list[tuple[int, str | int, Any, dict[str, Any]]] = []
         self._work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,7 +151,8 @@ class BatchRun:
         self._aborted = False
         # The first row of each key (to name it when a key comes again).
         self._seen: dict[str, int] | None = {} if self.key is not None else None
-        self._key_checked = self.key is None
+        # A batch line without custom_id is a failed row, not a refused run.
+        self._key_checked = self.key is None or batch_lines
 
     @property
     def output_names(self) -> list[str]:
@@ -199,9 +211,13 @@ class BatchRun:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self.accounting is not None:
+            self.accounting.close()
         if not self._finished:
             self._finished = True
             self.summary.interrupted = self._left_out
+            # Only a stop that left rows unrun is the budget's doing (exit code 3).
+            self.summary.budget_spent = self._budget_spent if self._left_out else None
             self.summary.finish()
 
     @property
@@ -278,6 +294,8 @@ class BatchRun:
                     return
                 await self._feed_one(index, row)
                 index += 1
+            if self._lookups:
+                await self._look_up()
 
     async def _feed_one(self, index: int, row: Any) -> None:
         readable = isinstance(row, Mapping)
@@ -326,9 +344,33 @@ class BatchRun:
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
             await self._results.put(self._complete(_failed(key, index, message), row))
             return
+        if self.accounting is not None and self.accounting.cache_reads:
+            # Looked up in the cache a few hundred at a time: one query for them all.
+            self._lookups.append((index, key, row, payload))
+            if len(self._lookups) >= _READ_CHUNK:
+                await self._look_up()
+            return
+        await self._dispatch((index, key, row, payload))
+
+    async def _dispatch(self, item: tuple[int, str | int, Any, dict[str, Any]]) -> None:
         if len(self._workers) < self.concurrency:
             self._add_worker()
-        await self._work.put((index, key, row, payload))
+        await self._work.put(item)
+
+    async def _look_up(self) -> None:
+        """Answer the rows kept for the cache that it holds; send the others."""
+        assert self.accounting is not None and self._endpoint is not None
+        pending, self._lookups = self._lookups, []
+        prepare = self._endpoint.prepare
+        hits = self.accounting.lookup([prepare(item[3]) for item in pending])
+        for item, hit in zip(pending, hits, strict=True):
+            if hit is None:
+                await self._dispatch(item)
+                continue
+            index, key, row, _ = item  # answered before: nothing is sent
+            result = self._answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
+            result.cached = True
+            await self._results.put(self._complete(result, row))
 
     def _check_key_column(self, row: Mapping[str, Any]) -> None:
         """A ``key`` column the first row lacks is a typo: refused before any request."""
@@ -355,7 +397,18 @@ class BatchRun:
                 result = await self._send(*item)
             finally:
                 self._busy -= 1
+            if self.accounting is not None:
+                self._count_spending(result)
             await self._results.put(result)
+
+    def _count_spending(self, result: BatchResult) -> None:
+        """Count what a sent row cost; once the budget is spent, start no new row."""
+        assert self.accounting is not None
+        spent = self.accounting.count(result)
+        if spent is not None and self._budget_spent is None:
+            self._budget_spent = spent
+            self._notice(f"{spent}: starting no new rows; the rows in flight finish")
+            self.stop()
 
     async def _send(
         self, index: int, key: str | int, row: Mapping[str, Any], payload: dict[str, Any]
@@ -375,27 +428,60 @@ class BatchRun:
                 exc.attempts,
                 round((time.perf_counter() - started) * 1000, 1),
             )
+            if isinstance(exc, EndpointError):
+                result.request_id = exc.request_id
         except Exception as exc:  # A bug must not lose the row: record it as failed.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
             result = _failed(key, index, message, None, 1)
         else:
-            output, problems = extract_outputs(completion.response, self.outputs)
-            problems.extend(completion.warnings)
-            result = BatchResult(
-                key=key,
-                index=index,
-                output=output,
-                usage=completion.usage,
-                error={"status": None, "message": "; ".join(problems)} if problems else None,
-                attempts=completion.attempts,
-                latency_ms=round(completion.latency_s * 1000, 1),
+            result = self._answered(
+                key,
+                index,
+                completion.response,
+                completion.warnings,
+                completion.attempts,
+                round(completion.latency_s * 1000, 1),
+                completion.request_id,
             )
-            if self.include_response:
-                result.response = completion.response
+            if self.accounting is not None:
+                self.accounting.price(result, completion.response, payload)
+                if result.error is None and not completion.truncated:
+                    body = self._endpoint.prepare(payload)
+                    self.accounting.store(body, completion.response, completion.request_id)
         return self._complete(result, row)
+
+    def _answered(
+        self,
+        key: str | int,
+        index: int,
+        response: dict[str, Any],
+        warnings: list[str],
+        attempts: int,
+        latency_ms: float,
+        request_id: str | None,
+    ) -> BatchResult:
+        """The result of an answer (sent now, or from the cache): its outputs picked out."""
+        output, problems = extract_outputs(response, self.outputs)
+        problems.extend(warnings)
+        usage = response.get("usage")
+        result = BatchResult(
+            key=key,
+            index=index,
+            output=output,
+            usage=usage if isinstance(usage, dict) else None,
+            error={"status": None, "message": "; ".join(problems)} if problems else None,
+            attempts=attempts,
+            latency_ms=latency_ms,
+            request_id=request_id,
+        )
+        if self.include_response:
+            result.response = response
+        return result
 
     def _complete(self, result: BatchResult, row: Any) -> BatchResult:
         """Add ``input`` / ``response`` when asked for, so every line has the same keys."""
+        if self.accounting is not None:
+            self.accounting.complete(result)
         if self.include_input:
             result.input = row
         if self.include_response and not result.has_response:

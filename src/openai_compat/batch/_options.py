@@ -9,6 +9,7 @@ not in any signature, so a misspelt one would otherwise be ignored.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypedDict, cast
 
@@ -64,6 +65,17 @@ class RowOptions(TypedDict, total=False):
     scheduler: Scheduler | None
     # What turns a row into its payload; default ``PayloadBuilder(request_format, mapping)``.
     payload_builder: PayloadBuilder | None
+    # The response cache (`openai_compat.batch.cache`): a SQLite file's path or a
+    # `ResponseCache`; default none. A request answered before is not sent again.
+    cache: Any
+    # ``read-write`` (default), ``read-only`` or ``refresh`` (store anew, never look up).
+    cache_mode: str | None
+    # Token prices, USD per million: ``"input=0.15,output=0.60[,cached_input=0.075]"``, a
+    # mapping of model name to prices, or a `Prices`; each result gets ``cost``.
+    prices: Any
+    # Stop starting rows once the run spent this much (USD; needs ``prices``) / these tokens.
+    max_cost: float | None
+    max_tokens: int | None
 
 
 class BatchOptions(RowOptions, total=False):
@@ -87,6 +99,9 @@ class FileOptions(TypedDict, total=False):
     progress_interval_s: float
     # Stop on Ctrl-C / SIGTERM (a second one abandons the rows in flight); default False.
     handle_signals: bool
+    # ``output_format="openai-batch"``: write failed requests to this file (as OpenAI does)
+    # instead of inline (as vLLM does); default inline.
+    error_file: str | os.PathLike[str] | None
 
 
 class BatchFileOptions(RowOptions, FileOptions, total=False):

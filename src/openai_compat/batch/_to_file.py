@@ -17,13 +17,14 @@ from typing import Any, Unpack
 
 from ..config import SourceConfig
 from ..errors import ConfigurationError
+from . import _openai_batch_format
 from ._engine import BatchRun, Rows
 from ._options import BatchFileOptions, split_file_options
 from .checkpoint import prepare_output
 from .progress import Progress
 from .readers import RowSource, count_rows
 from .results import BatchResult, BatchSummary
-from .writers import csv_columns, detect_output_format, open_writer
+from .writers import ResultWriter, csv_columns, detect_output_format, open_writer
 
 __all__ = ["arun_batch_to_file"]
 
@@ -57,12 +58,33 @@ async def arun_batch_to_file(
     run = BatchRun(config, rows, on_notice=notice, **row_options)
     if isinstance(run.rows, RowSource):
         _refuse_output_over_input(run.rows.path, path)
+    extra = {
+        "include_cached": run.accounting is not None and run.accounting.cache is not None,
+        "include_cost": run.accounting is not None and run.accounting.prices is not None,
+    }
     columns = csv_columns(
         run.output_names,
         include_input=run.include_input,
         include_response=run.include_response,
+        **extra,
     )
-    checkpoint = prepare_output(path, fmt, file_options.get("mode", "new"), csv_columns=columns)
+    error_file = file_options.get("error_file")
+    error_path = os.fspath(error_file) if error_file is not None else None
+    if error_path is not None and fmt != _openai_batch_format.FORMAT:
+        raise ConfigurationError(
+            "--error-file goes with --output-format openai-batch (other formats write "
+            "failed rows inline)",
+            field="error_file",
+        )
+    if fmt == _openai_batch_format.FORMAT:
+        if isinstance(run.rows, RowSource) and error_path is not None:
+            _refuse_output_over_input(run.rows.path, error_path)
+        run.include_response = True  # the answer is the line's response.body
+        checkpoint = _openai_batch_format.prepare_output(
+            path, file_options.get("mode", "new"), error_path
+        )
+    else:
+        checkpoint = prepare_output(path, fmt, file_options.get("mode", "new"), csv_columns=columns)
     run.skip = checkpoint.done
     meter = Progress(
         run.summary,
@@ -73,12 +95,17 @@ async def arun_batch_to_file(
         notice(f"repaired a torn last line of {path} ({checkpoint.torn_bytes} bytes cut off)")
     if checkpoint.removed_failed:
         notice(f"running {checkpoint.removed_failed} failed rows again")
-    writer = open_writer(
-        path,
-        fmt,
-        run.output_names,
-        include_input=run.include_input,
-        include_response=run.include_response,
+    writer: ResultWriter = (
+        _openai_batch_format.OpenAIBatchWriter(path, error_path)
+        if fmt == _openai_batch_format.FORMAT
+        else open_writer(
+            path,
+            fmt,
+            run.output_names,
+            include_input=run.include_input,
+            include_response=run.include_response,
+            **extra,
+        )
     )
     loop = asyncio.get_running_loop()
     signals = (

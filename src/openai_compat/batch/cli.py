@@ -1,8 +1,9 @@
 """``openai-compat batch``: a dataset through the endpoint, from the command line.
 
 Exit codes: 0 every row succeeded; 1 some rows failed (their lines say why;
-``--retry-failed`` runs them again); 2 unusable arguments or configuration; 130 stopped
-by Ctrl-C / SIGTERM (``--resume`` finishes the run).
+``--retry-failed`` runs them again); 2 unusable arguments or configuration; 3 the budget
+(``--max-cost`` / ``--max-tokens``) was spent before every row ran (``--resume`` runs the
+rest); 130 stopped by Ctrl-C / SIGTERM (``--resume`` finishes the run).
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
 from ._to_file import arun_batch_to_file
+from .cache import CACHE_MODES
 from .progress import PROGRESS_MODES
 from .readers import FORMATS
 from .results import BatchSummary
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
 from .writers import OUTPUT_FORMATS
 
-__all__ = ["add_batch_parser", "run_batch_command"]
+__all__ = ["EXIT_BUDGET_SPENT", "add_batch_parser", "run_batch_command"]
+
+# The budget ran out with rows left: not a failure (1) nor an interruption (130).
+EXIT_BUDGET_SPENT = 3
 
 EXAMPLES = """\
 examples:
@@ -32,6 +37,10 @@ examples:
   openai-compat batch ... --retry-failed      # run the failed rows again
   openai-compat batch ... --shard 3/8         # machine 3 of 8 (rows split by key hash)
   cat rows.jsonl | openai-compat batch --config conn.json --input - --output out.jsonl
+  openai-compat batch --config conn.json --input batchinput.jsonl \
+      --output out.jsonl --output-format openai-batch --error-file errors.jsonl
+  openai-compat batch ... --cache answers.sqlite   # a request answered before costs nothing
+  openai-compat batch ... --price input=0.15,output=0.60 --max-cost 5.00   # exit 3 when spent
 
 mapping.json: [{"name": "messages.0.content", "value": "body", "value_type": "dynamic",
                "type": "string"}]   (or {{column}} placeholders in request_format)
@@ -129,9 +138,82 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
         help="seconds between plain progress lines (default 10)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress and no summary, only errors")
+    _add_openai_batch_arguments(p)
+    _add_cost_arguments(p)
     _add_ray_arguments(p)
     _add_spark_arguments(p)
     return p
+
+
+def _add_openai_batch_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group(
+        "OpenAI batch files",
+        "--input-format openai-batch (detected when the first line has custom_id and body): "
+        "each line's body is sent as it is, custom_id is the key; --output-format "
+        "openai-batch writes OpenAI's output lines",
+    )
+    group.add_argument(
+        "--error-file",
+        metavar="FILE",
+        help="with --output-format openai-batch: failed requests go here (as OpenAI does), "
+        "not inline (as vLLM does)",
+    )
+
+
+def _add_cost_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("the response cache, cost and a budget")
+    group.add_argument(
+        "--cache",
+        metavar="FILE",
+        help="a SQLite file of answers: a request answered before is not sent again "
+        '(its line says "cached": true); several processes may share it',
+    )
+    group.add_argument(
+        "--cache-mode",
+        choices=CACHE_MODES,
+        help="read-write (default), read-only (store nothing), refresh (ask again, store anew)",
+    )
+    prices = group.add_mutually_exclusive_group()
+    prices.add_argument(
+        "--price",
+        metavar="PRICES",
+        help="USD per million tokens: input=0.15,output=0.60[,cached_input=0.075]; each "
+        "line gets its cost",
+    )
+    prices.add_argument(
+        "--prices",
+        metavar="FILE",
+        help='JSON of model name to prices, e.g. {"gpt-4o-mini": {"input": 0.15, "output": 0.60}}',
+    )
+    group.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help=f"start no new row once this run spent this much (needs prices); exit "
+        f"{EXIT_BUDGET_SPENT}, --resume runs the rest",
+    )
+    group.add_argument(
+        "--max-tokens",
+        type=int,
+        metavar="N",
+        help=f"start no new row once the endpoint reported this many tokens; exit "
+        f"{EXIT_BUDGET_SPENT}",
+    )
+
+
+def _cost_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The cache, price and budget options of ``args`` (only those given)."""
+    prices: Any = args.price
+    if getattr(args, "prices", None):
+        prices = read_json_file(args.prices, "prices")
+    options = {
+        "cache": args.cache,
+        "cache_mode": args.cache_mode,
+        "prices": prices,
+        "max_cost": args.max_cost,
+        "max_tokens": args.max_tokens,
+    }
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
@@ -235,7 +317,14 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
             else "new"
         )
         progress = "off" if args.quiet else args.progress
+        cost_options = _cost_options(args)
         if getattr(args, "engine", "local") == "ray":
+            if cost_options or args.error_file:
+                raise ConfigurationError(
+                    "--cache, --price(s), --max-cost, --max-tokens and --error-file run with "
+                    "--engine local for now",
+                    field="engine",
+                )
             summary = _run_on_ray(config, args, mapping, outputs, retry)
         elif getattr(args, "engine", "local") == "spark":
             summary = _run_on_spark(config, args, mapping, outputs, retry)
@@ -260,6 +349,8 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
                     include_input=args.include_input,
                     include_response=args.include_response,
                     retry=retry,
+                    error_file=args.error_file,
+                    **cost_options,
                 )
             )
     except ConfigurationError as exc:
@@ -270,6 +361,8 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
         return 130
     if not args.quiet:
         print(f"openai-compat batch: {summary}", file=sys.stderr)
+    if summary.budget_spent:
+        return EXIT_BUDGET_SPENT
     if summary.interrupted:
         return 130
     return 1 if summary.failed else 0

@@ -39,6 +39,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds}s"
 
 
+def _spent(summary: BatchSummary) -> str:
+    """The cost so far and the rows the cache answered, when the run has them."""
+    text = f" cached={summary.cached}" if summary.cached else ""
+    return text + (f" cost=${summary.cost:.4f}" if summary.cost is not None else "")
+
+
 class Progress:
     """Shows a `BatchSummary` while it fills up. Call `update` after each result."""
 
@@ -129,7 +135,7 @@ class Progress:
             req_s, tok_s = self._rates()
             bar.set_postfix_str(
                 f"ok={self.summary.ok} failed={self.summary.failed} "
-                f"req/s={req_s:.1f} tok/s={tok_s:.0f}",
+                f"req/s={req_s:.1f} tok/s={tok_s:.0f}{_spent(self.summary)}",
                 refresh=force,
             )
 
@@ -141,6 +147,7 @@ class Progress:
         text = (
             f"{self.prefix}: {handled}{of} rows (ok {s.ok}, failed {s.failed}, "
             f"skipped {s.skipped + s.other_shards}) {req_s:.1f} req/s {tok_s:.0f} tok/s"
+            f"{_spent(s)}"
         )
         elapsed = time.perf_counter() - s.started
         if self.total and handled and elapsed > 0:

@@ -37,7 +37,8 @@ __all__ = [
     "read_in_thread",
 ]
 
-FORMATS = ("jsonl", "csv", "parquet")
+# "openai-batch": the lines of an OpenAI batch file (JSON Lines; `_openai_batch_format`).
+FORMATS = ("jsonl", "csv", "parquet", "openai-batch")
 _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -261,6 +262,11 @@ class RowSource:
         if not Path(self.path).is_file():
             raise ConfigurationError(f"no such input file: {self.path}", field="input")
         _probe(self.path, self.format)
+        if fmt is None and self.format == "jsonl":
+            from ._openai_batch_format import FORMAT, looks_like_batch_file
+
+            if looks_like_batch_file(_open_binary(self.path)):
+                self.format = FORMAT
 
     def __iter__(self) -> Iterator[Row]:
         read = 0

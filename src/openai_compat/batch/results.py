@@ -66,7 +66,9 @@ class BatchResult:
 
     ``key`` is the ``--key`` column's value (else the row's 0-based index), ``error`` is
     None or ``{"status": HTTP status or None, "message": ...}``. ``input`` / ``response``
-    are only written when asked for.
+    are only written when asked for; ``cached`` (True: the answer came from the response
+    cache) only in a run with a cache, ``cost`` (USD) only in a run with prices.
+    ``request_id`` is the endpoint's, kept for the OpenAI batch output (not in the line).
     """
 
     key: str | int
@@ -78,6 +80,14 @@ class BatchResult:
     latency_ms: float = 0.0
     input: Any = _NOT_SET
     response: Any = _NOT_SET
+    request_id: str | None = None
+    cached: bool | None = None
+    cost: Any = _NOT_SET
+
+    @property
+    def has_cost(self) -> bool:
+        """True when ``cost`` was set (it is then written; None: no price applied)."""
+        return self.cost is not _NOT_SET
 
     @property
     def has_response(self) -> bool:
@@ -103,6 +113,10 @@ class BatchResult:
             line["input"] = self.input
         if self.response is not _NOT_SET:
             line["response"] = self.response
+        if self.cached is not None:
+            line["cached"] = self.cached
+        if self.cost is not _NOT_SET:
+            line["cost"] = self.cost
         return line
 
     @classmethod
@@ -126,6 +140,10 @@ class BatchResult:
             result.input = line["input"]
         if "response" in line:
             result.response = line["response"]
+        if "cached" in line:
+            result.cached = line["cached"]
+        if "cost" in line:
+            result.cost = line["cost"]
         return result
 
     def to_flat(
@@ -168,7 +186,9 @@ class BatchSummary:
     """Counts of a run, updated live while it runs.
 
     ``skipped`` rows were already in the output (resume); ``other_shards`` belong to other
-    shards; ``requests`` counts HTTP attempts, retries included.
+    shards; ``requests`` counts HTTP attempts, retries included. ``cached`` rows were
+    answered from the response cache; ``cost`` is the USD spent (None: no prices given);
+    ``budget_spent`` says what ran out when the budget stopped the run.
     """
 
     ok: int = 0
@@ -181,6 +201,9 @@ class BatchSummary:
     total_tokens: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
+    cached: int = 0
+    cost: float | None = None
+    budget_spent: str | None = None
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -195,7 +218,12 @@ class BatchSummary:
         else:
             self.failed += 1
         self.requests += result.attempts
-        usage = result.usage
+        if result.cached:
+            self.cached += 1
+        if self.cost is not None and isinstance(result.cost, int | float):
+            self.cost += result.cost
+        # A cached answer's usage was paid for by an earlier run: not counted again.
+        usage = None if result.cached else result.usage
         if usage:
             self.prompt_tokens += _tokens(usage, "prompt_tokens")
             self.completion_tokens += _tokens(usage, "completion_tokens")
@@ -220,6 +248,9 @@ class BatchSummary:
             },
             "wall_s": round(self.wall_s, 3),
             "interrupted": self.interrupted,
+            "cached": self.cached,
+            "cost": None if self.cost is None else round(self.cost, 6),
+            "budget_spent": self.budget_spent,
         }
 
     def __str__(self) -> str:
@@ -231,8 +262,12 @@ class BatchSummary:
         ]
         if self.other_shards:
             parts.append(f"{self.other_shards} in other shards")
-        text = (
-            ", ".join(parts)
-            + f"; {self.total_tokens} tokens; {self.wall_s:.1f} s wall ({rate:.1f} rows/s)"
-        )
+        if self.cached:
+            parts.append(f"{self.cached} from the cache")
+        text = ", ".join(parts) + f"; {self.total_tokens} tokens"
+        if self.cost is not None:
+            text += f"; ${self.cost:.4f}"
+        text += f"; {self.wall_s:.1f} s wall ({rate:.1f} rows/s)"
+        if self.budget_spent:
+            return text + f" - stopped: {self.budget_spent}; --resume runs the rest"
         return text + (" - interrupted, run again with --resume" if self.interrupted else "")

@@ -32,7 +32,8 @@ __all__ = [
     "open_writer",
 ]
 
-OUTPUT_FORMATS = ("jsonl", "csv")
+# "openai-batch": OpenAI's batch output lines (`_openai_batch_format`).
+OUTPUT_FORMATS = ("jsonl", "csv", "openai-batch")
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # What encoding a value that is not strict JSON raises (UnicodeEncodeError is a ValueError).
 _NOT_STRICT = (ValueError, TypeError, RecursionError)
@@ -51,7 +52,8 @@ def detect_output_format(path: str, given: str | None = None) -> str:
             from ..errors import ConfigurationError
 
             raise ConfigurationError(
-                f"unknown output format {given!r}; use jsonl or csv", field="output"
+                f"unknown output format {given!r}; use {', '.join(OUTPUT_FORMATS)}",
+                field="output",
             )
         return fmt
     return "csv" if path.lower().endswith(".csv") else "jsonl"
@@ -117,9 +119,17 @@ class JsonlWriter:
 
 
 def csv_columns(
-    output_names: Sequence[str], *, include_input: bool = False, include_response: bool = False
+    output_names: Sequence[str],
+    *,
+    include_input: bool = False,
+    include_response: bool = False,
+    include_cached: bool = False,
+    include_cost: bool = False,
 ) -> list[str]:
-    """The CSV header: the JSON keys, flattened with dots (``output.summary``, ``error.status``)."""
+    """The CSV header: the JSON keys, flattened with dots (``output.summary``, ``error.status``).
+
+    ``cached`` and ``cost`` come last, in runs with a response cache / with prices.
+    """
     columns = ["key", *(f"output.{n}" for n in output_names)]
     columns += [f"usage.{u}" for u in _USAGE]
     columns += ["error.status", "error.message", "attempts", "latency_ms"]
@@ -127,6 +137,10 @@ def csv_columns(
         columns.append("input")
     if include_response:
         columns.append("response")
+    if include_cached:
+        columns.append("cached")
+    if include_cost:
+        columns.append("cost")
     return columns
 
 
@@ -148,12 +162,19 @@ class CsvWriter:
         *,
         include_input: bool = False,
         include_response: bool = False,
+        include_cached: bool = False,
+        include_cost: bool = False,
     ) -> None:
         self._sink = _FileSink(path)
         self._names = list(output_names)
         self.columns = csv_columns(
-            self._names, include_input=include_input, include_response=include_response
+            self._names,
+            include_input=include_input,
+            include_response=include_response,
+            include_cached=include_cached,
+            include_cost=include_cost,
         )
+        self._extra = [name for name in ("cached", "cost") if name in self.columns]
         self._include_input = include_input
         self._include_response = include_response
         if self._sink.empty or path == "-":
@@ -190,6 +211,7 @@ class CsvWriter:
             values.append(_cell(line.get("input")))
         if self._include_response:
             values.append(_cell(line.get("response")))
+        values += [_cell(line.get(name)) for name in self._extra]
         return values
 
     def close(self) -> None:
@@ -203,10 +225,17 @@ def open_writer(
     *,
     include_input: bool = False,
     include_response: bool = False,
+    include_cached: bool = False,
+    include_cost: bool = False,
 ) -> ResultWriter:
     """A writer appending to ``path`` (``-`` = stdout) in format ``fmt``."""
     if fmt == "csv":
         return CsvWriter(
-            path, output_names, include_input=include_input, include_response=include_response
+            path,
+            output_names,
+            include_input=include_input,
+            include_response=include_response,
+            include_cached=include_cached,
+            include_cost=include_cost,
         )
     return JsonlWriter(path)

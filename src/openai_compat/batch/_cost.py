@@ -1,0 +1,193 @@
+"""What a row cost: token prices (USD per million tokens), one for all models or per model.
+
+``--price input=0.15,output=0.60[,cached_input=0.075]`` gives one `Price`; ``--prices FILE``
+a JSON object of model name to price (each an object of the same names, or that text). The
+cost of an answer is computed from the usage the endpoint reported: prompt tokens (those it
+reports as cached, ``usage.prompt_tokens_details.cached_tokens``, at ``cached_input`` when
+given) and completion tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigurationError
+
+__all__ = ["Price", "Prices", "parse_prices"]
+
+_NAMES = ("input", "output", "cached_input")
+_ITEM = re.compile(r"\s*([a-z_]+)\s*=\s*([^,]+?)\s*")
+_EXAMPLE = "input=0.15,output=0.60[,cached_input=0.075] (USD per million tokens)"
+
+
+def _count(usage: Mapping[str, Any], name: str) -> int | None:
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _rate(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigurationError(f"{where}: {name} must be a number, got {value!r}", field="price")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{where}: {name} must be a number, got {value!r}", field="price"
+        ) from None
+    if not math.isfinite(rate) or rate < 0:
+        raise ConfigurationError(
+            f"{where}: {name} must be 0 or more (USD per million tokens), got {value!r}",
+            field="price",
+        )
+    return rate
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """Prices in USD per million tokens; ``cached_input`` None: cached tokens cost ``input``."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+    @classmethod
+    def parse(cls, text: str, where: str = "--price") -> Price:
+        """``"input=0.15,output=0.60[,cached_input=0.075]"`` as a `Price`.
+
+        >>> Price.parse("input=0.15,output=0.60")
+        Price(input=0.15, output=0.6, cached_input=None)
+        """
+        values: dict[str, Any] = {}
+        for item in str(text).split(","):
+            match = _ITEM.fullmatch(item)
+            if match is None:
+                raise ConfigurationError(
+                    f"{where}: cannot read {item.strip()!r}; write {_EXAMPLE}", field="price"
+                )
+            values[match.group(1)] = match.group(2)
+        return cls.from_mapping(values, where)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], where: str) -> Price:
+        """A `Price` from ``{"input": ..., "output": ..., "cached_input": ...}``."""
+        unknown = sorted(set(values) - set(_NAMES))
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown price {', '.join(unknown)}; write {_EXAMPLE}", field="price"
+            )
+        missing = [name for name in ("input", "output") if name not in values]
+        if missing:
+            raise ConfigurationError(
+                f"{where}: no {' and no '.join(missing)} price; write {_EXAMPLE}", field="price"
+            )
+        cached = values.get("cached_input")
+        return cls(
+            _rate(values["input"], "input", where),
+            _rate(values["output"], "output", where),
+            None if cached is None else _rate(cached, "cached_input", where),
+        )
+
+    def cost(self, usage: Mapping[str, Any] | None) -> float | None:
+        """The cost in USD of an answer's ``usage``; None when it reports no token counts.
+
+        >>> Price(0.15, 0.60, 0.075).cost({"prompt_tokens": 1000, "completion_tokens": 100,
+        ...     "prompt_tokens_details": {"cached_tokens": 400}})
+        0.00018
+        """
+        if not usage:
+            return None
+        prompt = _count(usage, "prompt_tokens")
+        completion = _count(usage, "completion_tokens")
+        if prompt is None and completion is None:
+            return None
+        prompt = prompt or 0
+        details = usage.get("prompt_tokens_details")
+        cached = _count(details, "cached_tokens") if isinstance(details, Mapping) else None
+        cached = min(cached or 0, prompt)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        micro = (
+            (prompt - cached) * self.input + cached * cached_rate + (completion or 0) * self.output
+        )
+        return round(micro / 1_000_000, 10)
+
+
+class Prices:
+    """One `Price` for every model (``default``), or a price per model name.
+
+    A model is found by the answer's ``model``, then the request's, then the longest name
+    the answer's model starts with (``gpt-4o-mini`` prices ``gpt-4o-mini-2024-07-18``), then
+    ``"*"`` in the file, if given.
+    """
+
+    def __init__(self, default: Price | None = None, by_model: Mapping[str, Price] | None = None):
+        self.default = default
+        self.by_model = dict(by_model or {})
+        if "*" in self.by_model and self.default is None:
+            self.default = self.by_model.pop("*")
+        self._longest_first = sorted(self.by_model, key=len, reverse=True)
+
+    def __repr__(self) -> str:
+        return f"Prices(default={self.default!r}, models={sorted(self.by_model)!r})"
+
+    @classmethod
+    def from_mapping(cls, table: Any, where: str = "--prices") -> Prices:
+        """Prices from ``{"model": {"input": ..., "output": ...} or "input=...,output=..."}``."""
+        if not isinstance(table, Mapping) or not table:
+            raise ConfigurationError(
+                f"{where}: must be a JSON object of model name to prices, e.g. "
+                '{"gpt-4o-mini": {"input": 0.15, "output": 0.60}}',
+                field="prices",
+            )
+        by_model: dict[str, Price] = {}
+        for model, value in table.items():
+            place = f"{where} {model!r}"
+            if isinstance(value, str):
+                by_model[str(model)] = Price.parse(value, place)
+            elif isinstance(value, Mapping):
+                by_model[str(model)] = Price.from_mapping(value, place)
+            else:
+                raise ConfigurationError(
+                    f"{place}: must be an object such as "
+                    f'{{"input": 0.15, "output": 0.60}}, got {value!r}',
+                    field="prices",
+                )
+        return cls(None, by_model)
+
+    def price_of(self, *models: Any) -> Price | None:
+        """The price of the first of ``models`` (names, or None) that has one."""
+        names = [m for m in models if isinstance(m, str) and m]
+        for name in names:
+            if name in self.by_model:
+                return self.by_model[name]
+        for name in names:
+            for known in self._longest_first:
+                if name.startswith(known):
+                    return self.by_model[known]
+        return self.default
+
+    def cost(self, response: Mapping[str, Any], payload: Mapping[str, Any]) -> float | None:
+        """What ``response`` cost (None: no price for its model, or no usage reported)."""
+        price = self.price_of(response.get("model"), payload.get("model"))
+        if price is None:
+            return None
+        usage = response.get("usage")
+        return price.cost(usage if isinstance(usage, Mapping) else None)
+
+
+def parse_prices(prices: Any) -> Prices | None:
+    """The ``prices`` option: a `Prices`, a `Price`, price text, a mapping per model, or None.
+
+    >>> parse_prices("input=1,output=2").price_of("any-model")
+    Price(input=1.0, output=2.0, cached_input=None)
+    """
+    if prices is None or isinstance(prices, Prices):
+        return prices
+    if isinstance(prices, Price):
+        return Prices(prices)
+    if isinstance(prices, str):
+        return Prices(Price.parse(prices))
+    return Prices.from_mapping(prices)
