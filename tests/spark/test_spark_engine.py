@@ -292,6 +292,23 @@ def test_parquet_output_resumes_by_anti_join(spark: Any, tmp_path: Path, capsys:
     assert set(table.column("text").to_pylist()) == {f"t{i}" for i in range(30)}
 
 
+def test_the_command_line_takes_a_cache(spark: Any, tmp_path: Path, capsys: Any) -> None:
+    with MockServer() as srv:
+        common = _cli_args(tmp_path, srv.url, 12)
+        cache = ["--cache", str(tmp_path / "answers.sqlite")]
+        out = ["--engine", "spark", "--output", str(tmp_path / "out"), "--output-format", "jsonl"]
+        assert main([*common, *out, *cache]) == 0
+        assert len(srv.requests) == 12
+        capsys.readouterr()
+        assert main([*common[:-1], *out, *cache, "--overwrite", "--progress", "off"]) == 0
+        assert len(srv.requests) == 12  # every answer read back: nothing sent, nothing paid
+        assert "12 from the cache" in capsys.readouterr().err
+        lines = [json.loads(line) for line in _lines(tmp_path / "out")]
+        assert len(lines) == 12 and all(line["cached"] is True for line in lines)
+        assert main([*common, *out, "--overwrite", "--max-tokens", "10"]) == 2
+        assert "--engine spark takes --cache" in capsys.readouterr().err
+
+
 def test_the_command_line_refuses_what_spark_cannot_do(
     spark: Any, tmp_path: Path, capsys: Any
 ) -> None:
@@ -325,25 +342,43 @@ def _python_workers() -> set[int]:
     return {pid for pid, parent in daemon.items() if parent in daemon}
 
 
-def test_a_killed_python_worker_loses_nothing_and_duplicates_nothing(spark: Any) -> None:
+def _kill_workers_midway(df: Any, after: int, **options: Any) -> tuple[list[int], int, int]:
+    """Run ``df``, kill every Python worker once ``after`` requests came; (keys, at kill, sent)."""
     keys: list[int] = []
     with MockServer(latency_s=0.05) as srv:
-        df = spark.createDataFrame(rows(300)).repartition(6)
-        out = map_endpoint(df, conf(srv.url), key="id", rate=None, concurrency=4)
+        out = map_endpoint(df, conf(srv.url), key="id", rate=None, concurrency=4, **options)
         job = threading.Thread(target=lambda: keys.extend(r["id"] for r in out.collect()))
         job.start()
-        deadline = time.monotonic() + 60
-        while len(srv.requests) < 60 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 240
+        while len(srv.requests) < after and time.monotonic() < deadline:
             time.sleep(0.02)
+        at_kill = len(srv.requests)
         workers = _python_workers()
         assert workers
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        job.join(timeout=120)
-        sent = len(srv.requests)
+        job.join(timeout=240)
+        assert not job.is_alive()
+        return keys, at_kill, len(srv.requests)
+
+
+def test_a_killed_python_worker_loses_nothing_and_duplicates_nothing(spark: Any) -> None:
+    df = spark.createDataFrame(rows(300)).repartition(6)
+    keys, _, sent = _kill_workers_midway(df, 60)
     assert sorted(keys) == list(range(300))
     assert sent > 300  # the killed tasks' rows were sent again: no cache was given
+
+
+def test_with_a_cache_a_retried_task_does_not_pay_twice(spark: Any, tmp_path: Path) -> None:
+    # Two tasks of 300 rows, both killed ~200 rows in: without a cache ~400 rows again.
+    df = spark.createDataFrame(rows(600)).repartition(2)
+    keys, at_kill, sent = _kill_workers_midway(df, 400, cache=tmp_path / "answers.sqlite")
+    assert sorted(keys) == list(range(600))
+    assert at_kill >= 400
+    # Sent again: at most each killed attempt's answers not yet stored (64 at a time) and
+    # its rows in flight (4).
+    assert sent - 600 <= 2 * (64 + 4)
 
 
 def test_resume_after_the_driver_was_killed(spark: Any, tmp_path: Path) -> None:

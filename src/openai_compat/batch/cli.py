@@ -327,6 +327,12 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
                 )
             summary = _run_on_ray(config, args, mapping, outputs, retry)
         elif getattr(args, "engine", "local") == "spark":
+            if set(cost_options) - {"cache", "cache_mode"} or args.error_file:
+                raise ConfigurationError(
+                    "--price(s), --max-cost, --max-tokens and --error-file run with "
+                    "--engine local for now (--engine spark takes --cache)",
+                    field="engine",
+                )
             summary = _run_on_spark(config, args, mapping, outputs, retry)
         else:
             summary = run_sync(

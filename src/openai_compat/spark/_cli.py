@@ -217,6 +217,7 @@ def run_on_spark(
             lines=fmt == "jsonl",
             counts=counts,
             cache=getattr(args, "cache", None),
+            cache_mode=getattr(args, "cache_mode", None),
         )
         writer = out.write.option("mapreduce.fileoutputcommitter.algorithm.version", "2")
         writer = writer.mode(

@@ -8,10 +8,12 @@ are placed, and a 429 (with ``Retry-After``) pauses the task that met it.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from ..batch.cache import ResponseCache
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError
@@ -59,7 +61,8 @@ def map_endpoint(
     partitions: int | None = None,
     tasks_at_once: int | None = None,
     retry: RetryPolicy | None = None,
-    cache: Any = None,
+    cache: str | os.PathLike[str] | ResponseCache | None = None,
+    cache_mode: str | None = None,
     lines: bool = False,
     counts: Any = None,
 ) -> DataFrame:
@@ -75,7 +78,9 @@ def map_endpoint(
     (e.g. ``"600/minute"``; None = no limit) holds for the whole job: each task gets
     ``rate / tasks_at_once`` (default: the cluster's task slots, at most the partitions).
     ``partitions`` repartitions ``df`` first (more partitions: smaller retries, finer
-    progress). ``cache`` is the response cache a retried task reads its answers back from.
+    progress). ``cache`` is the response cache (a SQLite file's path every executor reaches,
+    or a `ResponseCache`; ``cache_mode`` as for local runs): a retried task reads the answers
+    its failed attempt got back from it instead of paying for them again.
     ``lines`` gives one ``line`` column of the local run's result lines instead.
 
     The configuration, mapping, outputs and rate are checked here, and the result columns
@@ -105,6 +110,7 @@ def map_endpoint(
         )
     if include_input and not lines:
         check_names(columns, names, include_response=include_response)
+    cache = _checked_cache(cache, cache_mode)
     if partitions is not None:
         df = df.repartition(partitions)
     kept = [f for f in df.schema.fields if include_input or f.name == key]
@@ -128,5 +134,30 @@ def map_endpoint(
         lines=lines,
         counts=counts,
         cache=cache,
+        cache_mode=cache_mode,
     )
     return df.mapInArrow(runner, schema)
+
+
+def _checked_cache(
+    cache: str | os.PathLike[str] | ResponseCache | None, mode: str | None
+) -> str | ResponseCache | None:
+    """The cache as the tasks get it: opened here once (a bad path fails before any
+    request), a path made absolute (the executors' working directory is not the driver's)."""
+    if cache is None:
+        if mode is not None:
+            raise ConfigurationError(
+                "a cache mode needs a cache file (--cache FILE)", field="cache"
+            )
+        return None
+    if isinstance(cache, ResponseCache):
+        ResponseCache(cache.path, mode or cache.mode).open().close()
+        return ResponseCache(os.path.abspath(cache.path), cache.mode, timeout_s=cache.timeout_s)
+    if not isinstance(cache, str | os.PathLike):
+        raise ConfigurationError(
+            f"must be the path of a cache file or a ResponseCache, got {type(cache).__name__}",
+            field="cache",
+        )
+    path = os.path.abspath(cache)
+    ResponseCache(path, mode or "read-write").open().close()
+    return path

@@ -30,7 +30,15 @@ from ..retries import RetryPolicy
 __all__ = ["COUNT_FIELDS", "PartitionRunner"]
 
 # What a partition adds to the job's counts (a Spark accumulator), in this order.
-COUNT_FIELDS = ("ok", "failed", "requests", "prompt_tokens", "completion_tokens", "total_tokens")
+COUNT_FIELDS = (
+    "ok",
+    "failed",
+    "cached",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+)
 _OUTPUT_ROWS = 512
 
 
@@ -64,6 +72,7 @@ class PartitionRunner:
         lines: bool = False,
         counts: Any = None,
         cache: Any = None,
+        cache_mode: str | None = None,
         output_rows: int = _OUTPUT_ROWS,
     ) -> None:
         self.config = config
@@ -81,6 +90,7 @@ class PartitionRunner:
         self.lines = lines
         self.counts = counts
         self.cache = cache
+        self.cache_mode = cache_mode
         self.output_rows = output_rows
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -110,7 +120,9 @@ class PartitionRunner:
         reader = _Rows(batches, pending)
         options: dict[str, Any] = {}
         if self.cache is not None:
-            options["cache"] = self.cache  # the response cache: a retried task pays once
+            # The response cache: a retried task reads back what its failed attempt got.
+            options["cache"] = self.cache
+            options["cache_mode"] = self.cache_mode
         run = BatchRun(
             self.config,
             reader,
