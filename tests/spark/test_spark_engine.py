@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,13 +68,39 @@ def _descendants(root: int) -> set[int]:
 
 
 def _listening() -> list[tuple[int, str]]:
-    """(pid, local address) of every listening TCP socket, from ``ss -tlnp``."""
-    out = subprocess.run(["ss", "-tlnpH"], capture_output=True, text=True, check=True).stdout
+    """(pid, local address) of every listening TCP socket: ``ss -tlnp``, else /proc."""
+    if shutil.which("ss"):
+        out = subprocess.run(["ss", "-tlnpH"], capture_output=True, text=True, check=True).stdout
+        found = []
+        for line in out.splitlines():
+            address = line.split()[3].rsplit(":", 1)[0].strip("[]")
+            found += [(int(pid), address) for pid in re.findall(r"pid=(\d+)", line)]
+        return found
+    return _listening_from_proc()  # no iproute2: the same from the kernel's tables
+
+
+def _listening_from_proc() -> list[tuple[int, str]]:
+    owner: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{entry}/fd"):
+                    with contextlib.suppress(OSError):
+                        target = os.readlink(f"/proc/{entry}/fd/{fd}")
+                        if target.startswith("socket:["):
+                            owner[target[8:-1]] = int(entry)
+    names = {
+        "0100007F": "127.0.0.1",
+        "00000000000000000000000001000000": "::1",
+        "0000000000000000FFFF00000100007F": "::ffff:127.0.0.1",
+    }
     found = []
-    for line in out.splitlines():
-        fields = line.split()
-        address = fields[3].rsplit(":", 1)[0].strip("[]")
-        found += [(int(pid), address) for pid in re.findall(r"pid=(\d+)", line)]
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in owner:  # 0A: LISTEN
+                raw = fields[1].split(":")[0]
+                found.append((owner[fields[9]], names.get(raw, raw)))
     return found
 
 

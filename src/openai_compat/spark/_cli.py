@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import math
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +191,6 @@ def run_on_spark(
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     remote = "://" in args.output
     has_results = mode == "resume" if remote else _prepare_directory(args.output, fmt, mode)
-    # pyspark warns on every run that it was not tested with pandas 3 (mapInArrow does not
-    # use pandas): noise on the command line's stderr.
-    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     spark, started = spark_session(getattr(args, "spark_master", None))
     try:
         df = _read(spark, args.input)

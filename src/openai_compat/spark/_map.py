@@ -9,6 +9,7 @@ are placed, and a 429 (with ``Retry-After``) pauses the task that met it.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -136,7 +137,10 @@ def map_endpoint(
         cache=cache,
         cache_mode=cache_mode,
     )
-    return df.mapInArrow(runner, schema)
+    with warnings.catch_warnings():
+        # pyspark asks for pandas < 3 on every mapInArrow, which does not use pandas.
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+        return df.mapInArrow(runner, schema)
 
 
 def _checked_cache(
