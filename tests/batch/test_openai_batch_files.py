@@ -265,3 +265,45 @@ def test_the_cli_runs_a_batch_file_into_openai_output(server: MockServer, tmp_pa
         batch_args(config, batch_input(tmp_path), tmp_path / "x.jsonl", "--error-file", str(errors))
     )
     assert wrong.returncode == 2 and "--output-format openai-batch" in wrong.stderr
+
+
+def test_kill_9_then_resume_writes_every_custom_id_exactly_once(tmp_path: Path) -> None:
+    import random
+    import signal
+    import subprocess
+    import time
+
+    with MockServer() as server:
+        config = tmp_path / "conn.json"
+        config.write_text(json.dumps(make_config(server.url + "?latency_ms=20")))
+        n = 600
+        text = "".join(line(f"req-{i}", f"row {i}") + "\n" for i in range(n))
+        source = batch_input(tmp_path, text)
+        out, errors = tmp_path / "out.jsonl", tmp_path / "errors.jsonl"
+        args = batch_args(
+            config,
+            source,
+            out,
+            "--output-format",
+            "openai-batch",
+            "--error-file",
+            str(errors),
+            "--concurrency",
+            "8",
+            "--quiet",
+        )
+        rng = random.Random(11)
+        for attempt in range(2):
+            proc = subprocess.Popen([*args, "--resume"] if attempt else args)
+            try:
+                time.sleep(rng.uniform(0.8, 1.6))
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            if attempt == 0:  # 600 rows take at least 1.5 s to send: killed part way
+                written = out.read_bytes().count(b"\n") if out.exists() else 0
+                assert written < n
+        done = run_cli([*args, "--resume"])
+        assert done.returncode == 0, done.stderr
+        ids = [entry["custom_id"] for entry in read_lines(out) + read_lines(errors)]
+        assert sorted(ids) == sorted(f"req-{i}" for i in range(n))

@@ -42,7 +42,6 @@ __all__ = [
 FORMAT = "openai-batch"
 KEY = "custom_id"
 _CHAT_PATH = "/chat/completions"
-_SNIFF_BYTES = 1 << 20
 
 
 def looks_like_batch_file(stream: IO[bytes]) -> bool:
@@ -52,7 +51,7 @@ def looks_like_batch_file(stream: IO[bytes]) -> bool:
             if not line.strip():
                 continue
             try:
-                first = json.loads(line[:_SNIFF_BYTES])
+                first = json.loads(line)
             except ValueError:
                 return False
             return isinstance(first, dict) and KEY in first and "body" in first
