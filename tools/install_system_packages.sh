@@ -5,6 +5,7 @@
 #
 #   main    postgresql (pg_ctl under /usr/lib/postgresql/*/bin: the production store's tests)
 #           chromium   (/usr/bin/chromium: the web page test; never `playwright install`)
+#           openjdk-17-jre-headless (a java 17 or later, JAVA_HOME's or on PATH: the Spark tests)
 #   compat  cmake, g++ and make (building llama.cpp's llama-server for make test-compat)
 #
 # Nothing missing: prints so and exits 0 without touching apt. Otherwise runs apt-get update
@@ -52,6 +53,23 @@ find_command() {
 has_pg_ctl() { compgen -G "$root/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; }
 has_chromium() { [ -x "$root/usr/bin/chromium" ]; }
 
+# A java of version 17 or later where pyspark looks for one: $JAVA_HOME/bin/java, else java
+# on PATH ("1.8.0_392" is version 8, "17.0.15" version 17).
+has_java17() {
+    local java version major
+    if [ -n "${JAVA_HOME:-}" ] && [ -x "$root$JAVA_HOME/bin/java" ]; then
+        java="$root$JAVA_HOME/bin/java"
+    else
+        java="$(find_command java)" || return 1
+    fi
+    version="$("$java" -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n 1)"
+    major="${version%%.*}"
+    if [ "$major" = 1 ]; then
+        major="$(echo "$version" | cut -d. -f2)"
+    fi
+    [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -ge 17 ]
+}
+
 # The packages of the groups asked for whose file or command is missing.
 missing_packages() {
     local group
@@ -60,6 +78,7 @@ missing_packages() {
             main)
                 has_pg_ctl || echo postgresql
                 has_chromium || echo chromium
+                has_java17 || echo openjdk-17-jre-headless
                 ;;
             compat)
                 find_command cmake >/dev/null || echo cmake
@@ -110,7 +129,8 @@ run "${apt[@]}" install -y -q "${need[@]}"
 mapfile -t still < <(missing_packages)
 if [ "${#still[@]}" -gt 0 ]; then
     echo "error: apt-get installed ${need[*]}, but what ${still[*]} should provide is still" \
-        "missing (pg_ctl under /usr/lib/postgresql/*/bin, /usr/bin/chromium, cmake, c++, make)" >&2
+        "missing (pg_ctl under /usr/lib/postgresql/*/bin, /usr/bin/chromium, java 17 or later," \
+        "cmake, c++, make)" >&2
     exit 1
 fi
 echo "system packages (${groups[*]}): installed ${need[*]}"

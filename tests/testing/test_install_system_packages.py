@@ -20,10 +20,15 @@ PATH = "/usr/local/bin:/usr/bin:/bin"
 PROVIDES = {
     "postgresql": "usr/lib/postgresql/16/bin/pg_ctl",
     "chromium": "usr/bin/chromium",
+    "openjdk-17-jre-headless": "usr/bin/java",
     "cmake": "usr/bin/cmake",
     "g++": "usr/bin/c++",
     "make": "usr/bin/make",
 }
+
+# What a stand-in command prints; the script asks java its version (Spark needs 17 or later).
+JAVA_17 = "echo 'openjdk version \"17.0.15\" 2025-04-15' >&2"
+BODIES = {"openjdk-17-jre-headless": JAVA_17}
 
 # The stand-in apt-get: records its environment's DEBIAN_FRONTEND and arguments, and on
 # install creates what each named package provides (unless APT_PROVIDES_NOTHING is set).
@@ -51,17 +56,22 @@ def _executable(path: Path, text: str = "#!/bin/sh\n") -> None:
 def _system(root: Path, *present: str, apt: bool = True, sudo: bool = False) -> Path:
     """A system root holding what the packages in ``present`` provide, and apt-get / sudo."""
     for package in present:
-        _executable(root / PROVIDES[package])
+        _executable(root / PROVIDES[package], f"#!/bin/sh\n{BODIES.get(package, '')}\n")
     if apt:
         cases = "\n".join(
             f'        {package}) mkdir -p "$ROOT/{Path(path).parent}";'
-            f' printf "#!/bin/sh\\n" > "$ROOT/{path}"; chmod +x "$ROOT/{path}" ;;'
+            f' printf "#!/bin/sh\\n%s\\n" {_quoted(BODIES.get(package, ""))} > "$ROOT/{path}";'
+            f' chmod +x "$ROOT/{path}" ;;'
             for package, path in PROVIDES.items()
         )
         _executable(root / "usr/bin/apt-get", APT_GET.replace("PROVIDE_CASES", cases))
     if sudo:
         _executable(root / "usr/bin/sudo", SUDO)
     return root
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def _run(root: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
@@ -92,7 +102,7 @@ def test_nothing_missing_touches_no_apt(tmp_path: Path) -> None:
 
 
 def test_installs_only_what_is_missing_with_the_lock_timeout(tmp_path: Path) -> None:
-    root = _system(tmp_path, "chromium")
+    root = _system(tmp_path, "chromium", "openjdk-17-jre-headless")
     done, calls = _run(root, "main", SYSTEM_PACKAGES_UID="0")
     assert done.returncode == 0, done.stderr
     apt = "DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=900"
@@ -120,14 +130,14 @@ def test_not_root_goes_through_sudo_keeping_the_frontend(tmp_path: Path) -> None
         f"sudo env DEBIAN_FRONTEND=noninteractive {apt_get} -o DPkg::Lock::Timeout=900 update -q",
         "DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=900 update -q",
         f"sudo env DEBIAN_FRONTEND=noninteractive {apt_get} -o DPkg::Lock::Timeout=900"
-        " install -y -q postgresql chromium",
+        " install -y -q postgresql chromium openjdk-17-jre-headless",
         "DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=900"
-        " install -y -q postgresql chromium",
+        " install -y -q postgresql chromium openjdk-17-jre-headless",
     ]
 
 
 def test_dry_run_prints_the_commands_and_runs_none(tmp_path: Path) -> None:
-    root = _system(tmp_path, "postgresql")
+    root = _system(tmp_path, "postgresql", "openjdk-17-jre-headless")
     done, calls = _run(root, "--dry-run", "main", SYSTEM_PACKAGES_UID="0")
     assert done.returncode == 0, done.stderr
     assert calls == []
@@ -141,11 +151,44 @@ def test_dry_run_prints_the_commands_and_runs_none(tmp_path: Path) -> None:
     ]
 
 
+def test_a_java_older_than_17_is_missing_and_a_new_one_installed(tmp_path: Path) -> None:
+    root = _system(tmp_path, "postgresql", "chromium")
+    _executable(
+        root / "usr/bin/java", """#!/bin/sh\necho 'openjdk version "11.0.21" 2023-10-17' >&2\n"""
+    )
+    done, calls = _run(root, "main", SYSTEM_PACKAGES_UID="0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("system packages (main): missing openjdk-17-jre-headless\n")
+    assert calls[-1].endswith("install -y -q openjdk-17-jre-headless")
+    again, _ = _run(root, "main", SYSTEM_PACKAGES_UID="0")  # the stand-in put a java 17 there
+    assert "nothing missing" in again.stdout
+
+
+def test_java_8_is_read_from_its_old_version_scheme(tmp_path: Path) -> None:
+    root = _system(tmp_path, "postgresql", "chromium")
+    _executable(root / "usr/bin/java", """#!/bin/sh\necho 'java version "1.8.0_392"' >&2\n""")
+    done, _ = _run(root, "--dry-run", "main", SYSTEM_PACKAGES_UID="0")
+    assert "missing openjdk-17-jre-headless" in done.stdout
+
+
+def test_java_home_is_where_a_java_is_looked_for_first(tmp_path: Path) -> None:
+    root = _system(tmp_path, "postgresql", "chromium")  # no java on PATH
+    _executable(
+        root / "opt/jdk-21/bin/java",
+        """#!/bin/sh\necho 'openjdk version "21.0.2" 2024-01-16' >&2\n""",
+    )
+    done, calls = _run(root, "main", SYSTEM_PACKAGES_UID="0", JAVA_HOME="/opt/jdk-21")
+    assert done.returncode == 0, done.stderr
+    assert "nothing missing" in done.stdout and calls == []
+
+
 def test_no_apt_get_is_a_clear_failure(tmp_path: Path) -> None:
     root = _system(tmp_path, apt=False)
     done, _ = _run(root, "main", SYSTEM_PACKAGES_UID="0")
     assert done.returncode == 1
-    assert "postgresql chromium missing and there is no apt-get" in done.stderr
+    assert (
+        "postgresql chromium openjdk-17-jre-headless missing and there is no apt-get" in done.stderr
+    )
 
 
 def test_not_root_without_sudo_is_a_clear_failure(tmp_path: Path) -> None:
@@ -157,7 +200,7 @@ def test_not_root_without_sudo_is_a_clear_failure(tmp_path: Path) -> None:
 
 
 def test_a_package_that_does_not_provide_the_file_fails(tmp_path: Path) -> None:
-    root = _system(tmp_path, "postgresql")
+    root = _system(tmp_path, "postgresql", "openjdk-17-jre-headless")
     done, calls = _run(root, "main", SYSTEM_PACKAGES_UID="0", APT_PROVIDES_NOTHING="1")
     assert done.returncode == 1
     assert len(calls) == 2

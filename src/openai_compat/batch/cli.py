@@ -147,6 +147,7 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
     _add_openai_batch_arguments(p)
     _add_cost_arguments(p)
     _add_ray_arguments(p)
+    _add_spark_arguments(p)
     return p
 
 
@@ -308,7 +309,10 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
         "directory of part files, --concurrency per actor, --rate for the whole job",
     )
     ray.add_argument(
-        "--engine", choices=("local", "ray"), default="local", help="where rows run (local)"
+        "--engine",
+        choices=("local", "ray", "spark"),
+        default="local",
+        help="where rows run (local)",
     )
     ray.add_argument(
         "--ray-address",
@@ -327,6 +331,41 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
     ray.add_argument(
         "--batch-size", type=int, default=256, metavar="N", help="rows per batch (default 256)"
     )
+
+
+def _add_spark_arguments(p: argparse.ArgumentParser) -> None:
+    spark = p.add_argument_group(
+        "on Spark (pip install 'openai-compat[spark]'; Java 17+)",
+        "--engine spark: --input is files or a glob (any filesystem Spark reads), --output a "
+        "directory of part files, --concurrency per task, --rate for the whole job (each "
+        "task gets its share)",
+    )
+    spark.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="local[4], spark://host:7077, yarn... (default: SPARK_MASTER, else local[*] "
+        "on 127.0.0.1)",
+    )
+    spark.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="partitions (tasks) to cut the input into (default: one per task slot, more "
+        "when a task would get over 100 x --concurrency rows)",
+    )
+
+
+def _run_on_spark(
+    config: Any, args: argparse.Namespace, mapping: Any, outputs: Any, retry: RetryPolicy | None
+) -> BatchSummary:
+    try:
+        from ..spark._cli import run_on_spark
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"--engine spark needs pyspark: pip install 'openai-compat[spark]' ({exc})",
+            field="engine",
+        ) from None
+    return run_on_spark(config, args, mapping, outputs, retry)
 
 
 def _run_on_ray(
@@ -374,6 +413,14 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
                     field="engine",
                 )
             summary = _run_on_ray(config, args, mapping, outputs, retry)
+        elif getattr(args, "engine", "local") == "spark":
+            if set(cost_options) - {"cache", "cache_mode"} or args.error_file:
+                raise ConfigurationError(
+                    "--price(s), --max-cost, --max-tokens and --error-file run with "
+                    "--engine local for now (--engine spark takes --cache)",
+                    field="engine",
+                )
+            summary = _run_on_spark(config, args, mapping, outputs, retry)
         else:
             to_output: Any = arun_batch_to_file
             if database.get("output_table"):

@@ -1,0 +1,167 @@
+"""`map_endpoint`: a Spark DataFrame through the endpoint, checked before any request.
+
+The rate limit: Spark has no shared actor to hold one token bucket, so each task gets an
+equal share: ``rate`` divided by the number of tasks that run at once (the cluster's task
+slots, at most the number of partitions). The shares add up to ``rate`` however the tasks
+are placed, and a 429 (with ``Retry-After``) pauses the task that met it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from ..batch.cache import ResponseCache
+from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
+from ..config import SourceConfig
+from ..errors import ConfigurationError
+from ..mapping import PayloadBuilder
+from ..ray._arrow import check_names
+from ..retries import RetryPolicy
+from ._partition import PartitionRunner
+from ._schema import arrow_schema, lines_schema, output_names_of, result_schema
+
+__all__ = ["cluster_slots", "map_endpoint", "task_share", "task_slots"]
+
+
+def cluster_slots(spark: SparkSession) -> int:
+    """How many tasks the cluster runs at once: its cores over ``spark.task.cpus``."""
+    context = spark.sparkContext
+    cpus = int(context.getConf().get("spark.task.cpus", "1") or 1)
+    return max(1, context.defaultParallelism // max(1, cpus))
+
+
+def task_slots(df: DataFrame) -> int:
+    """How many tasks of ``df``'s job run at once: the task slots, at most its partitions."""
+    return max(1, min(cluster_slots(df.sparkSession), df.rdd.getNumPartitions()))
+
+
+def task_share(rate: Rate | None, tasks: int) -> Rate | None:
+    """Each task's share of ``rate`` when ``tasks`` run at once.
+
+    >>> str(task_share(Rate(600, 60.0), 4))
+    '150/minute'
+    """
+    return None if rate is None else Rate(rate.requests / tasks, rate.period_s)
+
+
+def map_endpoint(
+    df: DataFrame,
+    config: SourceConfig | dict[str, Any] | str,
+    *,
+    mapping: Any = None,
+    outputs: Any = None,
+    key: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    rate: Rate | str | None = str(DEFAULT_RATE),
+    include_input: bool = True,
+    include_response: bool = False,
+    partitions: int | None = None,
+    tasks_at_once: int | None = None,
+    retry: RetryPolicy | None = None,
+    cache: str | os.PathLike[str] | ResponseCache | None = None,
+    cache_mode: str | None = None,
+    lines: bool = False,
+    counts: Any = None,
+) -> DataFrame:
+    """``df`` with every row sent through the endpoint: the flat result rows, lazily.
+
+    The result: the input columns (only ``key`` with ``include_input=False``), the outputs
+    by name (text), then ``error_status``, ``error_message`` (null when the row succeeded),
+    ``attempts``, ``latency_ms``, ``prompt_tokens``, ``completion_tokens``, ``total_tokens``
+    (and ``http_response`` with ``include_response=True``): one fixed schema. A failed row
+    is a row with its error, never a failed job.
+
+    ``concurrency`` is rows in flight per task (one HTTP connection pool each). ``rate``
+    (e.g. ``"600/minute"``; None = no limit) holds for the whole job: each task gets
+    ``rate / tasks_at_once`` (default: the cluster's task slots, at most the partitions).
+    ``partitions`` repartitions ``df`` first (more partitions: smaller retries, finer
+    progress). ``cache`` is the response cache (a SQLite file's path every executor reaches,
+    or a `ResponseCache`; ``cache_mode`` as for local runs): a retried task reads the answers
+    its failed attempt got back from it instead of paying for them again.
+    ``lines`` gives one ``line`` column of the local run's result lines instead.
+
+    The configuration, mapping, outputs and rate are checked here, and the result columns
+    against the input's, so a mistake fails before any request.
+
+    >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
+    True
+    """
+    parsed = SourceConfig.parse(config)
+    PayloadBuilder(parsed.request_format, mapping)  # a mapping mistake: before any request
+    names = output_names_of(parsed, outputs)
+    parsed_rate = Rate.parse(rate) if isinstance(rate, str) else rate
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ConfigurationError(
+            f"must be 1 to {MAX_CONCURRENCY} (rows in flight per task), got {concurrency}",
+            field="concurrency",
+        )
+    if partitions is not None and partitions < 1:
+        raise ConfigurationError(f"must be 1 or more, got {partitions}", field="partitions")
+    if tasks_at_once is not None and tasks_at_once < 1:
+        raise ConfigurationError(f"must be 1 or more, got {tasks_at_once}", field="tasks_at_once")
+    columns = list(df.columns)
+    if key is not None and key not in columns:
+        shown = ", ".join(map(repr, columns[:20])) or "none"
+        raise ConfigurationError(
+            f"the input has no column {key!r} (its columns: {shown})", field="key"
+        )
+    if include_input and not lines:
+        check_names(columns, names, include_response=include_response)
+    cache = _checked_cache(cache, cache_mode)
+    if partitions is not None:
+        df = df.repartition(partitions)
+    kept = [f for f in df.schema.fields if include_input or f.name == key]
+    schema = (
+        lines_schema() if lines else result_schema(kept, names, include_response=include_response)
+    )
+    share = task_share(parsed_rate, tasks_at_once or task_slots(df))
+    runner = PartitionRunner(
+        parsed,
+        schema=arrow_schema(schema),
+        output_names=names,
+        mapping=mapping,
+        outputs=outputs,
+        key=key,
+        keep_columns=[] if lines else [f.name for f in kept],
+        concurrency=concurrency,
+        rate=share,
+        include_input=include_input,
+        include_response=include_response,
+        retry=retry,
+        lines=lines,
+        counts=counts,
+        cache=cache,
+        cache_mode=cache_mode,
+    )
+    with warnings.catch_warnings():
+        # pyspark asks for pandas < 3 on every mapInArrow, which does not use pandas.
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+        return df.mapInArrow(runner, schema)
+
+
+def _checked_cache(
+    cache: str | os.PathLike[str] | ResponseCache | None, mode: str | None
+) -> str | ResponseCache | None:
+    """The cache as the tasks get it: opened here once (a bad path fails before any
+    request), a path made absolute (the executors' working directory is not the driver's)."""
+    if cache is None:
+        if mode is not None:
+            raise ConfigurationError(
+                "a cache mode needs a cache file (--cache FILE)", field="cache"
+            )
+        return None
+    if isinstance(cache, ResponseCache):
+        ResponseCache(cache.path, mode or cache.mode).open().close()
+        return ResponseCache(os.path.abspath(cache.path), cache.mode, timeout_s=cache.timeout_s)
+    if not isinstance(cache, str | os.PathLike):
+        raise ConfigurationError(
+            f"must be the path of a cache file or a ResponseCache, got {type(cache).__name__}",
+            field="cache",
+        )
+    path = os.path.abspath(cache)
+    ResponseCache(path, mode or "read-write").open().close()
+    return path

@@ -1,0 +1,65 @@
+"""The Spark schema of the results: the kept input columns, then the flat result columns.
+
+The result columns are `openai_compat.batch.results.flat_columns`'s (the Ray engine's and
+the database outputs' too); this module maps their kinds to Spark types, once, so every
+partition (even one where every row failed) has the same schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+from pyspark.sql.types import (
+    DataType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from ..batch.results import flat_columns
+from ..config import SourceConfig
+from ..mapping import default_outputs, parse_outputs
+
+__all__ = ["LINE_COLUMN", "arrow_schema", "lines_schema", "output_names_of", "result_schema"]
+
+# The one column of the ``lines`` form: the local run's result line, as JSON text.
+LINE_COLUMN = "line"
+
+_TYPES: dict[str, DataType] = {"text": StringType(), "integer": LongType(), "decimal": DoubleType()}
+
+
+def output_names_of(config: SourceConfig, outputs: object) -> list[str]:
+    """The output names a run of ``config`` with ``outputs`` produces, in order."""
+    fields = (
+        parse_outputs(outputs) if outputs is not None else default_outputs(config.response_format)
+    )
+    return [name for field in fields for name in field.names]
+
+
+def result_schema(
+    kept: Sequence[StructField], output_names: Sequence[str], *, include_response: bool = False
+) -> StructType:
+    """``kept`` input fields followed by the flat result columns (all nullable).
+
+    >>> [f.name for f in result_schema([], ["summary"]).fields][:3]
+    ['summary', 'error_status', 'error_message']
+    """
+    fields = list(kept)
+    for name, kind in flat_columns(output_names, include_response=include_response):
+        fields.append(StructField(name, _TYPES[kind], True))
+    return StructType(fields)
+
+
+def lines_schema() -> StructType:
+    """The ``lines`` form: one text column of result lines (``openai-compat batch`` JSONL)."""
+    return StructType([StructField(LINE_COLUMN, StringType(), False)])
+
+
+def arrow_schema(schema: StructType) -> pa.Schema:
+    """The Arrow schema Spark expects of a ``mapInArrow`` batch of ``schema``."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(schema)
