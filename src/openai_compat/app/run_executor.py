@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from .._sync import loop_factory
 from ..batch import BatchRun
 from ..batch._cost import Price
+from ..batch._openai_batch_format import is_batch_input
 from ..batch.keys import key_token
+from ..batch.readers import read_in_thread
 from ..batch.results import BatchResult
 from ..batch.writers import jsonl_line
 from ..errors import OpenAICompatError, redact
@@ -58,6 +60,8 @@ _FLUSH_S = 0.25
 # run's thread computes; at Python's default 5 ms a /health answer (several hand-overs)
 # could wait tens of milliseconds behind a busy run.
 _SWITCH_INTERVAL_S = 0.001
+# Rows read at a time when the run reads them itself (to fill placeholders).
+_READ_CHUNK = 256
 # The progress window the live figures (rows/s, latency percentiles) are taken over.
 _WINDOW_S = 3.0
 
@@ -331,7 +335,7 @@ class RunExecutor:
         if spent is not None:
             return "cancelled", _budget_error(spent)
         placeholders = spec.get("placeholders")
-        if placeholders:
+        if placeholders and not is_batch_input(rows, None):
             rows = _aliased(rows, placeholders)
         skip = await asyncio.to_thread(self.store.done_keys, claimed.id)
         concurrency = int(spec.get("concurrency") or 10)
@@ -420,10 +424,12 @@ class RunExecutor:
         return "succeeded", None
 
 
-def _aliased(rows: Any, placeholders: dict[str, str]) -> Iterator[Any]:
-    """The rows, each with its placeholders filled from the columns chosen for them."""
-    for row in rows:
-        yield alias_row(row, placeholders) if isinstance(row, Mapping) else row
+async def _aliased(rows: Any, placeholders: dict[str, str]) -> AsyncIterator[Any]:
+    """The rows (read in a worker thread, as the batch core reads a file or a query), each
+    with its placeholders filled from the columns chosen for them."""
+    async for chunk in read_in_thread(rows, _READ_CHUNK):
+        for row in chunk:
+            yield alias_row(row, placeholders) if isinstance(row, Mapping) else row
 
 
 def _record(result: BatchResult, secrets: tuple[str, ...]) -> ResultRecord:
