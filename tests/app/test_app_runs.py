@@ -192,6 +192,7 @@ def test_a_run_is_checked_whole_before_it_is_created(
     assert bad.status_code == 422
     fields = [e["field"] for e in bad.json()["error"]["errors"]]
     assert fields == ["mapping[0].value", "outputs[0].name", "key", "max_cost", "rate"]
+    assert "needs prices" in bad.text
     assert "'text'" in bad.text and "'id', 'body'" in bad.text
     no_upload = client.post(
         f"/api/v1/connectors/{connector_id}/runs", json={"input": {"upload_id": "nope"}}
@@ -319,6 +320,103 @@ def test_cancel_resume_retry_failed_and_delete(client: httpx.Client) -> None:
         assert client.get(f"/api/v1/runs/{run_id}").status_code == 404
         assert client.get(f"/api/v1/runs/{run_id}/results").status_code == 404
         assert client.delete(f"/api/v1/runs/{run_id}").status_code == 404
+
+
+def _stored(client: httpx.Client, run_id: int) -> list[dict[str, Any]]:
+    text = client.get(f"/api/v1/runs/{run_id}/results", params={"format": "jsonl"}).text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_runs_cost_is_the_sum_of_its_rows_usage_at_the_given_prices(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    connector_id = _connector(client, keyed.url)
+    upload = _upload(client, "rows.jsonl", _jsonl(_rows(30, missing=(4,))))
+    for prices in ("input=0.15,output=0.60", {"input": 0.15, "output": 0.6}):
+        run_id = _start(client, connector_id, upload["id"], concurrency=4, prices=prices)
+        view = _wait(client, run_id)
+        assert view["prices"] == prices and view["ok"] == 29
+        stored = _stored(client, run_id)
+        usage = [r["usage"] for r in stored if r.get("usage")]
+        assert len(usage) == 29
+        expected = sum(u["prompt_tokens"] * 0.15 + u["completion_tokens"] * 0.6 for u in usage)
+        assert view["cost"] == pytest.approx(expected / 1e6)
+        assert view["cost"] == pytest.approx(sum(r["cost"] or 0 for r in stored))
+        assert view["cost"] > 0
+    no_prices = _wait(client, _start(client, connector_id, upload["id"]))
+    assert no_prices["cost"] is None
+
+
+def test_a_spent_budget_stops_the_run_and_resume_finishes_every_key_once(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    connector_id = _connector(client, keyed.url)
+    n = 60
+    upload = _upload(client, "rows.jsonl", _jsonl(_rows(n)))
+    # 14 tokens a row: the budget runs out after about 10 rows (the rows in flight finish).
+    run_id = _start(client, connector_id, upload["id"], concurrency=2, max_tokens=140)
+    stopped = _wait(client, run_id, ("cancelled", "succeeded", "failed"))
+    assert stopped["status"] == "cancelled", stopped
+    assert "budget was spent" in stopped["error"] and "max_tokens" in stopped["error"]
+    assert "resume" in stopped["error"]
+    assert 10 <= stopped["done"] < 20 and stopped["tokens"] >= 140
+    resumes = 0
+    view = stopped
+    while view["status"] == "cancelled":
+        assert client.post(f"/api/v1/runs/{run_id}/resume").status_code == 200
+        resumes += 1
+        view = _wait(client, run_id, ("cancelled", "succeeded", "failed"))
+        assert resumes < 10, view
+    assert view["status"] == "succeeded" and resumes >= 3
+    keys = [r["key"] for r in _stored(client, run_id)]
+    assert sorted(keys) == sorted(f"t-{i}" for i in range(n)), "every key exactly once"
+    assert view["done"] == n and view["tokens"] == 14 * n
+
+
+def test_a_budget_is_checked_with_the_run(client: httpx.Client, keyed: MockServer) -> None:
+    connector_id = _connector(client, keyed.url)
+    upload = _upload(client, "rows.jsonl", _jsonl(_rows(2)))
+    body = {"input": {"upload_id": upload["id"]}, "mapping": _MAPPING, "key": "id"}
+    url = f"/api/v1/connectors/{connector_id}/runs"
+    no_prices = client.post(url, json={**body, "max_cost": 1.5})
+    assert no_prices.status_code == 422
+    errors = no_prices.json()["error"]["errors"]
+    assert [e["field"] for e in errors] == ["max_cost"] and "prices" in errors[0]["message"]
+    for bad in ("input=cheap", {"input": 1, "outptu": 2}, 3, {"input": -1, "output": 1}):
+        refused = client.post(url, json={**body, "prices": bad})
+        assert refused.status_code == 422, bad
+        assert [e["field"] for e in refused.json()["error"]["errors"]] == ["prices"]
+    zero = client.post(url, json={**body, "max_tokens": 0, "prices": "input=1,output=1"})
+    assert zero.status_code == 422 and "max_tokens" in zero.text
+    ok = client.post(url, json={**body, "max_cost": 1.5, "prices": "input=1,output=2"})
+    assert ok.status_code == 201 and ok.json()["max_cost"] == 1.5
+    assert _wait(client, ok.json()["id"])["cost"] > 0
+
+
+def test_a_placeholder_is_filled_from_the_column_chosen_for_it(client: httpx.Client) -> None:
+    with MockServer(api_key=CANARY) as srv:
+        connector_id = _connector(client, srv.url)
+        rows = [{"id": f"t-{i}", "text": f"note {i}"} for i in range(5)]
+        upload = _upload(client, "rows.jsonl", _jsonl(rows))
+        url = f"/api/v1/connectors/{connector_id}/runs"
+        body = {"input": {"upload_id": upload["id"]}, "key": "id", "outputs": _OUTPUTS}
+        refused = client.post(url, json=body)
+        assert refused.status_code == 422 and "{{body}}" in refused.text
+        for bad, where in (
+            ({"nope": "text"}, "placeholders.nope"),
+            ({"body": "txet"}, "placeholders.body"),
+            (["body"], "placeholders"),
+        ):
+            answer = client.post(url, json={**body, "placeholders": bad})
+            assert answer.status_code == 422, bad
+            assert where in [e["field"] for e in answer.json()["error"]["errors"]], answer.text
+        created = client.post(url, json={**body, "placeholders": {"body": "text"}, "rate": None})
+        assert created.status_code == 201, created.text
+        assert created.json()["placeholders"] == {"body": "text"}
+        view = _wait(client, created.json()["id"])
+        assert (view["ok"], view["failed"]) == (5, 0)
+        sent = sorted(r.json["messages"][0]["content"] for r in srv.requests)
+    assert sent == sorted(f"note {i}" for i in range(5))
 
 
 def test_runs_are_listed_newest_first_with_filters_and_pages(

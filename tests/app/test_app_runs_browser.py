@@ -198,6 +198,7 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         expect(page.locator("#run-view")).to_be_hidden()
         page.fill("#run-rate", "off")
         expect(page.locator("#run-start-error")).to_be_hidden()
+        page.fill("#run-prices", "input=1000,output=2000")
         _shot(page, "07-runs-ready")
         page.click("#run-start")
         expect(page.locator("#run-view")).to_be_visible(timeout=20000)
@@ -222,6 +223,8 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
         )
         assert figures["OK"] == str(ROWS - 1)
         assert figures["Failed"] == "1"
+        # With prices, the run's cost (from the rows' usage) is among its figures.
+        assert float(figures["Cost"].replace(",", "")) > 0
         # The charts were drawn from the events: rows per second, and three percentiles.
         assert page.locator("#run-chart-rate polyline").count() == 1
         assert page.locator("#run-chart-rate circle").count() >= 2

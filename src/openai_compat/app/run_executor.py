@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .._sync import loop_factory
 from ..batch import BatchRun
+from ..batch._cost import Price
+from ..batch._openai_batch_format import is_batch_input
 from ..batch.keys import key_token
+from ..batch.readers import read_in_thread
 from ..batch.results import BatchResult
 from ..batch.writers import jsonl_line
 from ..errors import OpenAICompatError, redact
+from .mapping_preview import alias_row
 from .metrics import AppMetrics
 from .problems import ApiError
 from .run_inputs import RunInputError, open_input
@@ -45,7 +50,7 @@ from .run_store import Claimed, Progress, ResultRecord, RunStore
 from .run_transport import GuardedAiohttpTransport
 from .services import Services
 
-__all__ = ["RunExecutor", "instance_id"]
+__all__ = ["RunExecutor", "instance_id", "run_price"]
 
 _log = logging.getLogger("openai_compat.app.runs")
 # A batch of results is written at this size, or this long after the last write.
@@ -55,6 +60,8 @@ _FLUSH_S = 0.25
 # run's thread computes; at Python's default 5 ms a /health answer (several hand-overs)
 # could wait tens of milliseconds behind a busy run.
 _SWITCH_INTERVAL_S = 0.001
+# Rows read at a time when the run reads them itself (to fill placeholders).
+_READ_CHUNK = 256
 # The progress window the live figures (rows/s, latency percentiles) are taken over.
 _WINDOW_S = 3.0
 
@@ -101,6 +108,44 @@ class _Window:
             "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99)},
             "window_s": round(span, 2),
         }
+
+
+def run_price(given: Any) -> Price | None:
+    """A run's ``prices`` (price text or an object of the same names) as a `Price`.
+
+    >>> run_price({"input": 1, "output": 2}) == run_price("input=1,output=2")
+    True
+    """
+    if given is None:
+        return None
+    if isinstance(given, str):
+        return Price.parse(given, "prices")
+    return Price.from_mapping(given, "prices")
+
+
+def _budget_left(claimed: Claimed) -> tuple[float | None, int | None, str | None]:
+    """What is left of the run's budget: ``(max_cost, max_tokens, None)``, or a reason when
+    it is spent. It counts from the last resume (``budget_from``), across restarts and
+    take-overs, so an instance that continues a run never gets a fresh budget."""
+    spec = claimed.spec
+    base = spec.get("budget_from") or {}
+    cost = (claimed.cost or 0.0) - float(base.get("cost") or 0.0)
+    tokens = claimed.tokens - int(base.get("tokens") or 0)
+    max_cost, max_tokens = spec.get("max_cost"), spec.get("max_tokens")
+    if max_cost is not None and cost >= max_cost:
+        return None, None, f"spent ${cost:.4f} of the max_cost budget of ${max_cost:.2f}"
+    if max_tokens is not None and tokens >= max_tokens:
+        return None, None, f"spent {tokens} tokens of the max_tokens budget of {max_tokens}"
+    left_cost = max_cost - cost if max_cost is not None else None
+    left_tokens = max_tokens - tokens if max_tokens is not None else None
+    return left_cost, left_tokens, None
+
+
+def _budget_error(spent: str) -> str:
+    return (
+        f"the budget was spent ({spent}); the rows left were not started: resume continues "
+        "them with a fresh budget"
+    )
 
 
 def instance_id() -> str:
@@ -286,12 +331,21 @@ class RunExecutor:
             )
         except RunInputError as exc:
             return "failed", redact(str(exc), secrets)
+        max_cost, max_tokens, spent = _budget_left(claimed)
+        if spent is not None:
+            return "cancelled", _budget_error(spent)
+        placeholders = spec.get("placeholders")
+        if placeholders and not is_batch_input(rows, None):
+            rows = _aliased(rows, placeholders)
         skip = await asyncio.to_thread(self.store.done_keys, claimed.id)
         concurrency = int(spec.get("concurrency") or 10)
         try:
             batch = BatchRun(
                 config,
                 rows,
+                prices=run_price(spec.get("prices")),
+                max_cost=max_cost,
+                max_tokens=max_tokens,
                 mapping=spec.get("mapping"),
                 outputs=spec.get("outputs"),
                 key=spec.get("key"),
@@ -360,9 +414,22 @@ class RunExecutor:
             return None, None
         if error is not None:
             return "failed", error
+        spent = batch.summary.budget_spent
+        if spent is not None and not active.lost:
+            for flag in ("max_cost", "max_tokens"):
+                spent = spent.replace("--" + flag.replace("_", "-"), flag)
+            return "cancelled", _budget_error(spent)
         if active.lost or batch.summary.interrupted:
             return None, None
         return "succeeded", None
+
+
+async def _aliased(rows: Any, placeholders: dict[str, str]) -> AsyncIterator[Any]:
+    """The rows (read in a worker thread, as the batch core reads a file or a query), each
+    with its placeholders filled from the columns chosen for them."""
+    async for chunk in read_in_thread(rows, _READ_CHUNK):
+        for row in chunk:
+            yield alias_row(row, placeholders) if isinstance(row, Mapping) else row
 
 
 def _record(result: BatchResult, secrets: tuple[str, ...]) -> ResultRecord:
@@ -381,6 +448,7 @@ class _Counts:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cost: float | None = None
 
     def add(self, result: BatchResult) -> None:
         if result.ok:
@@ -393,6 +461,9 @@ class _Counts:
             self.prompt_tokens += _count(usage.get("prompt_tokens"))
             self.completion_tokens += _count(usage.get("completion_tokens"))
             self.total_tokens += _count(usage.get("total_tokens"))
+        cost = result.cost if result.has_cost else None
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            self.cost = (self.cost or 0.0) + cost
 
     def progress(self) -> Progress:
         return Progress(
@@ -402,6 +473,7 @@ class _Counts:
             self.prompt_tokens,
             self.completion_tokens,
             self.total_tokens,
+            self.cost,
         )
 
 

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from ..batch import DEFAULT_RATE, Rate
+from ..batch._budget import Budget
 from ..batch.results import BatchResult
 from ..batch.scheduler import MAX_CONCURRENCY
 from ..batch.writers import CsvWriter
@@ -30,9 +31,10 @@ from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder, parse_outputs
 from ..mapping._paths import get_path
 from .ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
+from .mapping_preview import placeholders_of
 from .problems import ApiError, FieldError
 from .routes import require_token, services_of
-from .run_executor import RunExecutor
+from .run_executor import RunExecutor, run_price
 from .run_inputs import DatabaseProbe, api_field, database_host, probe_database
 from .run_store import FINAL_STATUSES, RunStore
 from .run_tables import RUN_STATUSES
@@ -128,7 +130,22 @@ class RunIn(BaseModel):
     rate: str | None = Field(
         default=_DEFAULT_RATE, description='a rate limit such as "600/minute"; null: none'
     )
-    max_cost: float | None = Field(default=None, ge=0)
+    prices: Any = Field(
+        default=None,
+        description='token prices, USD per million: "input=0.15,output=0.60[,cached_input=0.075]"'
+        ' or {"input": 0.15, "output": 0.6, "cached_input": 0.075}; each result gets cost',
+    )
+    max_cost: float | None = Field(
+        default=None, description="stop starting rows once the run spent this (USD; needs prices)"
+    )
+    max_tokens: int | None = Field(
+        default=None, description="stop starting rows once the run used this many tokens"
+    )
+    placeholders: Any = Field(
+        default=None,
+        description='{"placeholder": "column"}: fill a {{placeholder}} of the request format '
+        "from a column of another name",
+    )
 
 
 # -- uploads -------------------------------------------------------------------------------
@@ -308,7 +325,11 @@ async def preview_query(body: DatabaseIn, services: ServicesDep) -> Response:
 
 
 def _check_mapping(
-    config: SourceConfig, mapping: Any, columns: list[str] | None, errors: list[FieldError]
+    config: SourceConfig,
+    mapping: Any,
+    columns: list[str] | None,
+    errors: list[FieldError],
+    chosen: dict[str, str],
 ) -> None:
     try:
         builder = PayloadBuilder(config.request_format, mapping)
@@ -327,15 +348,88 @@ def _check_mapping(
                     f"the input has no column {item.value!r} (its columns: {shown})",
                 )
             )
-    for column in sorted(placeholders):
+    for placeholder in sorted(placeholders):
+        column = chosen.get(placeholder, placeholder)
         if column not in columns:
             errors.append(
                 FieldError(
                     "mapping",
-                    f"the request format's placeholder {{{{{column}}}}} names no column of the "
-                    f"input (its columns: {shown}); map it or rename the column",
+                    f"the request format's placeholder {{{{{placeholder}}}}} names no column of "
+                    f"the input (its columns: {shown}); map it, choose its column in "
+                    "placeholders, or rename the column",
                 )
             )
+
+
+def _check_placeholders(
+    config: SourceConfig, given: Any, columns: list[str] | None, errors: list[FieldError]
+) -> dict[str, str]:
+    """The placeholder -> column choice, each checked (the placeholder is the request
+    format's, the column the input's); ``{}`` when none or wrong."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in given.items()
+    ):
+        errors.append(
+            FieldError(
+                "placeholders",
+                'must be an object of placeholder -> column name, e.g. {"ticket": "text"}',
+            )
+        )
+        return {}
+    known = placeholders_of(config.request_format)
+    shown = ", ".join(map(repr, (columns or [])[:30])) or "none"
+    problems = []
+    for placeholder, column in given.items():
+        if placeholder not in known:
+            found = ", ".join(f"{{{{{p}}}}}" for p in known) or "none"
+            problems.append(
+                FieldError(
+                    f"placeholders.{placeholder}",
+                    f"the request format has no placeholder {{{{{placeholder}}}}} (its "
+                    f"placeholders: {found})",
+                )
+            )
+        elif columns is not None and column not in columns:
+            problems.append(
+                FieldError(
+                    f"placeholders.{placeholder}",
+                    f"the input has no column {column!r} (its columns: {shown})",
+                )
+            )
+    errors += problems
+    return {} if problems else dict(given)
+
+
+def _check_budget(body: RunIn, errors: list[FieldError]) -> None:
+    if body.prices is not None:
+        if not isinstance(body.prices, str | dict):
+            errors.append(
+                FieldError(
+                    "prices",
+                    'must be text such as "input=0.15,output=0.60" or an object such as '
+                    '{"input": 0.15, "output": 0.60} (USD per million tokens)',
+                )
+            )
+        else:
+            try:
+                run_price(body.prices)
+            except ConfigurationError as exc:
+                errors.append(FieldError("prices", exc.reason))
+    try:
+        Budget(max_cost=body.max_cost, max_tokens=body.max_tokens)
+    except ConfigurationError as exc:
+        errors.append(FieldError(exc.field or "max_cost", exc.reason))
+    if body.max_cost is not None and body.prices is None:
+        # Never silently ignored: a budget that cannot be counted would overspend.
+        errors.append(
+            FieldError(
+                "max_cost",
+                'needs prices to count the cost: add prices (e.g. "input=0.15,output=0.60", '
+                "USD per million tokens), or leave max_cost out",
+            )
+        )
 
 
 def _check_outputs(config: SourceConfig, outputs: Any, errors: list[FieldError]) -> list[str]:
@@ -384,7 +478,8 @@ async def create_run(
     errors: list[FieldError] = []
     found = await _checked_input(runs, services, body.input, errors)
     columns = found.columns
-    _check_mapping(config, body.mapping, columns, errors)
+    chosen = _check_placeholders(config, body.placeholders, columns, errors)
+    _check_mapping(config, body.mapping, columns, errors, chosen)
     output_names = _check_outputs(config, body.outputs, errors)
     if body.key is not None and columns is not None and body.key not in columns:
         shown = ", ".join(map(repr, columns[:30])) or "none"
@@ -398,15 +493,7 @@ async def create_run(
                 "order when a stopped run continues",
             )
         )
-    if body.max_cost is not None:
-        # Never silently ignored: a budget that is not applied would overspend.
-        errors.append(
-            FieldError(
-                "max_cost",
-                "costs need token prices, which this version has not got yet; leave "
-                "max_cost out (or null)",
-            )
-        )
+    _check_budget(body, errors)
     if body.rate is not None:
         try:
             Rate.parse(body.rate)
@@ -421,7 +508,10 @@ async def create_run(
         "key": body.key,
         "concurrency": body.concurrency,
         "rate": body.rate,
+        "prices": body.prices,
         "max_cost": body.max_cost,
+        "max_tokens": body.max_tokens,
+        "placeholders": chosen or None,
     }
     if found.encrypted_url is not None:
         spec["database_url_encrypted"] = found.encrypted_url

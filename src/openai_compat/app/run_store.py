@@ -85,6 +85,8 @@ class Progress:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    # USD, None when no result had a cost.
+    cost: float | None = None
 
 
 def upload_view(row: Any) -> dict[str, Any]:
@@ -128,7 +130,10 @@ def run_view(row: Any) -> dict[str, Any]:
         "key": spec.get("key"),
         "concurrency": spec.get("concurrency"),
         "rate": spec.get("rate"),
+        "prices": spec.get("prices"),
         "max_cost": spec.get("max_cost"),
+        "max_tokens": spec.get("max_tokens"),
+        "placeholders": spec.get("placeholders"),
         "output_names": list(row.output_names),
         "total": row.total,
         "done": done,
@@ -160,6 +165,9 @@ class Claimed:
     spec: dict[str, Any]
     active_s: float
     total: int | None
+    # What the run spent so far (its budget is counted against it).
+    cost: float | None = None
+    tokens: int = 0
 
 
 class RunStore:
@@ -210,6 +218,8 @@ class RunStore:
                     prompt_tokens=0,
                     completion_tokens=0,
                     total_tokens=0,
+                    # With prices a run costs 0 until a result costs something.
+                    cost=0.0 if spec.get("prices") is not None else None,
                     active_s=0.0,
                     live={},
                     created_at=now,
@@ -257,12 +267,26 @@ class RunStore:
         return self.get(run_id)
 
     def resume(self, run_id: int, from_statuses: Sequence[str]) -> bool:
-        """Queue a stopped run again (its stored results stay: it continues after them)."""
+        """Queue a stopped run again (its stored results stay: it continues after them).
+
+        Its budget (``max_cost``, ``max_tokens``) starts afresh: it counts from what the run
+        had spent when it was resumed (``budget_from`` in its spec).
+        """
         with self.engine.begin() as connection:
+            row = connection.execute(
+                select(_RUNS.c.spec, _RUNS.c.cost, _RUNS.c.total_tokens)
+                .where(_RUNS.c.id == run_id, _RUNS.c.status.in_(from_statuses))
+                .with_for_update()
+            ).first()
+            if row is None:
+                return False
+            spec = dict(row.spec)
+            spec["budget_from"] = {"cost": row.cost or 0.0, "tokens": int(row.total_tokens)}
             done = connection.execute(
                 update(_RUNS)
                 .where(_RUNS.c.id == run_id, _RUNS.c.status.in_(from_statuses))
                 .values(
+                    spec=spec,
                     status="queued",
                     error=None,
                     finished_at=None,
@@ -382,7 +406,15 @@ class RunStore:
             if taken.rowcount != 1:
                 return None
             row = connection.execute(select(_RUNS).where(_RUNS.c.id == run_id)).one()
-        return Claimed(row.id, row.connector_id, dict(row.spec), float(row.active_s), row.total)
+        return Claimed(
+            row.id,
+            row.connector_id,
+            dict(row.spec),
+            float(row.active_s),
+            row.total,
+            row.cost,
+            int(row.total_tokens),
+        )
 
     def _held(self, run_id: int, owner: str) -> Any:
         return and_(_RUNS.c.id == run_id, _RUNS.c.lease_owner == owner, _RUNS.c.status == "running")
@@ -400,12 +432,16 @@ class RunStore:
         """Store results with the run's progress, in one transaction, if ``owner`` still
         holds the run and it is still running; False (nothing written) otherwise."""
         now = _now()
+        extra: dict[str, Any] = {}
+        if progress.cost is not None:
+            extra["cost"] = func.coalesce(_RUNS.c.cost, 0.0) + progress.cost
         try:
             with self.engine.begin() as connection:
                 held = connection.execute(
                     update(_RUNS)
                     .where(self._held(run_id, owner))
                     .values(
+                        **extra,
                         ok=_RUNS.c.ok + progress.ok,
                         failed=_RUNS.c.failed + progress.failed,
                         requests=_RUNS.c.requests + progress.requests,

@@ -536,13 +536,15 @@
     if (rate) body.rate = rate;
     const cost = $("#run-max-cost", s.root).value.trim();
     if (cost) body.max_cost = Number(cost);
+    const prices = $("#run-prices", s.root).value.trim();
+    if (prices) body.prices = prices;
     return { body };
   }
 
   function wireRun() {
     $("#run-start", s.root).addEventListener("click", startRun);
     // A refusal is about what was sent: it goes once the settings change.
-    for (const id of ["#run-key", "#run-concurrency", "#run-rate", "#run-max-cost"]) {
+    for (const id of ["#run-key", "#run-concurrency", "#run-rate", "#run-max-cost", "#run-prices"]) {
       $(id, s.root).addEventListener("input", () => showError($("#run-start-error", s.root), ""));
     }
     $("#run-cancel", s.root).addEventListener("click", () => runAction("cancel"));
