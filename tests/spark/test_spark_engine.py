@@ -358,6 +358,22 @@ def test_the_command_line_refuses_what_spark_cannot_do(
         assert srv.requests == []
 
 
+def test_a_failed_spark_job_is_one_clear_line_not_a_traceback(
+    spark: Any, tmp_path: Path, capsys: Any
+) -> None:
+    # /sys refuses new directories even to root: Spark's writer fails inside the job.
+    target = "/sys/openai-compat-test-output"
+    assert not os.path.exists(target)
+    with MockServer() as srv:
+        common = _cli_args(tmp_path, srv.url, 3)
+        assert main([*common, "--engine", "spark", "--output", target]) == 4
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("openai-compat batch:"))
+    assert "the Spark job failed" in line
+    assert "Mkdirs failed to create" in line and "--resume" in line
+    assert "Traceback" not in err and CANARY not in err
+
+
 def _python_workers() -> set[int]:
     """The forked Python workers of this session's JVM (pyspark.daemon's children)."""
     daemon: dict[int, int] = {}

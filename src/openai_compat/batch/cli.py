@@ -3,8 +3,9 @@
 Exit codes: 0 every row succeeded; 1 some rows failed (their lines say why;
 ``--retry-failed`` runs them again); 2 unusable arguments or configuration; 3 the budget
 (``--max-cost`` / ``--max-tokens``) was spent before every row ran (``--resume`` runs the
-rest); 5 a database failed part way (the results committed before are kept: ``--resume``
-finishes the run); 130 stopped by Ctrl-C / SIGTERM (``--resume`` finishes the run).
+rest); 4 the engine's own job failed (Spark's: the message says why; ``--resume``
+continues); 5 a database failed part way (the results committed before are kept:
+``--resume`` finishes the run); 130 stopped by Ctrl-C / SIGTERM (``--resume`` finishes the run).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .._json import read_json_file
 from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
+from ._job_errors import EngineJobError
 from ._sql_url import DatabaseError
 from ._to_file import arun_batch_to_file
 from .cache import CACHE_MODES
@@ -458,6 +460,9 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
     except DatabaseError as exc:
         print(f"openai-compat batch: {exc}", file=sys.stderr)
         return 5
+    except EngineJobError as exc:  # Spark's own job failed: not a row
+        print(f"openai-compat batch: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("openai-compat batch: interrupted; run again with --resume", file=sys.stderr)
         return 130

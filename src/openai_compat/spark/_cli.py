@@ -19,16 +19,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from py4j.protocol import Py4JError
 from pyspark import AccumulatorParam
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegralType, StringType
 
+from .._text import excerpt
+from ..batch._job_errors import EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
 from ..batch.scheduler import Rate
 from ..config import SourceConfig
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, redact
 from ..mapping import PayloadBuilder
 from ..retries import RetryPolicy
 from ._map import cluster_slots, map_endpoint
@@ -233,11 +237,33 @@ def run_on_spark(
             else:
                 writer.text(args.output)
 
-        asyncio.run(_drive(write, counts, meter))
+        try:
+            asyncio.run(_drive(write, counts, meter))
+        except (OSError, Py4JError, PySparkException) as exc:
+            # Rows never fail the job, so this is Spark's own failure: the output, an
+            # executor, the input vanishing. What it wrote is kept: --resume continues.
+            raise EngineJobError(
+                f"the Spark job failed: {redact(_cause(exc), parsed.secrets)}; fix that and run "
+                "again with --resume (the results written so far are kept)"
+            ) from None
         return summary
     finally:
         if started:
             spark.stop()
+
+
+def _cause(exc: BaseException) -> str:
+    """The line of a Spark or Java failure that says what went wrong, without the stack."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    useful = [
+        line.removeprefix(": ")
+        for line in lines
+        if line and not line.startswith(("at ", "...", "An error occurred while calling"))
+    ]
+    # The deepest "Caused by" names the root (a disk, a permission); else the first line.
+    causes = [line.removeprefix("Caused by: ") for line in useful if line.startswith("Caused by:")]
+    text = causes[-1] if causes else (useful[0] if useful else type(exc).__name__)
+    return excerpt(text, 300)
 
 
 def _take_counts(values: tuple[int, ...], summary: BatchSummary) -> None:
