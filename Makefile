@@ -22,7 +22,7 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m openai_compat.demo
 
-# The system packages the suite drives for real (PostgreSQL, Chromium), installed with apt-get
+# The system packages the suite drives for real (PostgreSQL, Chromium, Java), installed with apt-get
 # (through sudo when not root) only when missing; see tools/install_system_packages.sh.
 system-packages:
 	bash tools/install_system_packages.sh main
