@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray.data
 
+from ..batch._cluster_args import check_cluster_arguments
 from ..batch.progress import Progress
 from ..batch.readers import count_rows, open_rows
 from ..batch.results import BatchSummary
@@ -42,21 +43,7 @@ def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
 
 def _check_arguments(args: argparse.Namespace) -> str:
     """The output format; every option the Ray engine cannot honour refused up front."""
-    if args.key is None:
-        raise _refuse("--engine ray needs --key: rows are matched by key on --resume", "key")
-    for flag, given in (
-        ("--shard", args.shard),
-        ("--retry-failed", args.retry_failed),
-        ("--input-format", args.input_format),
-    ):
-        if given:
-            raise _refuse(f"{flag} is for local runs; --engine ray does not take it")
-    if "-" in (args.input, args.output):
-        raise _refuse("--engine ray reads files and writes a directory, not stdin/stdout")
-    fmt = (args.output_format or "parquet").lower()
-    if fmt not in RAY_OUTPUT_FORMATS:
-        raise _refuse(f"--engine ray writes parquet or jsonl, not {fmt}", "output")
-    return fmt
+    return check_cluster_arguments(args, "ray", RAY_OUTPUT_FORMATS)
 
 
 def _input_paths(pattern: str) -> list[str]:

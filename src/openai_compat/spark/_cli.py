@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegralType, StringType
 
 from .._text import excerpt
+from ..batch._cluster_args import check_cluster_arguments
 from ..batch._job_errors import EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
@@ -68,20 +69,7 @@ def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
 
 def _check_arguments(args: argparse.Namespace) -> str:
     """The output format; every option the Spark engine cannot honour refused up front."""
-    if args.key is None:
-        raise _refuse("--engine spark needs --key: rows are matched by key on --resume", "key")
-    for flag, given in (
-        ("--shard", args.shard),
-        ("--retry-failed", args.retry_failed),
-        ("--input-format", args.input_format),
-    ):
-        if given:
-            raise _refuse(f"{flag} is for local runs; --engine spark does not take it")
-    if "-" in (args.input, args.output):
-        raise _refuse("--engine spark reads files and writes a directory, not stdin/stdout")
-    fmt = (args.output_format or "parquet").lower()
-    if fmt not in SPARK_OUTPUT_FORMATS:
-        raise _refuse(f"--engine spark writes parquet or jsonl, not {fmt}", "output")
+    fmt = check_cluster_arguments(args, "spark", SPARK_OUTPUT_FORMATS)
     partitions = getattr(args, "partitions", None)
     if partitions is not None and partitions < 1:
         raise _refuse(f"--partitions must be 1 or more, got {partitions}", "partitions")
