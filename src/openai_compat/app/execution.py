@@ -23,6 +23,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
 from .._consume import Consumer, Outcome
 from .._json import MAX_DEPTH, parse_json_object
 from .._strict_json import encode_body
@@ -30,9 +32,10 @@ from ..config import SourceConfig
 from ..connector import OpenAICompatibleConnector
 from ..errors import ConfigurationError, OpenAICompatError
 from .problems import ApiError, endpoint_error_body
+from .services import Services
 from .showable import surrogate_problems_of
 
-__all__ = ["checked_payload", "run_json", "start_event_stream"]
+__all__ = ["checked_payload", "execute_saved", "run_json", "start_event_stream"]
 
 # A lone surrogate written as a JSON escape inside a string (``"\\ud800"``), as it shows
 # in the encoded body: only then can a string of the payload hold one (see `showable`).
@@ -124,6 +127,28 @@ async def run_json(
         raise _api_error(exc, records) from None
     assert run.outcome is not None
     return {"data": records, "answer": run.outcome.answer, "warnings": run.outcome.warnings}
+
+
+async def execute_saved(
+    services: Services, connector_id: int, raw: dict[str, Any] | str, accept: str
+) -> Response:
+    """The answer of ``execute_model``: the saved connector ``connector_id`` run on the
+    payload ``raw`` (an object, or JSON text of one); server-sent events when ``accept``
+    asks for them and the connector streams, else JSON. ``ApiError`` for a failure.
+
+    The one body of the route, whichever way the request came in (`ExecuteLane` or
+    FastAPI's route).
+    """
+    config = await services.usable_saved(connector_id)
+    payload, encoded = checked_payload(raw)
+    if "text/event-stream" in accept and config.is_stream:
+        events = await start_event_stream(services.connector, config, payload, encoded)
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return JSONResponse(await run_json(services.connector, config, payload, encoded))
 
 
 def _event(name: str, data: Any) -> bytes:

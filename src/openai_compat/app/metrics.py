@@ -8,7 +8,6 @@ the database at each scrape (every instance reports every run).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -24,11 +23,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .execute_lane import EXECUTE_PATH
 from .run_tables import RUN_STATUSES
 
 __all__ = ["CONTENT_TYPE", "AppMetrics", "ExecuteMetrics"]
 
-_EXECUTE = re.compile(r"/api/v1/connectors/([1-9][0-9]{0,18})/execute_model")
 
 # The *_created series double every counter and say only when the process started.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -141,7 +140,7 @@ class ExecuteMetrics:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = _EXECUTE.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        found = EXECUTE_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
         if found is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return

@@ -12,7 +12,6 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ..connector import OpenAICompatibleConnector
 from .credentials import tokens_match
 from .env_refs import env_ref_name
-from .execution import checked_payload, run_json, start_event_stream
+from .execution import execute_saved
 from .guard import sign_in_required
 from .ids import BodyConnectorId, PathConnectorId, decode_cursor, encode_cursor
 from .problems import ApiError, FieldError
@@ -388,14 +387,6 @@ async def execute_model(
     ``Accept: text/event-stream`` and a streaming connector: server-sent events
     ``record`` ..., ``answer``, then ``done``.
     """
-    config = await services.usable_saved(connector_id)
-    payload, encoded = checked_payload(body.payload)
-    wants_events = "text/event-stream" in request.headers.get("accept", "")
-    if wants_events and config.is_stream:
-        events = await start_event_stream(services.connector, config, payload, encoded)
-        return StreamingResponse(
-            events,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return JSONResponse(await run_json(services.connector, config, payload, encoded))
+    return await execute_saved(
+        services, connector_id, body.payload, request.headers.get("accept", "")
+    )
