@@ -25,7 +25,7 @@ from ._consume import Consumer
 from ._json import MAX_DEPTH, check_depth, parse_json_object
 from ._strict_json import encode_body
 from ._sync import run_sync
-from ._transports import ClientFactory
+from ._transports import AsyncTransport, ClientFactory
 from .config import SourceConfig
 from .endpoint import Endpoint
 from .errors import ConfigurationError, OpenAICompatError
@@ -57,7 +57,8 @@ class OpenAICompatibleConnector:
     """The "OpenAI Compatible Endpoint" source connector.
 
     ``retry`` sets the retry policy (default: 2 retries, as the official SDK);
-    ``client`` shares one ``httpx.AsyncClient`` between calls (useful in servers);
+    ``client`` shares one ``httpx.AsyncClient`` (or another `AsyncTransport`, such as the
+    application's aiohttp pool) between calls (useful in servers);
     ``client_factory`` makes the client of a configuration with TLS or proxy options.
     """
 
@@ -65,7 +66,7 @@ class OpenAICompatibleConnector:
         self,
         *,
         retry: RetryPolicy | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: httpx.AsyncClient | AsyncTransport | None = None,
         on_retry: OnRetry | None = None,
         client_factory: ClientFactory | None = None,
     ) -> None:

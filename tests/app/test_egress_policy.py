@@ -20,6 +20,7 @@ import pytest
 from openai_compat import ConnectError, Endpoint, RetryPolicy
 from openai_compat.app import AddressPolicy, EgressRefused
 from openai_compat.app.egress import guarded_client
+from openai_compat.app.guarded_aiohttp import GuardedAiohttpTransport
 from openai_compat.testing import MockServer
 
 # Every way of writing the metadata address 169.254.169.254 (and the other metadata
@@ -243,3 +244,87 @@ async def test_a_name_the_guard_cannot_resolve_is_reported_as_a_dns_failure() ->
                 ):
                     await ep.complete({"model": "m", "messages": []})
     assert log.events == []
+
+
+# -- the application's aiohttp transport (execute_model, checks, runs) ----------------------
+
+
+def _config(host: str, port: int) -> dict[str, Any]:
+    return {"url": f"http://{host}:{port}/v1/chat/completions", "api_key": "k" * 12}
+
+
+async def _complete(transport: GuardedAiohttpTransport, host: str, port: int) -> Any:
+    endpoint = Endpoint(_config(host, port), client=transport, retry=RetryPolicy(max_retries=0))
+    async with endpoint as ep:
+        return await ep.complete({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+
+
+async def test_the_guarded_aiohttp_transport_refuses_before_opening_any_socket(
+    server: MockServer,
+) -> None:
+    refused = {f"target{n}.test": a for n, a in enumerate(METADATA_SPELLINGS) if "%" not in a}
+    strict_refused = {f"strict{n}.test": a for n, a in enumerate(NON_PUBLIC) if a != "127.0.0.1"}
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return {**refused, **strict_refused, "model.test": "127.0.0.1"}[host].split()
+
+    transport = GuardedAiohttpTransport(4, AddressPolicy(resolver=resolver))
+    try:
+        for host, address in refused.items():
+            literal = f"[{address}]" if ":" in address else address
+            with recording_sockets() as log:
+                with pytest.raises(ConnectError, match=r"is refused: .*link-local"):
+                    await _complete(transport, host, server.port)
+                with pytest.raises(ConnectError, match=r"is refused: .*link-local"):
+                    await _complete(transport, literal, server.port)
+            assert log.events == [], host
+        # The one allowed name connects, to the address the policy judged.
+        with recording_sockets() as log:
+            completion = await _complete(transport, "model.test", server.port)
+        assert completion.response["choices"][0]["message"]["content"] == "You said: hi"
+        assert ("socket.connect", ("127.0.0.1", server.port)) in log.events
+    finally:
+        await transport.aclose()
+    strict = GuardedAiohttpTransport(4, AddressPolicy(resolver=resolver, refuse_private=True))
+    try:
+        for host in strict_refused:
+            with recording_sockets() as log, pytest.raises(ConnectError, match="private"):
+                await _complete(strict, host, server.port)
+            assert log.events == [], host
+        with recording_sockets() as log, pytest.raises(ConnectError, match="private"):
+            await _complete(strict, "127.0.0.1", server.port)
+        assert log.events == []
+    finally:
+        await strict.aclose()
+
+
+async def test_the_aiohttp_transport_reports_an_unresolvable_name_as_a_dns_failure() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    transport = GuardedAiohttpTransport(4, AddressPolicy(resolver=resolver))
+    try:
+        dns = pytest.raises(ConnectError, match=r"cannot resolve the host name of model\.test")
+        with recording_sockets() as log, dns:
+            await _complete(transport, "model.test", 9)
+        assert log.events == []
+    finally:
+        await transport.aclose()
+
+
+async def test_the_aiohttp_transport_ignores_the_environments_proxy(
+    server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the guarded httpx client does: a proxy would be a way around the policy."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("NO_PROXY", "")
+    transport = GuardedAiohttpTransport(4, AddressPolicy())
+    try:
+        completion = await _complete(transport, "127.0.0.1", server.port)
+    finally:
+        await transport.aclose()
+    assert completion.response["choices"][0]["message"]["content"] == "You said: hi"
+    assert [r.path for r in server.requests] == ["/v1/chat/completions"]

@@ -42,12 +42,12 @@ from ..batch.readers import read_in_thread
 from ..batch.results import BatchResult
 from ..batch.writers import jsonl_line
 from ..errors import OpenAICompatError, redact
+from .guarded_aiohttp import GuardedAiohttpTransport
 from .mapping_preview import alias_row
 from .metrics import AppMetrics
 from .problems import ApiError
 from .run_inputs import RunInputError, open_input
 from .run_store import Claimed, Progress, ResultRecord, RunStore
-from .run_transport import GuardedAiohttpTransport
 from .services import Services
 
 __all__ = ["RunExecutor", "instance_id", "run_price"]

@@ -1,0 +1,99 @@
+"""The application's HTTP transport: the core's aiohttp pool, held to the address policy.
+
+``execute_model``, the connection checks and runs all send through the aiohttp transport the
+CLI's batch runs use: per request it costs about half the CPU of httpx's client (issue 14,
+``docs/performance.md``). The policy holds at connection time, as with `guarded_client`:
+
+- a host name is resolved by the policy's resolver, and only the addresses the policy allows
+  are handed to aiohttp, so a name whose DNS answer changes after the check before the
+  request (DNS rebinding) is still refused when the connection is made;
+- an IP literal, which aiohttp connects to without resolving, is judged before the first
+  request to its URL;
+- the environment's proxies are not used (as with `guarded_client`, whose transport is given:
+  httpx ignores them then); a configuration with a proxy gets its own guarded httpx client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import aiohttp
+import yarl
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from .._transports._aiohttp import AiohttpTransport
+from .._transports._base import FailureKind, TransportFailure
+from .egress import AddressPolicy
+
+__all__ = ["GuardedAiohttpTransport"]
+
+
+def _refusal(host: str, reason: str) -> TransportFailure:
+    # Not an OSError: aiohttp would report that as a failure to resolve the name.
+    return TransportFailure(FailureKind.CONNECT, f"the endpoint host {host} is refused: {reason}")
+
+
+class _GuardedResolver(AbstractResolver):
+    def __init__(self, policy: AddressPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        # OSError (a failed lookup) goes on as it is: aiohttp reports it as a DNS failure.
+        addresses = await self._policy.resolver(host, port)
+        results: list[ResolveResult] = []
+        for address in addresses:
+            kind = socket.AF_INET6 if ":" in address else socket.AF_INET
+            if family not in (socket.AF_UNSPEC, kind):
+                continue
+            if self._policy.problem(address) is None:
+                results.append(
+                    ResolveResult(
+                        hostname=host,
+                        host=address,
+                        port=port,
+                        family=kind,
+                        proto=0,
+                        flags=socket.AI_NUMERICHOST,
+                    )
+                )
+        if not results:
+            reason = self._policy.problem(addresses[0]) if addresses else None
+            raise _refusal(host, reason or "it resolves to no usable address")
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+class GuardedAiohttpTransport(AiohttpTransport):
+    """`AiohttpTransport` whose connections go only to addresses ``policy`` allows."""
+
+    def __init__(self, concurrency: int, policy: AddressPolicy) -> None:
+        super().__init__(concurrency)
+        self._policy = policy
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._limit, resolver=_GuardedResolver(self._policy))
+        session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, skip_auto_headers=("User-Agent",)
+        )
+        self._session = session
+        return session
+
+    def _target(self, url: str) -> tuple[yarl.URL, str | None]:
+        parsed, _ = super()._target(url)
+        host = (parsed.host or "").strip("[]")
+        try:
+            literal = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            literal = None
+        if literal is not None:
+            reason = self._policy.problem(host)
+            if reason is not None:
+                del self._urls[url]  # judged again at each request, never kept
+                raise _refusal(host, reason)
+        target = self._urls[url] = (parsed, None)
+        return target
