@@ -510,7 +510,9 @@ def test_listing_thousands_of_connectors_keeps_health_fast(
         assert passes, "the list never completed"
         # Every connector exactly once, in each complete pass.
         assert all(p == {"ids": count + 1, "unique": count + 1, "total": count + 1} for p in passes)
-        assert _p95_ms(busy) < max(100.0, 5 * _p95_ms(quiet)), (
+        # A page rendered on the event loop would hold /health for the whole listing (seconds
+        # for 3,000 rows); the floor leaves room for a loaded 2-core machine's CPU queue.
+        assert _p95_ms(busy) < max(250.0, 5 * _p95_ms(quiet)), (
             f"/health p95 {_p95_ms(busy):.1f} ms while listing (quiet {_p95_ms(quiet):.1f} ms)"
         )
     finally:
