@@ -79,9 +79,9 @@ def _columns(paths: list[str]) -> list[str] | None:
     try:
         if kind == "parquet":
             return list(pq.read_schema(path).names)
-        if kind == "csv":
-            return list(pa_csv.open_csv(path).schema.names)
-        return list(pa_json.open_json(path).schema.names)
+        opener = pa_csv.open_csv if kind == "csv" else pa_json.open_json
+        with opener(path) as reader:
+            return list(reader.schema.names)
     except Exception:  # Ray's reader says what is wrong with the file: let it
         return None
 
