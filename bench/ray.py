@@ -9,7 +9,10 @@ run on the fresh cluster (it also starts Ray Data's own helper actors and our co
 and "warm", the next run, on a cluster that has run one (those are up; each run still starts
 its own UDF actors: Ray Data makes an actor pool per run, and Ray gives every actor a new
 worker process). The local run is timed before and after, and the ratios use their mean.
-Our runs' first result is reported too (the actors' start-up is inside it). Run:
+Our runs' first result is reported too (the actors' start-up is inside it). Last, the
+command line end to end on the same rows as a JSON Lines file: ``openai-compat batch``
+against ``openai-compat batch --engine ray``, which starts a cluster of its own and is a new
+Ray job (so it is always "cold"; its start-up is inside that figure). Run:
 ``.venv/bin/python bench/ray.py``; ``BENCH_SKIP_RAY_LLM=1`` leaves out Ray's processor
 (about 8 minutes here).
 """
@@ -21,6 +24,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -123,6 +127,42 @@ def theirs(url: str, rows: list[dict[str, Any]]) -> tuple[float, str]:
     return time.perf_counter() - started, outcome
 
 
+def cli(url: str, rows: list[dict[str, Any]], folder: str) -> tuple[float, float]:
+    """The command line end to end on a JSON Lines file: local, then ``--engine ray``.
+
+    Each ``--engine ray`` command is a new Ray job on a cluster it starts itself (as a user
+    without a cluster gets): its start-up is inside this figure.
+    """
+    data = os.path.join(folder, "in.jsonl")
+    with open(data, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    conn = os.path.join(folder, "conn.json")
+    with open(conn, "w") as f:
+        json.dump(_config(url), f)
+    mapping = os.path.join(folder, "mapping.json")
+    with open(mapping, "w") as f:
+        json.dump(MAPPING, f)
+    common = ["--config", conn, "--input", data, "--mapping", mapping, "--key", "id"]
+    common += ["--rate", "off", "--quiet"]
+    walls = []
+    for extra in (
+        ["--concurrency", str(ACTORS * PER_ACTOR), "--output", os.path.join(folder, "l.jsonl")],
+        [
+            *["--engine", "ray", "--actors", str(ACTORS), "--concurrency", str(PER_ACTOR)],
+            *["--batch-size", str(BATCH), "--output", os.path.join(folder, "ray")],
+        ],
+    ):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "openai_compat", "batch", *common, *extra],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        walls.append(time.perf_counter() - started)
+    return walls[0], walls[1]
+
+
 def main() -> None:
     port = _port()
     server = subprocess.Popen(
@@ -148,6 +188,9 @@ def main() -> None:
         theirs_s, _ = (float("nan"), "") if skip else theirs(url, clean)
         ours_fail_s, ours_failed, _ = ours(url, failing)
         theirs_fail_s, theirs_outcome = (float("nan"), "skipped") if skip else theirs(url, failing)
+        ray.shutdown()  # the command line starts its own cluster, as without one
+        with tempfile.TemporaryDirectory() as folder:
+            cli_local_s, cli_ray_s = cli(url, clean, folder)
         result = {
             "rows": ROWS,
             "latency_ms": LATENCY_MS,
@@ -165,6 +208,9 @@ def main() -> None:
             "ours_cold_over_local": round(cold_s / local_s, 2),
             "ours_warm_over_local": round(warm_s / local_s, 2),
             "ours_warm_overhead_s": round(warm_s - local_s, 1),
+            "cli_local_s": round(cli_local_s, 1),
+            "cli_ray_s": round(cli_ray_s, 1),
+            "cli_ray_over_local": round(cli_ray_s / cli_local_s, 2),
             "with_5pct_400": {
                 "ours": f"completed in {ours_fail_s:.1f} s, {ours_failed} error rows",
                 "ray_llm": theirs_outcome

@@ -13,12 +13,11 @@ Public surface::
     summary = run_batch_sync(config, "tickets.csv", "results.jsonl", key="id")
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .advanced import AdvancedOptions
 from .config import SourceConfig, load_config
-from .connector import OpenAICompatibleConnector
-from .endpoint import Completion, Endpoint, Exchange
 from .errors import (
     ConfigurationError,
     ConnectError,
@@ -32,21 +31,23 @@ from .errors import (
     UsageError,
 )
 from .mapping import PayloadBuilder, RowMappingError
-from .protocol import (
-    Catalog,
-    ConnectionStatus,
-    ConnectorSpecification,
-    LogMessage,
-    MetaData,
-    ProtocolMessage,
-    RecordMessage,
-    SyncConfig,
-)
 from .retries import RetryPolicy
 from .stream import ChunkAssembler
 
 if TYPE_CHECKING:
     from .batch import BatchResult, BatchRun, BatchSummary, run_batch, run_batch_sync
+    from .connector import OpenAICompatibleConnector
+    from .endpoint import Completion, Endpoint, Exchange
+    from .protocol import (
+        Catalog,
+        ConnectionStatus,
+        ConnectorSpecification,
+        LogMessage,
+        MetaData,
+        ProtocolMessage,
+        RecordMessage,
+        SyncConfig,
+    )
 
 __version__ = "0.1.0"
 
@@ -54,18 +55,43 @@ __version__ = "0.1.0"
 # so that ``from openai_compat import *`` does not hide the builtin.
 TimeoutError = RequestTimeout
 
-# Batch runs bring their own dependencies (the rate limiter, the progress bar, aiohttp):
-# they load on first use of one of these names, not with the package.
-_BATCH_NAMES = frozenset({"BatchResult", "BatchRun", "BatchSummary", "run_batch", "run_batch_sync"})
+# These load on first use of one of their names, not with the package: batch runs bring
+# their own dependencies (the rate limiter, the progress bar, aiohttp), and the connector,
+# the endpoint and the protocol bring httpx (with its command line: click, rich, pygments)
+# and the protocol's models, which a process that only validates a configuration or maps
+# rows (a Ray actor starting) does not need.
+_LAZY = {
+    **dict.fromkeys(
+        ["BatchResult", "BatchRun", "BatchSummary", "run_batch", "run_batch_sync"], "batch"
+    ),
+    "OpenAICompatibleConnector": "connector",
+    **dict.fromkeys(["Completion", "Endpoint", "Exchange"], "endpoint"),
+    **dict.fromkeys(
+        [
+            "Catalog",
+            "ConnectionStatus",
+            "ConnectorSpecification",
+            "LogMessage",
+            "MetaData",
+            "ProtocolMessage",
+            "RecordMessage",
+            "SyncConfig",
+        ],
+        "protocol",
+    ),
+}
+# Submodules that ``import openai_compat`` used to load: still reachable as attributes.
+_SUBMODULES = frozenset({"connector", "endpoint", "protocol"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _BATCH_NAMES:
-        from . import batch
-
-        value = getattr(batch, name)
+    home = _LAZY.get(name)
+    if home is not None:
+        value = getattr(importlib.import_module(f".{home}", __name__), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'openai_compat' has no attribute {name!r}")
 
 

@@ -241,6 +241,49 @@ def test_the_coordinators_process_does_not_load_ray_data() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_an_actor_starts_without_the_engine_httpx_or_aiohttp() -> None:
+    # A UDF actor is a new process each run: what it imports before it is ready delays
+    # every run. The engine and the HTTP transport load in a thread from the constructor.
+    probe = (
+        "import sys, openai_compat.ray._udf as u\n"
+        "heavy = ['openai_compat.batch._engine', 'httpx', 'aiohttp', 'openai_compat.connector']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+        "u._load_engine().result(timeout=60)\n"
+        "print([m for m in heavy[:3] if m not in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "[]"]
+
+
+def test_columns_given_are_checked_instead_of_the_schema() -> None:
+    with MockServer() as srv:
+        ds = ray.data.from_items([{"id": 1, "text": "t"}])
+        with pytest.raises(ConfigurationError, match="no column 'id'") as missing:
+            map_endpoint(ds, conf(srv.url), key="id", columns=["text"], rate=None)
+        assert missing.value.problems[0].field == "key"
+        with pytest.raises(ConfigurationError, match="'answer' would overwrite"):
+            map_endpoint(ds, conf(srv.url), outputs=OUTPUTS, columns=["id", "answer"], rate=None)
+        assert srv.requests == []
+
+
+def test_the_cli_reads_the_columns_from_the_first_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from openai_compat.ray._cli import _columns
+
+    table = pa.table({"id": [1, 2], "text": ["a", "b"]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    pa_csv.write_csv(table, tmp_path / "in.csv")
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "a"}\n{"id": 2, "text": "b", "x": 0}\n')
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    assert _columns([str(tmp_path / "in.parquet")]) == ["id", "text"]
+    assert _columns([str(tmp_path / "in.csv")]) == ["id", "text"]
+    assert _columns([str(tmp_path / "in.jsonl")]) == ["id", "text", "x"]
+    assert _columns([str(tmp_path / "bad.parquet")]) is None  # Ray's reader says what is wrong
+    assert _columns(["s3://bucket/in.parquet"]) is None  # object storage: Ray's schema
+
+
 def test_mistakes_fail_before_any_request() -> None:
     with MockServer() as srv:
         ds = ray.data.from_items([{"id": 1, "answer": "x", "text": "t"}])

@@ -24,17 +24,50 @@ files in and out).
 Payload mapping and output extraction live in `openai_compat.mapping`.
 """
 
-from ._api import run_batch, run_batch_sync
-from ._engine import BatchRun
-from ._sql_reader import DatabaseRows, database_rows
-from ._sql_url import DatabaseError
-from ._to_file import arun_batch_to_file
-from ._to_table import arun_batch_to_table
-from .cache import ResponseCache
-from .keys import Shard
-from .readers import RowSource, UnreadableRow, open_rows
-from .results import BatchResult, BatchSummary
-from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._api import run_batch, run_batch_sync
+    from ._engine import BatchRun
+    from ._sql_reader import DatabaseRows, database_rows
+    from ._sql_url import DatabaseError
+    from ._to_file import arun_batch_to_file
+    from ._to_table import arun_batch_to_table
+    from .cache import ResponseCache
+    from .keys import Shard
+    from .readers import RowSource, UnreadableRow, open_rows
+    from .results import BatchResult, BatchSummary
+    from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
+
+# Each name loads its module on first use: importing one light submodule (the scheduler's
+# `Rate`, the results) must not load the whole engine with httpx and aiohttp (a Ray
+# actor's start-up).
+_HOMES = {
+    **dict.fromkeys(["run_batch", "run_batch_sync"], "._api"),
+    "BatchRun": "._engine",
+    **dict.fromkeys(["DatabaseRows", "database_rows"], "._sql_reader"),
+    "DatabaseError": "._sql_url",
+    "arun_batch_to_file": "._to_file",
+    "arun_batch_to_table": "._to_table",
+    "ResponseCache": ".cache",
+    "Shard": ".keys",
+    **dict.fromkeys(["RowSource", "UnreadableRow", "open_rows"], ".readers"),
+    **dict.fromkeys(["BatchResult", "BatchSummary"], ".results"),
+    **dict.fromkeys(["DEFAULT_CONCURRENCY", "DEFAULT_RATE", "Rate"], ".scheduler"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

@@ -16,6 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 import ray.data
 
 from ..batch._cluster_args import check_cluster_arguments
@@ -65,6 +68,24 @@ def _read(paths: list[str]) -> ray.data.Dataset:
     return ray.data.read_parquet(paths)
 
 
+def _columns(paths: list[str]) -> list[str] | None:
+    """The column names of the first input file, read here from its start (the schema of
+    a Parquet file, the header of a CSV file, the first block of JSON Lines), instead of
+    by a Ray task before the run (`map_endpoint`'s ``columns``); None on object storage."""
+    path = paths[0]
+    if "://" in path:
+        return None
+    kind = _READERS[next((s for s in _READERS if path.lower().endswith(s)), ".parquet")]
+    try:
+        if kind == "parquet":
+            return list(pq.read_schema(path).names)
+        opener = pa_csv.open_csv if kind == "csv" else pa_json.open_json
+        with opener(path) as reader:
+            return list(reader.schema.names)
+    except Exception:  # Ray's reader says what is wrong with the file: let it
+        return None
+
+
 def _leave_out(table: pa.Table, key: str, done: pa.Array) -> pa.Table:
     tokens = pc.cast(table.column(key), pa.large_string())
     written = pc.fill_null(pc.is_in(tokens, value_set=done), False)
@@ -112,6 +133,7 @@ def run_on_ray(
             num_cpus=args.num_cpus,
             retry=retry,
             lines=fmt == "jsonl",
+            columns=_columns(paths),
         )
         summary = BatchSummary(skipped=len(done))
         writer = PartWriter(args.output, fmt, args.key, summary)

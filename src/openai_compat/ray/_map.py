@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import ray.data
@@ -55,6 +56,7 @@ def map_endpoint(
     retry: RetryPolicy | None = None,
     coordinator: Any = None,
     lines: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> ray.data.Dataset:
     """``ds`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -62,7 +64,11 @@ def map_endpoint(
     against the input's columns, so a mistake fails before any request. ``rate`` holds
     for the whole job (all actors together); ``concurrency`` is per actor. With ``key``,
     keys are unique across the whole dataset: a row whose key is missing, or another row's,
-    is a failed row (no request), as in a local run. The other keywords are `EndpointUDF`'s.
+    is a failed row (no request), as in a local run. ``columns``: the input's column names
+    when the caller knows them (the command line reads them from the first file); without
+    them they come from ``ds.schema()``, which for JSON or CSV files, or after a map, runs a
+    task to read a block (seconds on a new cluster, before the actors start). The other
+    keywords are `EndpointUDF`'s.
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -75,8 +81,9 @@ def map_endpoint(
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
     if concurrency < 1:
         raise ConfigurationError(f"must be 1 or more, got {concurrency}", field="concurrency")
-    schema = ds.schema()
-    columns = list(schema.names) if schema is not None else []
+    if columns is None:
+        schema = ds.schema()
+        columns = list(schema.names) if schema is not None else []
     if key is not None and key not in columns:
         raise ConfigurationError(f"the input has no column {key!r}", field="key")
     if include_input and not lines:

@@ -10,15 +10,16 @@ requests in flight however many batches Ray hands it at once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import importlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .._transports import AsyncTransport
-from ..batch._engine import BatchRun
 from ..batch.keys import key_token, row_key
 from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import DEFAULT_CONCURRENCY, Rate
@@ -29,6 +30,9 @@ from ..retries import RetryPolicy
 from ._arrow import result_table
 from ._coordinator import ClusterScheduler, coordinator_for
 from ._unique import Unkeyed, unkeyed_rows
+
+if TYPE_CHECKING:
+    from .._transports import AsyncTransport
 
 __all__ = [
     "KEY_COLUMN",
@@ -45,6 +49,36 @@ KEY_COLUMN = "key"
 # True for a failed row whose own key was missing or another row's: the driver writes it
 # whatever its key (``row:...``), never taking it for a row Ray ran twice.
 UNKEYED_COLUMN = "unkeyed"
+
+
+# What the first batch needs and the constructor does not: the row engine (with httpx) and
+# the aiohttp transport, about 0.3 s of imports in a fresh actor process. They load in a
+# thread from the constructor on, while Ray Data finishes starting the actor and hands it
+# its first batch, instead of on the way to the first request.
+_ENGINE_MODULES = ("openai_compat.batch._engine", "openai_compat._transports._aiohttp")
+_loading: concurrent.futures.Future[None] | None = None
+_loading_lock = threading.Lock()
+
+
+def _load_engine() -> concurrent.futures.Future[None]:
+    """The imports of `_ENGINE_MODULES`, started once per process; done when they are."""
+    global _loading
+    with _loading_lock:
+        if _loading is None:
+            loading: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+            def load() -> None:
+                try:
+                    for name in _ENGINE_MODULES:
+                        importlib.import_module(name)
+                except BaseException as exc:  # raised again where the first batch waits
+                    loading.set_exception(exc)
+                else:
+                    loading.set_result(None)
+
+            threading.Thread(target=load, name="openai-compat-imports", daemon=True).start()
+            _loading = loading
+        return _loading
 
 
 def output_names_of(config: SourceConfig, outputs: Any) -> list[str]:
@@ -150,6 +184,7 @@ class EndpointUDF:
             coordinator = coordinator_for(self.rate, f"openai-compat:{job_name}:{self.rate}")
         self.scheduler = ClusterScheduler(coordinator, self.rate, self.concurrency)
         self.scheduler.register()
+        _load_engine()
         self._transport: AsyncTransport | None = None
         self._one_at_a_time: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,6 +211,7 @@ class EndpointUDF:
         return [self.key] if self.key is not None and self.key in names else []
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
+        await asyncio.wrap_future(_load_engine())  # done already from the second batch on
         if self._one_at_a_time is None:
             # Made on Ray's event loop of this actor, where every batch runs.
             from .._transports._aiohttp import AiohttpTransport
@@ -219,6 +255,8 @@ class EndpointUDF:
             results[position] = failed
             summary.add(failed)
         sent = [position for position in range(len(rows)) if position not in unkeyed]
+        from ..batch._engine import BatchRun  # loaded by `_load_engine`
+
         run = BatchRun(
             self.config,
             [rows[position] for position in sent],
