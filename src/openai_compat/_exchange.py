@@ -71,6 +71,17 @@ class Exchange:
         self.finished = False
 
     @property
+    def read_whole(self) -> bool:
+        """True when the body was read whole (and released) inside the retry loop."""
+        return self._body is not None
+
+    def whole_answer(self) -> dict[str, Any] | None:
+        """The JSON answer of a body read whole, as iterating would give it; None when
+        the body is to be iterated (SSE, or JSON lines, sent without the stream type)."""
+        body = self._body
+        return None if body is None else self._whole(body)
+
+    @property
     def truncated(self) -> bool:
         """True when a stream ended with neither ``[DONE]`` nor any ``finish_reason``."""
         return self.streamed and not (self.done or self.finished)
@@ -83,7 +94,8 @@ class Exchange:
         body = self._body
         if body is None:
             return self._decode(self._stream())
-        answer = self._whole(body)
+        # Already found to be no JSON answer (`whole_answer`): not decoded again.
+        answer = None if self.streamed else self._whole(body)
         if answer is None:
             return self._decode(_one(body))
         return _Single(answer)

@@ -112,8 +112,8 @@ class WrittenKeys:
         self._frozen = True
 
     def __contains__(self, token: object) -> bool:
-        if not isinstance(token, str):
-            return False
+        if not self._count or not isinstance(token, str):
+            return False  # empty: a run that resumes nothing asks for every row
         # _split, inlined: this runs for every row of a resumed run.
         h = self._digest(token) & _U64
         bucket = self._buckets[h & (_BUCKETS - 1)]
