@@ -70,11 +70,6 @@ class Exchange:
         self.done = False
         self.finished = False
 
-    @property
-    def read_whole(self) -> bool:
-        """True when the body was read whole (and released) inside the retry loop."""
-        return self._body is not None
-
     def whole_answer(self) -> dict[str, Any] | None:
         """The JSON answer of a body read whole, as iterating would give it; None when
         the body is to be iterated (SSE, or JSON lines, sent without the stream type)."""

@@ -168,6 +168,7 @@ class BatchRun:
         self._held: Any = None
         self._left_out = False
         self._endpoint: Endpoint | None = None
+        self._unlimited = False
         self._started = False
         self._finished = False
         self._stopping = False
@@ -201,6 +202,11 @@ class BatchRun:
             self._client = AiohttpTransport(self.concurrency)
         self._endpoint = Endpoint(
             self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
+        )
+        # No rate limit and the plain scheduler: its `ready` returns at once until a 429
+        # first pauses the run (`pauses`), so each row does not await it until then.
+        self._unlimited = (
+            type(self.scheduler).ready is Scheduler.ready and self.scheduler.rate is None
         )
         self._feeder = asyncio.create_task(self._feed())
         self._tasks = [asyncio.create_task(self._supervise()), self._feeder]
@@ -498,7 +504,8 @@ class BatchRun:
         encoded: bytes | None,
     ) -> BatchResult:
         assert self._endpoint is not None
-        await self.scheduler.ready()
+        if not self._unlimited or self.scheduler.pauses:
+            await self.scheduler.ready()
         started = time.perf_counter()
         try:
             completion = await self._endpoint.complete(payload, encoded=encoded)

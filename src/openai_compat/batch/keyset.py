@@ -85,7 +85,8 @@ class WrittenKeys:
         if self._offset_bits > 64 - 8:
             raise ValueError(f"a file of {max_offset} bytes is too large to resume")
         self._offset_mask = (1 << self._offset_bits) - 1
-        self._buckets = [array("Q") for _ in range(_BUCKETS)]
+        # Made with the first key: a run that resumes nothing (most runs) needs none.
+        self._buckets: list[array[int]] = []
         self._count = 0
         self._frozen = False
 
@@ -101,6 +102,8 @@ class WrittenKeys:
             raise RuntimeError("this set is frozen: keys are added before freeze()")
         if not 0 <= offset <= self._offset_mask:
             raise ValueError(f"offset {offset} out of range (max_offset too small)")
+        if not self._buckets:
+            self._buckets = [array("Q") for _ in range(_BUCKETS)]
         bucket, high = self._split(token)
         bucket.append(high | offset)
         self._count += 1
