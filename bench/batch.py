@@ -4,6 +4,8 @@
     python bench/batch.py --memory-rows 0      # skip the 1,000,000-row memory run
     python bench/batch.py --rows 0             # the databases, the cached re-run, the memory run
     python bench/batch.py --rows 0 --memory-rows 0 --cache-rows 0   # only the database runs
+    python bench/batch.py --peers ours,floor --db-rows 0 --cache-rows 0 --memory-rows 0 \
+        --repeat 5 --old-src /tmp/old/src    # only the CPU comparison, and the code before
 
 1. Throughput: 20,000 rows against the scripted server (``openai-compat mock-server``, in its
    own process) answering after 20 ms, at concurrency 64 with no rate limit. The ideal wall
@@ -518,7 +520,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _run_worker(
-    kind: str, args: argparse.Namespace, rows: Path, out: Path, uvloop: bool
+    kind: str, args: argparse.Namespace, rows: Path, out: Path, uvloop: bool, src: str = ""
 ) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -536,7 +538,9 @@ def _run_worker(
         "--concurrency",
         str(args.concurrency),
     ] + (["--uvloop"] if uvloop else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # Another copy of the package (--old-src): the same run on the code before a change.
+    env = {**os.environ, "PYTHONPATH": src} if src else None
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -590,6 +594,7 @@ def _memory(args: argparse.Namespace, tmp: Path) -> tuple[float, float, int]:
 
 FLOOR = "floor: bare aiohttp loop (uvloop)"
 OURS = "openai-compat batch (uvloop: the CLI's loop)"
+OLD = "openai-compat batch, --old-src (uvloop)"
 
 
 def _report(results: dict[str, list[dict[str, Any]]], rows: int, ideal: float, repeat: int) -> None:
@@ -636,6 +641,10 @@ def main() -> None:
     parser.add_argument(
         "--peers", help="only these, comma-separated: ours, asyncio, sdk, floor (default: all)"
     )
+    parser.add_argument(
+        "--old-src",
+        help="also run ours from this copy of src/ (e.g. the code before a change), in turn",
+    )
     parser.add_argument("--worker", choices=sorted(_WORKERS), help=argparse.SUPPRESS)
     parser.add_argument(
         "--db-rows", type=int, default=20_000, help="rows of the database runs (0: skip them)"
@@ -676,21 +685,27 @@ def main() -> None:
                 )
                 peers = {
                     "ours": (OURS, "ours", True),
+                    "old": (OLD, "ours", True),
                     "asyncio": ("openai-compat batch (asyncio)", "ours", False),
                     "sdk": ("AsyncOpenAI + Semaphore(64) (asyncio)", "sdk", False),
                     "floor": (FLOOR, "floor", True),
                 }
                 wanted = args.peers.split(",") if args.peers else list(peers)
+                if not args.old_src:
+                    del peers["old"]
                 runs = [
-                    peers[name] for name in peers if name in wanted or name in ("ours", "floor")
+                    peers[name]
+                    for name in peers
+                    if name in wanted or name in ("ours", "floor", "old")
                 ]
                 # Rounds interleave the peers, so drifts in machine load hit all alike; each
                 # figure is the median over rounds, each ratio the median of per-round ratios.
                 results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in runs}
                 for _ in range(args.repeat):
                     for label, kind, uvloop in runs:
-                        result = _run_worker(kind, args, rows, tmp / f"{kind}.jsonl", uvloop)
-                        results[label].append(result)
+                        src = args.old_src if label == OLD else ""
+                        out = tmp / f"{kind}{'-old' if src else ''}.jsonl"
+                        results[label].append(_run_worker(kind, args, rows, out, uvloop, src))
                 _report(results, args.rows, ideal, args.repeat)
             if args.db_rows:
                 _databases(args, tmp)

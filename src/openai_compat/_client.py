@@ -9,7 +9,6 @@ is either already read (JSON answers, so a slow body is retried too) or left to 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -44,7 +43,6 @@ _MAX_ERROR_BODY = 64 * 1024
 _USER_AGENT = "openai-compat/0.1"
 _log = logging.getLogger("openai_compat.client")
 _warned_unverified: set[str] = set()
-_NO_DEADLINE = contextlib.nullcontext()
 
 
 class _DeadlineResponse:
@@ -200,40 +198,43 @@ class Client:
         content = _encode(body) if encoded is None else encoded
         has_model = "model" in body
         deadline = self.config.advanced.deadline
-        if deadline is None:
-            return await self._attempts(content, has_model, read_whole, None)
-        deadline_at = asyncio.get_running_loop().time() + deadline
-        opened = await self._attempts(content, has_model, read_whole, deadline_at)
-        if opened.body is None:
-            opened.response = _DeadlineResponse(opened.response, deadline_at)
-        return opened
-
-    async def _attempts(
-        self,
-        content: bytes,
-        has_model: bool,
-        read_whole: ReadWhole,
-        deadline_at: float | None,
-    ) -> Opened:
-        """The retry loop: attempt; on a retryable error, wait and attempt again."""
+        deadline_at = None if deadline is None else asyncio.get_running_loop().time() + deadline
+        # The retry loop: attempt; on a retryable error, wait and attempt again.
         attempt = 1
         while True:
             try:
-                async with _NO_DEADLINE if deadline_at is None else asyncio.timeout_at(deadline_at):
-                    try:
-                        return await self._send(content, has_model, read_whole, attempt)
-                    except OpenAICompatError as exc:
-                        if attempt > self.retry.max_retries or not is_retryable(exc):
-                            raise
-                        wait = self.retry.delay(attempt, exc)
-                        if self.on_retry is not None:
-                            self.on_retry(attempt, exc, wait)
-                        await asyncio.sleep(wait)
+                if deadline_at is None:
+                    # No timeout context at all: even an empty one costs two coroutines
+                    # per attempt, and batch runs send every row through here.
+                    opened = await self._attempt(content, has_model, read_whole, attempt)
+                else:
+                    async with asyncio.timeout_at(deadline_at):
+                        opened = await self._attempt(content, has_model, read_whole, attempt)
             except TimeoutError:  # the deadline passed, while sending or waiting to retry
                 raise self.errors.deadline(
                     f"after {attempt} attempt(s)", attempts=attempt
                 ) from None
+            if opened is not None:
+                break
             attempt += 1
+        if deadline_at is not None and opened.body is None:
+            opened.response = _DeadlineResponse(opened.response, deadline_at)
+        return opened
+
+    async def _attempt(
+        self, content: bytes, has_model: bool, read_whole: ReadWhole, attempt: int
+    ) -> Opened | None:
+        """One attempt; None once it failed in a way worth retrying and the wait is over."""
+        try:
+            return await self._send(content, has_model, read_whole, attempt)
+        except OpenAICompatError as exc:
+            if attempt > self.retry.max_retries or not is_retryable(exc):
+                raise
+            wait = self.retry.delay(attempt, exc)
+            if self.on_retry is not None:
+                self.on_retry(attempt, exc, wait)
+            await asyncio.sleep(wait)
+            return None
 
     async def _send(
         self, content: bytes, has_model: bool, read_whole: ReadWhole, attempt: int

@@ -70,6 +70,12 @@ class Exchange:
         self.done = False
         self.finished = False
 
+    def whole_answer(self) -> dict[str, Any] | None:
+        """The JSON answer of a body read whole, as iterating would give it; None when
+        the body is to be iterated (SSE, or JSON lines, sent without the stream type)."""
+        body = self._body
+        return None if body is None else self._whole(body)
+
     @property
     def truncated(self) -> bool:
         """True when a stream ended with neither ``[DONE]`` nor any ``finish_reason``."""
@@ -83,7 +89,8 @@ class Exchange:
         body = self._body
         if body is None:
             return self._decode(self._stream())
-        answer = self._whole(body)
+        # Already found to be no JSON answer (`whole_answer`): not decoded again.
+        answer = None if self.streamed else self._whole(body)
         if answer is None:
             return self._decode(_one(body))
         return _Single(answer)

@@ -18,6 +18,9 @@ from ._json import MAX_DEPTH, depth_problem
 __all__ = ["dumps_strict", "encode_body", "encode_strict", "json_problem", "json_safe"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# ``json.dumps`` with these options, made once: ``dumps`` with any option builds a new
+# encoder per call, and a batch run encodes every row's body.
+_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 # Deeper than any value the doors let in (MAX_DEPTH), and far from the recursion limit.
 _SAFE_DEPTH = 500
 
@@ -118,7 +121,7 @@ def encode_body(value: Any) -> bytes:
     ``ValueError`` (a lone surrogate: ``UnicodeEncodeError``), ``TypeError`` or
     ``RecursionError`` as ``json.dumps`` and ``str.encode`` do.
     """
-    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _BODY_ENCODER.encode(value).encode("utf-8")
 
 
 def encode_strict(value: Any) -> bytes:

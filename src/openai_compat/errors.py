@@ -61,8 +61,13 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     >>> redact("key x rejected; fix the proxy", ["x"])
     'key *** rejected; fix the proxy'
     """
-    present = {s for s in secrets if s and s in text}
-    if not present:  # the usual case, on every request's request id: no sorting, no regex
+    present: set[str] | None = None
+    for secret in secrets:
+        if secret and secret in text:
+            if present is None:
+                present = set()
+            present.add(secret)
+    if present is None:  # the usual case, on every request's request id: no set, no regex
         return text
     found = sorted(present, key=len, reverse=True)
     # One pass, longest first: a secret that contains another is masked whole, and a mask

@@ -38,6 +38,18 @@ _KINDS: tuple[tuple[type[BaseException], FailureKind], ...] = (
     (aiohttp.InvalidURL, FailureKind.INVALID_URL),
 )
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_NO_USER_AGENT = ("User-Agent",)
+
+
+def _skip_user_agent(headers: Mapping[str, str]) -> tuple[str, ...] | None:
+    """aiohttp's own User-Agent is left out when the caller sets none.
+
+    Asked per request rather than of the session: a session's ``skip_auto_headers`` makes
+    aiohttp copy and merge the headers of every request, and the client always sets one.
+    """
+    if "User-Agent" in headers or any(name.lower() == "user-agent" for name in headers):
+        return None
+    return _NO_USER_AGENT
 
 
 def _failure(exc: BaseException) -> TransportFailure:
@@ -104,12 +116,11 @@ class AiohttpTransport:
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._limit)
-        # The client sets every header it means to send (User-Agent included). The proxy
-        # is looked up once per URL (`_target`): aiohttp's trust_env reads the environment
-        # and ~/.netrc again for every request, which doubled a row's CPU.
-        self._session = aiohttp.ClientSession(
-            connector=connector, trust_env=False, skip_auto_headers=("User-Agent",)
-        )
+        # The client sets every header it means to send (User-Agent included: see
+        # `_skip_user_agent`). The proxy is looked up once per URL (`_target`): aiohttp's
+        # trust_env reads the environment and ~/.netrc again for every request, which
+        # doubled a row's CPU.
+        self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self._session
 
     async def send(
@@ -128,6 +139,7 @@ class AiohttpTransport:
                 target[0],
                 data=content,
                 headers=headers,
+                skip_auto_headers=_skip_user_agent(headers),
                 timeout=limits,
                 proxy=target[1],
                 ssl=self._ssl or True,

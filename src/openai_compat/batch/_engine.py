@@ -154,14 +154,21 @@ class BatchRun:
         )
         self._budget_spent: str | None = None
         self._lookups: list[_Item] = []
-        self._work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
+        # Rows wait here for a worker: at most `_work_max`. Once full, the reader waits
+        # until the workers have taken half (`_room`), not for each row they take.
+        self._work: asyncio.Queue[Any] = asyncio.Queue()
+        self._work_max = self.concurrency * 2
+        self._room = asyncio.Event()
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._feeder: asyncio.Task[None] | None = None
         self._busy = 0
+        # The end (or a failure) of the results, met while collecting the ready ones.
+        self._held: Any = None
         self._left_out = False
         self._endpoint: Endpoint | None = None
+        self._unlimited = False
         self._started = False
         self._finished = False
         self._stopping = False
@@ -195,6 +202,11 @@ class BatchRun:
             self._client = AiohttpTransport(self.concurrency)
         self._endpoint = Endpoint(
             self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
+        )
+        # No rate limit and the plain scheduler: its `ready` returns at once until a 429
+        # first pauses the run (`pauses`), so each row does not await it until then.
+        self._unlimited = (
+            type(self.scheduler).ready is Scheduler.ready and self.scheduler.rate is None
         )
         self._feeder = asyncio.create_task(self._feed())
         self._tasks = [asyncio.create_task(self._supervise()), self._feeder]
@@ -267,7 +279,10 @@ class BatchRun:
             raise StopAsyncIteration
         if not self._started:
             self._start()
-        item = await self._results.get()
+        if self._held is not None:
+            item, self._held = self._held, None
+        else:
+            item = await self._results.get()
         if item is _DONE:
             await self.aclose()
             raise StopAsyncIteration
@@ -277,6 +292,25 @@ class BatchRun:
         self.summary.add(item)
         result: BatchResult = item
         return result
+
+    async def next_ready(self) -> list[BatchResult]:
+        """The next result and every result ready after it, in completion order.
+
+        As many ``__anext__`` calls (each result is counted in ``summary``), without waiting
+        for more than the first: a writer can then hand them to the OS in one write.
+        Raises ``StopAsyncIteration`` at the end.
+        """
+        ready = [await self.__anext__()]
+        results = self._results
+        add = self.summary.add
+        while not results.empty():
+            item = results.get_nowait()
+            if item is _DONE or isinstance(item, BaseException):
+                self._held = item  # for the next call, as __anext__ would have met it
+                break
+            add(item)
+            ready.append(item)
+        return ready
 
     # -- reading rows -----------------------------------------------------------------------
     async def _row_chunks(self) -> AsyncIterator[list[Any]]:
@@ -308,17 +342,35 @@ class BatchRun:
 
     async def _feed(self) -> None:
         index = 0
+        work = self._work
         async for chunk in self._row_chunks():
             for row in chunk:
                 if self._stopping:
                     self._left_out = True
                     return
-                await self._feed_one(index, row)
+                ready = self._prepare(index, row)
                 index += 1
+                if ready is None:
+                    continue
+                if isinstance(ready, BatchResult):  # failed before any request
+                    await self._put_result(ready)
+                elif self.accounting is not None and self.accounting.cache_reads:
+                    # Looked up in the cache a few hundred at a time: one query for them all.
+                    self._lookups.append(ready)
+                    if len(self._lookups) >= _READ_CHUNK:
+                        await self._look_up()
+                else:  # `_dispatch`, inlined: this runs for every row
+                    if len(self._workers) < self.concurrency:
+                        self._add_worker()
+                    if work.qsize() >= self._work_max:
+                        await self._wait_for_room()
+                    work.put_nowait(ready)
             if self._lookups:
                 await self._look_up()
 
-    async def _feed_one(self, index: int, row: Any) -> None:
+    def _prepare(self, index: int, row: Any) -> _Item | BatchResult | None:
+        """The row ready to send, its result when it fails before any request, or None
+        when it is not run here (another shard's, or already written)."""
         readable = isinstance(row, Mapping)
         if readable and not self._key_checked:
             self._check_key_column(row)
@@ -326,7 +378,7 @@ class BatchRun:
         token = key_token(key)
         if self.shard is not None and not self.shard.contains(token):
             self.summary.other_shards += 1
-            return
+            return None
         problem: str | None = None
         if self._seen is not None:
             first = self._seen.setdefault(token, index)
@@ -346,7 +398,7 @@ class BatchRun:
                 )
         if token in self.skip:
             self.summary.skipped += 1
-            return
+            return None
         if problem is None and not readable:
             problem = (
                 row.reason
@@ -354,29 +406,38 @@ class BatchRun:
                 else (f"row {index} is a {type(row).__name__}, not an object of columns")
             )
         if problem is not None:
-            await self._results.put(self._complete(_failed(key, index, problem), row))
-            return
+            return self._complete(_failed(key, index, problem), row)
         try:
             payload, encoded = self.builder.build_body(row)
         except RowMappingError as exc:
-            await self._results.put(self._complete(_failed(key, index, str(exc)), row))
-            return
+            return self._complete(_failed(key, index, str(exc)), row)
         except Exception as exc:  # A bug must not stop the run: the row alone fails.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
-            await self._results.put(self._complete(_failed(key, index, message), row))
-            return
-        if self.accounting is not None and self.accounting.cache_reads:
-            # Looked up in the cache a few hundred at a time: one query for them all.
-            self._lookups.append((index, key, row, payload, encoded))
-            if len(self._lookups) >= _READ_CHUNK:
-                await self._look_up()
-            return
-        await self._dispatch((index, key, row, payload, encoded))
+            return self._complete(_failed(key, index, message), row)
+        return (index, key, row, payload, encoded)
+
+    async def _wait_for_room(self) -> None:
+        """Wait until the workers have taken half the queued rows (`_took`)."""
+        self._room.clear()
+        await self._room.wait()
+
+    def _took(self) -> None:
+        if self._work.qsize() <= self.concurrency and not self._room.is_set():
+            self._room.set()
+
+    async def _put_result(self, result: BatchResult) -> None:
+        # `put` itself, without a coroutine when there is room (the usual case).
+        if self._results.full():
+            await self._results.put(result)
+        else:
+            self._results.put_nowait(result)
 
     async def _dispatch(self, item: _Item) -> None:
         if len(self._workers) < self.concurrency:
             self._add_worker()
-        await self._work.put(item)
+        if self._work.qsize() >= self._work_max:
+            await self._wait_for_room()
+        self._work.put_nowait(item)
 
     async def _look_up(self) -> None:
         """Answer the rows kept for the cache that it holds; send the others."""
@@ -391,7 +452,7 @@ class BatchRun:
             index, key, row, _, _ = item  # answered before: nothing is sent
             result = self._answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
             result.cached = True
-            await self._results.put(self._complete(result, row))
+            await self._put_result(self._complete(result, row))
 
     def _check_key_column(self, row: Mapping[str, Any]) -> None:
         """A ``key`` column the first row lacks is a typo: refused before any request."""
@@ -406,8 +467,11 @@ class BatchRun:
 
     # -- sending ----------------------------------------------------------------------------
     async def _work_loop(self) -> None:
+        work = self._work
         while True:
-            item = await self._work.get()
+            # `get` itself, without a coroutine when a row is waiting (the usual case).
+            item = await work.get() if work.empty() else work.get_nowait()
+            self._took()
             if item is None:
                 return
             if self._stopping:
@@ -420,7 +484,7 @@ class BatchRun:
                 self._busy -= 1
             if self.accounting is not None:
                 self._count_spending(result)
-            await self._results.put(result)
+            await self._put_result(result)
 
     def _count_spending(self, result: BatchResult) -> None:
         """Count what a sent row cost; once the budget is spent, start no new row."""
@@ -440,7 +504,8 @@ class BatchRun:
         encoded: bytes | None,
     ) -> BatchResult:
         assert self._endpoint is not None
-        await self.scheduler.ready()
+        if not self._unlimited or self.scheduler.pauses:
+            await self.scheduler.ready()
         started = time.perf_counter()
         try:
             completion = await self._endpoint.complete(payload, encoded=encoded)

@@ -24,7 +24,7 @@ from .checkpoint import prepare_output
 from .progress import Progress
 from .readers import RowSource, count_rows
 from .results import BatchResult, BatchSummary
-from .writers import ResultWriter, csv_columns, detect_output_format, open_writer
+from .writers import JsonlWriter, ResultWriter, csv_columns, detect_output_format, open_writer
 
 __all__ = ["arun_batch_to_file"]
 
@@ -117,11 +117,22 @@ async def arun_batch_to_file(
         if isinstance(run.rows, RowSource) and meter.mode != "off":
             counter = _count_in_background(run.rows, meter)
         async with run:
-            async for result in run:
-                writer.write(result)
+            while True:
+                try:
+                    ready = await run.next_ready()
+                except StopAsyncIteration:
+                    break
+                # The results ready at once go to the OS in one write (JSON Lines): one
+                # system call for all, and still each line whole before it is reported.
+                if isinstance(writer, JsonlWriter):
+                    writer.write_many(ready)
+                else:
+                    for result in ready:
+                        writer.write(result)
                 meter.update()
                 if on_result is not None:
-                    on_result(result)
+                    for result in ready:
+                        on_result(result)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)

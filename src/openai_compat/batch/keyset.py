@@ -85,7 +85,8 @@ class WrittenKeys:
         if self._offset_bits > 64 - 8:
             raise ValueError(f"a file of {max_offset} bytes is too large to resume")
         self._offset_mask = (1 << self._offset_bits) - 1
-        self._buckets = [array("Q") for _ in range(_BUCKETS)]
+        # Made with the first key: a run that resumes nothing (most runs) needs none.
+        self._buckets: list[array[int]] = []
         self._count = 0
         self._frozen = False
 
@@ -101,6 +102,8 @@ class WrittenKeys:
             raise RuntimeError("this set is frozen: keys are added before freeze()")
         if not 0 <= offset <= self._offset_mask:
             raise ValueError(f"offset {offset} out of range (max_offset too small)")
+        if not self._buckets:
+            self._buckets = [array("Q") for _ in range(_BUCKETS)]
         bucket, high = self._split(token)
         bucket.append(high | offset)
         self._count += 1
@@ -112,8 +115,8 @@ class WrittenKeys:
         self._frozen = True
 
     def __contains__(self, token: object) -> bool:
-        if not isinstance(token, str):
-            return False
+        if not self._count or not isinstance(token, str):
+            return False  # empty: a run that resumes nothing asks for every row
         # _split, inlined: this runs for every row of a resumed run.
         h = self._digest(token) & _U64
         bucket = self._buckets[h & (_BUCKETS - 1)]

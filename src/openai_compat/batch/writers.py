@@ -39,11 +39,12 @@ OUTPUT_FORMATS = ("jsonl", "csv", "openai-batch")
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # What encoding a value that is not strict JSON raises (UnicodeEncodeError is a ValueError).
 _NOT_STRICT = (ValueError, TypeError, RecursionError)
+# ``json.dumps`` with these options, made once (``dumps`` builds one per call otherwise).
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _json_line(data: dict[str, Any]) -> bytes:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8") + b"\n"
+    return _LINE_ENCODER.encode(data).encode("utf-8") + b"\n"
 
 
 def detect_output_format(path: str, given: str | None = None) -> str:
@@ -119,6 +120,13 @@ class JsonlWriter:
 
     def write(self, result: BatchResult) -> None:
         self._sink.put(jsonl_line(result))
+
+    def write_many(self, results: Sequence[BatchResult]) -> None:
+        """Append the lines of ``results`` in one write (each line whole, as `write` does)."""
+        if len(results) == 1:
+            self._sink.put(jsonl_line(results[0]))
+        else:
+            self._sink.put(b"".join([jsonl_line(result) for result in results]))
 
     def close(self) -> None:
         self._sink.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from .._json import check_depth
@@ -39,7 +40,7 @@ def _missing_column(column: str, row: Mapping[str, Any], what: str) -> RowMappin
 class _Template:
     """A string of the request format holding ``{{column}}`` placeholders."""
 
-    __slots__ = ("columns", "parts", "where")
+    __slots__ = ("_pairs", "columns", "parts", "where")
 
     def __init__(self, text: str, where: str) -> None:
         self.where = where
@@ -52,17 +53,17 @@ class _Template:
                     f"has an empty placeholder {{{{}}}} at {where}; write {{{{column}}}}",
                     field="request_format",
                 )
+        # Each column with the literal text after it (the first literal starts the text).
+        self._pairs = list(zip(self.columns, self.parts[2::2], strict=True))
 
     def fill(self, row: Mapping[str, Any]) -> str:
-        out = []
-        for i, part in enumerate(self.parts):
-            if i % 2 == 0:
-                out.append(part)
-                continue
-            value = harvest(row, part)
+        out = [self.parts[0]]
+        for column, literal in self._pairs:
+            value = harvest(row, column)
             if value is MISSING:
-                raise _missing_column(part, row, f"placeholder {{{{{part}}}}} at {self.where}")
-            out.append(as_text(value))
+                raise _missing_column(column, row, f"placeholder {{{{{column}}}}} at {self.where}")
+            out.append(value if type(value) is str else as_text(value))
+            out.append(literal)
         return "".join(out)
 
 
@@ -76,15 +77,56 @@ def _compile(node: Any, where: str) -> Any:
     return node
 
 
-def _instantiate(node: Any, row: Mapping[str, Any]) -> Any:
-    # A deep copy of the compiled request format: containers are fresh, templates filled.
-    if isinstance(node, dict):
-        return {k: _instantiate(v, row) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_instantiate(v, row) for v in node]
+_Maker = Callable[[Mapping[str, Any]], Any]
+
+
+def _maker(node: Any) -> _Maker | None:
+    """What makes a row's copy of the compiled ``node``: containers fresh, templates
+    filled, other values as they are (None: ``node`` is such a value).
+
+    Made once per request format, so that a row's payload is a few copies of prepared
+    containers (in C) with the filled values set in their places, not a walk of the
+    format testing each value's type.
+    """
     if isinstance(node, _Template):
-        return node.fill(row)
-    return node
+        return node.fill
+    if isinstance(node, dict):
+        base: dict[Any, Any] = {}
+        dict_fills: list[tuple[Any, _Maker]] = []
+        for key, value in node.items():
+            make = _maker(value)
+            base[key] = value if make is None else None  # the key's place, in order
+            if make is not None:
+                dict_fills.append((key, make))
+        return partial(_fresh_dict, base, dict_fills)
+    if isinstance(node, list):
+        items: list[Any] = []
+        list_fills: list[tuple[int, _Maker]] = []
+        for i, value in enumerate(node):
+            make = _maker(value)
+            items.append(value if make is None else None)
+            if make is not None:
+                list_fills.append((i, make))
+        return partial(_fresh_list, items, list_fills)
+    return None
+
+
+def _fresh_dict(
+    base: dict[Any, Any], fills: list[tuple[Any, _Maker]], row: Mapping[str, Any]
+) -> dict[Any, Any]:
+    out = base.copy()
+    for key, make in fills:
+        out[key] = make(row)  # an existing key: it keeps its place
+    return out
+
+
+def _fresh_list(
+    base: list[Any], fills: list[tuple[int, _Maker]], row: Mapping[str, Any]
+) -> list[Any]:
+    out = base.copy()
+    for i, make in fills:
+        out[i] = make(row)
+    return out
 
 
 class PayloadBuilder:
@@ -103,6 +145,9 @@ class PayloadBuilder:
     def __init__(self, request_format: Mapping[str, Any], mapping: Any = None) -> None:
         check_depth(request_format, field="request_format")
         self._compiled = _compile(dict(request_format), "")
+        make = _maker(self._compiled)
+        assert make is not None  # a dict
+        self._make: _Maker = make
         self.items = parse_mapping(mapping)
         self.columns: list[str] = []
         self._collect_columns(self._compiled)
@@ -127,7 +172,7 @@ class PayloadBuilder:
         return bool(self.columns)
 
     def _check_paths(self) -> None:
-        probe: dict[str, Any] = _instantiate(self._compiled, _Anything())
+        probe: dict[str, Any] = self._make(_Anything())
         for i, item in enumerate(self.items):
             try:
                 set_path(probe, item.path, None if item.static else "")
@@ -175,7 +220,7 @@ class PayloadBuilder:
         return payload, body
 
     def _build(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        payload: dict[str, Any] = _instantiate(self._compiled, row)
+        payload: dict[str, Any] = self._make(row)
         for i, item in enumerate(self.items):
             if item.static:
                 raw = item.value
