@@ -12,9 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from openai_compat import RetryPolicy
 from openai_compat.testing import MockServer
+
+# Hypothesis's per-example deadline (200 ms) measures the machine's load, not the code: on
+# a busy 2-core machine an example that sends a real request can take longer. Off for all.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 CANARY = "sk-canary-7f3a9c1e-DO-NOT-LEAK"
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)

@@ -114,8 +114,12 @@ class AiohttpTransport:
         self._ssl: ssl.SSLContext | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
+    def _connector(self) -> aiohttp.TCPConnector:
+        """The session's connection pool (a subclass may give it a resolver)."""
+        return aiohttp.TCPConnector(limit=self._limit)
+
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._limit)
+        connector = self._connector()
         # The client sets every header it means to send (User-Agent included: see
         # `_skip_user_agent`). The proxy is looked up once per URL (`_target`): aiohttp's
         # trust_env reads the environment and ~/.netrc again for every request, which

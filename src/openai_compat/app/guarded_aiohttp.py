@@ -75,13 +75,8 @@ class GuardedAiohttpTransport(AiohttpTransport):
         super().__init__(concurrency)
         self._policy = policy
 
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._limit, resolver=_GuardedResolver(self._policy))
-        session = aiohttp.ClientSession(
-            connector=connector, trust_env=False, skip_auto_headers=("User-Agent",)
-        )
-        self._session = session
-        return session
+    def _connector(self) -> aiohttp.TCPConnector:
+        return aiohttp.TCPConnector(limit=self._limit, resolver=_GuardedResolver(self._policy))
 
     def _target(self, url: str) -> tuple[yarl.URL, str | None]:
         parsed, _ = super()._target(url)
