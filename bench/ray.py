@@ -12,7 +12,10 @@ worker process). The local run is timed before and after, and the ratios use the
 Our runs' first result is reported too (the actors' start-up is inside it). Last, the
 command line end to end on the same rows as a JSON Lines file: ``openai-compat batch``
 against ``openai-compat batch --engine ray``, which starts a cluster of its own and is a new
-Ray job (so it is always "cold"; its start-up is inside that figure). Run:
+Ray job (so it is always "cold"; its start-up is inside that figure). And Ray Data's own
+floor for the same work: the same pipeline (``from_items``, the repartition, 2 actors,
+batches of 256) with a do-nothing async UDF that waits 200 ms per wave of 32 rows (no HTTP,
+nothing of ours), warm: no engine on Ray Data can finish sooner than that. Run:
 ``.venv/bin/python bench/ray.py``; ``BENCH_SKIP_RAY_LLM=1`` leaves out Ray's processor
 (about 8 minutes here).
 """
@@ -80,6 +83,34 @@ def local(url: str, rows: list[dict[str, Any]]) -> tuple[float, int]:
         rate=None,
     )
     return time.perf_counter() - started, summary.failed
+
+
+class _Waiter:
+    """A UDF doing nothing but the bench's waiting: 32 rows at a time, 200 ms each."""
+
+    async def __call__(self, batch: Any) -> Any:
+        import asyncio
+
+        waves = -(-batch.num_rows // PER_ACTOR)
+        for _ in range(waves):
+            await asyncio.sleep(LATENCY_MS / 1000)
+        return batch
+
+
+def floor(rows: list[dict[str, Any]]) -> float:
+    started = time.perf_counter()
+    ds = ray.data.from_items(rows).repartition(target_num_rows_per_block=BATCH, strict=True)
+    out = ds.map_batches(
+        _Waiter,
+        batch_format="pyarrow",
+        batch_size=BATCH,
+        compute=ray.data.ActorPoolStrategy(size=ACTORS, max_tasks_in_flight_per_actor=2),
+        num_cpus=0.25,
+    )
+    assert sum(
+        b.num_rows for b in out.iter_batches(batch_format="pyarrow", batch_size=None)
+    ) == len(rows)
+    return time.perf_counter() - started
 
 
 def ours(url: str, rows: list[dict[str, Any]]) -> tuple[float, int, float]:
@@ -182,6 +213,7 @@ def main() -> None:
         start_s = time.perf_counter() - t
         cold_s, _, cold_first_s = ours(url, clean)
         warm_s, _, warm_first_s = ours(url, clean)
+        floor_s = floor(clean)  # warm too: the cluster has run two datasets
         local_after_s, _ = local(url, clean)
         local_s = (local_before_s + local_after_s) / 2
         skip = os.environ.get("BENCH_SKIP_RAY_LLM") == "1"
@@ -208,6 +240,9 @@ def main() -> None:
             "ours_cold_over_local": round(cold_s / local_s, 2),
             "ours_warm_over_local": round(warm_s / local_s, 2),
             "ours_warm_overhead_s": round(warm_s - local_s, 1),
+            "ray_data_floor_warm_s": round(floor_s, 1),
+            "ray_data_floor_over_local": round(floor_s / local_s, 2),
+            "ours_warm_over_ray_data_floor": round(warm_s / floor_s, 2),
             "cli_local_s": round(cli_local_s, 1),
             "cli_ray_s": round(cli_ray_s, 1),
             "cli_ray_over_local": round(cli_ray_s / cli_local_s, 2),
