@@ -155,15 +155,23 @@ class AiohttpTransport:
 
     def _target(self, url: str) -> tuple[yarl.URL, str | None]:
         parsed = yarl.URL(url)
+        self._vet(parsed)
         if parsed.scheme == "https" and self._ssl is None:
             # httpx's trust store (certifi, or SSL_CERT_FILE), so both clients trust the same.
             self._ssl = httpx.create_ssl_context(trust_env=True)
-        proxy = None
-        if not urllib.request.proxy_bypass(parsed.host or ""):
-            found = urllib.request.getproxies()
-            proxy = found.get(parsed.scheme) or found.get("all")
-        self._urls[url] = (parsed, proxy)
-        return parsed, proxy
+        target = self._urls[url] = (parsed, self._proxy_for(parsed))
+        return target
+
+    def _vet(self, url: yarl.URL) -> None:
+        """Raise `TransportFailure` if ``url`` must not be sent to (here: never). Asked once
+        per URL, before its first request."""
+
+    def _proxy_for(self, url: yarl.URL) -> str | None:
+        """The environment's proxy for ``url`` (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``)."""
+        if urllib.request.proxy_bypass(url.host or ""):
+            return None
+        found = urllib.request.getproxies()
+        return found.get(url.scheme) or found.get("all")
 
     async def aclose(self) -> None:
         if self._session is not None:

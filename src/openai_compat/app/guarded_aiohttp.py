@@ -78,17 +78,15 @@ class GuardedAiohttpTransport(AiohttpTransport):
     def _connector(self) -> aiohttp.TCPConnector:
         return aiohttp.TCPConnector(limit=self._limit, resolver=_GuardedResolver(self._policy))
 
-    def _target(self, url: str) -> tuple[yarl.URL, str | None]:
-        parsed, _ = super()._target(url)
-        host = (parsed.host or "").strip("[]")
+    def _vet(self, url: yarl.URL) -> None:
+        host = (url.host or "").strip("[]")
         try:
-            literal = ipaddress.ip_address(host.split("%", 1)[0])
+            ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
-            literal = None
-        if literal is not None:
-            reason = self._policy.problem(host)
-            if reason is not None:
-                del self._urls[url]  # judged again at each request, never kept
-                raise _refusal(host, reason)
-        target = self._urls[url] = (parsed, None)
-        return target
+            return  # a name: judged by the resolver, at each connection
+        reason = self._policy.problem(host)
+        if reason is not None:
+            raise _refusal(host, reason)
+
+    def _proxy_for(self, url: yarl.URL) -> str | None:
+        return None  # the environment's proxies are not used (see the module's docstring)
