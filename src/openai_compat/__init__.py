@@ -13,9 +13,9 @@ Public surface::
     summary = run_batch_sync(config, "tickets.csv", "results.jsonl", key="id")
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_attributes
 from .advanced import AdvancedOptions
 from .config import SourceConfig, load_config
 from .errors import (
@@ -62,10 +62,10 @@ TimeoutError = RequestTimeout
 # rows (a Ray actor starting) does not need.
 _LAZY = {
     **dict.fromkeys(
-        ["BatchResult", "BatchRun", "BatchSummary", "run_batch", "run_batch_sync"], "batch"
+        ["BatchResult", "BatchRun", "BatchSummary", "run_batch", "run_batch_sync"], ".batch"
     ),
-    "OpenAICompatibleConnector": "connector",
-    **dict.fromkeys(["Completion", "Endpoint", "Exchange"], "endpoint"),
+    "OpenAICompatibleConnector": ".connector",
+    **dict.fromkeys(["Completion", "Endpoint", "Exchange"], ".endpoint"),
     **dict.fromkeys(
         [
             "Catalog",
@@ -77,22 +77,14 @@ _LAZY = {
             "RecordMessage",
             "SyncConfig",
         ],
-        "protocol",
+        ".protocol",
     ),
 }
 # Submodules that ``import openai_compat`` used to load: still reachable as attributes.
 _SUBMODULES = frozenset({"connector", "endpoint", "protocol"})
 
 
-def __getattr__(name: str) -> Any:
-    home = _LAZY.get(name)
-    if home is not None:
-        value = getattr(importlib.import_module(f".{home}", __name__), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'openai_compat' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals(), submodules=_SUBMODULES)
 
 
 __all__ = [

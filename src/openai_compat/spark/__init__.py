@@ -17,8 +17,9 @@ task), `_session` (a session on 127.0.0.1), `_cli` (``openai-compat batch --engi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._map import map_endpoint, task_share
@@ -30,10 +31,4 @@ __all__ = ["map_endpoint", "spark_session", "task_share"]
 _HOMES = {"map_endpoint": "._map", "task_share": "._map", "spark_session": "._session"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _HOMES, globals())
