@@ -28,7 +28,8 @@ from ..batch.scheduler import MAX_CONCURRENCY
 from ..batch.writers import CsvWriter
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder, parse_outputs
+from ..mapping import PayloadBuilder, default_outputs, parse_outputs
+from ..mapping._outputs import output_names
 from ..mapping._paths import get_path
 from .ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
 from .mapping_preview import placeholders_of
@@ -435,9 +436,7 @@ def _check_budget(body: RunIn, errors: list[FieldError]) -> None:
 def _check_outputs(config: SourceConfig, outputs: Any, errors: list[FieldError]) -> list[str]:
     """The output names, after checking each path against the response format."""
     if outputs is None:
-        from ..mapping import default_outputs
-
-        return [n for f in default_outputs(config.response_format) for n in f.names]
+        return output_names(default_outputs(config.response_format))
     try:
         fields = parse_outputs(outputs)
     except ConfigurationError as exc:
@@ -452,7 +451,7 @@ def _check_outputs(config: SourceConfig, outputs: Any, errors: list[FieldError])
                     "pick one of its leaves (or change the response format)",
                 )
             )
-    return [n for f in fields for n in f.names]
+    return output_names(fields)
 
 
 def _problems(exc: ConfigurationError, prefix: str) -> list[FieldError]:

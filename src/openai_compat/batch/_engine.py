@@ -24,14 +24,8 @@ from .._transports import AsyncTransport
 from ..config import SourceConfig
 from ..endpoint import Endpoint
 from ..errors import ConfigurationError, EndpointError, OpenAICompatError, redact
-from ..mapping import (
-    OutputField,
-    PayloadBuilder,
-    RowMappingError,
-    default_outputs,
-    extract_outputs,
-    parse_outputs,
-)
+from ..mapping import OutputField, PayloadBuilder, RowMappingError, extract_outputs
+from ..mapping._outputs import output_fields, output_names
 from ._openai_batch_format import batch_row_settings, is_batch_input
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
@@ -110,11 +104,7 @@ class BatchRun:
             self.config.request_format, options.get("mapping")
         )
         outputs = options.get("outputs")
-        self.outputs: list[OutputField] = (
-            parse_outputs(outputs)
-            if outputs is not None
-            else default_outputs(self.config.response_format)
-        )
+        self.outputs: list[OutputField] = output_fields(outputs, self.config.response_format)
         if isinstance(rows, str | os.PathLike):
             rows = _open_input(rows, options)
         elif options.get("query") is not None or options.get("table") is not None:
@@ -181,7 +171,7 @@ class BatchRun:
     @property
     def output_names(self) -> list[str]:
         """The names of the output fields, in order."""
-        return [name for field in self.outputs for name in field.names]
+        return output_names(self.outputs)
 
     def _on_pause(self, seconds: float) -> None:
         self._notice(f"the endpoint answered 429: pausing new requests for {seconds:.2f} s")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,14 @@ from ..errors import ConfigurationError, OutputError
 from ._kinds import require_object
 from ._paths import Path, get_path, is_index, parse_path, path_text
 
-__all__ = ["OutputField", "default_outputs", "extract_outputs", "parse_outputs"]
+__all__ = [
+    "OutputField",
+    "default_outputs",
+    "extract_outputs",
+    "output_fields",
+    "output_names",
+    "parse_outputs",
+]
 
 _EXAMPLE = '{"name": "usage.total_tokens", "as": "tokens"}'
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
@@ -120,6 +127,20 @@ def default_outputs(response_format: Mapping[str, Any]) -> list[OutputField]:
     if not leaves:
         leaves = [("choices", 0, "message", "content")]
     return [OutputField(path_text(p), p, path_text(p)) for p in leaves]
+
+
+def output_fields(raw: Any, response_format: Mapping[str, Any]) -> list[OutputField]:
+    """The output fields of a run: ``raw`` parsed, or without it (None) `default_outputs`.
+
+    >>> [f.source for f in output_fields(None, {"choices": [{"message": {"content": "x"}}]})]
+    ['choices.0.message.content']
+    """
+    return parse_outputs(raw) if raw is not None else default_outputs(response_format)
+
+
+def output_names(fields: Iterable[OutputField]) -> list[str]:
+    """Every name ``fields`` write, in order (a field parsed as JSON may write several)."""
+    return [name for field in fields for name in field.names]
 
 
 def _parse_json_text(value: Any, source: str) -> Any:

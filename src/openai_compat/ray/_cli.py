@@ -29,11 +29,11 @@ from ..batch.scheduler import Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder
+from ..mapping._outputs import output_fields
 from ..retries import RetryPolicy
 from ._cluster import connect
 from ._map import map_endpoint
 from ._output import RAY_OUTPUT_FORMATS, PartWriter, prepare_directory
-from ._udf import output_names_of
 
 __all__ = ["run_on_ray"]
 
@@ -103,7 +103,7 @@ def run_on_ray(
     fmt = _check_arguments(args)
     parsed = SourceConfig.parse(config)  # every configuration mistake before any request
     PayloadBuilder(parsed.request_format, mapping)
-    output_names_of(parsed, outputs)
+    output_fields(outputs, parsed.response_format)
     rate = Rate.parse(args.rate) if args.rate else None
     paths = _input_paths(args.input)
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"

@@ -13,10 +13,11 @@ from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder
+from ..mapping._outputs import output_fields, output_names
 from ..retries import RetryPolicy
 from ._arrow import check_names
 from ._coordinator import kept_coordinator
-from ._udf import EndpointUDF, output_names_of
+from ._udf import EndpointUDF
 
 __all__ = ["DEFAULT_ACTORS", "DEFAULT_BATCH_SIZE", "DEFAULT_NUM_CPUS", "map_endpoint"]
 
@@ -75,7 +76,7 @@ def map_endpoint(
     """
     parsed = SourceConfig.parse(config)
     PayloadBuilder(parsed.request_format, mapping)  # a mapping mistake: before any request
-    names = output_names_of(parsed, outputs)
+    names = output_names(output_fields(outputs, parsed.response_format))
     parsed_rate = Rate.parse(rate) if isinstance(rate, str) else rate
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")

@@ -25,7 +25,8 @@ from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import DEFAULT_CONCURRENCY, Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError, redact
-from ..mapping import PayloadBuilder, RowMappingError, default_outputs, parse_outputs
+from ..mapping import PayloadBuilder, RowMappingError
+from ..mapping._outputs import output_fields, output_names
 from ..retries import RetryPolicy
 from ._arrow import result_table
 from ._coordinator import ClusterScheduler, coordinator_for
@@ -40,7 +41,6 @@ __all__ = [
     "UNKEYED_COLUMN",
     "EndpointUDF",
     "ReadyPayloads",
-    "output_names_of",
 ]
 
 # The columns of the ``lines`` form (the command line's JSON Lines output).
@@ -79,14 +79,6 @@ def _load_engine() -> concurrent.futures.Future[None]:
             threading.Thread(target=load, name="openai-compat-imports", daemon=True).start()
             _loading = loading
         return _loading
-
-
-def output_names_of(config: SourceConfig, outputs: Any) -> list[str]:
-    """The output names a run of ``config`` with ``outputs`` produces, in order."""
-    fields = (
-        parse_outputs(outputs) if outputs is not None else default_outputs(config.response_format)
-    )
-    return [name for field in fields for name in field.names]
 
 
 class ReadyPayloads(PayloadBuilder):
@@ -167,7 +159,7 @@ class EndpointUDF:
         self.config = SourceConfig.parse(config)
         self.builder = ReadyPayloads(self.config.request_format, mapping, payload_column)
         self.outputs = outputs
-        self.output_names = output_names_of(self.config, outputs)
+        self.output_names = output_names(output_fields(outputs, self.config.response_format))
         self.key = key
         self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
         if self.concurrency < 1:

@@ -35,10 +35,10 @@ from ..batch.scheduler import Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError, redact
 from ..mapping import PayloadBuilder
+from ..mapping._outputs import output_fields
 from ..retries import RetryPolicy
 from ._map import cluster_slots, map_endpoint
 from ._partition import COUNT_FIELDS
-from ._schema import output_names_of
 from ._session import spark_session
 
 __all__ = ["ROWS_PER_TASK", "SPARK_OUTPUT_FORMATS", "run_on_spark"]
@@ -178,7 +178,7 @@ def run_on_spark(
     fmt = _check_arguments(args)
     parsed = SourceConfig.parse(config)  # every configuration mistake before any request
     PayloadBuilder(parsed.request_format, mapping)
-    output_names_of(parsed, outputs)
+    output_fields(outputs, parsed.response_format)
     rate = Rate.parse(args.rate) if args.rate else None
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     remote = "://" in args.output

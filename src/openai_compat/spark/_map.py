@@ -19,10 +19,11 @@ from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
 from ..config import SourceConfig
 from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder
+from ..mapping._outputs import output_fields, output_names
 from ..ray._arrow import check_names
 from ..retries import RetryPolicy
 from ._partition import PartitionRunner
-from ._schema import arrow_schema, lines_schema, output_names_of, result_schema
+from ._schema import arrow_schema, lines_schema, result_schema
 
 __all__ = ["cluster_slots", "map_endpoint", "task_share", "task_slots"]
 
@@ -92,7 +93,7 @@ def map_endpoint(
     """
     parsed = SourceConfig.parse(config)
     PayloadBuilder(parsed.request_format, mapping)  # a mapping mistake: before any request
-    names = output_names_of(parsed, outputs)
+    names = output_names(output_fields(outputs, parsed.response_format))
     parsed_rate = Rate.parse(rate) if isinstance(rate, str) else rate
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ConfigurationError(

@@ -20,23 +20,13 @@ from pyspark.sql.types import (
 )
 
 from ..batch.results import flat_columns
-from ..config import SourceConfig
-from ..mapping import default_outputs, parse_outputs
 
-__all__ = ["LINE_COLUMN", "arrow_schema", "lines_schema", "output_names_of", "result_schema"]
+__all__ = ["LINE_COLUMN", "arrow_schema", "lines_schema", "result_schema"]
 
 # The one column of the ``lines`` form: the local run's result line, as JSON text.
 LINE_COLUMN = "line"
 
 _TYPES: dict[str, DataType] = {"text": StringType(), "integer": LongType(), "decimal": DoubleType()}
-
-
-def output_names_of(config: SourceConfig, outputs: object) -> list[str]:
-    """The output names a run of ``config`` with ``outputs`` produces, in order."""
-    fields = (
-        parse_outputs(outputs) if outputs is not None else default_outputs(config.response_format)
-    )
-    return [name for field in fields for name in field.names]
 
 
 def result_schema(
