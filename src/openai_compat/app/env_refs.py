@@ -4,6 +4,11 @@ As on the original platform, a value may name an environment variable instead of
 the value itself (``"api_key": "ENV[\\"OPENAI_API_KEY\\"]"``): the stored configuration
 keeps the reference, and the value is looked up each time the configuration is used.
 
+The application's own settings are never a connector's value: a configuration is sent to
+its endpoint (the API key as a bearer token), so ``ENV["OPENAI_COMPAT_SECRET_KEY"]`` would
+hand the key that decrypts every stored secret to whoever chose the endpoint. Every
+``OPENAI_COMPAT_*`` variable and ``DATABASE_URL`` are refused, when saved and when used.
+
 >>> import os; os.environ["DOC_KEY"] = "sk-doc"
 >>> resolve_env_refs({"api_key": 'ENV["DOC_KEY"]', "is_stream": False})
 {'api_key': 'sk-doc', 'is_stream': False}
@@ -18,9 +23,58 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["env_ref_name", "has_env_refs", "resolve_env_refs"]
+__all__ = [
+    "application_setting_refs",
+    "env_ref_name",
+    "has_env_refs",
+    "is_application_setting",
+    "resolve_env_refs",
+]
 
 _REF = re.compile(r"""^\s*ENV\[\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]\s*$""")
+_SETTINGS_PREFIX = "OPENAI_COMPAT_"
+_SETTINGS = frozenset({"DATABASE_URL"})
+
+
+def is_application_setting(name: str) -> bool:
+    """True for a variable the application reads for itself (never a connector's value).
+
+    >>> is_application_setting("OPENAI_COMPAT_SECRET_KEY"), is_application_setting("OPENAI_API_KEY")
+    (True, False)
+    """
+    return name.upper().startswith(_SETTINGS_PREFIX) or name.upper() in _SETTINGS
+
+
+def _setting_message(name: str) -> str:
+    return (
+        f'ENV["{name}"] names one of the application\'s own settings, which a connector '
+        "never reads; put the value in a variable of its own (e.g. OPENAI_API_KEY) and name "
+        "that, or enter the value itself"
+    )
+
+
+def application_setting_refs(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field path, message) for each ``ENV["NAME"]`` in ``value`` naming an application setting.
+
+    >>> application_setting_refs({"api_key": 'ENV["DATABASE_URL"]', "url": 'ENV["URL"]'})[0][0]
+    'api_key'
+    """
+    if isinstance(value, dict):
+        return [
+            found
+            for key, item in value.items()
+            for found in application_setting_refs(item, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(value, list):
+        return [
+            found
+            for i, item in enumerate(value)
+            for found in application_setting_refs(item, f"{path}.{i}")
+        ]
+    name = env_ref_name(value)
+    if name is not None and is_application_setting(name):
+        return [(path, _setting_message(name))]
+    return []
 
 
 def env_ref_name(value: Any) -> str | None:
@@ -60,6 +114,8 @@ def resolve_env_refs(
     name = env_ref_name(value)
     if name is None:
         return value
+    if is_application_setting(name):
+        raise ConfigurationError(_setting_message(name), field=path or None)
     if name not in env:
         raise ConfigurationError(
             f'refers to the environment variable {name} (ENV["{name}"]), which is not set in '

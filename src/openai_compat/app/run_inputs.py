@@ -4,23 +4,45 @@ A database input's URL may hold a password: the run keeps it encrypted with the
 application's key (as connector secrets are), and shows and stores it elsewhere only with
 the password hidden. The rows come from the batch core's `database_rows` (a server-side
 cursor), as ``openai-compat batch --input <url> --query ...`` reads them.
+
+Such a URL comes from whoever holds the application's token, so it never reaches the
+application's own secrets: ``ENV["NAME"]`` is refused in it (never read from the server's
+environment), and a database that holds an application's tables (its encrypted keys) is
+refused as an input, however its URL is spelled: that is checked on the connection itself,
+before the query runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..batch import database_rows
-from ..batch._sql_url import parse_database_url, shown_url
+from ..batch._sql_url import failure_text, open_database, parse_database_url, shown_url
 from ..batch.readers import RowSource
 from ..errors import ConfigurationError, OpenAICompatError
 from .credentials import KeyCipher
 from .run_store import RunStore
 from .uploads import SAMPLE_ROWS, upload_path
 
-__all__ = ["DatabaseProbe", "RunInputError", "database_host", "open_input", "probe_database"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = [
+    "DatabaseProbe",
+    "RunInputError",
+    "database_host",
+    "open_input",
+    "probe_database",
+    "refuse_application_database",
+]
+
+# A column only an application's database has: where connectors' keys are kept encrypted.
+_APPLICATION_MARK = """
+SELECT 1 FROM information_schema.columns
+WHERE table_name = 'connectors' AND column_name = 'secrets_encrypted'
+"""
 
 # The fields of a database input's ConfigurationError, as the API names them.
 _FIELDS = {"input": "input.database", "query": "input.query", "param": "input.params"}
@@ -50,7 +72,7 @@ def api_field(exc: ConfigurationError) -> str:
 def database_host(url: str) -> str | None:
     """The host a database URL connects to (checked against the address policy before any
     connection). ``ConfigurationError`` for a URL that cannot be read, or a SQLite file."""
-    parsed = parse_database_url(url, "input")
+    parsed = parse_database_url(url, "input", environment=False)
     if parsed.get_backend_name() == "sqlite":
         raise ConfigurationError(
             "a SQLite file cannot be a run's input: it would read a file on the application's "
@@ -61,12 +83,42 @@ def database_host(url: str) -> str | None:
     return host
 
 
+def refuse_application_database(url: URL) -> None:
+    """``ConfigurationError`` when ``url`` connects to an application's database (this
+    one's, or another instance's): asked of the database itself, so that no spelling of its
+    URL (another host name, port form or scheme) gets through. Blocking."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = open_database(url, "input")
+    try:
+        with engine.connect() as connection:
+            marked = connection.execute(text(_APPLICATION_MARK)).first() is not None
+    except SQLAlchemyError as exc:
+        # Unchecked is refused: the check is what keeps the keys out of reach.
+        raise ConfigurationError(
+            f"cannot check that {shown_url(url)} is not the application's own database "
+            f"(its information_schema cannot be read: {failure_text(exc, url)}); "
+            "use a database server whose information_schema the user can read",
+            field="input",
+        ) from None
+    finally:
+        engine.dispose()
+    if marked:
+        raise ConfigurationError(
+            "is the application's own database (it holds the connectors' encrypted keys), "
+            "which is never a run's input; give the database that holds your rows",
+            field="input",
+        )
+
+
 def probe_database(url: str, query: str, params: dict[str, Any] | None) -> DatabaseProbe:
     """Connect, run the query for its first rows. ``ConfigurationError`` when
     the URL, the query or its parameters are wrong. Blocking: call it in a worker thread."""
     host = database_host(url)
-    parsed = parse_database_url(url, "input")
-    rows = database_rows(url, query, params=params)
+    parsed = parse_database_url(url, "input", environment=False)
+    refuse_application_database(parsed)
+    rows = database_rows(url, query, params=params, environment=False)
     sample: list[dict[str, Any]] = []
     columns: list[str] = []
     for row in rows:
@@ -114,6 +166,7 @@ def _database(spec: dict[str, Any], cipher: KeyCipher) -> Any:
             "changed); create the run again"
         ) from None
     try:
-        return database_rows(url, given.get("query"), params=given.get("params"))
+        refuse_application_database(parse_database_url(url, "input", environment=False))
+        return database_rows(url, given.get("query"), params=given.get("params"), environment=False)
     except ConfigurationError as exc:
         raise RunInputError(f"the database input cannot be read: {exc.reason}") from None

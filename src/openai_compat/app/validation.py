@@ -2,7 +2,8 @@
 
 The configuration is validated once, by ``SourceConfig.parse``, whose error lists every
 problem with its field. A value written ``ENV["NAME"]`` is checked when it is used, not
-when it is saved, so it is left out of that check.
+when it is saved, so it is left out of that check; one naming the application's own
+settings is refused at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
-from .env_refs import env_ref_name
+from .env_refs import application_setting_refs, env_ref_name
 from .problems import FieldError
 from .showable import surrogate_problems_of
 
@@ -131,4 +132,7 @@ def validate_configuration(
             FieldError(f"{prefix}.{p.field}", p.message)
             for p in sorted(exc.problems, key=_form_order)
         ]
+    errors += [
+        FieldError(f"{prefix}.{path}", message) for path, message in application_setting_refs(clean)
+    ]
     return clean, errors

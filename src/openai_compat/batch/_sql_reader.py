@@ -85,6 +85,7 @@ class DatabaseRows:
         table: str | None = None,
         params: Mapping[str, Any] | None = None,
         fetch_rows: int = DEFAULT_FETCH_ROWS,
+        environment: bool = True,
     ) -> None:
         if (query is None) == (table is None):
             raise ConfigurationError(
@@ -93,7 +94,7 @@ class DatabaseRows:
             )
         if fetch_rows < 1:
             raise ConfigurationError(f"must be 1 or more, got {fetch_rows}", field="fetch_rows")
-        self.url = parse_database_url(os.fspath(url), "input")
+        self.url = parse_database_url(os.fspath(url), "input", environment=environment)
         self.shown = shown_url(self.url)
         self.query = query
         self.table = table
@@ -222,6 +223,7 @@ def database_rows(
     table: str | None = None,
     params: Mapping[str, Any] | None = None,
     fetch_rows: int = DEFAULT_FETCH_ROWS,
+    environment: bool = True,
 ) -> DatabaseRows:
     """The rows of a database query (or of a whole ``table``), streamed as dicts.
 
@@ -230,7 +232,8 @@ def database_rows(
     or in a part). ``query``: a SQL statement whose ``:name`` parameters are bound from
     ``params`` (never formatted into the text). Rows come from a server-side cursor,
     ``fetch_rows`` at a time, so memory stays flat. Iterate the result once (in any thread);
-    `run_batch` takes it as its rows and reads it on a thread.
+    `run_batch` takes it as its rows and reads it on a thread. ``environment=False``: an
+    ``ENV["NAME"]`` in ``url`` is refused instead of read (for URLs from other people).
 
     A URL that cannot be connected to, a missing table, or a parameter without a value is a
     `ConfigurationError` here, before any row is read.
@@ -245,4 +248,6 @@ def database_rows(
     >>> list(rows)
     [{'id': 1, 'body': 'hi'}]
     """
-    return DatabaseRows(url, query, table=table, params=params, fetch_rows=fetch_rows)
+    return DatabaseRows(
+        url, query, table=table, params=params, fetch_rows=fetch_rows, environment=environment
+    )

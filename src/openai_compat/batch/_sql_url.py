@@ -77,14 +77,30 @@ def _env(name: str, field: str) -> str:
     return value
 
 
-def parse_database_url(text: str, field: str) -> URL:
+def parse_database_url(text: str, field: str, *, environment: bool = True) -> URL:
     """The SQLAlchemy URL of ``text``, with ``ENV["NAME"]`` (whole or in a part) resolved.
 
     ``postgresql://`` and ``postgres://`` get the psycopg (v3) driver, as in the application.
+    ``environment=False`` is for URLs from someone other than the process's owner (the
+    application's HTTP API): an ``ENV["NAME"]`` anywhere in them is refused, never read,
+    since the process's environment holds its own secrets.
+
+    >>> parse_database_url('postgresql://u:ENV["PGPASSWORD"]@db/x', "input", environment=False)
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    openai_compat.errors.ConfigurationError: input: ENV["NAME"] is not read ...
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    if not environment and _PART_REF.search(text):
+        raise ConfigurationError(
+            'ENV["NAME"] is not read from the environment for a database URL given through '
+            "the application's API (that environment holds the application's own secrets); "
+            "write the URL itself: its password is kept encrypted and never shown",
+            field=field,
+        )
     whole = _WHOLE_REF.match(text)
     if whole:
         text = _env(whole.group(2), field)
