@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -53,28 +53,31 @@ def _setting_message(name: str) -> str:
     )
 
 
-def application_setting_refs(value: Any, path: str = "") -> list[tuple[str, str]]:
+def application_setting_refs(value: Any) -> list[tuple[str, str]]:
     """(field path, message) for each ``ENV["NAME"]`` in ``value`` naming an application setting.
 
     >>> application_setting_refs({"api_key": 'ENV["DATABASE_URL"]', "url": 'ENV["URL"]'})[0][0]
     'api_key'
     """
+    return [
+        (path, _setting_message(name))
+        for path, name in _refs(value)
+        if is_application_setting(name)
+    ]
+
+
+def _refs(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(field path, variable name) of every ``ENV["NAME"]`` in ``value``, nested ones too."""
     if isinstance(value, dict):
-        return [
-            found
-            for key, item in value.items()
-            for found in application_setting_refs(item, f"{path}.{key}" if path else str(key))
-        ]
-    if isinstance(value, list):
-        return [
-            found
-            for i, item in enumerate(value)
-            for found in application_setting_refs(item, f"{path}.{i}")
-        ]
-    name = env_ref_name(value)
-    if name is not None and is_application_setting(name):
-        return [(path, _setting_message(name))]
-    return []
+        for key, item in value.items():
+            yield from _refs(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _refs(item, f"{path}.{i}")
+    else:
+        name = env_ref_name(value)
+        if name is not None:
+            yield path, name
 
 
 def env_ref_name(value: Any) -> str | None:
@@ -87,11 +90,7 @@ def env_ref_name(value: Any) -> str | None:
 
 def has_env_refs(value: Any) -> bool:
     """True if ``value`` (or any value nested in it) is an ``ENV["NAME"]`` reference."""
-    if isinstance(value, dict):
-        return any(has_env_refs(item) for item in value.values())
-    if isinstance(value, list):
-        return any(has_env_refs(item) for item in value)
-    return env_ref_name(value) is not None
+    return next(_refs(value), None) is not None
 
 
 def resolve_env_refs(
