@@ -24,7 +24,9 @@ from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config
 
 _SECRET_KEY = Fernet.generate_key().decode()
-_SERVER_SECRET = "srv-env-canary-41d9e0"
+# Also written as a URL's host below: under .invalid (RFC 6761) a name never resolves, so
+# even a regression that filled it in could not reach anything off this machine.
+_SERVER_SECRET = "srv-env-canary-41d9e0.invalid"
 # Every Fernet token starts with this (version byte 0x80, base64url).
 _FERNET_PREFIX = "gAAAAA"
 _STEAL = "SELECT secrets_encrypted FROM connectors"
