@@ -17,22 +17,30 @@ from typing import TYPE_CHECKING
 
 from ._lazy import lazy_attributes
 from .advanced import AdvancedOptions
+from .apis import ChunkAssembler
 from .config import SourceConfig, load_config
 from .errors import (
+    AuthenticationError,
+    BadRequestError,
     ConfigurationError,
+    ConflictError,
     ConnectError,
     EndpointError,
     FieldProblem,
+    InternalServerError,
+    NotFoundError,
     OpenAICompatError,
     OutputError,
+    PermissionDeniedError,
+    RateLimitError,
     RequestTimeout,
     StreamError,
     TransportError,
+    UnprocessableEntityError,
     UsageError,
 )
 from .mapping import PayloadBuilder, RowMappingError
 from .retries import RetryPolicy
-from .stream import ChunkAssembler
 
 if TYPE_CHECKING:
     from .batch import BatchResult, BatchRun, BatchSummary, run_batch, run_batch_sync
@@ -89,6 +97,8 @@ __getattr__ = lazy_attributes(__name__, _LAZY, globals(), submodules=_SUBMODULES
 
 __all__ = [
     "AdvancedOptions",
+    "AuthenticationError",
+    "BadRequestError",
     "BatchResult",
     "BatchRun",
     "BatchSummary",
@@ -96,6 +106,7 @@ __all__ = [
     "ChunkAssembler",
     "Completion",
     "ConfigurationError",
+    "ConflictError",
     "ConnectError",
     "ConnectionStatus",
     "ConnectorSpecification",
@@ -103,13 +114,17 @@ __all__ = [
     "EndpointError",
     "Exchange",
     "FieldProblem",
+    "InternalServerError",
     "LogMessage",
     "MetaData",
+    "NotFoundError",
     "OpenAICompatError",
     "OpenAICompatibleConnector",
     "OutputError",
     "PayloadBuilder",
+    "PermissionDeniedError",
     "ProtocolMessage",
+    "RateLimitError",
     "RecordMessage",
     "RequestTimeout",
     "RetryPolicy",
@@ -118,6 +133,7 @@ __all__ = [
     "StreamError",
     "SyncConfig",
     "TransportError",
+    "UnprocessableEntityError",
     "UsageError",
     "__version__",
     "load_config",

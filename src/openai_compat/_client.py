@@ -129,6 +129,7 @@ class Client:
         client_factory: ClientFactory | None = None,
     ) -> None:
         self.config = config
+        self.dialect = config.dialect
         self.errors = ErrorBuilder(config)
         options = config.advanced
         self.retry = retry or RetryPolicy()

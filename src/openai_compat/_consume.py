@@ -13,24 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exchange import Exchange
-from .stream import ChunkAssembler
+from .apis import Assembler
 
-__all__ = ["Consumer", "Outcome", "cut_off_warning"]
-
-
-def cut_off_warning(chunks: int) -> str:
-    """The warning of a stream that ended with neither ``[DONE]`` nor a ``finish_reason``."""
-    return (
-        f"the stream ended after {chunks} chunk(s) with neither [DONE] nor a finish_reason: "
-        "it may have been cut off"
-    )
+__all__ = ["Consumer", "Outcome"]
 
 
 @dataclass(slots=True)
 class Outcome:
     """What an answer came to, once read to its end.
 
-    ``answer`` is the JSON answer, or the ``chat.completion`` assembled from a stream (None
+    ``answer`` is the JSON answer, or the answer its dialect assembled from a stream (None
     when nothing came); ``warnings`` holds what the caller should be told (a stream that may
     have been cut off).
     """
@@ -47,9 +39,9 @@ class Outcome:
 class Consumer:
     """Iterate it for the records (dicts) of ``exchange``; then `outcome` says what they came to.
 
-    With ``assemble`` (the default), a streamed answer is assembled into one
-    ``chat.completion`` as it passes; without it, records pass straight through and a
-    streamed answer's ``outcome().answer`` is None.
+    With ``assemble`` (the default), a streamed answer is assembled by the exchange's dialect
+    into the answer a plain request returns (a ``chat.completion``) as it passes; without
+    it, records pass straight through and a streamed answer's ``outcome().answer`` is None.
 
     >>> async def summary(endpoint, payload):
     ...     async with endpoint.request(payload) as exchange:
@@ -63,7 +55,7 @@ class Consumer:
     def __init__(self, exchange: Exchange, *, assemble: bool = True) -> None:
         self._exchange = exchange
         self._assemble = assemble
-        self._assembler: ChunkAssembler | None = None
+        self._assembler: Assembler | None = None
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         records = self._exchange.__aiter__()
@@ -71,12 +63,12 @@ class Consumer:
         # answer (most requests of a batch) passes straight through, with no wrapper.
         if not (self._assemble and self._exchange.streamed):
             return records
-        self._assembler = ChunkAssembler()
+        self._assembler = self._exchange.dialect.assembler()
         return self._assembling(records, self._assembler)
 
     @staticmethod
     async def _assembling(
-        records: AsyncIterator[dict[str, Any]], assembler: ChunkAssembler
+        records: AsyncIterator[dict[str, Any]], assembler: Assembler
     ) -> AsyncIterator[dict[str, Any]]:
         async for record in records:
             assembler.add(record)
@@ -97,5 +89,5 @@ class Consumer:
             truncated=truncated,
             attempts=exchange.attempts,
             request_id=exchange.request_id,
-            warnings=[cut_off_warning(exchange.chunks)] if truncated else [],
+            warnings=[exchange.dialect.cut_off_warning(exchange.chunks)] if truncated else [],
         )

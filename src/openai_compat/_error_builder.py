@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ._text import excerpt
 from ._transports import FailureKind, TransportFailure
+from .apis import CHAT, Dialect
 from .config import SourceConfig
 from .errors import (
     ConfigurationError,
@@ -28,6 +29,7 @@ from .errors import (
     RequestTimeout,
     StreamError,
     TransportError,
+    endpoint_error_class,
     redact,
     redact_data,
 )
@@ -39,12 +41,11 @@ _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 _SCRIPTS = re.compile(r"<(script|style)[^>]*>.*?</\1>", re.IGNORECASE | re.DOTALL)
 
+# The hints of statuses that say nothing about the API; those that do (400, 404, 405) are
+# worded by the dialect.
 _HINTS = {
-    400: "the endpoint rejected the request body; compare it with the OpenAI chat-completions spec",
     401: "check the API key",
     403: "the key is not allowed to use this endpoint or model",
-    404: "check that the URL is the full chat-completions URL and that the model exists",
-    405: "the URL does not accept POST; it is probably not a chat-completions URL",
     407: "a proxy on the way wants credentials: give them in advanced.proxy "
     "(http://user:password@host:port)",
     408: "the server timed out reading the request",
@@ -135,11 +136,13 @@ def error_from_body(
     hint: str | None = None,
     parsed: bool = False,
     attempts: int = 0,
+    dialect: Dialect = CHAT,
 ) -> EndpointError:
     """An ``EndpointError`` for an error answer; ``body`` is raw bytes, or JSON if ``parsed``.
 
     The message carries the status, the provider's message/type/code, the request id,
-    and a hint on what to fix.
+    and a hint on what to fix (worded for ``dialect``'s API). The class is the status's
+    (`errors.endpoint_error_class`).
     """
     content_type = headers.get("content-type", "")
     data: Any = body if parsed else None
@@ -180,12 +183,13 @@ def error_from_body(
         text += f" ({'; '.join(details)})"
     specific = _TYPE_HINTS.get(kind or "") or _TYPE_HINTS.get(code or "")
     # A hint that names the cause replaces the generic one of the status.
-    hints = [h for h in (specific or _HINTS.get(status), hint) if h]
+    generic = dialect.status_hint(status) or _HINTS.get(status)
+    hints = [h for h in (specific or generic, hint) if h]
     if status >= 500 and not hints:
         hints.append("the server failed; try again later or check the server's logs")
     if hints:
         text += ". Hint: " + "; ".join(hints)
-    return EndpointError(
+    return endpoint_error_class(status)(
         redact(text, secrets),
         status=status,
         provider_message=message or None,
@@ -235,7 +239,13 @@ class ErrorBuilder:
         elif status in (400, 422) and not has_model:
             hint = 'the request has no "model"; add one to the request body (request_format)'
         return error_from_body(
-            status, headers, body, secrets=self.secrets, hint=hint, attempts=attempts
+            status,
+            headers,
+            body,
+            secrets=self.secrets,
+            hint=hint,
+            attempts=attempts,
+            dialect=self._config.dialect,
         )
 
     def error_in_answer(
@@ -243,7 +253,13 @@ class ErrorBuilder:
     ) -> EndpointError:
         """The error of a 2xx answer whose JSON object holds an ``error``."""
         return error_from_body(
-            status, headers, data, secrets=self.secrets, parsed=True, attempts=attempts
+            status,
+            headers,
+            data,
+            secrets=self.secrets,
+            parsed=True,
+            attempts=attempts,
+            dialect=self._config.dialect,
         )
 
     def not_json(
@@ -251,12 +267,13 @@ class ErrorBuilder:
     ) -> EndpointError:
         """A 2xx answer that is neither JSON nor an event stream (a login page, text)."""
         what = describe_body(body, headers.get("content-type", ""))
-        problem = self._config.url_problem()
+        dialect = self._config.dialect
+        problem = dialect.url_problem(self._config.url)
         return EndpointError(
             redact(
                 f"HTTP {status}: the endpoint answered with {what}, not JSON. This is "
                 "usually a wrong route or a gateway/login page: check that the URL is the full "
-                "chat-completions URL" + (f" ({problem})" if problem else ""),
+                f"{dialect.label} URL" + (f" ({problem})" if problem else ""),
                 self.secrets,
             ),
             status=status,

@@ -1,8 +1,9 @@
 """``Exchange``: one request's answer, decoded into the dicts it holds.
 
 A JSON answer holds one dict; a streamed (SSE) answer one dict per chunk. The exchange also
-tracks how the answer ended (``[DONE]``, a ``finish_reason``, neither), the one place that
-does. What the dicts come to (an assembled answer, warnings) is `_consume`'s job.
+tracks how the answer ended (``[DONE]``, the end its dialect names, neither), the one place
+that does: each chunk is shown to the dialect with its SSE event type. What the dicts come to
+(an assembled answer, warnings) is `_consume`'s job.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import msgspec
 from ._client import Opened
 from ._error_builder import ErrorBuilder
 from ._transports import TransportFailure, TransportResponse
+from .apis import Dialect
 from .errors import StreamError
 from .sse import SSEDecoder
-from .stream import DONE, chunks_from_event, error_from_chunk, finishes
+from .stream import DONE, chunks_from_event, error_from_chunk
 
 __all__ = ["Exchange"]
 
@@ -38,9 +40,9 @@ class Exchange:
     """One request's answer, iterated as dicts. Use via ``Endpoint.request``.
 
     After iteration: ``streamed`` tells whether the answer was SSE, ``chunks`` how many dicts
-    it held, ``done`` whether ``[DONE]`` came, ``finished`` whether a ``finish_reason`` (or a
-    whole JSON answer) came, and ``truncated`` whether a stream ended with neither (it may
-    have been cut off). ``answer`` is the JSON answer of an answer that was not streamed.
+    it held, ``done`` whether ``[DONE]`` came, ``finished`` whether a chunk the dialect calls
+    final (or a whole JSON answer) came, and ``truncated`` whether a stream ended with neither
+    (it may have been cut off). ``answer`` is the JSON answer of an answer that was not streamed.
     """
 
     __slots__ = (
@@ -50,6 +52,7 @@ class Exchange:
         "answer",
         "attempts",
         "chunks",
+        "dialect",
         "done",
         "finished",
         "request_id",
@@ -57,8 +60,9 @@ class Exchange:
         "streamed",
     )
 
-    def __init__(self, opened: Opened, errors: ErrorBuilder) -> None:
+    def __init__(self, opened: Opened, errors: ErrorBuilder, dialect: Dialect) -> None:
         self._errors = errors
+        self.dialect = dialect
         self._response: TransportResponse = opened.response
         self._body: bytes | None = opened.body
         self.attempts: int = opened.attempts
@@ -78,7 +82,7 @@ class Exchange:
 
     @property
     def truncated(self) -> bool:
-        """True when a stream ended with neither ``[DONE]`` nor any ``finish_reason``."""
+        """True when a stream ended with neither ``[DONE]`` nor a final chunk."""
         return self.streamed and not (self.done or self.finished)
 
     async def aclose(self) -> None:
@@ -142,11 +146,12 @@ class Exchange:
         feed = decoder.feed_raw
         head = bytearray()
         loads = _fast_loads
+        finishes = self.dialect.finishes
         try:
             async for piece in source:
                 if len(head) < _EXCERPT_BYTES:
                     head += piece[: _EXCERPT_BYTES - len(head)]
-                for data, _, _ in feed(piece):
+                for data, event, _ in feed(piece):
                     if data == _DONE:
                         self.done = True
                         break
@@ -159,19 +164,19 @@ class Exchange:
                         if err is None or err is False:
                             self.chunks += 1
                             if not self.finished:
-                                self.finished = finishes(chunk)
+                                self.finished = finishes(chunk, event)
                             yield chunk
                             continue
-                    for chunk in self._chunks(data.decode("utf-8", "replace")):
+                    for chunk in self._chunks(data.decode("utf-8", "replace"), event):
                         yield chunk
                 if self.done:
                     break
             else:
-                for data, _, _ in decoder.close_raw():
+                for data, event, _ in decoder.close_raw():
                     if data == _DONE:
                         self.done = True
                         break
-                    for chunk in self._chunks(data.decode("utf-8", "replace")):
+                    for chunk in self._chunks(data.decode("utf-8", "replace"), event):
                         yield chunk
         finally:
             # Release the connection as soon as the stream ends ([DONE], error, or the
@@ -186,7 +191,7 @@ class Exchange:
                 )
             raise self._errors.empty_stream(attempts=self.attempts)
 
-    def _chunks(self, data: str) -> list[dict[str, Any]]:
+    def _chunks(self, data: str, event: str) -> list[dict[str, Any]]:
         out = []
         try:
             for chunk in chunks_from_event(data):
@@ -195,7 +200,7 @@ class Exchange:
                     raise err
                 self.chunks += 1
                 if not self.finished:
-                    self.finished = finishes(chunk)
+                    self.finished = self.dialect.finishes(chunk, event)
                 out.append(chunk)
         except StreamError as err:
             # The pure decoder says what is wrong; the error raised is redacted and counted.

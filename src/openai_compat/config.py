@@ -38,13 +38,13 @@ from .advanced import (
     parse_seconds,
     port_problem,
 )
+from .apis import Dialect, dialect_for
 from .errors import ConfigurationError, FieldProblem, redact
 from .resources import connection_defaults
 
 __all__ = ["SourceConfig", "load_config", "parse_json_object"]
 
 _DEFAULTS = connection_defaults()
-_CHAT_PATH = "/v1/chat/completions"
 # Servers refuse longer request lines (nginx and Apache answer 414 beyond about 8 KB), so a
 # longer URL can never work; a real chat-completions URL is a few hundred characters at most.
 MAX_URL_LENGTH = 8192
@@ -183,25 +183,17 @@ class SourceConfig(BaseModel):
         key = self.api_key.get_secret_value()
         return ((key,) if key else ()) + self.advanced.secrets
 
+    @property
+    def dialect(self) -> Dialect:
+        """The OpenAI API the URL names (`openai_compat.apis`)."""
+        return dialect_for(self.url)
+
     def url_problem(self) -> str | None:
-        """Explain why ``url`` is probably not a chat-completions URL, or return None.
+        """Explain why ``url`` is probably not a URL of its API, or return None.
 
         The URL is always used as given; this only powers the hint of a failed check.
         """
-        parts = urlsplit(self.url)
-        path = parts.path.rstrip("/")
-        root = f"{parts.scheme}://{parts.netloc}"
-        if path.endswith("/chat/completions/chat/completions"):
-            fixed = root + path[: -len("/chat/completions")]
-            return f'the path repeats "/chat/completions"; use {fixed}'
-        if not path:
-            return f"the URL has no path; the full chat-completions URL is {root}{_CHAT_PATH}"
-        if path.endswith("/v1"):
-            return (
-                "the URL looks like a base URL (it ends in /v1); the connector posts to the URL "
-                f"as given, so use the full chat-completions URL {root}{path}/chat/completions"
-            )
-        return None
+        return self.dialect.url_problem(self.url)
 
 
 def _raw_secrets(fields: dict[str, Any]) -> tuple[str, ...]:

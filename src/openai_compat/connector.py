@@ -137,9 +137,10 @@ class OpenAICompatibleConnector:
             cfg = SourceConfig.parse(config)
         except ConfigurationError as exc:
             return _status(f"invalid configuration: {exc}")
-        problem = cfg.url_problem()
+        dialect = cfg.dialect
+        problem = dialect.url_problem(cfg.url)
         if problem:
-            return _status(f"the URL {cfg.url} is probably not a chat-completions URL: {problem}")
+            return _status(f"the URL {cfg.url} is probably not a {dialect.label} URL: {problem}")
         try:
             async with (
                 self.endpoint(cfg) as endpoint,

@@ -98,7 +98,7 @@ async def _open(client: Client, body: dict[str, Any], encoded: bytes | None) -> 
     """Send ``body``: the exchange of its first 2xx answer (`_Request` and `complete`)."""
     read_whole = _read_whole_stream if body.get("stream") is True else _read_whole_answer
     opened: Opened = await client.open(body, read_whole=read_whole, encoded=encoded)
-    return Exchange(opened, client.errors)
+    return Exchange(opened, client.errors, client.dialect)
 
 
 @dataclass(slots=True)
@@ -207,7 +207,7 @@ class Endpoint:
         # `_open`, inlined (a coroutine less per request).
         read_whole = _read_whole_stream if body.get("stream") is True else _read_whole_answer
         opened = await self.client.open(body, read_whole=read_whole, encoded=encoded)
-        exchange = Exchange(opened, self.client.errors)
+        exchange = Exchange(opened, self.client.errors, self.client.dialect)
         if opened.body is not None:
             # A JSON answer (most batch rows), read and released inside the retry loop:
             # its answer is what the consumer below makes of it, without its iterators.

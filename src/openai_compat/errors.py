@@ -6,6 +6,14 @@ OpenAICompatError
 │   ├── RowMappingError       one batch row cannot be mapped to a payload (openai_compat.mapping)
 │   └── UsageError            a command line cannot be acted on (exit 2)
 ├── EndpointError             the endpoint answered, but with an error (any status, or in a 200)
+│   ├── BadRequestError           400
+│   ├── AuthenticationError       401
+│   ├── PermissionDeniedError     403
+│   ├── NotFoundError             404
+│   ├── ConflictError             409
+│   ├── UnprocessableEntityError  422
+│   ├── RateLimitError            429
+│   └── InternalServerError       500 and above
 ├── TransportError            no usable answer: connect, DNS, TLS, timeout, broken stream
 │   ├── ConnectError
 │   └── RequestTimeout        (``TimeoutError`` is kept as an alias; it shadows the builtin)
@@ -24,16 +32,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 __all__ = [
+    "AuthenticationError",
+    "BadRequestError",
     "ConfigurationError",
+    "ConflictError",
     "ConnectError",
     "EndpointError",
     "FieldProblem",
+    "InternalServerError",
+    "NotFoundError",
     "OpenAICompatError",
     "OutputError",
+    "PermissionDeniedError",
+    "RateLimitError",
     "RequestTimeout",
     "StreamError",
     "TransportError",
+    "UnprocessableEntityError",
     "UsageError",
+    "endpoint_error_class",
     "redact",
     "redact_data",
 ]
@@ -185,6 +202,64 @@ class EndpointError(OpenAICompatError):
         self.request_id = request_id
         self.retry_after = retry_after
         self.body = body
+
+
+class BadRequestError(EndpointError):
+    """HTTP 400: the endpoint refused the request body."""
+
+
+class AuthenticationError(EndpointError):
+    """HTTP 401: the API key is missing, wrong or expired."""
+
+
+class PermissionDeniedError(EndpointError):
+    """HTTP 403: the key may not use this endpoint or model."""
+
+
+class NotFoundError(EndpointError):
+    """HTTP 404: no such route, or no such model."""
+
+
+class ConflictError(EndpointError):
+    """HTTP 409: the request conflicts with the server's state."""
+
+
+class UnprocessableEntityError(EndpointError):
+    """HTTP 422: the body is well-formed but the endpoint cannot process it."""
+
+
+class RateLimitError(EndpointError):
+    """HTTP 429: a rate limit or quota was exceeded (``retry_after`` may say how long to wait)."""
+
+
+class InternalServerError(EndpointError):
+    """HTTP 500 and above: the server (or a gateway before it) failed."""
+
+
+_BY_STATUS: dict[int, type[EndpointError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def endpoint_error_class(status: int | None) -> type[EndpointError]:
+    """The class of the error an answer of ``status`` raises (`EndpointError` for the rest).
+
+    >>> endpoint_error_class(429).__name__, endpoint_error_class(503).__name__
+    ('RateLimitError', 'InternalServerError')
+    >>> endpoint_error_class(418) is EndpointError
+    True
+    """
+    if status is None:
+        return EndpointError
+    if status >= 500:
+        return InternalServerError
+    return _BY_STATUS.get(status, EndpointError)
 
 
 class TransportError(OpenAICompatError):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from openai_compat.apis import ChunkAssembler
 from openai_compat.errors import StreamError
-from openai_compat.stream import ChunkAssembler, chunks_from_event, error_from_chunk
+from openai_compat.stream import chunks_from_event, error_from_chunk
 
 
 def test_one_json_object_per_event() -> None:

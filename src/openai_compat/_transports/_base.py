@@ -12,8 +12,6 @@ import enum
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
-from ..errors import TransportError
-
 __all__ = ["AsyncTransport", "FailureKind", "TransportFailure", "TransportResponse"]
 
 
@@ -34,12 +32,14 @@ class FailureKind(enum.Enum):
     INVALID_URL = "invalid url"  # the URL cannot be used by this transport
 
 
-class TransportFailure(TransportError):
+class TransportFailure(Exception):
     """A transport's report that no usable answer came: ``kind`` and the library's ``detail``.
 
     It does not leave the request path: the client turns it into the error its caller sees
     (a ``TransportError`` or, for an unusable URL, a ``ConfigurationError``), worded once with
     what only the client knows (the host, the timeout, the proxy, how far the answer got).
+    A signal between two layers, not an error of the package: it is outside the
+    `OpenAICompatError` tree, so no caller's ``except`` can mistake it for a finished error.
     """
 
     def __init__(self, kind: FailureKind, detail: str) -> None:

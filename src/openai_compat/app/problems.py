@@ -98,7 +98,9 @@ def _escaped(value: Any) -> Any:
 
 def endpoint_error_body(exc: OpenAICompatError) -> tuple[int, dict[str, Any]]:
     """HTTP status and body for a failure of the model endpoint (or of reaching it)."""
-    body: dict[str, Any] = {"message": str(exc), "kind": type(exc).__name__}
+    # The family's name: a status's own class (RateLimitError...) is an EndpointError here.
+    kind = EndpointError.__name__ if isinstance(exc, EndpointError) else type(exc).__name__
+    body: dict[str, Any] = {"message": str(exc), "kind": kind}
     status = 502
     if isinstance(exc, EndpointError):
         body.update(

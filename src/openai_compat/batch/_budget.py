@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..apis import Usage
 from ..errors import ConfigurationError
 
 __all__ = ["Budget", "reported_tokens"]
@@ -23,18 +24,8 @@ def reported_tokens(usage: Mapping[str, Any] | None) -> int | None:
     >>> reported_tokens({"prompt_tokens": 10, "completion_tokens": 3}), reported_tokens(None)
     (13, None)
     """
-    if not usage:
-        return None
-    counts = {
-        name: value
-        for name in ("total_tokens", "prompt_tokens", "completion_tokens")
-        if isinstance(value := usage.get(name), int) and not isinstance(value, bool)
-    }
-    if "total_tokens" in counts:
-        return counts["total_tokens"]
-    if not counts:
-        return None
-    return counts.get("prompt_tokens", 0) + counts.get("completion_tokens", 0)
+    counts = Usage.parse(usage)
+    return None if counts is None else counts.tokens
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..apis import Usage
 from ..errors import ConfigurationError
 
 __all__ = ["Price", "Prices", "parse_prices"]
@@ -24,9 +25,8 @@ _ITEM = re.compile(r"\s*([a-z_]+)\s*=\s*([^,]+?)\s*")
 _EXAMPLE = "input=0.15,output=0.60[,cached_input=0.075] (USD per million tokens)"
 
 
-def _count(usage: Mapping[str, Any], name: str) -> int | None:
-    value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+def _count(value: int | None) -> int | None:
+    return value if value is not None and value >= 0 else None
 
 
 def _rate(value: Any, name: str, where: str) -> float:
@@ -98,16 +98,15 @@ class Price:
         ...     "prompt_tokens_details": {"cached_tokens": 400}})
         0.00018
         """
-        if not usage:
+        counts = Usage.parse(usage)
+        if counts is None:
             return None
-        prompt = _count(usage, "prompt_tokens")
-        completion = _count(usage, "completion_tokens")
+        prompt = _count(counts.input)
+        completion = _count(counts.output)
         if prompt is None and completion is None:
             return None
         prompt = prompt or 0
-        details = usage.get("prompt_tokens_details")
-        cached = _count(details, "cached_tokens") if isinstance(details, Mapping) else None
-        cached = min(cached or 0, prompt)
+        cached = min(_count(counts.cached) or 0, prompt)
         cached_rate = self.input if self.cached_input is None else self.cached_input
         micro = (
             (prompt - cached) * self.input + cached * cached_rate + (completion or 0) * self.output

@@ -104,7 +104,9 @@ class BatchRun:
             self.config.request_format, options.get("mapping")
         )
         outputs = options.get("outputs")
-        self.outputs: list[OutputField] = output_fields(outputs, self.config.response_format)
+        self.outputs: list[OutputField] = output_fields(
+            outputs, self.config.response_format, self.config.dialect
+        )
         if isinstance(rows, str | os.PathLike):
             rows = _open_input(rows, options)
         elif options.get("query") is not None or options.get("table") is not None:

@@ -12,9 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..apis import Usage
+
 __all__ = ["FLAT_RESULT_COLUMNS", "RESPONSE_COLUMN", "BatchResult", "BatchSummary", "flat_columns"]
 
 _NOT_SET: Any = object()
+_NO_USAGE = Usage()
 
 # The columns every flat result row has after the input columns and the outputs, with their
 # kind: ``text``, ``integer`` or ``decimal`` (each engine maps a kind to its own type). Every
@@ -31,7 +34,6 @@ FLAT_RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 # The whole answer as JSON text, when asked for (the name Ray's own HTTP processor uses).
 RESPONSE_COLUMN = "http_response"
-_USAGE_NAMES = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def flat_columns(
@@ -53,11 +55,6 @@ def _flat_text(value: Any) -> str | None:
     from ..mapping import as_text
 
     return None if value is None else as_text(value, compact=True)
-
-
-def _usage_count(usage: Mapping[str, Any] | None, name: str) -> int | None:
-    value = usage.get(name) if usage else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(slots=True)
@@ -162,8 +159,10 @@ class BatchResult:
         flat["error_message"] = error.get("message") if self.error is not None else None
         flat["attempts"] = self.attempts
         flat["latency_ms"] = float(self.latency_ms)
-        for name in _USAGE_NAMES:
-            flat[name] = _usage_count(self.usage, name)
+        counts = Usage.parse(self.usage) or _NO_USAGE
+        flat["prompt_tokens"] = counts.input
+        flat["completion_tokens"] = counts.output
+        flat["total_tokens"] = counts.total
         if include_response:
             response = self.response if self.has_response else None
             flat[RESPONSE_COLUMN] = (
@@ -172,13 +171,6 @@ class BatchResult:
                 else json.dumps(response, ensure_ascii=False, separators=(",", ":"))
             )
         return flat
-
-
-def _tokens(usage: dict[str, Any] | None, name: str) -> int:
-    if not usage:
-        return 0
-    value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 @dataclass(slots=True)
@@ -223,11 +215,11 @@ class BatchSummary:
         if self.cost is not None and isinstance(result.cost, int | float):
             self.cost += result.cost
         # A cached answer's usage was paid for by an earlier run: not counted again.
-        usage = None if result.cached else result.usage
-        if usage:
-            self.prompt_tokens += _tokens(usage, "prompt_tokens")
-            self.completion_tokens += _tokens(usage, "completion_tokens")
-            self.total_tokens += _tokens(usage, "total_tokens")
+        counts = None if result.cached else Usage.parse(result.usage)
+        if counts is not None:
+            self.prompt_tokens += counts.input or 0
+            self.completion_tokens += counts.output or 0
+            self.total_tokens += counts.total or 0
 
     def finish(self) -> None:
         """Stamp the wall time."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._json import load_json_text, loads, where_invalid
 from .._text import excerpt, shown
+from ..apis import CHAT, Dialect
 from ..errors import ConfigurationError, OutputError
 from ._kinds import require_object
 from ._paths import Path, get_path, is_index, parse_path, path_text
@@ -103,10 +104,12 @@ def _parse_fields(raw: Any, where: str) -> tuple[tuple[str, Path], ...]:
     return tuple((str(name), parse_path(path, field=where)) for name, path in pairs)
 
 
-def default_outputs(response_format: Mapping[str, Any]) -> list[OutputField]:
+def default_outputs(
+    response_format: Mapping[str, Any], dialect: Dialect = CHAT
+) -> list[OutputField]:
     """One output per leaf of the ``response_format`` sample that holds a string.
 
-    Without any, ``choices.0.message.content`` (the answer's text).
+    Without any, where ``dialect`` keeps the answer's text (``choices.0.message.content``).
 
     >>> [f.source for f in default_outputs({"choices": [{"delta": {"content": "Hi"}}], "n": 1})]
     ['choices.0.delta.content']
@@ -125,17 +128,21 @@ def default_outputs(response_format: Mapping[str, Any]) -> list[OutputField]:
 
     walk(response_format, ())
     if not leaves:
-        leaves = [("choices", 0, "message", "content")]
+        leaves = [dialect.default_output]
     return [OutputField(path_text(p), p, path_text(p)) for p in leaves]
 
 
-def output_fields(raw: Any, response_format: Mapping[str, Any]) -> list[OutputField]:
+def output_fields(
+    raw: Any, response_format: Mapping[str, Any], dialect: Dialect = CHAT
+) -> list[OutputField]:
     """The output fields of a run: ``raw`` parsed, or without it (None) `default_outputs`.
 
     >>> [f.source for f in output_fields(None, {"choices": [{"message": {"content": "x"}}]})]
     ['choices.0.message.content']
     """
-    return parse_outputs(raw) if raw is not None else default_outputs(response_format)
+    if raw is not None:
+        return parse_outputs(raw)
+    return default_outputs(response_format, dialect)
 
 
 def output_names(fields: Iterable[OutputField]) -> list[str]:
