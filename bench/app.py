@@ -215,7 +215,7 @@ def main() -> int:
         f"{cpu:.2f} ms (the connector's share included): {cpu / direct_cpu:.2f}x"
     )
     errors = len(load["errors"])
-    print("targets (issue 14), side by side:")
+    print("targets, side by side:")
     for name, value, target, unit in (
         ("added latency p50", added[0], 1.0, " ms"),
         ("added latency p99", added[2], 2.5, " ms"),

@@ -352,7 +352,7 @@ _WORKERS = {
 }
 
 
-# -- databases in and out (issue 11): the same run from a table into a table -------------------
+# -- databases in and out: the same run from a table into a table ------------------------------
 
 _DB_QUERY = "SELECT id, text FROM tickets"
 

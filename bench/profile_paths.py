@@ -1,4 +1,4 @@
-"""Profile the three hot paths of issue 14 with py-spy (sampling); print the top entries.
+"""Profile the three hot paths (a request, the app's execute route, a batch row) with py-spy; print the top entries.
 
     python bench/profile_paths.py                 # all three
     python bench/profile_paths.py request batch   # some of them

@@ -88,7 +88,7 @@ _LAZY = {
         ".protocol",
     ),
 }
-# Submodules that ``import openai_compat`` used to load: still reachable as attributes.
+# Submodules reachable as attributes of the package, loaded on first use like the names above.
 _SUBMODULES = frozenset({"connector", "endpoint", "protocol"})
 
 
