@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from ._error_builder import ErrorBuilder
 from ._strict_json import encode_body, json_problem
 from ._transports import (
     AsyncTransport,
     ClientFactory,
     FailureKind,
-    HttpxTransport,
+    Sendable,
     TransportFailure,
     TransportResponse,
+    as_transport,
     default_client_factory,
     default_limits,
 )
@@ -123,7 +122,7 @@ class Client:
         self,
         config: SourceConfig,
         *,
-        transport: AsyncTransport | httpx.AsyncClient | None = None,
+        transport: Sendable | None = None,
         retry: RetryPolicy | None = None,
         on_retry: OnRetry | None = None,
         client_factory: ClientFactory | None = None,
@@ -142,14 +141,12 @@ class Client:
         if self._owns_transport:
             transport = self._own_client(client_factory or default_client_factory)
         assert transport is not None
-        self._transport: AsyncTransport = (
-            HttpxTransport(transport) if isinstance(transport, httpx.AsyncClient) else transport
-        )
+        self._transport: AsyncTransport = as_transport(transport)
         self._url = config.url
         self._timeout = config.timeout
         self._headers = self._build_headers()
 
-    def _own_client(self, factory: ClientFactory) -> httpx.AsyncClient:
+    def _own_client(self, factory: ClientFactory) -> Sendable:
         options = self.config.advanced
         host = urlsplit(self.config.url).netloc
         if not options.verify_tls and host not in _warned_unverified:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from . import resources
@@ -25,7 +24,7 @@ from ._consume import Consumer
 from ._json import MAX_DEPTH, check_depth, parse_json_object
 from ._strict_json import encode_body
 from ._sync import run_sync
-from ._transports import AsyncTransport, ClientFactory
+from ._transports import ClientFactory, Sendable
 from .config import SourceConfig
 from .endpoint import Endpoint
 from .errors import ConfigurationError, OpenAICompatError
@@ -66,7 +65,7 @@ class OpenAICompatibleConnector:
         self,
         *,
         retry: RetryPolicy | None = None,
-        client: httpx.AsyncClient | AsyncTransport | None = None,
+        client: Sendable | None = None,
         on_retry: OnRetry | None = None,
         client_factory: ClientFactory | None = None,
     ) -> None:

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import httpx
-
 from ._client import Client, OnRetry, Opened
 from ._consume import Consumer
 from ._exchange import Exchange
-from ._transports import AsyncTransport, ClientFactory, TransportResponse
+from ._transports import ClientFactory, Sendable, TransportResponse
 from .config import SourceConfig
 from .errors import StreamError
 from .retries import RetryPolicy
@@ -138,7 +136,7 @@ class Endpoint:
         self,
         config: SourceConfig | dict[str, Any] | str,
         *,
-        client: httpx.AsyncClient | AsyncTransport | None = None,
+        client: Sendable | None = None,
         retry: RetryPolicy | None = None,
         on_retry: OnRetry | None = None,
         client_factory: ClientFactory | None = None,

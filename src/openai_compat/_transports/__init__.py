@@ -8,15 +8,24 @@ Each maps its own library's exceptions to `TransportFailure` at its edge.
 """
 
 from ._base import AsyncTransport, FailureKind, TransportFailure, TransportResponse
-from ._httpx import ClientFactory, HttpxTransport, default_client_factory, default_limits
+from ._httpx import (
+    ClientFactory,
+    HttpxTransport,
+    Sendable,
+    as_transport,
+    default_client_factory,
+    default_limits,
+)
 
 __all__ = [
     "AsyncTransport",
     "ClientFactory",
     "FailureKind",
     "HttpxTransport",
+    "Sendable",
     "TransportFailure",
     "TransportResponse",
+    "as_transport",
     "default_client_factory",
     "default_limits",
 ]

@@ -11,10 +11,17 @@ from typing import Protocol
 
 import httpx
 
-from ._base import FailureKind, TransportFailure
+from ._base import AsyncTransport, FailureKind, TransportFailure
 from ._causes import connect_kind
 
-__all__ = ["ClientFactory", "HttpxTransport", "default_client_factory", "default_limits"]
+__all__ = [
+    "ClientFactory",
+    "HttpxTransport",
+    "Sendable",
+    "as_transport",
+    "default_client_factory",
+    "default_limits",
+]
 
 # Most specific first: the first match wins.
 _KINDS: tuple[tuple[type[Exception], FailureKind], ...] = (
@@ -126,3 +133,15 @@ def default_client_factory(
 ) -> httpx.AsyncClient:
     """A plain client; ``trust_env`` honours the proxy variables and ``SSL_CERT_FILE``."""
     return httpx.AsyncClient(limits=limits, verify=verify, proxy=proxy, trust_env=True)
+
+
+# What the doors accept to send through: a transport, or an ``httpx.AsyncClient`` (the
+# client users already have), so that nothing above this package names httpx.
+Sendable = AsyncTransport | httpx.AsyncClient
+
+
+def as_transport(sendable: Sendable) -> AsyncTransport:
+    """``sendable`` as an `AsyncTransport` (an ``httpx.AsyncClient`` wrapped in one)."""
+    if isinstance(sendable, httpx.AsyncClient):
+        return HttpxTransport(sendable)
+    return sendable

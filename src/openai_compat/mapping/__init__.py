@@ -37,11 +37,19 @@ from __future__ import annotations
 from ..errors import OutputError
 from ._casts import as_text, cast_value
 from ._mapping_list import MappingItem, parse_mapping
-from ._outputs import OutputField, default_outputs, extract_outputs, parse_outputs
-from ._paths import get_path, parse_path, set_path
+from ._outputs import (
+    OutputField,
+    default_outputs,
+    extract_outputs,
+    output_fields,
+    output_names,
+    parse_outputs,
+)
+from ._paths import MISSING, get_path, harvest, parse_path, set_path
 from ._payload import PayloadBuilder, RowMappingError
 
 __all__ = [
+    "MISSING",
     "MappingItem",
     "OutputError",
     "OutputField",
@@ -52,6 +60,9 @@ __all__ = [
     "default_outputs",
     "extract_outputs",
     "get_path",
+    "harvest",
+    "output_fields",
+    "output_names",
     "parse_mapping",
     "parse_outputs",
     "parse_path",
