@@ -415,6 +415,7 @@ def test_an_entry_that_is_not_an_object_is_named_with_its_kind() -> None:
 
 def test_the_package_keeps_its_public_names() -> None:
     assert sorted(mapping_package.__all__) == [
+        "MISSING",
         "MappingItem",
         "OutputError",
         "OutputField",
@@ -425,6 +426,9 @@ def test_the_package_keeps_its_public_names() -> None:
         "default_outputs",
         "extract_outputs",
         "get_path",
+        "harvest",
+        "output_fields",
+        "output_names",
         "parse_mapping",
         "parse_outputs",
         "parse_path",
