@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from openai_compat import ConfigurationError, run_batch_sync
-from openai_compat.batch._cost import Price, Prices
+from openai_compat.batch.cost import Price, Prices
 from openai_compat.testing import MockServer, chat_completion, json_reply
 from tests.batch.test_batch_cli import batch_args, run_cli, write_inputs
 from tests.conftest import make_config

@@ -246,7 +246,7 @@ def test_an_actor_starts_without_the_engine_httpx_or_aiohttp() -> None:
     # every run. The engine and the HTTP transport load in a thread from the constructor.
     probe = (
         "import sys, openai_compat.ray._udf as u\n"
-        "heavy = ['openai_compat.batch._engine', 'httpx', 'aiohttp', 'openai_compat.connector']\n"
+        "heavy = ['openai_compat.batch.engine', 'httpx', 'aiohttp', 'openai_compat.connector']\n"
         "print([m for m in heavy if m in sys.modules])\n"
         "u._load_engine().result(timeout=60)\n"
         "print([m for m in heavy[:3] if m not in sys.modules])\n"
@@ -270,7 +270,7 @@ def test_the_cli_reads_the_columns_from_the_first_file(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    from openai_compat.ray._cli import _columns
+    from openai_compat.ray.cli import _columns
 
     table = pa.table({"id": [1, 2], "text": ["a", "b"]})
     pq.write_table(table, tmp_path / "in.parquet")

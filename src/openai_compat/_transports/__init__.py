@@ -7,6 +7,9 @@
 Each maps its own library's exceptions to `TransportFailure` at its edge.
 """
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 from ._base import AsyncTransport, FailureKind, TransportFailure, TransportResponse
 from ._httpx import (
     ClientFactory,
@@ -17,7 +20,14 @@ from ._httpx import (
     default_limits,
 )
 
+if TYPE_CHECKING:
+    from ._aiohttp import AiohttpTransport
+
+# aiohttp loads only for a run that sends through it (batch runs), not with the package.
+__getattr__ = lazy_attributes(__name__, {"AiohttpTransport": "._aiohttp"}, globals())
+
 __all__ = [
+    "AiohttpTransport",
     "AsyncTransport",
     "ClientFactory",
     "FailureKind",

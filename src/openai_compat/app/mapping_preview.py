@@ -24,8 +24,7 @@ from pydantic import BaseModel, Field
 
 from .._json import parse_json_object
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder, RowMappingError
-from ..mapping._paths import MISSING, harvest
+from ..mapping import MISSING, PayloadBuilder, RowMappingError, harvest
 from .ids import PathConnectorId
 from .problems import ApiError, FieldError
 from .routes import require_token, services_of

@@ -35,9 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .._sync import loop_factory
 from ..batch import BatchRun
-from ..batch._cost import Price
-from ..batch._openai_batch_format import is_batch_input
+from ..batch.cost import Price
 from ..batch.keys import key_token
+from ..batch.openai_batch_format import is_batch_input
 from ..batch.readers import read_in_thread
 from ..batch.results import BatchResult
 from ..batch.writers import jsonl_line

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..batch import database_rows
-from ..batch._sql_url import failure_text, open_database, parse_database_url, shown_url
 from ..batch.readers import RowSource
+from ..batch.sql_url import failure_text, open_database, parse_database_url, shown_url
 from ..errors import ConfigurationError, OpenAICompatError
 from .credentials import KeyCipher
 from .run_store import RunStore

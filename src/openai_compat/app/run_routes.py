@@ -22,15 +22,13 @@ from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from ..batch import DEFAULT_RATE, Rate
-from ..batch._budget import Budget
+from ..batch.budget import Budget
 from ..batch.results import BatchResult
 from ..batch.scheduler import MAX_CONCURRENCY
 from ..batch.writers import CsvWriter
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder, default_outputs, parse_outputs
-from ..mapping._outputs import output_names
-from ..mapping._paths import get_path
+from ..mapping import PayloadBuilder, default_outputs, get_path, output_names, parse_outputs
 from .ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
 from .mapping_preview import placeholders_of
 from .problems import ApiError, FieldError

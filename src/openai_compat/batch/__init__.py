@@ -11,16 +11,16 @@ print(summary)   # 998 ok, 2 failed, 0 skipped; 51234 tokens; 104.2 s wall (9.6 
 
 Modules: `readers` (JSON Lines, CSV, Parquet, streamed), `writers` (JSON Lines or CSV,
 append + flush), `checkpoint` (resume from the output file), `scheduler` (rate limit,
-pause after a 429), `progress` (stderr), `keys` (row keys, shards), `_engine` (the row
-engine, `BatchRun`), `_to_file` (a run into an output file), `_api` (`run_batch`,
-`run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``).
-Databases: `_sql_url` (URLs, ``ENV["NAME"]``, the password hidden), `_sql_reader`
+pause after a 429), `progress` (stderr), `keys` (row keys, shards), `engine` (the row
+engine, `BatchRun`), `engines` (local, Ray, Spark: what each honours), `_to_file` (a run
+into an output file), `_api` (`run_batch`, `run_batch_sync`), `_options` (their options,
+typed), `cli` (``openai-compat batch``), `cache` (`ResponseCache`: answers in a SQLite
+file, shareable by processes), `cost` and `budget` (prices, ``max_cost`` /
+``max_tokens``), `openai_batch_format` (OpenAI batch files in and out), `arrow` (the flat
+result row as Arrow, for the cluster engines).
+Databases: `sql_url` (URLs, ``ENV["NAME"]``, the password hidden), `_sql_reader`
 (`database_rows`: a query's rows, streamed), `_sql_writer` (the results table, upserts),
 `_to_table` (a run into a table, exactly once).
-`run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``),
-`cache` (`ResponseCache`: answers in a SQLite file, shareable by processes), `_cost` and
-`_budget` (prices, ``max_cost`` / ``max_tokens``), `_openai_batch_format` (OpenAI batch
-files in and out).
 Payload mapping and output extraction live in `openai_compat.mapping`.
 """
 
@@ -32,25 +32,25 @@ from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._api import run_batch, run_batch_sync
-    from ._engine import BatchRun
     from ._sql_reader import DatabaseRows, database_rows
-    from ._sql_url import DatabaseError
     from ._to_file import arun_batch_to_file
     from ._to_table import arun_batch_to_table
     from .cache import ResponseCache
+    from .engine import BatchRun
     from .keys import Shard
     from .readers import RowSource, UnreadableRow, open_rows
     from .results import BatchResult, BatchSummary
     from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
+    from .sql_url import DatabaseError
 
 # Each name loads its module on first use: importing one light submodule (the scheduler's
 # `Rate`, the results) must not load the whole engine with httpx and aiohttp (a Ray
 # actor's start-up).
 _HOMES = {
     **dict.fromkeys(["run_batch", "run_batch_sync"], "._api"),
-    "BatchRun": "._engine",
+    "BatchRun": ".engine",
     **dict.fromkeys(["DatabaseRows", "database_rows"], "._sql_reader"),
-    "DatabaseError": "._sql_url",
+    "DatabaseError": ".sql_url",
     "arun_batch_to_file": "._to_file",
     "arun_batch_to_table": "._to_table",
     "ResponseCache": ".cache",

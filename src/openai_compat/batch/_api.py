@@ -8,12 +8,12 @@ from typing import Any, Unpack, overload
 
 from .._sync import run_sync
 from ..config import SourceConfig
-from ._engine import BatchRun, Rows
 from ._options import BatchFileOptions, BatchOptions
-from ._sql_url import is_database_url
 from ._to_file import arun_batch_to_file
 from ._to_table import arun_batch_to_table
+from .engine import BatchRun, Rows
 from .results import BatchResult, BatchSummary
+from .sql_url import is_database_url
 
 __all__ = ["run_batch", "run_batch_sync"]
 

@@ -13,9 +13,7 @@ import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypedDict, cast
 
-import httpx
-
-from .._transports import AsyncTransport
+from .._transports import Sendable
 from ..mapping import PayloadBuilder
 from ..retries import RetryPolicy
 from .keys import Shard
@@ -64,7 +62,7 @@ class RowOptions(TypedDict, total=False):
     # The retry policy; default the endpoint's.
     retry: RetryPolicy | None
     # The HTTP client to send with; default: one the run makes (and closes) for itself.
-    client: httpx.AsyncClient | AsyncTransport | None
+    client: Sendable | None
     # The run's scheduler (rate limit, 429 pause); default: one made from ``rate``. Runs that
     # share one (the batches of a Ray actor, with the job's rate limit) share its limit.
     scheduler: Scheduler | None

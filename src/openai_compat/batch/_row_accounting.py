@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigurationError
-from ._budget import Budget, reported_tokens
-from ._cost import Prices, parse_prices
+from .budget import Budget, reported_tokens
 from .cache import CachedAnswer, ResponseCache
+from .cost import Prices, parse_prices
 from .results import BatchResult, BatchSummary
 
 __all__ = ["RowAccounting", "make_cache"]

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from ._sql_url import (
+from .sql_url import (
     DatabaseError,
     failure_text,
     open_database,

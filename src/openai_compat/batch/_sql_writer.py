@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ._sql_reader import split_table_name
-from ._sql_url import DatabaseError, failure_text, open_database, parse_database_url, shown_url
 from .checkpoint import MODES
 from .keys import key_token
 from .results import BatchResult, flat_columns
+from .sql_url import DatabaseError, failure_text, open_database, parse_database_url, shown_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Table

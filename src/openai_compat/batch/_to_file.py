@@ -17,10 +17,10 @@ from typing import Any, Unpack
 
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from . import _openai_batch_format
-from ._engine import BatchRun, Rows
+from . import openai_batch_format
 from ._options import BatchFileOptions, split_file_options
 from .checkpoint import prepare_output
+from .engine import BatchRun, Rows
 from .progress import Progress
 from .readers import RowSource, count_rows
 from .results import BatchResult, BatchSummary
@@ -70,17 +70,17 @@ async def arun_batch_to_file(
     )
     error_file = file_options.get("error_file")
     error_path = os.fspath(error_file) if error_file is not None else None
-    if error_path is not None and fmt != _openai_batch_format.FORMAT:
+    if error_path is not None and fmt != openai_batch_format.FORMAT:
         raise ConfigurationError(
             "--error-file goes with --output-format openai-batch (other formats write "
             "failed rows inline)",
             field="error_file",
         )
-    if fmt == _openai_batch_format.FORMAT:
+    if fmt == openai_batch_format.FORMAT:
         if isinstance(run.rows, RowSource) and error_path is not None:
             _refuse_output_over_input(run.rows.path, error_path)
         run.include_response = True  # the answer is the line's response.body
-        checkpoint = _openai_batch_format.prepare_output(
+        checkpoint = openai_batch_format.prepare_output(
             path, file_options.get("mode", "new"), error_path
         )
     else:
@@ -96,8 +96,8 @@ async def arun_batch_to_file(
     if checkpoint.removed_failed:
         notice(f"running {checkpoint.removed_failed} failed rows again")
     writer: ResultWriter = (
-        _openai_batch_format.OpenAIBatchWriter(path, error_path)
-        if fmt == _openai_batch_format.FORMAT
+        openai_batch_format.OpenAIBatchWriter(path, error_path)
+        if fmt == openai_batch_format.FORMAT
         else open_writer(
             path,
             fmt,

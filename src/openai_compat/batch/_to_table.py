@@ -15,11 +15,11 @@ from typing import Any, Unpack
 
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ._engine import BatchRun, Rows
 from ._options import BatchFileOptions, split_file_options
 from ._sql_reader import DatabaseRows
 from ._sql_writer import TableOutput, TableWriter
 from ._to_file import _count_in_background, _stop_on_signals
+from .engine import BatchRun, Rows
 from .progress import Progress
 from .readers import RowSource
 from .results import BatchResult, BatchSummary

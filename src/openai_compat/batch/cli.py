@@ -18,14 +18,13 @@ from .._json import read_json_file
 from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
-from ._job_errors import EngineJobError
-from ._sql_url import DatabaseError
 from ._to_file import arun_batch_to_file
 from .cache import CACHE_MODES
+from .engines import ENGINES, EngineJobError
 from .progress import PROGRESS_MODES
 from .readers import FORMATS
-from .results import BatchSummary
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
+from .sql_url import DatabaseError
 from .writers import OUTPUT_FORMATS
 
 __all__ = ["EXIT_BUDGET_SPENT", "add_batch_parser", "run_batch_command"]
@@ -181,7 +180,7 @@ def _add_database_arguments(p: argparse.ArgumentParser) -> None:
 
 def _database_options(args: argparse.Namespace) -> dict[str, Any]:
     """The database options of ``args`` (query, table, params), checked."""
-    from ._sql_url import is_database_url
+    from .sql_url import is_database_url
 
     query, table = getattr(args, "query", None), getattr(args, "table", None)
     output_table = getattr(args, "output_table", None)
@@ -219,11 +218,6 @@ def _database_options(args: argparse.Namespace) -> dict[str, Any]:
             "--output is a database URL: name the results table with --output-table NAME "
             "(created when missing)",
             field="output_table",
-        )
-    if getattr(args, "engine", "local") == "ray" and (database_in or output_table):
-        raise ConfigurationError(
-            "databases are read and written by local runs; --engine ray takes files",
-            field="engine",
         )
     options: dict[str, Any] = {}
     if database_in:
@@ -312,7 +306,7 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
     )
     ray.add_argument(
         "--engine",
-        choices=("local", "ray", "spark"),
+        choices=tuple(ENGINES),
         default="local",
         help="where rows run (local)",
     )
@@ -357,31 +351,6 @@ def _add_spark_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_on_spark(
-    config: Any, args: argparse.Namespace, mapping: Any, outputs: Any, retry: RetryPolicy | None
-) -> BatchSummary:
-    try:
-        from ..spark._cli import run_on_spark
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"--engine spark needs pyspark: pip install 'openai-compat[spark]' ({exc})",
-            field="engine",
-        ) from None
-    return run_on_spark(config, args, mapping, outputs, retry)
-
-
-def _run_on_ray(
-    config: Any, args: argparse.Namespace, mapping: Any, outputs: Any, retry: RetryPolicy | None
-) -> BatchSummary:
-    try:
-        from ..ray._cli import run_on_ray
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"--engine ray needs Ray: pip install 'openai-compat[ray]' ({exc})", field="engine"
-        ) from None
-    return run_on_ray(config, args, mapping, outputs, retry)
-
-
 def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None) -> int:
     """Run ``openai-compat batch`` with parsed ``args``; returns the exit code."""
     try:
@@ -407,22 +376,10 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
         progress = "off" if args.quiet else args.progress
         database = _database_options(args)
         cost_options = _cost_options(args)
-        if getattr(args, "engine", "local") == "ray":
-            if cost_options or args.error_file:
-                raise ConfigurationError(
-                    "--cache, --price(s), --max-cost, --max-tokens and --error-file run with "
-                    "--engine local for now",
-                    field="engine",
-                )
-            summary = _run_on_ray(config, args, mapping, outputs, retry)
-        elif getattr(args, "engine", "local") == "spark":
-            if set(cost_options) - {"cache", "cache_mode"} or args.error_file:
-                raise ConfigurationError(
-                    "--price(s), --max-cost, --max-tokens and --error-file run with "
-                    "--engine local for now (--engine spark takes --cache)",
-                    field="engine",
-                )
-            summary = _run_on_spark(config, args, mapping, outputs, retry)
+        engine = ENGINES[getattr(args, "engine", "local")]
+        engine.check(args, cost=cost_options, database=bool(database))
+        if engine.runner is not None:
+            summary = engine.runner_function()(config, args, mapping, outputs, retry)
         else:
             to_output: Any = arun_batch_to_file
             if database.get("output_table"):

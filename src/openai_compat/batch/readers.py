@@ -277,7 +277,7 @@ class RowSource:
             raise ConfigurationError(f"no such input file: {self.path}", field="input")
         _probe(self.path, self.format)
         if fmt is None and self.format == "jsonl":
-            from ._openai_batch_format import FORMAT, looks_like_batch_file
+            from .openai_batch_format import FORMAT, looks_like_batch_file
 
             if looks_like_batch_file(_open_binary(self.path)):
                 self.format = FORMAT

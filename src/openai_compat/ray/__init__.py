@@ -13,8 +13,8 @@ out.write_parquet("results/")
 
 Modules: `_udf` (`EndpointUDF`, the callable class), `_coordinator` (the job's rate limit,
 429 pause, claimed keys and counts: a small actor), `_unique` (keys unique across the
-dataset), `_arrow` (the flat result row as Arrow), `_map`
-(`map_endpoint`), `_cli` (``openai-compat batch --engine ray``), `_cluster` (starting or
+dataset), `_map`
+(`map_endpoint`), `cli` (``openai-compat batch --engine ray``), `_cluster` (starting or
 joining a cluster).
 """
 

@@ -9,13 +9,12 @@ from typing import Any
 
 import ray.data
 
+from ..batch.arrow import check_names
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder
-from ..mapping._outputs import output_fields, output_names
+from ..mapping import PayloadBuilder, output_fields, output_names
 from ..retries import RetryPolicy
-from ._arrow import check_names
 from ._coordinator import kept_coordinator
 from ._udf import EndpointUDF
 

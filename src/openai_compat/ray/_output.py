@@ -27,9 +27,8 @@ from ..errors import ConfigurationError
 from ._udf import KEY_COLUMN, LINE_COLUMN, UNKEYED_COLUMN
 from ._unique import DUPLICATE_START
 
-__all__ = ["RAY_OUTPUT_FORMATS", "PartWriter", "prepare_directory"]
+__all__ = ["PartWriter", "prepare_directory"]
 
-RAY_OUTPUT_FORMATS = ("parquet", "jsonl")
 _PART = "part-"
 _FLUSH_ROWS = 5000
 

@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from ..batch.arrow import result_table
 from ..batch.keys import key_token, row_key
 from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import DEFAULT_CONCURRENCY, Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError, redact
-from ..mapping import PayloadBuilder, RowMappingError
-from ..mapping._outputs import output_fields, output_names
+from ..mapping import PayloadBuilder, RowMappingError, output_fields, output_names
 from ..retries import RetryPolicy
-from ._arrow import result_table
 from ._coordinator import ClusterScheduler, coordinator_for
 from ._unique import Unkeyed, unkeyed_rows
 
@@ -55,13 +54,16 @@ UNKEYED_COLUMN = "unkeyed"
 # the aiohttp transport, about 0.3 s of imports in a fresh actor process. They load in a
 # thread from the constructor on, while Ray Data finishes starting the actor and hands it
 # its first batch, instead of on the way to the first request.
-_ENGINE_MODULES = ("openai_compat.batch._engine", "openai_compat._transports._aiohttp")
+_ENGINE_NAMES = (
+    ("openai_compat.batch.engine", "BatchRun"),
+    ("openai_compat._transports", "AiohttpTransport"),
+)
 _loading: concurrent.futures.Future[None] | None = None
 _loading_lock = threading.Lock()
 
 
 def _load_engine() -> concurrent.futures.Future[None]:
-    """The imports of `_ENGINE_MODULES`, started once per process; done when they are."""
+    """The imports of `_ENGINE_NAMES`, started once per process; done when they are."""
     global _loading
     with _loading_lock:
         if _loading is None:
@@ -69,8 +71,8 @@ def _load_engine() -> concurrent.futures.Future[None]:
 
             def load() -> None:
                 try:
-                    for name in _ENGINE_MODULES:
-                        importlib.import_module(name)
+                    for module, name in _ENGINE_NAMES:
+                        getattr(importlib.import_module(module), name)
                 except BaseException as exc:  # raised again where the first batch waits
                     loading.set_exception(exc)
                 else:
@@ -206,7 +208,7 @@ class EndpointUDF:
         await asyncio.wrap_future(_load_engine())  # done already from the second batch on
         if self._one_at_a_time is None:
             # Made on Ray's event loop of this actor, where every batch runs.
-            from .._transports._aiohttp import AiohttpTransport
+            from .._transports import AiohttpTransport
 
             self._one_at_a_time = asyncio.Lock()
             self._transport = AiohttpTransport(self.concurrency)
@@ -247,7 +249,7 @@ class EndpointUDF:
             results[position] = failed
             summary.add(failed)
         sent = [position for position in range(len(rows)) if position not in unkeyed]
-        from ..batch._engine import BatchRun  # loaded by `_load_engine`
+        from ..batch.engine import BatchRun  # loaded by `_load_engine`
 
         run = BatchRun(
             self.config,

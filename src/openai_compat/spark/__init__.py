@@ -12,7 +12,7 @@ out.write.mode("overwrite").parquet("results/")
 
 Modules: `_partition` (`PartitionRunner`: one partition through `BatchRun`), `_schema` (the
 flat result row as a Spark schema), `_map` (`map_endpoint`, the rate limit's share per
-task), `_session` (a session on 127.0.0.1), `_cli` (``openai-compat batch --engine spark``).
+task), `_session` (a session on 127.0.0.1), `cli` (``openai-compat batch --engine spark``).
 """
 
 from __future__ import annotations

@@ -14,13 +14,12 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from ..batch.arrow import check_names
 from ..batch.cache import ResponseCache
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder
-from ..mapping._outputs import output_fields, output_names
-from ..ray._arrow import check_names
+from ..mapping import PayloadBuilder, output_fields, output_names
 from ..retries import RetryPolicy
 from ._partition import PartitionRunner
 from ._schema import arrow_schema, lines_schema, result_schema

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from .._sync import loop_factory
-from ..batch._engine import BatchRun
+from ..batch.engine import BatchRun
 from ..batch.keys import row_key
 from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import Rate

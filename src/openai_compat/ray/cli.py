@@ -21,19 +21,18 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import ray.data
 
-from ..batch._cluster_args import check_cluster_arguments
+from ..batch.engines import ENGINES
 from ..batch.progress import Progress
 from ..batch.readers import count_rows, open_rows
 from ..batch.results import BatchSummary
 from ..batch.scheduler import Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder
-from ..mapping._outputs import output_fields
+from ..mapping import PayloadBuilder, output_fields
 from ..retries import RetryPolicy
 from ._cluster import connect
 from ._map import map_endpoint
-from ._output import RAY_OUTPUT_FORMATS, PartWriter, prepare_directory
+from ._output import PartWriter, prepare_directory
 
 __all__ = ["run_on_ray"]
 
@@ -46,7 +45,9 @@ def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
 
 def _check_arguments(args: argparse.Namespace) -> str:
     """The output format; every option the Ray engine cannot honour refused up front."""
-    return check_cluster_arguments(args, "ray", RAY_OUTPUT_FORMATS)
+    engine = ENGINES["ray"]
+    engine.check(args)
+    return engine.output_format(args)
 
 
 def _input_paths(pattern: str) -> list[str]:

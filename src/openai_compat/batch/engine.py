@@ -18,23 +18,27 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Unpack
 
-import httpx
-
-from .._transports import AsyncTransport
+from .._transports import Sendable
 from ..config import SourceConfig
 from ..endpoint import Endpoint
 from ..errors import ConfigurationError, EndpointError, OpenAICompatError, redact
-from ..mapping import OutputField, PayloadBuilder, RowMappingError, extract_outputs
-from ..mapping._outputs import output_fields, output_names
-from ._openai_batch_format import batch_row_settings, is_batch_input
+from ..mapping import (
+    OutputField,
+    PayloadBuilder,
+    RowMappingError,
+    extract_outputs,
+    output_fields,
+    output_names,
+)
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
-from ._sql_url import is_database_url
 from .keys import Shard, key_token, row_key
+from .openai_batch_format import batch_row_settings, is_batch_input
 from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate, Scheduler
+from .sql_url import is_database_url
 
 __all__ = ["BatchRun", "Rows"]
 
@@ -133,7 +137,7 @@ class BatchRun:
         self.include_response = options.get("include_response", False)
         self.retry = options.get("retry")
         client = options.get("client")
-        self._client: httpx.AsyncClient | AsyncTransport | None = client
+        self._client: Sendable | None = client
         self._owns_client = client is None
         self._notice = options.get("on_notice") or (lambda _message: None)
         self.scheduler = options.get("scheduler") or Scheduler(
@@ -189,7 +193,7 @@ class BatchRun:
             )
         if self._client is None:
             # aiohttp: imported only when a run starts.
-            from .._transports._aiohttp import AiohttpTransport
+            from .._transports import AiohttpTransport
 
             self._client = AiohttpTransport(self.concurrency)
         self._endpoint = Endpoint(

@@ -27,23 +27,20 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegralType, StringType
 
 from .._text import excerpt
-from ..batch._cluster_args import check_cluster_arguments
-from ..batch._job_errors import EngineJobError
+from ..batch.engines import ENGINES, EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
 from ..batch.scheduler import Rate
 from ..config import SourceConfig
 from ..errors import ConfigurationError, redact
-from ..mapping import PayloadBuilder
-from ..mapping._outputs import output_fields
+from ..mapping import PayloadBuilder, output_fields
 from ..retries import RetryPolicy
 from ._map import cluster_slots, map_endpoint
 from ._partition import COUNT_FIELDS
 from ._session import spark_session
 
-__all__ = ["ROWS_PER_TASK", "SPARK_OUTPUT_FORMATS", "run_on_spark"]
+__all__ = ["ROWS_PER_TASK", "run_on_spark"]
 
-SPARK_OUTPUT_FORMATS = ("parquet", "jsonl")
 # Spark's names of the data files each format writes (JSON Lines: the text writer's).
 _PARTS = {"parquet": "part-*.parquet", "jsonl": "part-*.txt"}
 _READERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -69,7 +66,9 @@ def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
 
 def _check_arguments(args: argparse.Namespace) -> str:
     """The output format; every option the Spark engine cannot honour refused up front."""
-    fmt = check_cluster_arguments(args, "spark", SPARK_OUTPUT_FORMATS)
+    engine = ENGINES["spark"]
+    engine.check(args)
+    fmt = engine.output_format(args)
     partitions = getattr(args, "partitions", None)
     if partitions is not None and partitions < 1:
         raise _refuse(f"--partitions must be 1 or more, got {partitions}", "partitions")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..batch.results import BatchResult, flat_columns
 from ..errors import ConfigurationError
+from .results import BatchResult, flat_columns
 
 __all__ = ["check_names", "result_schema", "result_table"]
 
