@@ -11,6 +11,10 @@ An IPv6 address that carries an IPv4 address (IPv4-mapped or -compatible, NAT64,
 Teredo) is judged by the IPv4 address it leads to, so ``64:ff9b::a9fe:a9fe`` is the
 metadata address ``169.254.169.254`` however it is spelled.
 
+The same judgement holds when each connection is made: `AddressPolicy.allowed_addresses` is
+the transports' connect hook, so a name whose DNS answer changes after the check is judged
+again, and the connection goes only to an address that passed.
+
 >>> AddressPolicy().problem("::ffff:169.254.169.254") is not None
 True
 >>> AddressPolicy(refuse_private=True).problem("100.64.0.1") is not None
