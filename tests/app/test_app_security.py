@@ -317,7 +317,7 @@ def test_generated_credentials_are_owner_only_printed_once_and_needed(
 
 async def test_connections_go_only_to_checked_addresses(server: MockServer) -> None:
     """DNS rebinding: the connection itself is made to an address that passed the policy."""
-    from openai_compat.app.egress import guarded_client
+    from openai_compat._transports import hooked_client_factory
 
     answers = {"model.test": ["127.0.0.1"], "rebind.test": ["169.254.169.254"]}
 
@@ -325,7 +325,8 @@ async def test_connections_go_only_to_checked_addresses(server: MockServer) -> N
         return answers[host]
 
     policy = AddressPolicy(resolver=resolver)
-    async with guarded_client(policy, httpx.Limits()) as client:
+    guarded = hooked_client_factory(policy.allowed_addresses)
+    async with guarded(verify=True, proxy=None, limits=httpx.Limits()) as client:
         # Pinned: the name resolves through the policy's resolver to the mock's address.
         response = await client.get(f"http://model.test:{server.port}/v1/models")
         assert response.status_code == 200
@@ -337,12 +338,10 @@ async def test_connections_go_only_to_checked_addresses(server: MockServer) -> N
 
 async def test_tls_and_proxy_configurations_are_guarded_too(server: MockServer) -> None:
     """A configuration with its own client (proxy, TLS options) still goes through the guard."""
-    import functools
-
     from openai_compat import Endpoint, OpenAICompatError
-    from openai_compat.app.egress import guarded_client
+    from openai_compat._transports import hooked_client_factory
 
-    factory = functools.partial(guarded_client, AddressPolicy())
+    factory = hooked_client_factory(AddressPolicy().allowed_addresses)
     metadata_proxy = make_config(
         server.url, advanced={"proxy": "http://169.254.169.254:3128", "max_retries": 0}
     )

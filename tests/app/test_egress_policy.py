@@ -18,10 +18,21 @@ import httpx
 import pytest
 
 from openai_compat import ConnectError, Endpoint, RetryPolicy
+from openai_compat._transports import AsyncTransport, aiohttp_transport, hooked_client_factory
 from openai_compat.app import AddressPolicy, EgressRefused
-from openai_compat.app.egress import guarded_client
-from openai_compat.app.guarded_aiohttp import GuardedAiohttpTransport
 from openai_compat.testing import MockServer
+
+
+def guarded_client(policy: AddressPolicy, limits: httpx.Limits) -> httpx.AsyncClient:
+    """The application's httpx client (its ``client_factory``), held to ``policy``."""
+    factory = hooked_client_factory(policy.allowed_addresses)
+    return factory(verify=True, proxy=None, limits=limits)
+
+
+def guarded_aiohttp(concurrency: int, policy: AddressPolicy) -> AsyncTransport:
+    """The application's aiohttp transport (execute_model, checks, runs), held to ``policy``."""
+    return aiohttp_transport(concurrency, policy.allowed_addresses)
+
 
 # Every way of writing the metadata address 169.254.169.254 (and the other metadata
 # services) that a connection would reach it by.
@@ -253,7 +264,7 @@ def _config(host: str, port: int) -> dict[str, Any]:
     return {"url": f"http://{host}:{port}/v1/chat/completions", "api_key": "k" * 12}
 
 
-async def _complete(transport: GuardedAiohttpTransport, host: str, port: int) -> Any:
+async def _complete(transport: AsyncTransport, host: str, port: int) -> Any:
     endpoint = Endpoint(_config(host, port), client=transport, retry=RetryPolicy(max_retries=0))
     async with endpoint as ep:
         return await ep.complete({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
@@ -268,7 +279,7 @@ async def test_the_guarded_aiohttp_transport_refuses_before_opening_any_socket(
     async def resolver(host: str, port: int) -> list[str]:
         return {**refused, **strict_refused, "model.test": "127.0.0.1"}[host].split()
 
-    transport = GuardedAiohttpTransport(4, AddressPolicy(resolver=resolver))
+    transport = guarded_aiohttp(4, AddressPolicy(resolver=resolver))
     try:
         for host, address in refused.items():
             literal = f"[{address}]" if ":" in address else address
@@ -285,7 +296,7 @@ async def test_the_guarded_aiohttp_transport_refuses_before_opening_any_socket(
         assert ("socket.connect", ("127.0.0.1", server.port)) in log.events
     finally:
         await transport.aclose()
-    strict = GuardedAiohttpTransport(4, AddressPolicy(resolver=resolver, refuse_private=True))
+    strict = guarded_aiohttp(4, AddressPolicy(resolver=resolver, refuse_private=True))
     try:
         for host in strict_refused:
             with recording_sockets() as log, pytest.raises(ConnectError, match="private"):
@@ -302,7 +313,7 @@ async def test_the_aiohttp_transport_reports_an_unresolvable_name_as_a_dns_failu
     async def resolver(host: str, port: int) -> list[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    transport = GuardedAiohttpTransport(4, AddressPolicy(resolver=resolver))
+    transport = guarded_aiohttp(4, AddressPolicy(resolver=resolver))
     try:
         dns = pytest.raises(ConnectError, match=r"cannot resolve the host name of model\.test")
         with recording_sockets() as log, dns:
@@ -321,7 +332,7 @@ async def test_the_aiohttp_transport_ignores_the_environments_proxy(
         closed_port = unused.getsockname()[1]
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("NO_PROXY", "")
-    transport = GuardedAiohttpTransport(4, AddressPolicy())
+    transport = guarded_aiohttp(4, AddressPolicy())
     try:
         completion = await _complete(transport, "127.0.0.1", server.port)
     finally:

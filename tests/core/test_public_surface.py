@@ -42,7 +42,11 @@ def test_star_import_does_not_shadow_the_builtin_timeout_error() -> None:
 
 # Signals between two layers of the package, raised and caught inside it: outside the tree,
 # so that no caller's ``except OpenAICompatError`` can take one for a finished error.
-INTERNAL_SIGNALS = {"openai_compat._transports._base.TransportFailure"}
+INTERNAL_SIGNALS = {
+    "openai_compat._transports._base.TransportFailure",
+    # A connect hook's refusal, turned into a TransportFailure by the transport it refuses.
+    "openai_compat._transports._base.ConnectRefused",
+}
 
 
 def test_every_error_class_the_package_defines_is_in_the_one_hierarchy() -> None:

@@ -7,11 +7,22 @@ pool does not, and building httpx's request and response objects for each row wo
 much CPU as all the rest of a row's work (``bench/batch.py``).
 
 aiohttp's exceptions are mapped to `TransportFailure` here and nowhere else.
+
+With a `ConnectHook`, every connection goes only to an address the hook allows:
+
+- a host name is resolved by the hook (aiohttp's resolver asks it), and only the addresses
+  it returns are handed to aiohttp, so a name whose DNS answer changes after an earlier
+  check (DNS rebinding) is still judged when the connection is made;
+- an IP literal, which aiohttp connects to without resolving, is judged by the hook before
+  the first request to its URL;
+- the environment's proxies are not used: a proxy would be a way around the hook.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
@@ -19,8 +30,9 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 import yarl
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from ._base import FailureKind, TransportFailure
+from ._base import ConnectHook, ConnectRefused, FailureKind, TransportFailure
 from ._causes import connect_kind
 
 __all__ = ["AiohttpTransport"]
@@ -98,25 +110,75 @@ class _Response:
             self._raw.close()
 
 
+def _refusal(exc: ConnectRefused) -> TransportFailure:
+    # Not an OSError: aiohttp would report that as a failure to resolve the name.
+    return TransportFailure(FailureKind.CONNECT, str(exc))
+
+
+def _nothing_allowed(host: str) -> TransportFailure:
+    return TransportFailure(FailureKind.CONNECT, f"no address of {host} may be connected to")
+
+
+class _HookResolver(AbstractResolver):
+    """aiohttp's resolver, answered by a `ConnectHook`: only the addresses it allows."""
+
+    def __init__(self, hook: ConnectHook) -> None:
+        self._hook = hook
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        # OSError (a failed lookup) goes on as it is: aiohttp reports it as a DNS failure.
+        try:
+            addresses = await self._hook(host, port)
+        except ConnectRefused as exc:
+            raise _refusal(exc) from exc
+        results: list[ResolveResult] = []
+        for address in addresses:
+            kind = socket.AF_INET6 if ":" in address else socket.AF_INET
+            if family not in (socket.AF_UNSPEC, kind):
+                continue
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=address,
+                    port=port,
+                    family=kind,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            )
+        if not results:
+            raise _nothing_allowed(host)
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
 class AiohttpTransport:
     """An `AsyncTransport` for one run: a pool of at most ``concurrency`` connections.
 
     Like httpx's default client it trusts the environment: ``HTTP(S)_PROXY``, ``ALL_PROXY``,
-    ``NO_PROXY`` and ``SSL_CERT_FILE`` apply, with certifi's roots otherwise.
+    ``NO_PROXY`` and ``SSL_CERT_FILE`` apply, with certifi's roots otherwise. With
+    ``connect_hook``, connections go only where the hook allows, and no proxy is used.
     """
 
-    __slots__ = ("_limit", "_session", "_ssl", "_timeouts", "_urls")
+    __slots__ = ("_hook", "_limit", "_session", "_ssl", "_timeouts", "_urls")
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, connect_hook: ConnectHook | None = None) -> None:
         self._limit = concurrency
+        self._hook = connect_hook
         self._session: aiohttp.ClientSession | None = None  # made inside the running loop
         self._urls: dict[str, tuple[yarl.URL, str | None]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _connector(self) -> aiohttp.TCPConnector:
-        """The session's connection pool (a subclass may give it a resolver)."""
-        return aiohttp.TCPConnector(limit=self._limit)
+        """The session's connection pool, resolving through the hook when there is one."""
+        if self._hook is None:
+            return aiohttp.TCPConnector(limit=self._limit)
+        return aiohttp.TCPConnector(limit=self._limit, resolver=_HookResolver(self._hook))
 
     def _open(self) -> aiohttp.ClientSession:
         connector = self._connector()
@@ -131,7 +193,7 @@ class AiohttpTransport:
         self, url: str, content: bytes, headers: Mapping[str, str], timeout: float
     ) -> _Response:
         session = self._session or self._open()
-        target = self._urls.get(url) or self._target(url)
+        target = self._urls.get(url) or await self._target(url)
         limits = self._timeouts.get(timeout)
         if limits is None:
             # As httpx.Timeout(timeout): connecting, and each wait for data; no total.
@@ -153,22 +215,41 @@ class AiohttpTransport:
             raise _failure(exc) from exc
         return _Response(raw)
 
-    def _target(self, url: str) -> tuple[yarl.URL, str | None]:
+    async def _target(self, url: str) -> tuple[yarl.URL, str | None]:
+        """``url`` parsed, vetted and with its proxy: once per URL, before its first request."""
         parsed = yarl.URL(url)
-        self._vet(parsed)
+        if self._hook is not None:
+            await self._vet(parsed, self._hook)
         if parsed.scheme == "https" and self._ssl is None:
             # httpx's trust store (certifi, or SSL_CERT_FILE), so both clients trust the same.
             self._ssl = httpx.create_ssl_context(trust_env=True)
         target = self._urls[url] = (parsed, self._proxy_for(parsed))
         return target
 
-    def _vet(self, url: yarl.URL) -> None:
-        """Raise `TransportFailure` if ``url`` must not be sent to (here: never). Asked once
-        per URL, before its first request."""
+    @staticmethod
+    async def _vet(url: yarl.URL, hook: ConnectHook) -> None:
+        """Raise `TransportFailure` if ``url``'s host is an IP literal ``hook`` refuses.
+
+        aiohttp connects to a literal without resolving it, so its resolver never asks.
+        """
+        host = (url.host or "").strip("[]")
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return  # a name: judged by the resolver, at each connection
+        try:
+            allowed = await hook(host, url.port or 0)
+        except ConnectRefused as exc:
+            raise _refusal(exc) from exc
+        except (OSError, UnicodeError) as exc:
+            raise TransportFailure(connect_kind(exc), f"cannot resolve {host}: {exc}") from exc
+        if not allowed:
+            raise _nothing_allowed(host)
 
     def _proxy_for(self, url: yarl.URL) -> str | None:
-        """The environment's proxy for ``url`` (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``)."""
-        if urllib.request.proxy_bypass(url.host or ""):
+        """The environment's proxy for ``url`` (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``);
+        none with a hook, which a proxy would be a way around."""
+        if self._hook is not None or urllib.request.proxy_bypass(url.host or ""):
             return None
         found = urllib.request.getproxies()
         return found.get(url.scheme) or found.get("all")

@@ -4,6 +4,9 @@ One POST, its status and headers, then the body read whole or as it arrives. A t
 reports every failure as a `TransportFailure` of one `FailureKind`, mapped from its own
 library's exceptions at its edge: nothing above the transports knows which library sent
 the request, and nothing reads an exception's message to learn what happened.
+
+A `ConnectHook` decides which addresses a transport may connect to: a server that must
+vet every connection (the application's address policy) gives one to the transports.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ import enum
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
-__all__ = ["AsyncTransport", "FailureKind", "TransportFailure", "TransportResponse"]
+__all__ = [
+    "AsyncTransport",
+    "ConnectHook",
+    "ConnectRefused",
+    "FailureKind",
+    "TransportFailure",
+    "TransportResponse",
+]
 
 
 class FailureKind(enum.Enum):
@@ -46,6 +56,30 @@ class TransportFailure(Exception):
         super().__init__(f"{kind.value}: {detail}")
         self.kind = kind
         self.detail = detail
+
+
+class ConnectRefused(Exception):
+    """A `ConnectHook`'s answer that no address of the host may be connected to.
+
+    Its message is the whole reason, shown to the caller as it is. Like `TransportFailure`
+    it is a signal between layers, outside the `OpenAICompatError` tree: a transport turns
+    it into a `TransportFailure` of kind CONNECT.
+    """
+
+
+class ConnectHook(Protocol):
+    """Asked before every new connection: the IP addresses ``host`` may be reached at.
+
+    The hook resolves a name itself, and the transport connects only to an address it
+    returned: a DNS answer that changes after an earlier check (DNS rebinding) is judged
+    again at connection time. With a proxy, the connection asked about is the one to the
+    proxy. An IP literal is asked about too, as written (without brackets).
+
+    Raises `ConnectRefused` when no address is allowed; an ``OSError`` (a failed lookup)
+    goes on as it is, and the transport reports it as a failure to resolve the name.
+    """
+
+    async def __call__(self, host: str, port: int, /) -> list[str]: ...
 
 
 class TransportResponse(Protocol):

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import httpx
 
-from ._base import AsyncTransport, FailureKind, TransportFailure
+from ._base import AsyncTransport, ConnectHook, FailureKind, TransportFailure
 from ._causes import connect_kind
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "as_transport",
     "default_client_factory",
     "default_limits",
+    "hooked_client_factory",
 ]
 
 # Most specific first: the first match wins.
@@ -133,6 +134,24 @@ def default_client_factory(
 ) -> httpx.AsyncClient:
     """A plain client; ``trust_env`` honours the proxy variables and ``SSL_CERT_FILE``."""
     return httpx.AsyncClient(limits=limits, verify=verify, proxy=proxy, trust_env=True)
+
+
+def hooked_client_factory(hook: ConnectHook) -> ClientFactory:
+    """A `ClientFactory` whose clients connect only to the addresses ``hook`` returns.
+
+    The hook is asked before each new connection (to the proxy, when there is one); the
+    environment's proxies are not used, since one would be a way around the hook.
+    """
+
+    def factory(
+        *, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits
+    ) -> httpx.AsyncClient:
+        # Imported here: httpcore and anyio load only in a process that makes such a client.
+        from ._hooked import hooked_client
+
+        return hooked_client(hook, verify=verify, proxy=proxy, limits=limits)
+
+    return factory
 
 
 # What the doors accept to send through: a transport, or an ``httpx.AsyncClient`` (the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .. import resources as spec_resources
-from .._transports import default_limits
+from .._transports import aiohttp_transport, default_limits, hooked_client_factory
 from ..connector import OpenAICompatibleConnector
 from .credentials import (
     KeyCipher,
@@ -28,10 +27,9 @@ from .credentials import (
     weak_token_warning,
 )
 from .database import database_url, describe_url, migrate, open_engine
-from .egress import AddressPolicy, guarded_client
+from .egress import AddressPolicy
 from .execute_lane import ExecuteLane
 from .guard import BodyTooLarge, RequestGate, bearer_matches, body_too_large, sign_in_required
-from .guarded_aiohttp import GuardedAiohttpTransport
 from .mapping_preview import router as mapping_preview_router
 from .metrics import CONTENT_TYPE, AppMetrics, ExecuteMetrics
 from .page_headers import SecurityHeaders
@@ -116,10 +114,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # aiohttp's pool, as batch runs use: about half the CPU of httpx's client a request.
-        transport = GuardedAiohttpTransport(default_limits().max_connections or 100, policy)
+        # The policy holds at each connection (a DNS answer can change after the check).
+        limit = default_limits().max_connections or 100
+        transport = aiohttp_transport(limit, policy.allowed_addresses)
         connector.client = transport
         # Configurations with TLS or proxy options get their own client: guarded too.
-        connector.client_factory = functools.partial(guarded_client, policy)
+        connector.client_factory = hooked_client_factory(policy.allowed_addresses)
         executor.start()
         try:
             yield

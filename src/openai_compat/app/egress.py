@@ -11,6 +11,10 @@ An IPv6 address that carries an IPv4 address (IPv4-mapped or -compatible, NAT64,
 Teredo) is judged by the IPv4 address it leads to, so ``64:ff9b::a9fe:a9fe`` is the
 metadata address ``169.254.169.254`` however it is spelled.
 
+The same judgement holds when each connection is made: `AddressPolicy.allowed_addresses` is
+the transports' connect hook, so a name whose DNS answer changes after the check is judged
+again, and the connection goes only to an address that passed.
+
 >>> AddressPolicy().problem("::ffff:169.254.169.254") is not None
 True
 >>> AddressPolicy(refuse_private=True).problem("100.64.0.1") is not None
@@ -22,18 +26,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
-
+from .._transports import ConnectRefused
 from ..errors import ConfigurationError
 
-__all__ = ["AddressPolicy", "EgressRefused", "Resolver", "guarded_client", "system_resolver"]
+__all__ = ["AddressPolicy", "EgressRefused", "Resolver", "system_resolver"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -187,69 +187,25 @@ class AddressPolicy:
                 shown = host if host == address else f"{host} (resolves to {address})"
                 raise EgressRefused(f"the endpoint host {shown} is refused: {reason}")
 
+    async def allowed_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host`` a connection may be made to: the transports' connect hook.
 
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, checks, and connects to the checked address itself.
-
-    The check before a request resolves the host once; a host whose DNS answer changes
-    between that check and the connection (DNS rebinding) would slip through, so the
-    connection is made here, to an address that passed the policy.
-    """
-
-    def __init__(self, policy: AddressPolicy) -> None:
-        self._policy = policy
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
+        The check before a request (`check_url`) resolves the host once; a host whose DNS
+        answer changes between that check and the connection (DNS rebinding) would slip
+        through, so the transports ask this at each new connection and connect only to an
+        address it returned. An IP literal is judged as written; a name is resolved by the
+        policy's resolver, whose ``OSError`` goes on as it is (a failed lookup).
+        Raises ``ConnectRefused`` when no address is allowed.
+        """
+        bare = host.strip("[]")
         try:
-            addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+            ipaddress.ip_address(bare.split("%", 1)[0])
         except ValueError:
-            try:
-                addresses = await self._policy.resolver(host, port)
-            except (OSError, UnicodeError) as exc:
-                # The cause stays: it is how the client knows this was a DNS failure.
-                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        allowed = [a for a in addresses if self._policy.problem(a) is None]
+            addresses = await self.resolver(host, port)
+        else:
+            addresses = [bare]
+        allowed = [address for address in addresses if self.problem(address) is None]
         if not allowed:
-            reason = self._policy.problem(addresses[0]) if addresses else "no address"
-            raise httpcore.ConnectError(f"the endpoint host {host} is refused: {reason}")
-        return await self._inner.connect_tcp(
-            allowed[0], port, timeout=timeout, local_address=local_address,
-            socket_options=socket_options,
-        )  # fmt: skip
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not endpoints of this application")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def guarded_client(
-    policy: AddressPolicy,
-    limits: httpx.Limits,
-    *,
-    verify: ssl.SSLContext | bool = True,
-    proxy: str | None = None,
-) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` that only connects to addresses ``policy`` allows.
-
-    With ``proxy``, the connection that is vetted is the one to the proxy. ``verify`` and
-    ``proxy`` make it usable as the connector's ``client_factory`` (``functools.partial``
-    with the policy), so configurations with TLS or proxy options are guarded too.
-    """
-    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, proxy=proxy)
-    pool = transport._pool
-    if not hasattr(pool, "_network_backend"):  # pragma: no cover - guards an httpx upgrade
-        raise RuntimeError("this httpx version hides its network backend; pin httpx<0.29")
-    pool._network_backend = _GuardedBackend(policy)
-    return httpx.AsyncClient(transport=transport)
+            reason = self.problem(addresses[0]) if addresses else "it resolves to no usable address"
+            raise ConnectRefused(f"the endpoint host {host} is refused: {reason}")
+        return allowed

@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._sync import loop_factory
+from .._transports import aiohttp_transport
 from ..batch import BatchRun
 from ..batch.cost import Price
 from ..batch.keys import key_token
@@ -42,7 +43,6 @@ from ..batch.readers import read_in_thread
 from ..batch.results import BatchResult
 from ..batch.writers import jsonl_line
 from ..errors import OpenAICompatError, redact
-from .guarded_aiohttp import GuardedAiohttpTransport
 from .mapping_preview import alias_row
 from .metrics import AppMetrics
 from .problems import ApiError
@@ -352,7 +352,7 @@ class RunExecutor:
                 concurrency=concurrency,
                 rate=spec.get("rate"),
                 skip=skip,
-                client=GuardedAiohttpTransport(concurrency, self.services.policy),
+                client=aiohttp_transport(concurrency, self.services.policy.allowed_addresses),
                 on_notice=lambda message: _log.info("run %d: %s", claimed.id, message),
             )
         except OpenAICompatError as exc:

@@ -193,9 +193,9 @@ class BatchRun:
             )
         if self._client is None:
             # aiohttp: imported only when a run starts.
-            from .._transports import AiohttpTransport
+            from .._transports import aiohttp_transport
 
-            self._client = AiohttpTransport(self.concurrency)
+            self._client = aiohttp_transport(self.concurrency)
         self._endpoint = Endpoint(
             self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
         )

@@ -208,10 +208,10 @@ class EndpointUDF:
         await asyncio.wrap_future(_load_engine())  # done already from the second batch on
         if self._one_at_a_time is None:
             # Made on Ray's event loop of this actor, where every batch runs.
-            from .._transports import AiohttpTransport
+            from .._transports import aiohttp_transport
 
             self._one_at_a_time = asyncio.Lock()
-            self._transport = AiohttpTransport(self.concurrency)
+            self._transport = aiohttp_transport(self.concurrency)
             self._loop = asyncio.get_running_loop()
         rows = batch.to_pylist()
         async with self._one_at_a_time:
