@@ -293,6 +293,17 @@ def test_mistakes_fail_before_any_request() -> None:
             map_endpoint(ds, conf("ftp://127.0.0.1/x"), rate=None)
         with pytest.raises(ConfigurationError):
             map_endpoint(ds, conf(srv.url), rate="fast")
+        # The same bounds and words as a local run and Spark (one RunSpec for all).
+        with pytest.raises(ConfigurationError) as caught:
+            map_endpoint(ds, conf(srv.url), concurrency=10_001, rate=None)
+        assert str(caught.value) == (
+            "concurrency: must be 1 to 10000 (requests in flight at once), got 10001"
+        )
+        with pytest.raises(ConfigurationError) as caught:
+            map_endpoint(ds, conf(srv.url), key="ID", rate=None)
+        assert str(caught.value) == (
+            "key: the input has no column 'ID' (its columns: 'id', 'answer', 'text')"
+        )
         assert srv.requests == []
 
 

@@ -207,8 +207,11 @@ def test_mistakes_fail_before_any_request(spark: Any) -> None:
             map_endpoint(df, conf("ftp://127.0.0.1/x"), rate=None)
         with pytest.raises(ConfigurationError):
             map_endpoint(df, conf(srv.url), rate="fast")
-        with pytest.raises(ConfigurationError, match="concurrency"):
+        with pytest.raises(ConfigurationError) as caught:
             map_endpoint(df, conf(srv.url), concurrency=0)
+        assert str(caught.value) == (
+            "concurrency: must be 1 to 10000 (requests in flight at once), got 0"
+        )
         assert srv.requests == []
 
 

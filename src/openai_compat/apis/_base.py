@@ -48,6 +48,8 @@ class Dialect(ABC):
     path: str
     #: How messages call the API (``"chat-completions"``).
     label: str
+    #: What its requests are called in a sentence (``"chat completions"``).
+    noun: str
     #: What marks a complete answer in a stream, for the cut-off warning.
     end_marker: str
     #: Where the answer's text is, the output of a run that names none.

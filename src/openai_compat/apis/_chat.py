@@ -220,6 +220,7 @@ class ChatDialect(Dialect):
     name = "chat"
     path = "/chat/completions"
     label = "chat-completions"
+    noun = "chat completions"
     end_marker = "a finish_reason"
     default_output = ("choices", 0, "message", "content")
 

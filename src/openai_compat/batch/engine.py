@@ -24,20 +24,19 @@ from ..endpoint import Endpoint
 from ..errors import ConfigurationError, EndpointError, OpenAICompatError, redact
 from ..mapping import (
     OutputField,
-    PayloadBuilder,
     RowMappingError,
     extract_outputs,
-    output_fields,
     output_names,
 )
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
-from .keys import Shard, key_token, row_key
+from .keys import key_token, row_key
 from .openai_batch_format import batch_row_settings, is_batch_input
 from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
-from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate, Scheduler
+from .scheduler import DEFAULT_RATE, Scheduler
+from .spec import RunSpec, missing_column
 from .sql_url import is_database_url
 
 __all__ = ["BatchRun", "Rows"]
@@ -49,12 +48,6 @@ Rows = Iterable[Any] | AsyncIterable[Any] | str | os.PathLike[str]
 _READ_CHUNK = 512
 _DONE: Any = object()
 _KEYWORDS = BatchOptions.__optional_keys__
-
-
-def _as_rate(rate: Rate | str | None) -> Rate | None:
-    if rate is None or isinstance(rate, Rate):
-        return rate
-    return Rate.parse(rate)
 
 
 def _failed(
@@ -103,14 +96,21 @@ class BatchRun:
         **options: Unpack[BatchOptions],
     ) -> None:
         check_keywords(options, _KEYWORDS, "BatchRun.__init__()")
-        self.config = SourceConfig.parse(config)
-        self.builder = options.get("payload_builder") or PayloadBuilder(
-            self.config.request_format, options.get("mapping")
+        spec = RunSpec.build(
+            config,
+            mapping=options.get("mapping"),
+            outputs=options.get("outputs"),
+            key=options.get("key"),
+            concurrency=options.get("concurrency"),
+            rate=options.get("rate", DEFAULT_RATE),
+            shard=options.get("shard"),
+            include_input=options.get("include_input"),
+            include_response=options.get("include_response"),
         )
-        outputs = options.get("outputs")
-        self.outputs: list[OutputField] = output_fields(
-            outputs, self.config.response_format, self.config.dialect
-        )
+        self.spec = spec
+        self.config = spec.config
+        self.builder = options.get("payload_builder") or spec.payload_builder
+        self.outputs: list[OutputField] = spec.output_fields
         if isinstance(rows, str | os.PathLike):
             rows = _open_input(rows, options)
         elif options.get("query") is not None or options.get("table") is not None:
@@ -118,31 +118,21 @@ class BatchRun:
                 "query and table read a database: pass its URL as the rows", field="query"
             )
         self.rows = rows
-        self.key = options.get("key")
+        self.key = spec.key
         batch_lines = is_batch_input(rows, options.get("input_format"))
         if batch_lines:  # an OpenAI batch file: each line's body is its payload
-            self.key, self.builder = batch_row_settings(options)
-        concurrency = options.get("concurrency")
-        self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise ConfigurationError(
-                f"must be 1 to {MAX_CONCURRENCY} (requests in flight at once), "
-                f"got {self.concurrency}",
-                field="concurrency",
-            )
-        shard = options.get("shard")
-        self.shard = Shard.parse(shard) if isinstance(shard, str) else shard
+            self.key, self.builder = batch_row_settings(options, self.config.dialect)
+        self.concurrency = spec.concurrency
+        self.shard = spec.shard
         self.skip = options.get("skip", ())
-        self.include_input = options.get("include_input", False)
-        self.include_response = options.get("include_response", False)
+        self.include_input = spec.include_input
+        self.include_response = spec.include_response
         self.retry = options.get("retry")
         client = options.get("client")
         self._client: Sendable | None = client
         self._owns_client = client is None
         self._notice = options.get("on_notice") or (lambda _message: None)
-        self.scheduler = options.get("scheduler") or Scheduler(
-            _as_rate(options.get("rate", DEFAULT_RATE)), on_pause=self._on_pause
-        )
+        self.scheduler = options.get("scheduler") or Scheduler(spec.rate, on_pause=self._on_pause)
         self.summary = BatchSummary()
         # The response cache, prices and budget: None when the options ask for none of them.
         self.accounting = RowAccounting.from_options(
@@ -453,10 +443,9 @@ class BatchRun:
     def _check_key_column(self, row: Mapping[str, Any]) -> None:
         """A ``key`` column the first row lacks is a typo: refused before any request."""
         self._key_checked = True
-        if self.key not in row:
-            columns = ", ".join(map(repr, list(row)[:20])) or "none"
+        if self.key is not None and self.key not in row:
             raise ConfigurationError(
-                f"the first row has no column {self.key!r} (its columns: {columns}); "
+                f"{missing_column(self.key, list(row), 'the first row')}; "
                 "choose one of them, or leave out --key to use row numbers",
                 field="key",
             )

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ..apis import CHAT, Dialect
 from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder, RowMappingError
 from .checkpoint import Checkpoint, _Record, _rewrite
@@ -41,7 +42,6 @@ __all__ = [
 
 FORMAT = "openai-batch"
 KEY = "custom_id"
-_CHAT_PATH = "/chat/completions"
 
 
 def looks_like_batch_file(stream: IO[bytes]) -> bool:
@@ -71,9 +71,9 @@ def is_batch_input(rows: Any, input_format: str | None) -> bool:
     return input_format == FORMAT
 
 
-def _is_chat_path(url: str) -> bool:
+def _is_path_of(url: str, dialect: Dialect) -> bool:
     path = url.split("?", 1)[0].rstrip("/")
-    return path.endswith(_CHAT_PATH)
+    return path.endswith(dialect.path)
 
 
 class BatchLinePayloads(PayloadBuilder):
@@ -86,22 +86,25 @@ class BatchLinePayloads(PayloadBuilder):
     {'model': 'm', 'messages': []}
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: Dialect = CHAT) -> None:
         super().__init__({})
         self.columns = [KEY, "body"]
+        # A line is checked against the API of the connection's URL, where it is sent.
+        self.dialect = dialect
 
     def _build(self, row: Mapping[str, Any]) -> dict[str, Any]:
         name = repr(row.get(KEY))
         method = row.get("method", "POST")
         if not isinstance(method, str) or method.upper() != "POST":
             raise RowMappingError(
-                f"batch line {name} has method {method!r}; chat completions are sent with POST"
+                f"batch line {name} has method {method!r}; {self.dialect.noun} are sent with POST"
             )
         url = row.get("url")
-        if url is not None and (not isinstance(url, str) or not _is_chat_path(url)):
+        api = self.dialect
+        if url is not None and (not isinstance(url, str) or not _is_path_of(url, api)):
             raise RowMappingError(
-                f"batch line {name} is for {url!r}, not a chat-completions path "
-                "(/v1/chat/completions): this run sends chat completions to the connection's "
+                f"batch line {name} is for {url!r}, not a {api.label} path "
+                f"(/v1{api.path}): this run sends {api.noun} to the connection's "
                 "url only; run the lines of other endpoints elsewhere"
             )
         body = row.get("body")
@@ -113,8 +116,11 @@ class BatchLinePayloads(PayloadBuilder):
         return body
 
 
-def batch_row_settings(options: Mapping[str, Any]) -> tuple[str, BatchLinePayloads]:
-    """The key column and the payload builder of a run of batch lines (options checked)."""
+def batch_row_settings(
+    options: Mapping[str, Any], dialect: Dialect = CHAT
+) -> tuple[str, BatchLinePayloads]:
+    """The key column and the payload builder of a run of batch lines (options checked),
+    whose lines are for ``dialect``'s API."""
     for name, flag in (("mapping", "--mapping"), ("payload_builder", "payload_builder")):
         if options.get(name) is not None:
             raise ConfigurationError(
@@ -125,7 +131,7 @@ def batch_row_settings(options: Mapping[str, Any]) -> tuple[str, BatchLinePayloa
         raise ConfigurationError(
             f"the key of an OpenAI batch file is its {KEY}: leave out --key {key}", field="key"
         )
-    return KEY, BatchLinePayloads()
+    return KEY, BatchLinePayloads(dialect)
 
 
 # -- out --------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import ray.data
 
 from ..batch.arrow import check_names
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
+from ..batch.spec import RunSpec
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder, output_fields, output_names
 from ..retries import RetryPolicy
 from ._coordinator import kept_coordinator
 from ._udf import EndpointUDF
@@ -73,19 +73,23 @@ def map_endpoint(
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
     """
-    parsed = SourceConfig.parse(config)
-    PayloadBuilder(parsed.request_format, mapping)  # a mapping mistake: before any request
-    names = output_names(output_fields(outputs, parsed.response_format))
-    parsed_rate = Rate.parse(rate) if isinstance(rate, str) else rate
+    spec = RunSpec.build(
+        config,
+        mapping=mapping,
+        outputs=outputs,
+        key=key,
+        concurrency=concurrency,
+        rate=rate,
+        include_input=include_input,
+        include_response=include_response,
+    )
+    parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
-    if concurrency < 1:
-        raise ConfigurationError(f"must be 1 or more, got {concurrency}", field="concurrency")
     if columns is None:
         schema = ds.schema()
         columns = list(schema.names) if schema is not None else []
-    if key is not None and key not in columns:
-        raise ConfigurationError(f"the input has no column {key!r}", field="key")
+    spec.check_columns(columns)
     if include_input and not lines:
         check_names(columns, names, include_response=include_response)
     if coordinator is None:

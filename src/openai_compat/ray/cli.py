@@ -25,10 +25,8 @@ from ..batch.engines import ENGINES
 from ..batch.progress import Progress
 from ..batch.readers import count_rows, open_rows
 from ..batch.results import BatchSummary
-from ..batch.scheduler import Rate
-from ..config import SourceConfig
+from ..batch.spec import RunSpec
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder, output_fields
 from ..retries import RetryPolicy
 from ._cluster import connect
 from ._map import map_endpoint
@@ -102,10 +100,16 @@ def run_on_ray(
 ) -> BatchSummary:
     """Run ``openai-compat batch --engine ray`` with parsed ``args``; the summary."""
     fmt = _check_arguments(args)
-    parsed = SourceConfig.parse(config)  # every configuration mistake before any request
-    PayloadBuilder(parsed.request_format, mapping)
-    output_fields(outputs, parsed.response_format)
-    rate = Rate.parse(args.rate) if args.rate else None
+    # Every mistake of the configuration and options before any request.
+    spec = RunSpec.build(
+        config,
+        mapping=mapping,
+        outputs=outputs,
+        key=args.key,
+        concurrency=args.concurrency,
+        rate=args.rate or None,
+    )
+    parsed, rate = spec.config, spec.rate
     paths = _input_paths(args.input)
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     done = prepare_directory(args.output, fmt, mode, args.key)

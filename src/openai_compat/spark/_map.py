@@ -16,10 +16,10 @@ from pyspark.sql import DataFrame, SparkSession
 
 from ..batch.arrow import check_names
 from ..batch.cache import ResponseCache
-from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
+from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
+from ..batch.spec import RunSpec
 from ..config import SourceConfig
 from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder, output_fields, output_names
 from ..retries import RetryPolicy
 from ._partition import PartitionRunner
 from ._schema import arrow_schema, lines_schema, result_schema
@@ -90,25 +90,23 @@ def map_endpoint(
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
     """
-    parsed = SourceConfig.parse(config)
-    PayloadBuilder(parsed.request_format, mapping)  # a mapping mistake: before any request
-    names = output_names(output_fields(outputs, parsed.response_format))
-    parsed_rate = Rate.parse(rate) if isinstance(rate, str) else rate
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ConfigurationError(
-            f"must be 1 to {MAX_CONCURRENCY} (rows in flight per task), got {concurrency}",
-            field="concurrency",
-        )
+    spec = RunSpec.build(
+        config,
+        mapping=mapping,
+        outputs=outputs,
+        key=key,
+        concurrency=concurrency,
+        rate=rate,
+        include_input=include_input,
+        include_response=include_response,
+    )
+    parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
     if partitions is not None and partitions < 1:
         raise ConfigurationError(f"must be 1 or more, got {partitions}", field="partitions")
     if tasks_at_once is not None and tasks_at_once < 1:
         raise ConfigurationError(f"must be 1 or more, got {tasks_at_once}", field="tasks_at_once")
     columns = list(df.columns)
-    if key is not None and key not in columns:
-        shown = ", ".join(map(repr, columns[:20])) or "none"
-        raise ConfigurationError(
-            f"the input has no column {key!r} (its columns: {shown})", field="key"
-        )
+    spec.check_columns(columns)
     if include_input and not lines:
         check_names(columns, names, include_response=include_response)
     cache = _checked_cache(cache, cache_mode)

@@ -30,10 +30,8 @@ from .._text import excerpt
 from ..batch.engines import ENGINES, EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
-from ..batch.scheduler import Rate
-from ..config import SourceConfig
+from ..batch.spec import RunSpec, missing_column
 from ..errors import ConfigurationError, redact
-from ..mapping import PayloadBuilder, output_fields
 from ..retries import RetryPolicy
 from ._map import cluster_slots, map_endpoint
 from ._partition import COUNT_FIELDS
@@ -138,8 +136,7 @@ def _leave_out_done(
 
 def _check_key(df: DataFrame, key: str) -> None:
     if key not in df.columns:
-        shown = ", ".join(map(repr, df.columns[:20])) or "none"
-        raise _refuse(f"the input has no column {key!r} (its columns: {shown})", "key")
+        raise _refuse(missing_column(key, df.columns), "key")
     kind = df.schema[key].dataType
     if not isinstance(kind, IntegralType | StringType):
         raise _refuse(
@@ -175,10 +172,16 @@ def run_on_spark(
 ) -> BatchSummary:
     """Run ``openai-compat batch --engine spark`` with parsed ``args``; the summary."""
     fmt = _check_arguments(args)
-    parsed = SourceConfig.parse(config)  # every configuration mistake before any request
-    PayloadBuilder(parsed.request_format, mapping)
-    output_fields(outputs, parsed.response_format)
-    rate = Rate.parse(args.rate) if args.rate else None
+    # Every mistake of the configuration and options before any request.
+    spec = RunSpec.build(
+        config,
+        mapping=mapping,
+        outputs=outputs,
+        key=args.key,
+        concurrency=args.concurrency,
+        rate=args.rate or None,
+    )
+    parsed, rate = spec.config, spec.rate
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     remote = "://" in args.output
     has_results = mode == "resume" if remote else _prepare_directory(args.output, fmt, mode)

@@ -1,0 +1,183 @@
+"""`RunSpec`: what a run sends and how, typed and checked once for every engine and door.
+
+The local engine (`BatchRun`), Ray's and Spark's ``map_endpoint`` and their command lines
+all build one before any request, so a mistake gets one message wherever it is made, and
+every problem of the options is found at once (``ConfigurationError.problems``).
+
+>>> spec = RunSpec.build({"url": "http://127.0.0.1:8080/v1/chat/completions"},
+...                      key="id", concurrency=4, rate="600/minute")
+>>> spec.concurrency, str(spec.rate), spec.output_names[-1]
+(4, '600/minute', 'choices.0.finish_reason')
+>>> spec.check_columns(["id", "text"])
+>>> try:
+...     RunSpec.build({"url": "http://127.0.0.1:8080/v1/chat/completions"},
+...                   concurrency=0, rate="fast")
+... except ConfigurationError as exc:
+...     for problem in exc.problems:
+...         print(f"{problem.field}: {problem.message}")
+concurrency: must be 1 to 10000 (requests in flight at once), got 0
+rate: must look like 600/minute, 10/second or 5000/hour (or off), got 'fast'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+
+from ..config import SourceConfig
+from ..errors import ConfigurationError, FieldProblem
+from ..mapping import OutputField, PayloadBuilder, output_fields, output_names
+from .keys import Shard
+from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
+
+__all__ = ["RunSpec", "missing_column"]
+
+_SHOWN_COLUMNS = 20
+
+
+def missing_column(column: str, columns: Sequence[str], where: str = "the input") -> str:
+    """The one message for a column ``where`` lacks, naming the columns it has.
+
+    >>> missing_column("ID", ["id", "text"])
+    "the input has no column 'ID' (its columns: 'id', 'text')"
+    """
+    shown = ", ".join(map(repr, columns[:_SHOWN_COLUMNS])) or "none"
+    return f"{where} has no column {column!r} (its columns: {shown})"
+
+
+class RunSpec(BaseModel):
+    """The options of a run that hold wherever it runs.
+
+    ``mapping`` and ``outputs`` are kept as given (the engines ship them to their workers)
+    and checked against ``config``; `payload_builder` and `output_fields` are what they
+    mean. Engine-specific options (Ray's actors, Spark's partitions) and where rows come
+    from or go are not here: each engine checks its own.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    config: SourceConfig
+    mapping: Any = None
+    outputs: Any = None
+    key: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate: Rate | None = DEFAULT_RATE
+    shard: Shard | None = None
+    include_input: bool = False
+    include_response: bool = False
+
+    @classmethod
+    def build(cls, config: SourceConfig | dict[str, Any] | str, **options: Any) -> RunSpec:
+        """Check ``config`` and ``options``; every problem found is in the error's
+        ``problems``, the first one its message. Options left out (or None, except
+        ``rate``: None is no limit) get their defaults."""
+        given = {
+            name: value for name, value in options.items() if value is not None or name == "rate"
+        }
+        try:
+            return cls(config=config, **given)
+        except ValidationError as exc:
+            raise _configuration_error(exc) from None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config(cls, value: Any) -> SourceConfig:
+        return SourceConfig.parse(value)
+
+    @field_validator("mapping", mode="after")
+    @classmethod
+    def _mapping(cls, value: Any, info: ValidationInfo) -> Any:
+        config = info.data.get("config")
+        if config is not None:
+            PayloadBuilder(config.request_format, value)
+        return value
+
+    @field_validator("outputs", mode="after")
+    @classmethod
+    def _outputs(cls, value: Any, info: ValidationInfo) -> Any:
+        config = info.data.get("config")
+        if config is not None:
+            output_fields(value, config.response_format, config.dialect)
+        return value
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError("must name a column of the input", field="key")
+        return value
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> int:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or not 1 <= value <= MAX_CONCURRENCY:
+            raise ConfigurationError(
+                f"must be 1 to {MAX_CONCURRENCY} (requests in flight at once), got {value!r}",
+                field="concurrency",
+            )
+        return int(value)
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Rate | None:
+        if value is None or isinstance(value, Rate):
+            return value
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f'must be a rate such as "600/minute", got {value!r}', field="rate"
+            )
+        return Rate.parse(value)
+
+    @field_validator("shard", mode="before")
+    @classmethod
+    def _shard(cls, value: Any) -> Shard:
+        if isinstance(value, Shard):
+            return value
+        return Shard.parse(value if isinstance(value, str) else repr(value))
+
+    @field_validator("include_input", "include_response", mode="before")
+    @classmethod
+    def _flag(cls, value: Any, info: ValidationInfo) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"must be true or false, got {value!r}", field=info.field_name)
+        return value
+
+    @cached_property
+    def payload_builder(self) -> PayloadBuilder:
+        """What turns a row into its payload."""
+        return PayloadBuilder(self.config.request_format, self.mapping)
+
+    @cached_property
+    def output_fields(self) -> list[OutputField]:
+        """The fields picked out of every answer."""
+        return output_fields(self.outputs, self.config.response_format, self.config.dialect)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The names of the output fields, in order."""
+        return output_names(self.output_fields)
+
+    def check_columns(self, columns: Sequence[str], where: str = "the input") -> None:
+        """Refuse a key column ``columns`` lacks (`missing_column`'s message)."""
+        if self.key is not None and self.key not in columns:
+            raise ConfigurationError(missing_column(self.key, columns, where), field="key")
+
+
+def _configuration_error(exc: ValidationError) -> ConfigurationError:
+    """Pydantic's report as ours: each problem with its field and our words."""
+    problems: list[FieldProblem] = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "options"
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigurationError):
+            problems.extend(cause.problems or [FieldProblem(cause.field or field, cause.reason)])
+        elif error["type"] == "extra_forbidden":
+            problems.append(FieldProblem(field, "is not an option of a run"))
+        else:
+            problems.append(FieldProblem(field, error["msg"]))
+    first = problems[0]
+    return ConfigurationError(first.message, field=first.field, problems=problems)
