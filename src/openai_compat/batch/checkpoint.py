@@ -27,7 +27,7 @@ from ..errors import ConfigurationError
 from .keys import key_token
 from .keyset import WrittenKeys
 
-__all__ = ["MODES", "Checkpoint", "prepare_output"]
+__all__ = ["MODES", "Checkpoint", "Record", "prepare_output", "rewrite_kept"]
 
 MODES = ("new", "overwrite", "resume", "retry-failed")
 _KEY_FIRST = b'{"key":'
@@ -90,14 +90,16 @@ class KeyReader:
 
 
 @dataclass(slots=True)
-class _Record:
+class Record:
+    """One result record of an output file, as resume reads it back (any output format)."""
+
     end: int  # byte offset just past this record
     raw: bytes
     key: str | None = None
     failed: bool = False
 
 
-def _jsonl_records(path: str) -> Iterator[_Record]:
+def _jsonl_records(path: str) -> Iterator[Record]:
     offset = 0
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
@@ -117,10 +119,10 @@ def _jsonl_records(path: str) -> Iterator[_Record]:
                     "with the output file of a batch run (or choose another --output)",
                     field="output",
                 ) from None
-            yield _Record(end, line, key, failed)
+            yield Record(end, line, key, failed)
 
 
-def _csv_records(path: str, columns: Sequence[str]) -> Iterator[_Record]:
+def _csv_records(path: str, columns: Sequence[str]) -> Iterator[Record]:
     offset = 0
     pending = b""
     quotes = 0
@@ -144,7 +146,7 @@ def _csv_records(path: str, columns: Sequence[str]) -> Iterator[_Record]:
                         "another --output",
                         field="output",
                     )
-                yield _Record(offset, raw)
+                yield Record(offset, raw)
                 continue
             if len(values) != len(columns):
                 raise ConfigurationError(
@@ -153,14 +155,14 @@ def _csv_records(path: str, columns: Sequence[str]) -> Iterator[_Record]:
                 )
             row = dict(zip(columns, values, strict=True))
             failed = bool(row["error.message"] or row["error.status"])
-            yield _Record(offset, raw, row["key"], failed)
+            yield Record(offset, raw, row["key"], failed)
 
 
-def _records(path: str, fmt: str, columns: Sequence[str]) -> Iterator[_Record]:
+def _records(path: str, fmt: str, columns: Sequence[str]) -> Iterator[Record]:
     return _csv_records(path, columns) if fmt == "csv" else _jsonl_records(path)
 
 
-def _rewrite(path: str, kept: Iterator[_Record], done: WrittenKeys) -> None:
+def rewrite_kept(path: str, kept: Iterator[Record], done: WrittenKeys) -> None:
     """Write the ``kept`` records to ``path`` (atomically); their keys go into ``done``."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".batch-", suffix=".tmp", dir=directory)
@@ -238,6 +240,8 @@ def prepare_output(
         state.failed = 0
         # The offsets move: the keys are taken again, from the file as rewritten.
         state.done = WrittenKeys(state.reader, max_offset=os.path.getsize(path))
-        _rewrite(path, (r for r in _records(path, fmt, csv_columns) if not r.failed), state.done)
+        rewrite_kept(
+            path, (r for r in _records(path, fmt, csv_columns) if not r.failed), state.done
+        )
     state.done.freeze()
     return state

@@ -22,11 +22,11 @@ from typing import IO, Any
 from ..apis import CHAT, Dialect
 from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder, RowMappingError
-from .checkpoint import Checkpoint, _Record, _rewrite
+from .checkpoint import Checkpoint, Record, rewrite_kept
 from .keys import key_token
 from .keyset import WrittenKeys
 from .results import BatchResult
-from .writers import _FileSink, _json_line
+from .writers import FileSink, json_line
 
 __all__ = [
     "FORMAT",
@@ -179,8 +179,8 @@ class OpenAIBatchWriter:
     """Appends OpenAI output lines; failed ones to ``error_path`` when given."""
 
     def __init__(self, path: str, error_path: str | None = None) -> None:
-        self._sink = _FileSink(path)
-        self._errors = _FileSink(error_path) if error_path else None
+        self._sink = FileSink(path)
+        self._errors = FileSink(error_path) if error_path else None
 
     def write(self, result: BatchResult) -> None:
         """Append the line of one result (a failed one to the error file, if there is one)."""
@@ -188,9 +188,9 @@ class OpenAIBatchWriter:
 
         line = output_line(result)
         try:
-            data = _json_line(line)
+            data = json_line(line)
         except (ValueError, TypeError, RecursionError):
-            data = _json_line(json_safe(line))
+            data = json_line(json_safe(line))
         sink = self._errors if result.error is not None and self._errors is not None else None
         (sink or self._sink).put(data)
 
@@ -214,7 +214,7 @@ def _failed_line(data: Mapping[str, Any]) -> bool:
     return not isinstance(status, int) or status >= 400
 
 
-def _records(path: str) -> Iterator[_Record]:
+def _records(path: str) -> Iterator[Record]:
     offset = 0
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
@@ -234,7 +234,7 @@ def _records(path: str) -> Iterator[_Record]:
                     f"{KEY} and response); resume only with the output of a batch run",
                     field="output",
                 ) from None
-            yield _Record(end, line, key, failed)
+            yield Record(end, line, key, failed)
 
 
 class _TwoFileKeys:
@@ -298,7 +298,7 @@ def _drop_failed(path: str) -> int:
     failed = sum(record.failed for record in _records(path))
     if failed:
         kept = (record for record in _records(path) if not record.failed)
-        _rewrite(path, kept, WrittenKeys(max_offset=os.path.getsize(path)))
+        rewrite_kept(path, kept, WrittenKeys(max_offset=os.path.getsize(path)))
     return failed
 
 

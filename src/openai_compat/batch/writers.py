@@ -25,11 +25,13 @@ from .results import BatchResult
 __all__ = [
     "OUTPUT_FORMATS",
     "CsvWriter",
+    "FileSink",
     "JsonlWriter",
     "ResultWriter",
     "Sink",
     "csv_columns",
     "detect_output_format",
+    "json_line",
     "jsonl_line",
     "open_writer",
 ]
@@ -43,7 +45,8 @@ _NOT_STRICT = (ValueError, TypeError, RecursionError)
 _LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _json_line(data: dict[str, Any]) -> bytes:
+def json_line(data: dict[str, Any]) -> bytes:
+    """``data`` as one line of compact JSON (UTF-8, newline-terminated)."""
     return _LINE_ENCODER.encode(data).encode("utf-8") + b"\n"
 
 
@@ -79,7 +82,9 @@ def _write_all(fd: IO[bytes], data: bytes) -> None:
         view = view[written or 0 :]
 
 
-class _FileSink:
+class FileSink:
+    """An output file (or stdout, ``-``) opened for appending, each line flushed as written."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._stdout = path == "-"
@@ -107,16 +112,16 @@ def jsonl_line(result: BatchResult) -> bytes:
     """The result's JSON Lines line (with its line end), as `JsonlWriter` writes it."""
     data = result.to_dict()
     try:
-        return _json_line(data)
+        return json_line(data)
     except _NOT_STRICT:  # the rare line with NaN or a lone surrogate in it
-        return _json_line(json_safe(data))
+        return json_line(json_safe(data))
 
 
 class JsonlWriter:
     """One JSON object per line (``BatchResult.to_dict()``)."""
 
     def __init__(self, path: str) -> None:
-        self._sink = _FileSink(path)
+        self._sink = FileSink(path)
 
     def write(self, result: BatchResult) -> None:
         self._sink.put(jsonl_line(result))
@@ -197,7 +202,7 @@ class CsvWriter:
         include_cost: bool = False,
         sink: Sink | None = None,
     ) -> None:
-        self._sink: Sink = sink if sink is not None else _FileSink(path)
+        self._sink: Sink = sink if sink is not None else FileSink(path)
         self._names = list(output_names)
         self.columns = csv_columns(
             self._names,
