@@ -270,6 +270,7 @@ def test_the_cli_reads_the_columns_from_the_first_file(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
+    from openai_compat.batch.sources import format_of_input
     from openai_compat.ray.cli import _columns
 
     table = pa.table({"id": [1, 2], "text": ["a", "b"]})
@@ -277,11 +278,18 @@ def test_the_cli_reads_the_columns_from_the_first_file(tmp_path: Path) -> None:
     pa_csv.write_csv(table, tmp_path / "in.csv")
     (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "a"}\n{"id": 2, "text": "b", "x": 0}\n')
     (tmp_path / "bad.parquet").write_text("not parquet")
-    assert _columns([str(tmp_path / "in.parquet")]) == ["id", "text"]
-    assert _columns([str(tmp_path / "in.csv")]) == ["id", "text"]
-    assert _columns([str(tmp_path / "in.jsonl")]) == ["id", "text", "x"]
-    assert _columns([str(tmp_path / "bad.parquet")]) is None  # Ray's reader says what is wrong
-    assert _columns(["s3://bucket/in.parquet"]) is None  # object storage: Ray's schema
+
+    def columns(path: str) -> list[str] | None:
+        return _columns([path], format_of_input(path))
+
+    assert columns(str(tmp_path / "in.parquet")) == ["id", "text"]
+    assert columns(str(tmp_path / "in.csv")) == ["id", "text"]
+    assert columns(str(tmp_path / "in.jsonl")) == ["id", "text", "x"]
+    assert columns(str(tmp_path / "bad.parquet")) is None  # Ray's reader says what is wrong
+    assert columns("s3://bucket/in.parquet") is None  # object storage: Ray's schema
+    (tmp_path / "dir").mkdir()
+    pq.write_table(table, tmp_path / "dir" / "a.parquet")
+    assert columns(str(tmp_path / "dir")) is None  # a directory: Ray's schema (its partitions)
 
 
 def test_mistakes_fail_before_any_request() -> None:

@@ -35,9 +35,9 @@ from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
 from .keys import Shard, key_token, row_key
 from .openai_batch_format import batch_row_settings, is_batch_input
-from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate, Scheduler
+from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
 from .sql_url import is_database_url
 
 __all__ = ["BatchRun", "Rows"]
