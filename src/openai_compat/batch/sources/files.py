@@ -340,6 +340,8 @@ def probe_columns(path: str, fmt: str | None = None) -> list[str]:
             if not isinstance(row, UnreadableRow):
                 columns.update(dict.fromkeys(row))
         return list(columns)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}", field="input") from None
     finally:
         stream.close()
 
@@ -352,8 +354,7 @@ def _hidden(name: str) -> bool:
 def _files_under(paths: Iterable[str]) -> Iterator[str]:
     for path in paths:
         if not os.path.isdir(path):
-            if not _hidden(os.path.basename(path)):
-                yield path
+            yield path
             continue
         for root, directories, files in os.walk(path):
             directories[:] = sorted(d for d in directories if not _hidden(d))
@@ -412,6 +413,7 @@ def format_of_input(location: str) -> InputFormat:
     if glob.has_magic(location):
         matched = sorted(glob.glob(location))
         if matched:
+            matched = [m for m in matched if not _hidden(os.path.basename(m))]
             return _format_of_files(location, matched)
     elif os.path.isdir(location):
         return _format_of_files(location, [location])
