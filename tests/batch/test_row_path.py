@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from openai_compat.batch import run_batch_sync
-from openai_compat.batch.readers import UnreadableRow, _jsonl_rows
 from openai_compat.batch.results import BatchResult
+from openai_compat.batch.sources.files import UnreadableRow, _jsonl_rows
 from openai_compat.batch.writers import JsonlWriter, jsonl_line
 from openai_compat.mapping import PayloadBuilder
 from openai_compat.testing import MockServer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -270,6 +271,7 @@ def test_the_cli_reads_the_columns_from_the_first_file(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
+    from openai_compat.batch.sources import format_of_input
     from openai_compat.ray.cli import _columns
 
     table = pa.table({"id": [1, 2], "text": ["a", "b"]})
@@ -277,11 +279,18 @@ def test_the_cli_reads_the_columns_from_the_first_file(tmp_path: Path) -> None:
     pa_csv.write_csv(table, tmp_path / "in.csv")
     (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "a"}\n{"id": 2, "text": "b", "x": 0}\n')
     (tmp_path / "bad.parquet").write_text("not parquet")
-    assert _columns([str(tmp_path / "in.parquet")]) == ["id", "text"]
-    assert _columns([str(tmp_path / "in.csv")]) == ["id", "text"]
-    assert _columns([str(tmp_path / "in.jsonl")]) == ["id", "text", "x"]
-    assert _columns([str(tmp_path / "bad.parquet")]) is None  # Ray's reader says what is wrong
-    assert _columns(["s3://bucket/in.parquet"]) is None  # object storage: Ray's schema
+
+    def columns(path: str) -> list[str] | None:
+        return _columns([path], format_of_input(path))
+
+    assert columns(str(tmp_path / "in.parquet")) == ["id", "text"]
+    assert columns(str(tmp_path / "in.csv")) == ["id", "text"]
+    assert columns(str(tmp_path / "in.jsonl")) == ["id", "text", "x"]
+    assert columns(str(tmp_path / "bad.parquet")) is None  # Ray's reader says what is wrong
+    assert columns("s3://bucket/in.parquet") is None  # object storage: Ray's schema
+    (tmp_path / "dir").mkdir()
+    pq.write_table(table, tmp_path / "dir" / "a.parquet")
+    assert columns(str(tmp_path / "dir")) is None  # a directory: Ray's schema (its partitions)
 
 
 def test_mistakes_fail_before_any_request() -> None:
@@ -633,6 +642,89 @@ def test_the_cli_writes_each_duplicate_as_a_failed_row(tmp_path: Path) -> None:
     by_key = _answers(table)
     assert sorted(k for k, found in by_key.items() if len(found) == 2) == [3, 17, 29]
     assert sum(r["error_message"] is not None for r in table) == 3
+
+
+def _cli(tmp_path: Path, url: str, source: str, *engine: str) -> list[str]:
+    (tmp_path / "conn.json").write_text(json.dumps(conf(url)))
+    args = ["batch", "--config", str(tmp_path / "conn.json"), "--input", source, "--key", "id"]
+    return [*args, "--rate", "off", "--quiet", *engine]
+
+
+def _ray(tmp_path: Path, output: str = "out") -> list[str]:
+    return ["--engine", "ray", "--output", str(tmp_path / output), "--output-format", "jsonl"]
+
+
+def _keys(directory: Path) -> list[Any]:
+    lines = [line for p in directory.glob("part-*.jsonl") for line in p.read_text().splitlines()]
+    assert all(json.loads(line)["error"] is None for line in lines)
+    return sorted(json.loads(line)["key"] for line in lines)
+
+
+def test_the_cli_refuses_a_json_file_or_unknown_name_as_a_local_run_does(
+    tmp_path: Path, capsys: Any
+) -> None:
+    (tmp_path / "rows.json").write_text('{"id": 1, "text": "a"}\n')
+    (tmp_path / "rows.txt").write_text('{"id": 1, "text": "a"}\n')
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.jsonl").write_text('{"id": 1, "text": "a"}\n')
+    (tmp_path / "dir" / "b.json").write_text('{"id": 2, "text": "b"}\n')
+    with MockServer() as srv:
+        for name, local_hint in (
+            ("rows.json", " (or pass --input-format jsonl)"),
+            ("rows.txt", ", or pass --input-format"),
+        ):
+            source = str(tmp_path / name)
+            local = [*_cli(tmp_path, srv.url, source), "--output", str(tmp_path / "l.jsonl")]
+            assert main(local) == 2
+            said_locally = capsys.readouterr().err
+            assert main([*_cli(tmp_path, srv.url, source), *_ray(tmp_path)]) == 2
+            said = capsys.readouterr().err
+            # The same words; the local run also names its --input-format, Ray has none.
+            assert said.startswith(f"openai-compat batch: input: {source}: ")
+            assert said_locally == said.removesuffix("\n") + local_hint + "\n"
+        # A directory is judged by its files: a .json among them is refused the same way.
+        assert main([*_cli(tmp_path, srv.url, str(tmp_path / "dir")), *_ray(tmp_path)]) == 2
+        assert f"{tmp_path / 'dir' / 'b.json'}: a .json file is read as one JSON document" in (
+            capsys.readouterr().err
+        )
+        # A directory on object storage cannot be judged by name: a glob of its files can.
+        assert main([*_cli(tmp_path, srv.url, "s3://bucket/dir/"), *_ray(tmp_path)]) == 2
+        said = capsys.readouterr().err
+        assert "cannot tell the format from the name" in said
+        assert "give a glob of its files, such as s3://bucket/dir/*.parquet" in said
+        assert srv.requests == []
+    assert not (tmp_path / "out").exists()  # refused before the output directory is made
+
+
+def test_a_directory_is_read_in_the_format_of_its_files(tmp_path: Path) -> None:
+    # Before the one table of formats, Ray read a path without .jsonl or .csv as Parquet.
+    data = tmp_path / "data"
+    (data / "more").mkdir(parents=True)
+    (data / "a.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows(20)[:10]))
+    (data / "more" / "b.jsonl.gz").write_bytes(
+        gzip.compress("".join(json.dumps(r) + "\n" for r in rows(20)[10:]).encode())
+    )
+    (data / "_SUCCESS").write_text("")
+    with MockServer() as srv:
+        assert main([*_cli(tmp_path, srv.url, str(data)), *_ray(tmp_path)]) == 0
+        assert len(srv.requests) == 20
+    assert _keys(tmp_path / "out") == list(range(20))
+
+
+def test_a_glob_on_object_storage_is_listed_for_ray(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    (tmp_path / "in").mkdir()
+    for part, chunk in enumerate((rows(12)[:6], rows(12)[6:])):
+        pq.write_table(pa.Table.from_pylist(chunk), tmp_path / "in" / f"part-{part}.pq")
+    (tmp_path / "in" / "other.pq").write_text("not matched, not Parquet")
+    pattern = f"file://{tmp_path}/in/part-*.pq"
+    with MockServer() as srv:
+        assert main([*_cli(tmp_path, srv.url, pattern), *_ray(tmp_path)]) == 0
+        assert len(srv.requests) == 12
+        missing = f"file://{tmp_path}/in/none-*.pq"
+        assert main([*_cli(tmp_path, srv.url, missing), *_ray(tmp_path, "none")]) == 2
+    assert _keys(tmp_path / "out") == list(range(12))
 
 
 def test_every_kind_of_failure_is_a_row(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -359,6 +360,68 @@ def test_the_command_line_refuses_what_spark_cannot_do(
         assert main(missing) == 2
         assert "no file matches" in capsys.readouterr().err
         assert srv.requests == []
+
+
+def _with_input(args: list[str], source: str) -> list[str]:
+    given = list(args)
+    given[given.index("--input") + 1] = source
+    return given
+
+
+def test_the_command_line_refuses_a_json_file_or_unknown_name_as_a_local_run_does(
+    spark: Any, tmp_path: Path, capsys: Any
+) -> None:
+    (tmp_path / "rows.json").write_text('{"id": 1, "text": "a"}\n')
+    (tmp_path / "rows.txt").write_text('{"id": 1, "text": "a"}\n')
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.jsonl").write_text('{"id": 1, "text": "a"}\n')
+    (tmp_path / "dir" / "b.csv").write_text("id,text\n2,b\n")
+    with MockServer() as srv:
+        common = _cli_args(tmp_path, srv.url, 3)
+        out = ["--engine", "spark", "--output", str(tmp_path / "out")]
+        for name, local_hint in (
+            ("rows.json", " (or pass --input-format jsonl)"),
+            ("rows.txt", ", or pass --input-format"),
+        ):
+            source = str(tmp_path / name)
+            local = _with_input([*common, "--output", str(tmp_path / "l.jsonl")], source)
+            assert main(local) == 2
+            said_locally = capsys.readouterr().err
+            assert main(_with_input([*common, *out], source)) == 2
+            said = capsys.readouterr().err
+            # The same words; the local run also names its --input-format, Spark has none.
+            assert said.startswith(f"openai-compat batch: input: {source}: ")
+            assert said_locally == said.removesuffix("\n") + local_hint + "\n"
+        # A directory is judged by its files, all of one format.
+        assert main(_with_input([*common, *out], str(tmp_path / "dir"))) == 2
+        said = capsys.readouterr().err
+        assert "holds files of more than one format" in said
+        assert f"such as {tmp_path / 'dir'}/*.jsonl" in said
+        # A directory on object storage cannot be judged by name: a glob of its files can.
+        assert main(_with_input([*common, *out], "s3a://bucket/dir/")) == 2
+        said = capsys.readouterr().err
+        assert "cannot tell the format from the name" in said
+        assert "give a glob of its files, such as s3a://bucket/dir/*.parquet" in said
+        assert srv.requests == []
+
+
+def test_a_directory_is_read_in_the_format_of_its_files(spark: Any, tmp_path: Path) -> None:
+    # Before the one table of formats, Spark read a path without .jsonl or .csv as Parquet.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows(20)[:10]))
+    (data / "b.ndjson.gz").write_bytes(
+        gzip.compress("".join(json.dumps(r) + "\n" for r in rows(20)[10:]).encode())
+    )
+    (data / "_SUCCESS").write_text("")
+    with MockServer() as srv:
+        common = _with_input(_cli_args(tmp_path, srv.url, 0), str(data))
+        out = ["--engine", "spark", "--output", str(tmp_path / "out"), "--output-format", "jsonl"]
+        assert main([*common, *out]) == 0
+        assert len(srv.requests) == 20
+    lines = [json.loads(line) for line in _lines(tmp_path / "out")]
+    assert sorted(line["key"] for line in lines) == list(range(20))
+    assert all(line["error"] is None for line in lines)
 
 
 def test_a_failed_spark_job_is_one_clear_line_not_a_traceback(

@@ -9,7 +9,8 @@ summary = run_batch_sync(config, "tickets.csv", "results.jsonl",
 print(summary)   # 998 ok, 2 failed, 0 skipped; 51234 tokens; 104.2 s wall (9.6 rows/s)
 ```
 
-Modules: `readers` (JSON Lines, CSV, Parquet, streamed), `writers` (JSON Lines or CSV,
+Modules: `sources` (the input formats, one table every engine asks; JSON Lines, CSV,
+Parquet read as a stream; the columns and count of a file), `writers` (JSON Lines or CSV,
 append + flush), `checkpoint` (resume from the output file), `scheduler` (rate limit,
 pause after a 429), `progress` (stderr), `keys` (row keys, shards), `engine` (the row
 engine, `BatchRun`), `engines` (local, Ray, Spark: what each honours), `_to_file` (a run
@@ -38,9 +39,9 @@ if TYPE_CHECKING:
     from .cache import ResponseCache
     from .engine import BatchRun
     from .keys import Shard
-    from .readers import RowSource, UnreadableRow, open_rows
     from .results import BatchResult, BatchSummary
     from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
+    from .sources import RowSource, UnreadableRow, open_rows
     from .sql_url import DatabaseError
 
 # Each name loads its module on first use: importing one light submodule (the scheduler's
@@ -55,7 +56,7 @@ _HOMES = {
     "arun_batch_to_table": "._to_table",
     "ResponseCache": ".cache",
     "Shard": ".keys",
-    **dict.fromkeys(["RowSource", "UnreadableRow", "open_rows"], ".readers"),
+    **dict.fromkeys(["RowSource", "UnreadableRow", "open_rows"], ".sources"),
     **dict.fromkeys(["BatchResult", "BatchSummary"], ".results"),
     **dict.fromkeys(["DEFAULT_CONCURRENCY", "DEFAULT_RATE", "Rate"], ".scheduler"),
 }

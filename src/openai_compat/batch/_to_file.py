@@ -22,8 +22,8 @@ from ._options import BatchFileOptions, split_file_options
 from .checkpoint import prepare_output
 from .engine import BatchRun, Rows
 from .progress import Progress
-from .readers import RowSource, count_rows
 from .results import BatchResult, BatchSummary
+from .sources import RowSource, count_rows
 from .writers import JsonlWriter, ResultWriter, csv_columns, detect_output_format, open_writer
 
 __all__ = ["arun_batch_to_file"]

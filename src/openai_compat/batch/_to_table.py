@@ -21,8 +21,8 @@ from ._sql_writer import TableOutput, TableWriter
 from ._to_file import _count_in_background, _stop_on_signals
 from .engine import BatchRun, Rows
 from .progress import Progress
-from .readers import RowSource
 from .results import BatchResult, BatchSummary
+from .sources import RowSource
 
 __all__ = ["arun_batch_to_table"]
 

@@ -22,8 +22,8 @@ from ._to_file import arun_batch_to_file
 from .cache import CACHE_MODES
 from .engines import ENGINES, EngineJobError
 from .progress import PROGRESS_MODES
-from .readers import FORMATS
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
+from .sources import FORMATS
 from .sql_url import DatabaseError
 from .writers import OUTPUT_FORMATS
 

@@ -33,9 +33,9 @@ from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
 from .keys import key_token, row_key
 from .openai_batch_format import batch_row_settings, is_batch_input
-from .readers import RowSource, UnreadableRow, open_rows, read_in_thread
 from .results import BatchResult, BatchSummary
 from .scheduler import DEFAULT_RATE, Scheduler
+from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
 from .spec import RunSpec, missing_column
 from .sql_url import is_database_url
 

@@ -64,7 +64,7 @@ def looks_like_batch_file(stream: IO[bytes]) -> bool:
 
 def is_batch_input(rows: Any, input_format: str | None) -> bool:
     """True when a run's rows are the lines of an OpenAI batch file."""
-    from .readers import RowSource
+    from .sources import RowSource
 
     if isinstance(rows, RowSource):
         return rows.format == FORMAT

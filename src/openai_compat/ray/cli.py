@@ -1,30 +1,30 @@
 """``openai-compat batch --engine ray``: the dataset read, mapped and sent on a Ray cluster.
 
-The driver reads the input as a Ray Dataset (files or globs, local or on object storage),
-leaves out the keys the output already holds (``--resume``), maps every block through
-`EndpointUDF` on the actors, and writes the result blocks as they arrive into part files of
-the output directory (`_output`), counting them for the progress and the summary line, which
-are the local run's.
+The driver reads the input as a Ray Dataset (files or globs, local or on object storage,
+in the format `batch.sources` names, as for every engine), leaves out the keys the output
+already holds (``--resume``), maps every block through `EndpointUDF` on the actors, and
+writes the result blocks as they arrive into part files of the output directory
+(`_output`), counting them for the progress and the summary line, which are the local
+run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
 import glob
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
+import pyarrow.fs as pa_fs
 import ray.data
 
 from ..batch.engines import ENGINES
 from ..batch.progress import Progress
-from ..batch.readers import count_rows, open_rows
 from ..batch.results import BatchSummary
+from ..batch.sources import InputFormat, count_rows, format_of_input, open_rows, probe_columns
 from ..batch.spec import RunSpec
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
@@ -33,8 +33,6 @@ from ._map import map_endpoint
 from ._output import PartWriter, prepare_directory
 
 __all__ = ["run_on_ray"]
-
-_READERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
 def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
@@ -50,38 +48,69 @@ def _check_arguments(args: argparse.Namespace) -> str:
 
 def _input_paths(pattern: str) -> list[str]:
     if "://" in pattern:
-        return [pattern]  # object storage: Ray's readers take the path (a directory, a file)
+        return [pattern]  # object storage: Ray's readers take the path (a glob: `_read`)
     found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
     if not found:
         raise _refuse(f"no file matches {pattern!r}", "input")
     return found
 
 
-def _read(paths: list[str]) -> ray.data.Dataset:
-    suffix = next((s for s in _READERS if paths[0].lower().endswith(s)), ".parquet")
-    kind = _READERS[suffix]
-    if kind == "json":
-        return ray.data.read_json(paths, lines=True)
-    if kind == "csv":
-        return ray.data.read_csv(paths)
-    return ray.data.read_parquet(paths)
+def _remote_matches(pattern: str) -> list[str]:
+    """The files a glob on object storage matches, listed from the directory before its
+    first wildcard (one name at a time: ``*`` does not cross a ``/``)."""
+    magic = min(i for i, c in enumerate(pattern) if c in "*?[")
+    base = pattern[:magic].rsplit("/", 1)[0]
+    deeper = "/" in pattern[magic:]
+    try:
+        filesystem, root = pa_fs.FileSystem.from_uri(base)
+        listed = filesystem.get_file_info(pa_fs.FileSelector(root, recursive=deeper))
+    except Exception as exc:  # no such bucket, no credentials, an unknown scheme
+        raise _refuse(f"cannot list {base!r}: {exc}", "input") from None
+    # The URI's scheme and host, before the path the filesystem names its files by.
+    prefix = base[: len(base) - len(root.rstrip("/"))]
+    wanted = pattern[len(prefix) :].split("/")
+    found = sorted(
+        prefix + info.path
+        for info in listed
+        if info.type == pa_fs.FileType.File and _matches(info.path.split("/"), wanted)
+    )
+    if not found:
+        raise _refuse(f"no file matches {pattern!r}", "input")
+    return found
 
 
-def _columns(paths: list[str]) -> list[str] | None:
+def _matches(parts: list[str], wanted: list[str]) -> bool:
+    return len(parts) == len(wanted) and all(
+        fnmatch.fnmatchcase(part, name) for part, name in zip(parts, wanted, strict=True)
+    )
+
+
+def _read(paths: list[str], kind: InputFormat) -> ray.data.Dataset:
+    # Ray's readers take no glob: one on object storage is listed here.
+    paths = [
+        found
+        for path in paths
+        for found in (_remote_matches(path) if "://" in path and glob.has_magic(path) else [path])
+    ]
+    # Only the files of the format (Ray's own default lists leave out .ndjson, .pq, .csv.gz).
+    extensions = [suffix.lstrip(".") for suffix in kind.file_suffixes]
+    if kind.name == "jsonl":
+        return ray.data.read_json(paths, lines=True, file_extensions=extensions)
+    if kind.name == "csv":
+        return ray.data.read_csv(paths, file_extensions=extensions)
+    return ray.data.read_parquet(paths, file_extensions=extensions)
+
+
+def _columns(paths: list[str], kind: InputFormat) -> list[str] | None:
     """The column names of the first input file, read here from its start (the schema of
     a Parquet file, the header of a CSV file, the first block of JSON Lines), instead of
     by a Ray task before the run (`map_endpoint`'s ``columns``); None on object storage."""
     path = paths[0]
     if "://" in path:
         return None
-    kind = _READERS[next((s for s in _READERS if path.lower().endswith(s)), ".parquet")]
     try:
-        if kind == "parquet":
-            return list(pq.read_schema(path).names)
-        opener = pa_csv.open_csv if kind == "csv" else pa_json.open_json
-        with opener(path) as reader:
-            return list(reader.schema.names)
-    except Exception:  # Ray's reader says what is wrong with the file: let it
+        return probe_columns(path, kind.name)
+    except Exception:  # Ray's reader says what is wrong with the file (or a directory's): let it
         return None
 
 
@@ -111,12 +140,13 @@ def run_on_ray(
     )
     parsed, rate = spec.config, spec.rate
     paths = _input_paths(args.input)
+    kind = format_of_input(args.input)
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     done = prepare_directory(args.output, fmt, mode, args.key)
     shut_down = connect(args.ray_address)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
-        ds = _read(paths)
+        ds = _read(paths, kind)
         if done:
             ds = ds.map_batches(
                 _leave_out,  # type: ignore[arg-type]
@@ -138,7 +168,7 @@ def run_on_ray(
             num_cpus=args.num_cpus,
             retry=retry,
             lines=fmt == "jsonl",
-            columns=_columns(paths),
+            columns=_columns(paths, kind),
         )
         summary = BatchSummary(skipped=len(done))
         writer = PartWriter(args.output, fmt, args.key, summary)

@@ -1,13 +1,14 @@
 """``openai-compat batch --engine spark``: the input read, mapped and sent as a Spark job.
 
 The driver reads the input as a DataFrame (files or globs, local or on any filesystem Spark
-reads), leaves out the keys the output already holds (``--resume``: an anti-join on the
-key), sends every partition through `PartitionRunner` on the executors and has Spark write
-the results into the output directory. Each task's file is moved into place when the task
-commits (the version 2 commit algorithm), so the output holds every finished task's rows
-even when the driver is killed; a task still running then leaves only a hidden temporary
-file, removed on ``--resume``. The counts come back through an accumulator (once per
-successful task) for the progress and the summary line, which are the local run's.
+reads, in the format `batch.sources` names, as for every engine), leaves out the keys the
+output already holds (``--resume``: an anti-join on the key), sends every partition
+through `PartitionRunner` on the executors and has Spark write the results into the output
+directory. Each task's file is moved into place when the task commits (the version 2
+commit algorithm), so the output holds every finished task's rows even when the driver is
+killed; a task still running then leaves only a hidden temporary file, removed on
+``--resume``. The counts come back through an accumulator (once per successful task) for
+the progress and the summary line, which are the local run's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .._text import excerpt
 from ..batch.engines import ENGINES, EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
+from ..batch.sources import InputFormat, format_of_input
 from ..batch.spec import RunSpec, missing_column
 from ..errors import ConfigurationError, redact
 from ..retries import RetryPolicy
@@ -41,7 +43,6 @@ __all__ = ["ROWS_PER_TASK", "run_on_spark"]
 
 # Spark's names of the data files each format writes (JSON Lines: the text writer's).
 _PARTS = {"parquet": "part-*.parquet", "jsonl": "part-*.txt"}
-_READERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 _TOKEN = "_openai_compat_key"
 _POLL_S = 0.5
 # A task's rows by default: 100 rounds of its rows in flight (20 s at 200 ms an answer).
@@ -73,15 +74,18 @@ def _check_arguments(args: argparse.Namespace) -> str:
     return fmt
 
 
-def _read(spark: SparkSession, pattern: str) -> DataFrame:
+def _input_format(pattern: str) -> InputFormat:
+    """The input's format (`format_of_input`), checked before Spark starts."""
     if "://" not in pattern and not Path(pattern).exists() and not _has_magic(pattern):
         raise _refuse(f"no file matches {pattern!r}", "input")
-    suffix = next((s for s in _READERS if pattern.lower().rstrip("/*").endswith(s)), ".parquet")
-    kind = _READERS[suffix]
+    return format_of_input(pattern)
+
+
+def _read(spark: SparkSession, pattern: str, kind: InputFormat) -> DataFrame:
     try:
-        if kind == "json":
+        if kind.name == "jsonl":
             return spark.read.json(pattern)
-        if kind == "csv":
+        if kind.name == "csv":
             return spark.read.csv(pattern, header=True)  # text columns, as a local run reads
         return spark.read.parquet(pattern)
     except Exception as exc:  # Spark's AnalysisException: no such path, unreadable file
@@ -185,9 +189,10 @@ def run_on_spark(
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     remote = "://" in args.output
     has_results = mode == "resume" if remote else _prepare_directory(args.output, fmt, mode)
+    kind = _input_format(args.input)
     spark, started = spark_session(getattr(args, "spark_master", None))
     try:
-        df = _read(spark, args.input)
+        df = _read(spark, args.input, kind)
         _check_key(df, args.key)
         skipped = 0
         if has_results:
