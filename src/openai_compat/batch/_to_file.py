@@ -1,16 +1,13 @@
-"""A batch run into an output file: the file is the checkpoint; signals stop it; progress.
+"""A batch run into an output file: the file is the checkpoint (`sinks.files.FileResults`).
 
-`arun_batch_to_file` wraps the row engine (`BatchRun`) with what a run into a file needs:
-the output prepared per ``mode`` (its results are the rows to skip), the writer, the
-progress meter (with the row count, counted alongside), and Ctrl-C / SIGTERM handling.
+`arun_batch_to_file` builds the row engine (`BatchRun`) and the file's sink, refuses an
+output that is the input itself, and drives one into the other (`run.drive`: progress,
+notices, Ctrl-C / SIGTERM).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
 import stat
 from collections.abc import Callable
 from typing import Any, Unpack
@@ -19,12 +16,12 @@ from ..config import SourceConfig
 from ..errors import ConfigurationError
 from . import openai_batch_format
 from ._options import BatchFileOptions, split_file_options
-from .checkpoint import prepare_output
 from .engine import BatchRun, Rows
-from .progress import Progress
 from .results import BatchResult, BatchSummary
-from .sources import RowSource, count_rows
-from .writers import JsonlWriter, ResultWriter, csv_columns, detect_output_format, open_writer
+from .run import Notices, drive
+from .sinks.files import FileResults
+from .sources import RowSource
+from .writers import detect_output_format
 
 __all__ = ["arun_batch_to_file"]
 
@@ -49,99 +46,28 @@ async def arun_batch_to_file(
     file_options, row_options = split_file_options(options)
     path = os.fspath(output)
     fmt = detect_output_format(path, file_options.get("output_format"))
-    meter: Progress | None = None
-
-    def notice(message: str) -> None:
-        if meter is not None:
-            meter.note(f"batch: {message}")
-
-    run = BatchRun(config, rows, on_notice=notice, **row_options)
+    notices = Notices()
+    run = BatchRun(config, rows, on_notice=notices, **row_options)
+    error_file = file_options.get("error_file")
+    error_path = os.fspath(error_file) if error_file is not None else None
     if isinstance(run.rows, RowSource):
         _refuse_output_over_input(run.rows.path, path)
-    extra = {
-        "include_cached": run.accounting is not None and run.accounting.cache is not None,
-        "include_cost": run.accounting is not None and run.accounting.prices is not None,
-    }
-    columns = csv_columns(
+        if error_path is not None and fmt == openai_batch_format.FORMAT:
+            _refuse_output_over_input(run.rows.path, error_path)
+    if fmt == openai_batch_format.FORMAT:
+        run.include_response = True  # the answer is the line's response.body
+    accounting = run.accounting
+    sink = FileResults(
+        path,
+        fmt,
         run.output_names,
         include_input=run.include_input,
         include_response=run.include_response,
-        **extra,
+        include_cached=accounting is not None and accounting.cache is not None,
+        include_cost=accounting is not None and accounting.prices is not None,
+        error_path=error_path,
     )
-    error_file = file_options.get("error_file")
-    error_path = os.fspath(error_file) if error_file is not None else None
-    if error_path is not None and fmt != openai_batch_format.FORMAT:
-        raise ConfigurationError(
-            "--error-file goes with --output-format openai-batch (other formats write "
-            "failed rows inline)",
-            field="error_file",
-        )
-    if fmt == openai_batch_format.FORMAT:
-        if isinstance(run.rows, RowSource) and error_path is not None:
-            _refuse_output_over_input(run.rows.path, error_path)
-        run.include_response = True  # the answer is the line's response.body
-        checkpoint = openai_batch_format.prepare_output(
-            path, file_options.get("mode", "new"), error_path
-        )
-    else:
-        checkpoint = prepare_output(path, fmt, file_options.get("mode", "new"), csv_columns=columns)
-    run.skip = checkpoint.done
-    meter = Progress(
-        run.summary,
-        mode=file_options.get("progress", "off"),
-        interval_s=file_options.get("progress_interval_s", 10.0),
-    )
-    if checkpoint.torn_bytes:
-        notice(f"repaired a torn last line of {path} ({checkpoint.torn_bytes} bytes cut off)")
-    if checkpoint.removed_failed:
-        notice(f"running {checkpoint.removed_failed} failed rows again")
-    writer: ResultWriter = (
-        openai_batch_format.OpenAIBatchWriter(path, error_path)
-        if fmt == openai_batch_format.FORMAT
-        else open_writer(
-            path,
-            fmt,
-            run.output_names,
-            include_input=run.include_input,
-            include_response=run.include_response,
-            **extra,
-        )
-    )
-    loop = asyncio.get_running_loop()
-    signals = (
-        _stop_on_signals(loop, run, meter) if file_options.get("handle_signals", False) else []
-    )
-    counter: asyncio.Future[int | None] | None = None
-    try:
-        meter.start()
-        if isinstance(run.rows, RowSource) and meter.mode != "off":
-            counter = _count_in_background(run.rows, meter)
-        async with run:
-            while True:
-                try:
-                    ready = await run.next_ready()
-                except StopAsyncIteration:
-                    break
-                # The results ready at once go to the OS in one write (JSON Lines): one
-                # system call for all, and still each line whole before it is reported.
-                if isinstance(writer, JsonlWriter):
-                    writer.write_many(ready)
-                else:
-                    for result in ready:
-                        writer.write(result)
-                meter.update()
-                if on_result is not None:
-                    for result in ready:
-                        on_result(result)
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-        if counter is not None:
-            counter.cancel()
-        writer.close()
-        checkpoint.close()
-        await meter.aclose()
-    return run.summary
+    return await drive(run, sink, file_options, notices, shown=path, on_result=on_result)
 
 
 def _file_stat(path: str, fd: int) -> os.stat_result | None:
@@ -171,34 +97,3 @@ def _refuse_output_over_input(source: str, output: str) -> None:
             "the rows; choose another --output",
             field="output",
         )
-
-
-def _stop_on_signals(
-    loop: asyncio.AbstractEventLoop, run: BatchRun, meter: Progress
-) -> list[signal.Signals]:
-    """Make Ctrl-C / SIGTERM stop ``run`` (a second one aborts it); the signals handled."""
-
-    def on_signal() -> None:
-        if not run.stopping:
-            run.stop()
-            meter.note(
-                "batch: stopping: finishing the rows in flight (press Ctrl-C again to "
-                "abandon them; --resume continues either way)"
-            )
-        else:
-            run.abort()
-
-    signals: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Not the main thread, or a loop without signal support: the run just is not stoppable.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_signal)
-            signals.append(sig)
-    return signals
-
-
-def _count_in_background(source: RowSource, meter: Progress) -> asyncio.Future[int | None]:
-    """Count the rows of ``source`` in a thread; the meter gets the total when it is known."""
-    counter = asyncio.ensure_future(asyncio.to_thread(count_rows, source))
-    counter.add_done_callback(lambda f: meter.set_total(f.result()) if not f.cancelled() else None)
-    return counter

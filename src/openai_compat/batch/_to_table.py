@@ -1,14 +1,12 @@
-"""A batch run into a database table: the table is the checkpoint; signals stop it; progress.
+"""A batch run into a database table: the table is the checkpoint (`sinks.table.TableResults`).
 
 `arun_batch_to_table` is `arun_batch_to_file` with a table for the file: the table is
 created or checked and read back per ``mode`` (its keys are the rows to skip), results go
-in by batched upsert transactions (`TableWriter`), and Ctrl-C / SIGTERM and the progress
-meter work as for a file.
+in by batched upsert transactions, and the run is driven as a file's is (`run.drive`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from typing import Any, Unpack
@@ -17,20 +15,13 @@ from ..config import SourceConfig
 from ..errors import ConfigurationError
 from ._options import BatchFileOptions, split_file_options
 from ._sql_reader import DatabaseRows
-from ._sql_writer import TableOutput, TableWriter
-from ._to_file import _count_in_background, _stop_on_signals
+from ._sql_writer import TableOutput
 from .engine import BatchRun, Rows
-from .progress import Progress
 from .results import BatchResult, BatchSummary
-from .sources import RowSource
+from .run import Notices, drive
+from .sinks.table import TableResults
 
 __all__ = ["arun_batch_to_table"]
-
-
-def _count_database_rows(source: DatabaseRows, meter: Progress) -> asyncio.Future[int | None]:
-    counter = asyncio.ensure_future(asyncio.to_thread(source.count))
-    counter.add_done_callback(lambda f: meter.set_total(f.result()) if not f.cancelled() else None)
-    return counter
 
 
 async def arun_batch_to_table(
@@ -73,13 +64,8 @@ async def arun_batch_to_table(
             "--include-input is for file outputs; a table keeps the key: join it with the input",
             field="include_input",
         )
-    meter: Progress | None = None
-
-    def notice(message: str) -> None:
-        if meter is not None:
-            meter.note(f"batch: {message}")
-
-    run = BatchRun(config, rows, on_notice=notice, **row_options)
+    notices = Notices()
+    run = BatchRun(config, rows, on_notice=notices, **row_options)
     target = TableOutput(
         output,
         table,
@@ -87,50 +73,13 @@ async def arun_batch_to_table(
         output_names=run.output_names,
         include_response=run.include_response,
     )
-    writer: TableWriter | None = None
     try:
         _refuse_output_over_input(run.rows, target)
-        checkpoint = target.prepare(file_options.get("mode", "new"))
-        run.skip = checkpoint.done
-        meter = Progress(
-            run.summary,
-            mode=file_options.get("progress", "off"),
-            interval_s=file_options.get("progress_interval_s", 10.0),
-        )
-        if checkpoint.removed_failed:
-            notice(f"running {checkpoint.removed_failed} failed rows again")
-        writer = TableWriter(target, run.output_names, include_response=run.include_response)
     except BaseException:
         target.close()
         raise
-    loop = asyncio.get_running_loop()
-    signals = (
-        _stop_on_signals(loop, run, meter) if file_options.get("handle_signals", False) else []
-    )
-    counter: asyncio.Future[int | None] | None = None
-    try:
-        meter.start()
-        if meter.mode != "off":
-            if isinstance(run.rows, RowSource):
-                counter = _count_in_background(run.rows, meter)
-            elif isinstance(run.rows, DatabaseRows):
-                counter = _count_database_rows(run.rows, meter)
-        async with run:
-            async for result in run:
-                await writer.write(result)
-                meter.update()
-                if on_result is not None:
-                    on_result(result)
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-        if counter is not None:
-            counter.cancel()
-        try:
-            await writer.aclose()
-        finally:
-            await meter.aclose()
-    return run.summary
+    sink = TableResults(target, run.output_names, include_response=run.include_response)
+    return await drive(run, sink, file_options, notices, shown=target.name, on_result=on_result)
 
 
 def _refuse_output_over_input(rows: Any, target: TableOutput) -> None:

@@ -1,0 +1,16 @@
+"""Where a run's results go: one protocol (`ResultSink`) for every output of a run.
+
+A sink is also the run's checkpoint: `ResultSink.prepare` reads back what an earlier run
+wrote (the keys to leave out, per ``mode``), `ResultSink.write` keeps results as they are
+ready, `ResultSink.aclose` makes them durable. `drive` (``batch.run``) runs any `BatchRun`
+into any sink with the same progress, notices and signal handling.
+
+- `files.FileResults`: a JSON Lines or CSV file, or an OpenAI batch output file.
+- `table.TableResults`: a database table, upserted in small transactions.
+"""
+
+from __future__ import annotations
+
+from ._base import Prepared, ResultSink
+
+__all__ = ["Prepared", "ResultSink"]
