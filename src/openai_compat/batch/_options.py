@@ -10,7 +10,7 @@ not in any signature, so a misspelt one would otherwise be ignored.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
 from .._transports import Sendable
@@ -48,6 +48,10 @@ class RowOptions(TypedDict, total=False):
     shard: Shard | str | None
     # Key texts to leave out; default none (a file run sets them from its checkpoint).
     skip: Collection[str]
+    # The number of each row, when the rows are some of a larger input's (a Ray batch
+    # without the rows already failed for their key); default 0, 1, 2, ... Results carry
+    # these numbers, and rows without a key column are keyed by them.
+    row_numbers: Sequence[int] | None
     # Add each row to its result as ``input``; default False.
     include_input: bool
     # Add the whole answer to each result as ``response``; default False.

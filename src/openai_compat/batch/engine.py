@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Unpack
 
@@ -31,12 +31,12 @@ from ..mapping import (
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
-from .keys import key_token, row_key
 from .openai_batch_format import batch_row_settings, is_batch_input
 from .results import BatchResult, BatchSummary
+from .row_keys import RowKeys
 from .scheduler import DEFAULT_RATE, Scheduler
 from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
-from .spec import RunSpec, missing_column
+from .spec import RunSpec
 from .sql_url import is_database_url
 
 __all__ = ["BatchRun", "Rows"]
@@ -73,11 +73,6 @@ def _open_input(rows: str | os.PathLike[str], options: BatchOptions) -> RowSourc
     if query is not None or table is not None or is_database_url(rows):
         return DatabaseRows(rows, query, table=table, params=options.get("params"))
     return open_rows(rows, options.get("input_format"))
-
-
-def _quoted(row: Any, column: str | None) -> str:
-    value = row.get(column) if isinstance(row, Mapping) and column is not None else None
-    return repr(key_token(value)) if value not in (None, "") else "(none)"
 
 
 class BatchRun:
@@ -124,7 +119,8 @@ class BatchRun:
             self.key, self.builder = batch_row_settings(options, self.config.dialect)
         self.concurrency = spec.concurrency
         self.shard = spec.shard
-        self.skip = options.get("skip", ())
+        self._skip: Collection[str] = options.get("skip", ())
+        self.row_numbers = options.get("row_numbers")
         self.include_input = spec.include_input
         self.include_response = spec.include_response
         self.retry = options.get("retry")
@@ -159,10 +155,19 @@ class BatchRun:
         self._finished = False
         self._stopping = False
         self._aborted = False
-        # The first row of each key (to name it when a key comes again).
-        self._seen: dict[str, int] | None = {} if self.key is not None else None
         # A batch line without custom_id is a failed row, not a refused run.
-        self._key_checked = self.key is None or batch_lines
+        self._keys = RowKeys(
+            self.key, spec.shard, self.summary, skip=self.skip, column_checked=batch_lines
+        )
+
+    @property
+    def skip(self) -> Collection[str]:
+        """Key texts to leave out (an output's checkpoint sets them before the run starts)."""
+        return self._skip
+
+    @skip.setter
+    def skip(self, keys: Collection[str]) -> None:
+        self._skip = self._keys.skip = keys
 
     @property
     def output_names(self) -> list[str]:
@@ -328,13 +333,14 @@ class BatchRun:
 
     async def _feed(self) -> None:
         index = 0
+        numbers = self.row_numbers
         work = self._work
         async for chunk in self._row_chunks():
             for row in chunk:
                 if self._stopping:
                     self._left_out = True
                     return
-                ready = self._prepare(index, row)
+                ready = self._prepare(index if numbers is None else numbers[index], row)
                 index += 1
                 if ready is None:
                     continue
@@ -358,33 +364,10 @@ class BatchRun:
         """The row ready to send, its result when it fails before any request, or None
         when it is not run here (another shard's, or already written)."""
         readable = isinstance(row, Mapping)
-        if readable and not self._key_checked:
-            self._check_key_column(row)
-        key = row_key(row if readable else None, index, self.key)
-        token = key_token(key)
-        if self.shard is not None and not self.shard.contains(token):
-            self.summary.other_shards += 1
+        admitted = self._keys.admit(index, row, readable)
+        if admitted is None:
             return None
-        problem: str | None = None
-        if self._seen is not None:
-            first = self._seen.setdefault(token, index)
-            if first != index:
-                # Its own key, so its result line is told apart from the first row's (and a
-                # resumed run skips it like any row already written).
-                key = token = key_token(row_key(None, index, self.key))
-                problem = (
-                    f"row {index} is a duplicate: its value {_quoted(row, self.key)} of the key "
-                    f"column {self.key!r} is the key of row {first}; keys must be unique: "
-                    "choose a unique column for --key, or leave it out to use row numbers"
-                )
-            elif readable and row.get(self.key) in (None, ""):
-                problem = (
-                    f"row {index} has no value in the key column {self.key!r}; give every row "
-                    "a key, or choose another column for --key"
-                )
-        if token in self.skip:
-            self.summary.skipped += 1
-            return None
+        key, problem = admitted
         if problem is None and not readable:
             problem = (
                 row.reason
@@ -439,16 +422,6 @@ class BatchRun:
             result = self._answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
             result.cached = True
             await self._put_result(self._complete(result, row))
-
-    def _check_key_column(self, row: Mapping[str, Any]) -> None:
-        """A ``key`` column the first row lacks is a typo: refused before any request."""
-        self._key_checked = True
-        if self.key is not None and self.key not in row:
-            raise ConfigurationError(
-                f"{missing_column(self.key, list(row), 'the first row')}; "
-                "choose one of them, or leave out --key to use row numbers",
-                field="key",
-            )
 
     # -- sending ----------------------------------------------------------------------------
     async def _work_loop(self) -> None:

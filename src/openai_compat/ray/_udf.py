@@ -256,6 +256,11 @@ class EndpointUDF:
             [rows[position] for position in sent],
             mapping=None,
             outputs=self.outputs,
+            # The rows sent keep their numbers in the batch and their keys (the keys are
+            # unique and present: the rows failed for theirs are not sent), so each result
+            # comes back as the batch's.
+            key=self.key,
+            row_numbers=sent,
             concurrency=max(1, min(self.concurrency, len(sent))),
             rate=None,
             client=self._transport,
@@ -268,8 +273,6 @@ class EndpointUDF:
         try:
             async with run:
                 async for result in run:
-                    result.index = sent[result.index]
-                    result.key = row_key(rows[result.index], result.index, self.key)
                     results[result.index] = result
                     summary.add(result)
         except Exception as exc:  # A bug must not fail the job: the rest become error rows.
