@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from openai_compat.app.store import Unstorable
+from openai_compat.app.connectors.store import Unstorable
 from openai_compat.testing import MockServer
 from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config

@@ -33,7 +33,7 @@ from tests.conftest import CANARY, make_config
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "openai_compat"
 # The files setuptools only ships when package-data names them.
-DATA_DIRS = ("app/static", "app/migrations", "resources")
+DATA_DIRS = ("app/static", "app/db/migrations", "resources")
 _START_TIMEOUT_S = 30.0
 # What a clean clone does not have (build state, environments, caches, git).
 _BUILD_STATE = (

@@ -18,7 +18,28 @@ from .. import __version__
 from .. import resources as spec_resources
 from .._transports import aiohttp_transport, default_limits, hooked_client_factory
 from ..connector import OpenAICompatibleConnector
-from .credentials import (
+from .connectors.services import Services
+from .connectors.store import ConnectorStore
+from .db.database import database_url, describe_url, migrate, open_engine
+from .egress.policy import AddressPolicy
+from .http.page_headers import SecurityHeaders
+from .http.problems import install_handlers
+from .metrics import CONTENT_TYPE, AppMetrics, ExecuteMetrics
+from .middleware.execute_lane import ExecuteLane
+from .middleware.gate import (
+    BodyTooLarge,
+    RequestGate,
+    bearer_matches,
+    body_too_large,
+    sign_in_required,
+)
+from .routers.connectors import require_token, router
+from .routers.mapping_preview import router as mapping_preview_router
+from .routers.runs import Runs, runs_router
+from .runs.executor import RunExecutor
+from .runs.store import RunStore
+from .runs.uploads import too_large
+from .secrets.credentials import (
     KeyCipher,
     Provisioned,
     owner_only_dir,
@@ -26,23 +47,8 @@ from .credentials import (
     provision_token,
     weak_token_warning,
 )
-from .database import database_url, describe_url, migrate, open_engine
-from .egress import AddressPolicy
-from .execute_lane import ExecuteLane
-from .guard import BodyTooLarge, RequestGate, bearer_matches, body_too_large, sign_in_required
-from .mapping_preview import router as mapping_preview_router
-from .metrics import CONTENT_TYPE, AppMetrics, ExecuteMetrics
-from .page_headers import SecurityHeaders
-from .problems import install_handlers
-from .routes import require_token, router
-from .run_executor import RunExecutor
-from .run_routes import Runs, runs_router
-from .run_store import RunStore
-from .secret_fields import SecretFields, secret_paths
-from .services import Services
+from .secrets.fields import SecretFields, secret_paths
 from .settings import AppSettings
-from .store import ConnectorStore
-from .uploads import too_large
 
 __all__ = ["StartupReport", "create_app"]
 

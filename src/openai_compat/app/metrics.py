@@ -23,8 +23,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .execute_lane import EXECUTE_PATH
-from .run_tables import RUN_STATUSES
+from .middleware.execute_lane import EXECUTE_PATH
+from .runs.tables import RUN_STATUSES
 
 __all__ = ["CONTENT_TYPE", "AppMetrics", "ExecuteMetrics"]
 

@@ -12,16 +12,16 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from ..config import SourceConfig
-from ..connector import OpenAICompatibleConnector
-from ..errors import ConfigurationError
+from ...config import SourceConfig
+from ...connector import OpenAICompatibleConnector
+from ...errors import ConfigurationError
+from ..egress.policy import AddressPolicy, EgressRefused
+from ..http.problems import ApiError, FieldError
+from ..http.rendering import render_json, surrogate_problems_of
+from ..secrets.credentials import KeyCipher
+from ..secrets.env_refs import has_env_refs, resolve_env_refs
+from ..secrets.fields import MASK, SecretFields
 from .config_cache import CachedConfig, ConfigCache
-from .credentials import KeyCipher
-from .egress import AddressPolicy, EgressRefused
-from .env_refs import has_env_refs, resolve_env_refs
-from .problems import ApiError, FieldError
-from .secret_fields import MASK, SecretFields
-from .showable import render_json, surrogate_problems_of
 from .store import ConnectorStore, StoredConnector
 
 __all__ = ["MASK", "Services"]

@@ -24,8 +24,8 @@ from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import OpenAICompatError
-from .run_tables import RunResultRow, RunRow, UploadRow
+from ...errors import OpenAICompatError
+from .tables import RunResultRow, RunRow, UploadRow
 from .uploads import Inspected
 
 __all__ = [

@@ -16,8 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .._json import MAX_DEPTH
-from ..errors import (
+from ..._json import MAX_DEPTH
+from ...errors import (
     ConfigurationError,
     EndpointError,
     FieldProblem,

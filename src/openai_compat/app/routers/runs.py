@@ -21,26 +21,26 @@ from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from ..batch import DEFAULT_RATE, Rate
-from ..batch.budget import Budget
-from ..batch.results import BatchResult
-from ..batch.scheduler import MAX_CONCURRENCY
-from ..batch.writers import CsvWriter
-from ..config import SourceConfig
-from ..errors import ConfigurationError
-from ..mapping import PayloadBuilder, default_outputs, get_path, output_names, parse_outputs
-from .ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
+from ...batch import DEFAULT_RATE, Rate
+from ...batch.budget import Budget
+from ...batch.results import BatchResult
+from ...batch.scheduler import MAX_CONCURRENCY
+from ...batch.writers import CsvWriter
+from ...config import SourceConfig
+from ...errors import ConfigurationError
+from ...mapping import PayloadBuilder, default_outputs, get_path, output_names, parse_outputs
+from ..connectors.services import Services
+from ..http.ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
+from ..http.problems import ApiError, FieldError
+from ..http.schemas import ErrorOut, error_responses
+from ..runs.executor import RunExecutor, run_price
+from ..runs.inputs import DatabaseProbe, api_field, database_host, probe_database
+from ..runs.store import FINAL_STATUSES, RunStore
+from ..runs.tables import RUN_STATUSES
+from ..runs.uploads import inspect_upload, receive_upload, too_large, upload_dir
+from ..settings import AppSettings
+from .connectors import require_token, services_of
 from .mapping_preview import placeholders_of
-from .problems import ApiError, FieldError
-from .routes import require_token, services_of
-from .run_executor import RunExecutor, run_price
-from .run_inputs import DatabaseProbe, api_field, database_host, probe_database
-from .run_store import FINAL_STATUSES, RunStore
-from .run_tables import RUN_STATUSES
-from .schemas import ErrorOut, error_responses
-from .services import Services
-from .settings import AppSettings
-from .uploads import inspect_upload, receive_upload, too_large, upload_dir
 
 __all__ = ["Runs", "runs_of", "runs_router"]
 
@@ -197,7 +197,7 @@ async def get_upload(upload_id: str, runs: RunsDep) -> Response:
     row = await run_in_threadpool(runs.store.upload, upload_id)
     if row is None:
         raise ApiError(404, f"there is no upload with id {upload_id}")
-    from .run_store import upload_view
+    from ..runs.store import upload_view
 
     return _json(upload_view(row))
 

@@ -33,22 +33,22 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .._sync import loop_factory
-from .._transports import aiohttp_transport
-from ..batch import BatchRun
-from ..batch.cost import Price
-from ..batch.keys import key_token
-from ..batch.openai_batch_format import is_batch_input
-from ..batch.readers import read_in_thread
-from ..batch.results import BatchResult
-from ..batch.writers import jsonl_line
-from ..errors import OpenAICompatError, redact
-from .mapping_preview import alias_row
-from .metrics import AppMetrics
-from .problems import ApiError
-from .run_inputs import RunInputError, open_input
-from .run_store import Claimed, Progress, ResultRecord, RunStore
-from .services import Services
+from ..._sync import loop_factory
+from ..._transports import aiohttp_transport
+from ...batch import BatchRun
+from ...batch.cost import Price
+from ...batch.keys import key_token
+from ...batch.openai_batch_format import is_batch_input
+from ...batch.readers import read_in_thread
+from ...batch.results import BatchResult
+from ...batch.writers import jsonl_line
+from ...errors import OpenAICompatError, redact
+from ..connectors.services import Services
+from ..http.problems import ApiError
+from ..metrics import AppMetrics
+from ..routers.mapping_preview import alias_row
+from .inputs import RunInputError, open_input
+from .store import Claimed, Progress, ResultRecord, RunStore
 
 __all__ = ["RunExecutor", "instance_id", "run_price"]
 

@@ -1,7 +1,7 @@
 """Open the database (embedded SQLite file or PostgreSQL) and bring its schema up to date.
 
 The schema is managed by Alembic; the migrations ship inside the package
-(``openai_compat/app/migrations``) and run at every start, so a new version of the
+(``openai_compat/app/db/migrations``) and run at every start, so a new version of the
 application upgrades an older database in place.
 """
 
@@ -100,7 +100,7 @@ def open_engine(url: URL) -> Engine:
 def migrate(engine: Engine) -> None:
     """Upgrade the schema to the newest migration (creates it on an empty database)."""
     config = Config()
-    config.set_main_option("script_location", "openai_compat.app:migrations")
+    config.set_main_option("script_location", "openai_compat.app.db:migrations")
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

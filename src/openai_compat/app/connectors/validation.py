@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import SourceConfig
-from ..errors import ConfigurationError, FieldProblem
-from .env_refs import application_setting_refs, env_ref_name
-from .problems import FieldError
-from .showable import surrogate_problems_of
+from ...config import SourceConfig
+from ...errors import ConfigurationError, FieldProblem
+from ..http.problems import FieldError
+from ..http.rendering import surrogate_problems_of
+from ..secrets.env_refs import application_setting_refs, env_ref_name
 
 __all__ = ["CONFIG_FIELDS", "validate_configuration", "validate_name"]
 

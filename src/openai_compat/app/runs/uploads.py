@@ -22,11 +22,11 @@ from typing import Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from .._strict_json import json_safe
-from ..batch.readers import RowSource, UnreadableRow, count_rows, detect_format
-from ..errors import ConfigurationError
-from .guard import BodyTooLarge
-from .problems import ApiError, FieldError
+from ..._strict_json import json_safe
+from ...batch.readers import RowSource, UnreadableRow, count_rows, detect_format
+from ...errors import ConfigurationError
+from ..http.problems import ApiError, FieldError
+from ..middleware.gate import BodyTooLarge
 
 __all__ = [
     "SAMPLE_ROWS",

@@ -19,9 +19,9 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import OpenAICompatError
-from .credentials import tokens_match
-from .problems import ApiError
+from ...errors import OpenAICompatError
+from ..http.problems import ApiError
+from ..secrets.credentials import tokens_match
 
 __all__ = ["BodyTooLarge", "RequestGate", "body_too_large", "is_protected", "sign_in_required"]
 

@@ -22,14 +22,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from .._json import parse_json_object
-from ..errors import ConfigurationError
-from ..mapping import MISSING, PayloadBuilder, RowMappingError, harvest
-from .ids import PathConnectorId
-from .problems import ApiError, FieldError
-from .routes import require_token, services_of
-from .schemas import error_responses
-from .services import Services
+from ..._json import parse_json_object
+from ...errors import ConfigurationError
+from ...mapping import MISSING, PayloadBuilder, RowMappingError, harvest
+from ..connectors.services import Services
+from ..http.ids import PathConnectorId
+from ..http.problems import ApiError, FieldError
+from ..http.schemas import error_responses
+from .connectors import require_token, services_of
 
 __all__ = ["MappingPreviewIn", "alias_row", "placeholders_of", "router"]
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from alembic import context
 
-from openai_compat.app.store import Base
+# The tables' modules declare them on the one metadata the migrations are compared with.
+from openai_compat.app.connectors import store as _connectors  # noqa: F401
+from openai_compat.app.db.base import Base
+from openai_compat.app.runs import tables as _runs  # noqa: F401
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError(
-        "run the migrations through openai_compat.app.database.migrate (or `openai-compat "
+        "run the migrations through openai_compat.app.db.migrate (or `openai-compat "
         "serve`), which passes the database connection"
     )
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, DateTime, Integer, String, bindparam, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from ..errors import OpenAICompatError
+from ...errors import OpenAICompatError
+from ..db.base import Base
 
 __all__ = [
-    "Base",
+    "CONNECTOR_NAME",
     "ConnectorPage",
     "ConnectorRow",
     "ConnectorStore",
@@ -49,10 +50,6 @@ def _refusals() -> Iterator[None]:
         raise Unstorable("holds text that is not valid Unicode") from None
     except DataError:
         raise Unstorable("holds a value the database does not accept as text") from None
-
-
-class Base(DeclarativeBase):
-    """Declarative base of the application's tables."""
 
 
 class ConnectorRow(Base):

@@ -25,15 +25,15 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from .._consume import Consumer, Outcome
-from .._json import MAX_DEPTH, parse_json_object
-from .._strict_json import encode_body
-from ..config import SourceConfig
-from ..connector import OpenAICompatibleConnector
-from ..errors import ConfigurationError, OpenAICompatError
-from .problems import ApiError, endpoint_error_body
+from ..._consume import Consumer, Outcome
+from ..._json import MAX_DEPTH, parse_json_object
+from ..._strict_json import encode_body
+from ...config import SourceConfig
+from ...connector import OpenAICompatibleConnector
+from ...errors import ConfigurationError, OpenAICompatError
+from ..http.problems import ApiError, endpoint_error_body
+from ..http.rendering import surrogate_problems_of
 from .services import Services
-from .showable import surrogate_problems_of
 
 __all__ = ["checked_payload", "execute_saved", "run_json", "start_event_stream"]
 

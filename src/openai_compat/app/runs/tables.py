@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .store import Base
+from ..db.base import Base
 
 __all__ = ["RUN_STATUSES", "RunResultRow", "RunRow", "UploadRow"]
 

@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .._transports import ConnectRefused
-from ..errors import ConfigurationError
+from ..._transports import ConnectRefused
+from ...errors import ConfigurationError
 
 __all__ = ["AddressPolicy", "EgressRefused", "Resolver", "system_resolver"]
 

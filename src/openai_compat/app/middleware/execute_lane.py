@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .execution import execute_saved
-from .ids import parse_connector_id
-from .problems import ApiError
-from .services import Services
+from ..connectors.execution import execute_saved
+from ..connectors.services import Services
+from ..http.ids import parse_connector_id
+from ..http.problems import ApiError
 
 __all__ = ["EXECUTE_PATH", "ExecuteLane"]
 

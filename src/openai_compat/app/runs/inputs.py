@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch import database_rows
-from ..batch.readers import RowSource
-from ..batch.sql_url import failure_text, open_database, parse_database_url, shown_url
-from ..errors import ConfigurationError, OpenAICompatError
-from .credentials import KeyCipher
-from .run_store import RunStore
+from ...batch import database_rows
+from ...batch.readers import RowSource
+from ...batch.sql_url import failure_text, open_database, parse_database_url, shown_url
+from ...errors import ConfigurationError, OpenAICompatError
+from ..secrets.credentials import KeyCipher
+from .store import RunStore
 from .uploads import SAMPLE_ROWS, upload_path
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import SourceConfig
+from ...config import SourceConfig
 
 __all__ = ["CachedConfig", "ConfigCache", "Version"]
 

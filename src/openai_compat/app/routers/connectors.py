@@ -16,14 +16,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..connector import OpenAICompatibleConnector
-from .credentials import tokens_match
-from .env_refs import env_ref_name
-from .execution import execute_saved
-from .guard import sign_in_required
-from .ids import BodyConnectorId, PathConnectorId, decode_cursor, encode_cursor
-from .problems import ApiError, FieldError
-from .schemas import (
+from ...connector import OpenAICompatibleConnector
+from ..connectors.execution import execute_saved
+from ..connectors.services import Services
+from ..connectors.store import CONNECTOR_NAME, StoredConnector, Unstorable
+from ..connectors.validation import validate_configuration, validate_name
+from ..http.ids import BodyConnectorId, PathConnectorId, decode_cursor, encode_cursor
+from ..http.problems import ApiError, FieldError
+from ..http.schemas import (
     CatalogOut,
     ConnectionStatusOut,
     ConnectorOut,
@@ -32,10 +32,10 @@ from .schemas import (
     ExecuteOut,
     error_responses,
 )
-from .secret_reuse import moved_secret_problems
-from .services import Services
-from .store import CONNECTOR_NAME, StoredConnector, Unstorable
-from .validation import validate_configuration, validate_name
+from ..middleware.gate import sign_in_required
+from ..secrets.credentials import tokens_match
+from ..secrets.env_refs import env_ref_name
+from ..secrets.reuse import moved_secret_problems
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "router", "services_of"]
 

@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from .._characters import printable, strings_of, surrogate_problem, surrogate_problems
+from ..._characters import printable, strings_of, surrogate_problem, surrogate_problems
 from .problems import FieldError
 
 __all__ = ["printable", "render_json", "surrogate_problems_of"]

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from ..http.problems import FieldError
 from .env_refs import env_ref_name
-from .problems import FieldError
 
 __all__ = ["moved_secret_problems", "origin"]
 
