@@ -215,7 +215,7 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
             f"store_{tmp_path.name.replace('-', '_')[:40]}"
         )
     settings = AppSettings(data_dir=tmp_path, token="t" * 16, database_url=database)
-    found = create_app(settings).state.services
+    found = create_app(settings).state.container.services
     yield found
     found.store.engine.dispose()
 

@@ -154,10 +154,12 @@ def test_saved_configurations_are_cached_by_version_and_env_values_read_each_use
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from openai_compat.app.application import create_app
-    from openai_compat.app.connectors.services import Services
+    from openai_compat.app.connectors.services import ConnectorServices
     from openai_compat.app.settings import AppSettings
 
-    services: Services = create_app(AppSettings(data_dir=tmp_path, token="t")).state.services
+    services: ConnectorServices = create_app(
+        AppSettings(data_dir=tmp_path, token="t")
+    ).state.container.services
     url = "http://127.0.0.1:9/v1/chat/completions"
 
     def save(config: dict[str, object]) -> int:

@@ -18,9 +18,10 @@ from .. import __version__
 from .. import resources as spec_resources
 from .._transports import aiohttp_transport, default_limits, hooked_client_factory
 from ..connector import OpenAICompatibleConnector
-from .connectors.services import Services
+from .connectors.services import ConnectorServices
 from .connectors.store import ConnectorStore
 from .db.database import database_url, describe_url, migrate, open_engine
+from .dependencies import Container, require_token
 from .egress.policy import AddressPolicy
 from .http.page_headers import SecurityHeaders
 from .http.problems import install_handlers
@@ -33,9 +34,9 @@ from .middleware.gate import (
     body_too_large,
     sign_in_required,
 )
-from .routers.connectors import require_token, router
+from .routers.connectors import router
 from .routers.mapping_preview import router as mapping_preview_router
-from .routers.runs import Runs, runs_router
+from .routers.runs import runs_router
 from .runs.executor import RunExecutor
 from .runs.store import RunStore
 from .runs.uploads import too_large
@@ -97,12 +98,11 @@ def create_app(
     )
     connector = OpenAICompatibleConnector()
     properties = spec_resources.spec()["connection_specification"]["properties"]
-    services = Services(
+    services = ConnectorServices(
         store=ConnectorStore(engine),
         cipher=KeyCipher(secret.value),
         policy=policy,
         connector=connector,
-        token=token.value,
         secret_fields=SecretFields(secret_paths(properties)),
     )
     metrics = AppMetrics()
@@ -146,10 +146,14 @@ def create_app(
     )
     # The bundled Swagger UI (4.x) renders 3.0 documents; FastAPI's output is compatible.
     app.openapi_version = "3.0.3"
-    app.state.services = services
-    app.state.settings = settings
-    app.state.runs = Runs(run_store, executor, settings)
-    app.state.metrics = metrics
+    app.state.container = Container(
+        settings=settings,
+        services=services,
+        run_store=run_store,
+        executor=executor,
+        metrics=metrics,
+        token=token.value,
+    )
     install_handlers(app)
     upload_path = "/api/v1/uploads"
 

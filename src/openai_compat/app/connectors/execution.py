@@ -33,7 +33,7 @@ from ...connector import OpenAICompatibleConnector
 from ...errors import ConfigurationError, OpenAICompatError
 from ..http.problems import ApiError, endpoint_error_body
 from ..http.rendering import surrogate_problems_of
-from .services import Services
+from .services import ConnectorServices
 
 __all__ = ["checked_payload", "execute_saved", "run_json", "start_event_stream"]
 
@@ -130,7 +130,7 @@ async def run_json(
 
 
 async def execute_saved(
-    services: Services, connector_id: int, raw: dict[str, Any] | str, accept: str
+    services: ConnectorServices, connector_id: int, raw: dict[str, Any] | str, accept: str
 ) -> Response:
     """The answer of ``execute_model``: the saved connector ``connector_id`` run on the
     payload ``raw`` (an object, or JSON text of one); server-sent events when ``accept``

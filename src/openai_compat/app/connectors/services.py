@@ -1,7 +1,8 @@
-"""What the routes share: the store, the key cipher, the address policy, the connector.
+"""The saved connectors' services: the store, the key cipher, the address policy, the connector.
 
-Also the steps every route that uses a configuration takes: decrypt the stored secrets,
-resolve ``ENV["NAME"]`` values, validate, and refuse forbidden endpoint addresses.
+Also the steps every use of a configuration takes (a route, the fast lane, a run): decrypt
+the stored secrets, resolve ``ENV["NAME"]`` values, validate, and refuse forbidden endpoint
+addresses.
 """
 
 from __future__ import annotations
@@ -24,20 +25,19 @@ from ..secrets.fields import MASK, SecretFields
 from .config_cache import CachedConfig, ConfigCache
 from .store import ConnectorStore, StoredConnector
 
-__all__ = ["MASK", "Services"]
+__all__ = ["MASK", "ConnectorServices"]
 
 _T = TypeVar("_T")
 
 
 @dataclass
-class Services:
-    """The application's shared objects (one per app)."""
+class ConnectorServices:
+    """What every use of a saved connector needs (one per app)."""
 
     store: ConnectorStore
     cipher: KeyCipher
     policy: AddressPolicy
     connector: OpenAICompatibleConnector
-    token: str
     secret_fields: SecretFields
     cache: ConfigCache = field(default_factory=ConfigCache)
 

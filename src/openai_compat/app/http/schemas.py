@@ -8,6 +8,7 @@ route can answer with is declared, so that the document is a contract a fuzzer c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,6 +132,12 @@ _WHY = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries for these error statuses, each with the error shape."""
-    return {status: {"model": ErrorOut, "description": _WHY[status]} for status in statuses}
+def error_responses(
+    *statuses: int, why: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for these error statuses, each with the error shape.
+
+    ``why`` words a status for a router's own resources (a run's 404 is not a connector's).
+    """
+    reasons = {**_WHY, **why} if why else _WHY
+    return {status: {"model": ErrorOut, "description": reasons[status]} for status in statuses}

@@ -21,7 +21,7 @@ import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..connectors.execution import execute_saved
-from ..connectors.services import Services
+from ..connectors.services import ConnectorServices
 from ..http.ids import parse_connector_id
 from ..http.problems import ApiError
 
@@ -67,7 +67,7 @@ class ExecuteLane:
     """ASGI middleware: answers well-formed ``execute_model`` requests itself (see the
     module's docstring); every other request goes to ``app`` untouched."""
 
-    def __init__(self, app: ASGIApp, *, services: Services) -> None:
+    def __init__(self, app: ASGIApp, *, services: ConnectorServices) -> None:
         self.app = app
         self.services = services
 

@@ -12,15 +12,15 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...connector import OpenAICompatibleConnector
 from ..connectors.execution import execute_saved
-from ..connectors.services import Services
+from ..connectors.services import ConnectorServices
 from ..connectors.store import CONNECTOR_NAME, StoredConnector, Unstorable
 from ..connectors.validation import validate_configuration, validate_name
+from ..dependencies import ServicesDep, require_token
 from ..http.ids import BodyConnectorId, PathConnectorId, decode_cursor, encode_cursor
 from ..http.problems import ApiError, FieldError
 from ..http.schemas import (
@@ -32,39 +32,14 @@ from ..http.schemas import (
     ExecuteOut,
     error_responses,
 )
-from ..middleware.gate import sign_in_required
-from ..secrets.credentials import tokens_match
 from ..secrets.env_refs import env_ref_name
 from ..secrets.reuse import moved_secret_problems
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "router", "services_of"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "router"]
 
 DEFAULT_PAGE_SIZE = 100
 # A page's masked views cost one decryption per stored secret: bounded per request.
 MAX_PAGE_SIZE = 500
-
-_bearer = HTTPBearer(auto_error=False, description="The token printed at first start")
-
-
-# The dependencies are async on purpose: FastAPI runs sync ones in a worker thread.
-async def services_of(request: Request) -> Services:
-    """The app's ``Services``."""
-    services: Services = request.app.state.services
-    return services
-
-
-async def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """401 unless the request carries ``Authorization: Bearer <token>``."""
-    # RequestGate has refused a request without the token already, before reading its
-    # body; this check stays for an app mounted without the gate, and for the OpenAPI
-    # document's security scheme.
-    expected = (await services_of(request)).token
-    if credentials is None or not tokens_match(credentials.credentials, expected):
-        raise sign_in_required()
-
 
 # Every route may answer 401 (the gate, before the route), 413 (a body over the cap, on
 # any request) and 422 (a parameter or the body is wrong).
@@ -73,7 +48,6 @@ router = APIRouter(
     dependencies=[Depends(require_token)],
     responses=error_responses(401, 413, 422),
 )
-ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 class CheckConnectionIn(BaseModel):
@@ -202,7 +176,7 @@ async def list_connectors(
     return _json(body)
 
 
-def _render_page(services: Services, after: int, limit: int) -> bytes:
+def _render_page(services: ConnectorServices, after: int, limit: int) -> bytes:
     page = services.store.page(after, limit)
     last = page.items[-1].id if page.items else None
     # Each item is rendered on its own, so that one that cannot be shown is marked, not
@@ -217,7 +191,7 @@ def _render_page(services: Services, after: int, limit: int) -> bytes:
 
 
 async def _validated(
-    services: Services, name: Any, configuration: Any, *, require_api_key: bool
+    services: ConnectorServices, name: Any, configuration: Any, *, require_api_key: bool
 ) -> dict[str, Any]:
     errors: list[FieldError] = validate_name(name)
     clean, config_errors = validate_configuration(configuration, require_api_key=require_api_key)

@@ -15,26 +15,21 @@ row is read as if it had the placeholder's column with the chosen column's value
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ..._json import parse_json_object
 from ...errors import ConfigurationError
-from ...mapping import MISSING, PayloadBuilder, RowMappingError, harvest
-from ..connectors.services import Services
+from ...mapping import PayloadBuilder, RowMappingError
+from ..dependencies import ServicesDep, require_token
 from ..http.ids import PathConnectorId
 from ..http.problems import ApiError, FieldError
 from ..http.schemas import error_responses
-from .connectors import require_token, services_of
+from ..runs.placeholders import alias_row, placeholders_of
 
-__all__ = ["MappingPreviewIn", "alias_row", "placeholders_of", "router"]
-
-# The mapping package's own placeholder syntax (see mapping._payload).
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+__all__ = ["MappingPreviewIn", "router"]
 
 router = APIRouter(
     prefix="/api/v1",
@@ -58,46 +53,6 @@ class MappingPreviewIn(BaseModel):
     )
 
 
-def placeholders_of(node: Any) -> list[str]:
-    """The ``{{column}}`` placeholders inside the strings of ``node``, in order, once each.
-
-    >>> placeholders_of({"messages": [{"content": "Sum up {{body}} for {{ who }} ({{body}})"}]})
-    ['body', 'who']
-    """
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, str):
-            found.extend(c for c in _PLACEHOLDER.findall(value) if c and c not in found)
-
-    walk(node)
-    return found
-
-
-def alias_row(row: Mapping[str, Any], placeholders: Mapping[str, str]) -> dict[str, Any]:
-    """``row`` with each placeholder's name holding the value of the column chosen for it.
-
-    A chosen column the row lacks leaves the placeholder as it is (the builder then names
-    the missing column).
-
-    >>> alias_row({"text": "hi"}, {"body": "text"})
-    {'text': 'hi', 'body': 'hi'}
-    """
-    out = dict(row)
-    for placeholder, column in placeholders.items():
-        if column and column != placeholder:
-            value = harvest(row, column)
-            if value is not MISSING:
-                out[placeholder] = value
-    return out
-
-
 def _field_errors(exc: ConfigurationError, default: str) -> list[FieldError]:
     if not exc.problems:
         return [FieldError(default, exc.reason)]
@@ -113,7 +68,7 @@ def _field_errors(exc: ConfigurationError, default: str) -> list[FieldError]:
 async def mapping_preview(
     connector_id: PathConnectorId,
     body: MappingPreviewIn,
-    services: Annotated[Services, Depends(services_of)],
+    services: ServicesDep,
 ) -> dict[str, Any]:
     """The payload ``row`` becomes through the saved connector's request format and ``mapping``.
 

@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -29,20 +28,25 @@ from ...batch.writers import CsvWriter
 from ...config import SourceConfig
 from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder, default_outputs, get_path, output_names, parse_outputs
-from ..connectors.services import Services
+from ..connectors.services import ConnectorServices
+from ..dependencies import (
+    ExecutorDep,
+    RunStoreDep,
+    ServicesDep,
+    SettingsDep,
+    require_token,
+)
 from ..http.ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
 from ..http.problems import ApiError, FieldError
-from ..http.schemas import ErrorOut, error_responses
-from ..runs.executor import RunExecutor, run_price
+from ..http.schemas import error_responses
+from ..runs.executor import run_price
 from ..runs.inputs import DatabaseProbe, api_field, database_host, probe_database
+from ..runs.placeholders import placeholders_of
 from ..runs.store import FINAL_STATUSES, RunStore
 from ..runs.tables import RUN_STATUSES
 from ..runs.uploads import inspect_upload, receive_upload, too_large, upload_dir
-from ..settings import AppSettings
-from .connectors import require_token, services_of
-from .mapping_preview import placeholders_of
 
-__all__ = ["Runs", "runs_of", "runs_router"]
+__all__ = ["runs_router"]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -55,25 +59,6 @@ _MAX_RUN_ID = 2**31 - 1
 _DEFAULT_RATE = str(DEFAULT_RATE) if DEFAULT_RATE is not None else None
 
 
-@dataclass
-class Runs:
-    """What the run routes share: the store, the executor, the settings."""
-
-    store: RunStore
-    executor: RunExecutor
-    settings: AppSettings
-
-    @property
-    def data_dir(self) -> Path:
-        return self.settings.data_dir
-
-
-async def runs_of(request: Request) -> Runs:
-    """The app's ``Runs``."""
-    runs: Runs = request.app.state.runs
-    return runs
-
-
 _WHY = {
     400: "the body cannot be read",
     404: "there is no run (or upload, or connector) with this id",
@@ -81,14 +66,6 @@ _WHY = {
     413: "the upload is over OPENAI_COMPAT_MAX_UPLOAD_BYTES",
     415: "the upload is not multipart/form-data",
 }
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorOut, "description": _WHY[status]} for status in statuses}
-
-
-RunsDep = Annotated[Runs, Depends(runs_of)]
-ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 def _run_id(value: Any) -> int:
@@ -152,7 +129,7 @@ class RunIn(BaseModel):
     "/uploads",
     status_code=201,
     response_model=None,
-    responses=_errors(400, 413, 415),
+    responses=error_responses(400, 413, 415, why=_WHY),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -168,22 +145,22 @@ class RunIn(BaseModel):
         }
     },
 )
-async def create_upload(request: Request, runs: RunsDep) -> Response:
+async def create_upload(request: Request, settings: SettingsDep, store: RunStoreDep) -> Response:
     """Upload a dataset (multipart, part ``file``): JSON Lines, CSV, Parquet, or gzipped.
 
     Streamed to the data directory; refused with 413 past ``OPENAI_COMPAT_MAX_UPLOAD_BYTES``.
     Answers ``{id, filename, format, rows_estimate, columns, sample}``.
     """
-    limit = runs.settings.max_upload_bytes
+    limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + _MULTIPART_SLACK:
         raise too_large(limit)
-    partial = upload_dir(runs.data_dir) / f".receiving-{id(request)}"
+    partial = upload_dir(settings.data_dir) / f".receiving-{id(request)}"
     received = await receive_upload(
         request.headers.get("content-type", ""), request.stream(), partial, limit
     )
-    found = await run_in_threadpool(inspect_upload, runs.data_dir, received)
-    view = await run_in_threadpool(runs.store.add_upload, found)
+    found = await run_in_threadpool(inspect_upload, settings.data_dir, received)
+    view = await run_in_threadpool(store.add_upload, found)
     return _json(view, 201)
 
 
@@ -191,10 +168,12 @@ async def create_upload(request: Request, runs: RunsDep) -> Response:
 _MULTIPART_SLACK = 64 * 1024
 
 
-@runs_router.get("/uploads/{upload_id}", response_model=None, responses=_errors(404))
-async def get_upload(upload_id: str, runs: RunsDep) -> Response:
+@runs_router.get(
+    "/uploads/{upload_id}", response_model=None, responses=error_responses(404, why=_WHY)
+)
+async def get_upload(upload_id: str, store: RunStoreDep) -> Response:
     """An upload's columns and first rows."""
-    row = await run_in_threadpool(runs.store.upload, upload_id)
+    row = await run_in_threadpool(store.upload, upload_id)
     if row is None:
         raise ApiError(404, f"there is no upload with id {upload_id}")
     from ..runs.store import upload_view
@@ -220,7 +199,7 @@ class _Input:
 
 
 async def _checked_input(
-    runs: Runs, services: Services, given: dict[str, Any], errors: list[FieldError]
+    store: RunStore, services: ConnectorServices, given: dict[str, Any], errors: list[FieldError]
 ) -> _Input:
     if "upload_id" in given:
         extra = sorted(set(given) - {"upload_id"})
@@ -230,7 +209,7 @@ async def _checked_input(
         if not isinstance(upload_id, str) or not upload_id:
             errors.append(FieldError("input.upload_id", "must be the id of an upload"))
             return _Input(given)
-        row = await run_in_threadpool(runs.store.upload, upload_id)
+        row = await run_in_threadpool(store.upload, upload_id)
         if row is None:
             errors.append(
                 FieldError("input.upload_id", f"there is no upload {upload_id!r}: upload it first")
@@ -272,7 +251,7 @@ class _CleanDatabase:
 
 
 async def _probe(
-    services: Services, given: DatabaseIn, errors: list[FieldError], prefix: str
+    services: ConnectorServices, given: DatabaseIn, errors: list[FieldError], prefix: str
 ) -> tuple[DatabaseProbe, _CleanDatabase] | None:
     """Check a database input (connect, first rows, count); None with ``errors`` if wrong."""
     at = f"{prefix}." if prefix else ""
@@ -305,7 +284,7 @@ async def _probe(
     return found, clean
 
 
-@runs_router.post("/queries", response_model=None, responses=_errors(400))
+@runs_router.post("/queries", response_model=None, responses=error_responses(400, why=_WHY))
 async def preview_query(body: DatabaseIn, services: ServicesDep) -> Response:
     """Preview a database input: ``{database, columns, sample, rows_estimate}``."""
     errors: list[FieldError] = []
@@ -462,10 +441,14 @@ def _problems(exc: ConfigurationError, prefix: str) -> list[FieldError]:
     "/connectors/{connector_id}/runs",
     status_code=201,
     response_model=None,
-    responses=_errors(400, 404, 409),
+    responses=error_responses(400, 404, 409, why=_WHY),
 )
 async def create_run(
-    connector_id: PathConnectorId, body: RunIn, runs: RunsDep, services: ServicesDep
+    connector_id: PathConnectorId,
+    body: RunIn,
+    store: RunStoreDep,
+    executor: ExecutorDep,
+    services: ServicesDep,
 ) -> Response:
     """Create a run of the saved connector over an upload: 201 ``{id, status: "queued", ...}``.
 
@@ -473,7 +456,7 @@ async def create_run(
     """
     config = await services.usable_saved(connector_id)
     errors: list[FieldError] = []
-    found = await _checked_input(runs, services, body.input, errors)
+    found = await _checked_input(store, services, body.input, errors)
     columns = found.columns
     chosen = _check_placeholders(config, body.placeholders, columns, errors)
     _check_mapping(config, body.mapping, columns, errors, chosen)
@@ -512,14 +495,14 @@ async def create_run(
     }
     if found.encrypted_url is not None:
         spec["database_url_encrypted"] = found.encrypted_url
-    view = await run_in_threadpool(runs.store.create, connector_id, spec, output_names, found.total)
-    runs.executor.wake()
+    view = await run_in_threadpool(store.create, connector_id, spec, output_names, found.total)
+    executor.wake()
     return _json(view, 201)
 
 
 @runs_router.get("/runs", response_model=None)
 async def list_runs(
-    runs: RunsDep,
+    store: RunStoreDep,
     connector_id: Annotated[int | None, Query(ge=1, description="only this connector's")] = None,
     status: Annotated[str | None, Query(description="only runs in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
@@ -539,25 +522,23 @@ async def list_runs(
     if connector_id is not None and connector_id > _MAX_RUN_ID:
         return _json({"data": [], "total": 0, "next_cursor": None})
     items, total, more = await run_in_threadpool(
-        lambda: runs.store.page(
-            connector_id=connector_id, status=status, before=before, limit=limit
-        )
+        lambda: store.page(connector_id=connector_id, status=status, before=before, limit=limit)
     )
     next_cursor = encode_cursor(items[-1]["id"]) if more and items else None
     return _json({"data": items, "total": total, "next_cursor": next_cursor})
 
 
-async def _run_or_404(runs: Runs, run_id: int) -> dict[str, Any]:
-    view = await run_in_threadpool(runs.store.get, run_id) if run_id <= _MAX_RUN_ID else None
+async def _run_or_404(store: RunStore, run_id: int) -> dict[str, Any]:
+    view = await run_in_threadpool(store.get, run_id) if run_id <= _MAX_RUN_ID else None
     if view is None:
         raise ApiError(404, f"there is no run with id {run_id}")
     return view
 
 
-@runs_router.get("/runs/{run_id}", response_model=None, responses=_errors(404))
-async def get_run(run_id: PathRunId, runs: RunsDep) -> Response:
+@runs_router.get("/runs/{run_id}", response_model=None, responses=error_responses(404, why=_WHY))
+async def get_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     """A run: status and figures (total, done, ok, failed, tokens, rows_per_s, eta_s...)."""
-    return _json(await _run_or_404(runs, run_id))
+    return _json(await _run_or_404(store, run_id))
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -568,11 +549,11 @@ def _event(name: str, data: Any) -> bytes:
 @runs_router.get(
     "/runs/{run_id}/events",
     response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}}, **_errors(404)},
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404, why=_WHY)},
 )
-async def run_events(run_id: PathRunId, request: Request, runs: RunsDep) -> Response:
+async def run_events(run_id: PathRunId, request: Request, store: RunStoreDep) -> Response:
     """Server-sent events: ``progress`` (the run) as it changes, then a final ``done``."""
-    first = await _run_or_404(runs, run_id)
+    first = await _run_or_404(store, run_id)
 
     async def events() -> AsyncIterator[bytes]:
         view: dict[str, Any] | None = first
@@ -590,7 +571,7 @@ async def run_events(run_id: PathRunId, request: Request, runs: RunsDep) -> Resp
             await asyncio.sleep(_EVENTS_POLL_S)
             if await request.is_disconnected():
                 return
-            view = await run_in_threadpool(runs.store.get, run_id)
+            view = await run_in_threadpool(store.get, run_id)
         yield _event("done", {"id": run_id, "status": "deleted"})
 
     return StreamingResponse(
@@ -600,54 +581,60 @@ async def run_events(run_id: PathRunId, request: Request, runs: RunsDep) -> Resp
     )
 
 
-@runs_router.post("/runs/{run_id}/cancel", response_model=None, responses=_errors(404, 409))
-async def cancel_run(run_id: PathRunId, runs: RunsDep) -> Response:
+@runs_router.post(
+    "/runs/{run_id}/cancel", response_model=None, responses=error_responses(404, 409, why=_WHY)
+)
+async def cancel_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     """Cancel a queued or running run (rows in flight are dropped; resume continues it)."""
-    view = await _run_or_404(runs, run_id)
+    view = await _run_or_404(store, run_id)
     if view["status"] in FINAL_STATUSES:
         raise ApiError(409, f"run {run_id} has already ended ({view['status']})")
-    updated = await run_in_threadpool(runs.store.cancel, run_id)
+    updated = await run_in_threadpool(store.cancel, run_id)
     return _json(updated or view)
 
 
-@runs_router.post("/runs/{run_id}/resume", response_model=None, responses=_errors(404, 409))
-async def resume_run(run_id: PathRunId, runs: RunsDep) -> Response:
+@runs_router.post(
+    "/runs/{run_id}/resume", response_model=None, responses=error_responses(404, 409, why=_WHY)
+)
+async def resume_run(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDep) -> Response:
     """Queue a cancelled, failed or interrupted run again: it continues after the rows
     already stored."""
-    view = await _run_or_404(runs, run_id)
-    if not await run_in_threadpool(
-        runs.store.resume, run_id, ("cancelled", "failed", "interrupted")
-    ):
+    view = await _run_or_404(store, run_id)
+    if not await run_in_threadpool(store.resume, run_id, ("cancelled", "failed", "interrupted")):
         raise ApiError(
             409,
             f"run {run_id} is {view['status']}: only a cancelled, failed or interrupted run "
             "can be resumed (retry_failed runs a finished run's failed rows again)",
         )
     # The answer is the state this request made, before an instance picks the run up.
-    queued = await _run_or_404(runs, run_id)
-    runs.executor.wake()
+    queued = await _run_or_404(store, run_id)
+    executor.wake()
     return _json(queued)
 
 
-@runs_router.post("/runs/{run_id}/retry_failed", response_model=None, responses=_errors(404, 409))
-async def retry_failed(run_id: PathRunId, runs: RunsDep) -> Response:
+@runs_router.post(
+    "/runs/{run_id}/retry_failed",
+    response_model=None,
+    responses=error_responses(404, 409, why=_WHY),
+)
+async def retry_failed(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDep) -> Response:
     """Run a finished run's failed rows again (their results are replaced)."""
-    view = await _run_or_404(runs, run_id)
-    removed = await run_in_threadpool(runs.store.retry_failed, run_id)
+    view = await _run_or_404(store, run_id)
+    removed = await run_in_threadpool(store.retry_failed, run_id)
     if removed is None:
         raise ApiError(
             409, f"run {run_id} is {view['status']}: wait for it to end, or cancel it first"
         )
     # The answer is the state this request made, before an instance picks the run up.
-    queued = await _run_or_404(runs, run_id)
-    runs.executor.wake()
+    queued = await _run_or_404(store, run_id)
+    executor.wake()
     return _json(queued)
 
 
-@runs_router.delete("/runs/{run_id}", status_code=204, responses=_errors(404))
-async def delete_run(run_id: PathRunId, runs: RunsDep) -> Response:
+@runs_router.delete("/runs/{run_id}", status_code=204, responses=error_responses(404, why=_WHY))
+async def delete_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     """Delete a run and its results (a running one is stopped)."""
-    if run_id > _MAX_RUN_ID or not await run_in_threadpool(runs.store.delete, run_id):
+    if run_id > _MAX_RUN_ID or not await run_in_threadpool(store.delete, run_id):
         raise ApiError(404, f"there is no run with id {run_id}")
     return Response(status_code=204)
 
@@ -692,12 +679,12 @@ def _csv_chunks(store: RunStore, run_id: int, names: list[str]) -> Iterator[byte
     response_model=None,
     responses={
         200: {"content": {"application/json": {}, "application/x-ndjson": {}, "text/csv": {}}},
-        **_errors(404),
+        **error_responses(404, why=_WHY),
     },
 )
 async def run_results(
     run_id: PathRunId,
-    runs: RunsDep,
+    store: RunStoreDep,
     format: Annotated[
         str | None, Query(description="jsonl or csv: a download of every result")
     ] = None,
@@ -707,14 +694,14 @@ async def run_results(
 ) -> Response:
     """The results: with ``format``, a streamed download (exactly the CLI's output); else a
     JSON page ``{"data": [result lines], "next_cursor"}`` in the order they were stored."""
-    view = await _run_or_404(runs, run_id)
+    view = await _run_or_404(store, run_id)
     if format is not None:
         if format not in ("jsonl", "csv"):
             raise ApiError.invalid([FieldError("format", "must be jsonl or csv")])
         chunks = (
-            _jsonl_chunks(runs.store, run_id)
+            _jsonl_chunks(store, run_id)
             if format == "jsonl"
-            else _csv_chunks(runs.store, run_id, list(view["output_names"]))
+            else _csv_chunks(store, run_id, list(view["output_names"]))
         )
         media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
         return StreamingResponse(
@@ -729,7 +716,7 @@ async def run_results(
             raise ApiError.invalid([FieldError("cursor", "is not a next_cursor of this list")])
         after = found
     page, more = await run_in_threadpool(
-        lambda: runs.store.results_page(run_id, after=after, limit=limit, failed_only=failed)
+        lambda: store.results_page(run_id, after=after, limit=limit, failed_only=failed)
     )
     next_cursor = encode_cursor(page[-1][0]) if more and page else None
     body = b'{"data":[%s],"next_cursor":%s}' % (

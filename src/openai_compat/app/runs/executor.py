@@ -43,11 +43,11 @@ from ...batch.readers import read_in_thread
 from ...batch.results import BatchResult
 from ...batch.writers import jsonl_line
 from ...errors import OpenAICompatError, redact
-from ..connectors.services import Services
+from ..connectors.services import ConnectorServices
 from ..http.problems import ApiError
 from ..metrics import AppMetrics
-from ..routers.mapping_preview import alias_row
 from .inputs import RunInputError, open_input
+from .placeholders import alias_row
 from .store import Claimed, Progress, ResultRecord, RunStore
 
 __all__ = ["RunExecutor", "instance_id", "run_price"]
@@ -159,7 +159,7 @@ class RunExecutor:
     def __init__(
         self,
         store: RunStore,
-        services: Services,
+        services: ConnectorServices,
         metrics: AppMetrics,
         data_dir: Path,
         *,
