@@ -16,8 +16,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .connectors.services import ConnectorServices
+from .http.problems import sign_in_required
 from .metrics import AppMetrics
-from .middleware.gate import sign_in_required
 from .runs.executor import RunExecutor
 from .runs.store import RunStore
 from .secrets.credentials import tokens_match
@@ -25,6 +25,7 @@ from .settings import AppSettings
 
 __all__ = [
     "Container",
+    "ContainerDep",
     "ExecutorDep",
     "MetricsDep",
     "RunStoreDep",
@@ -55,6 +56,9 @@ async def container_of(request: Request) -> Container:
     """The app's `Container`."""
     container: Container = request.app.state.container
     return container
+
+
+ContainerDep = Annotated[Container, Depends(container_of)]
 
 
 async def _settings(request: Request) -> AppSettings:

@@ -3,7 +3,8 @@
 The configuration is validated once, by ``SourceConfig.parse``, whose error lists every
 problem with its field. A value written ``ENV["NAME"]`` is checked when it is used, not
 when it is saved, so it is left out of that check; one naming the application's own
-settings is refused at once.
+settings is refused at once. A stored secret reused for a request goes only to the endpoint
+origin it was saved for (`moved_secrets`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from ...errors import ConfigurationError, FieldProblem
 from ..http.problems import FieldError
 from ..http.rendering import surrogate_problems_of
 from ..secrets.env_refs import application_setting_refs, env_ref_name
+from ..secrets.reuse import moved_secret_problems
+from .store import StoredConnector
 
-__all__ = ["CONFIG_FIELDS", "validate_configuration", "validate_name"]
+__all__ = ["CONFIG_FIELDS", "moved_secrets", "validate_configuration", "validate_name"]
 
 CONFIG_FIELDS = (
     "url",
@@ -136,3 +139,9 @@ def validate_configuration(
         FieldError(f"{prefix}.{path}", message) for path, message in application_setting_refs(clean)
     ]
     return clean, errors
+
+
+def moved_secrets(stored: StoredConnector, new_url: Any, kept: dict[str, str]) -> list[FieldError]:
+    """The stored secrets (with a value) a request would reuse for another endpoint origin."""
+    reused = [path for path, value in kept.items() if value]
+    return moved_secret_problems(stored.configuration.get("url"), new_url, reused, "configuration")

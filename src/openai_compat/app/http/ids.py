@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, StrictInt
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "ID_PATTERN",
     "MAX_ID",
     "BodyConnectorId",
     "PathConnectorId",
@@ -27,7 +28,9 @@ __all__ = [
 
 MAX_ID = 2**63 - 1
 # ASCII digits only: str.isdigit() and \d also take other scripts' digits.
-_DECIMAL = re.compile(r"[1-9][0-9]{0,18}")
+ID_PATTERN = "[1-9][0-9]{0,18}"
+"""The text of an id in canonical decimal (its value may still be past ``MAX_ID``)."""
+_DECIMAL = re.compile(ID_PATTERN)
 _CURSOR = re.compile(r"after:([1-9][0-9]{0,18})")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
 
 from ..._json import MAX_DEPTH
 from ...errors import (
@@ -26,7 +26,15 @@ from ...errors import (
     TimeoutError,
 )
 
-__all__ = ["ApiError", "FieldError", "endpoint_error_body", "install_handlers"]
+__all__ = [
+    "ApiError",
+    "BodyTooLarge",
+    "FieldError",
+    "body_too_large",
+    "endpoint_error_body",
+    "install_handlers",
+    "sign_in_required",
+]
 
 _log = logging.getLogger("openai_compat.app")
 
@@ -83,6 +91,37 @@ class ApiError(OpenAICompatError):
             # A message or a field path quoting text with a lone surrogate: the error is
             # still answered, with the surrogate written as its escape.
             return JSONResponse(_escaped(body), status_code=self.status, headers=self.headers)
+
+
+def sign_in_required() -> ApiError:
+    """The 401 answer of a request without the right bearer token."""
+    return ApiError(
+        401,
+        "sign in: send the application's token as 'Authorization: Bearer <token>' "
+        "(OPENAI_COMPAT_TOKEN, or the token file in the data directory)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def body_too_large(limit: int) -> ApiError:
+    """The 413 answer of a request body over ``limit`` bytes."""
+    return ApiError(
+        413,
+        f"the request body is too large: at most {limit} bytes are accepted "
+        "(OPENAI_COMPAT_MAX_BODY_BYTES)",
+        max_body_bytes=limit,
+    )
+
+
+class BodyTooLarge(HTTPException, OpenAICompatError):
+    """Raised from ``receive`` once a body passes the cap (FastAPI passes an
+    ``HTTPException`` on, unwrapped, to the 413 handler)."""
+
+    def __init__(self, limit: int) -> None:
+        message = f"the request body is larger than {limit} bytes"
+        HTTPException.__init__(self, 413, message)
+        self.message = message
+        self.limit = limit
 
 
 def _escaped(value: Any) -> Any:
@@ -147,7 +186,7 @@ async def _on_api_error(request: Request, exc: ApiError) -> JSONResponse:
     return exc.response()
 
 
-async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
         # FastAPI's parser gave up on the body (its cause is kept): say why.
@@ -171,5 +210,5 @@ def install_handlers(app: FastAPI) -> None:
     """Make every error answer use the ``{"error": {...}}`` shape."""
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _on_api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)

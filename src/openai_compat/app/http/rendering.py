@@ -18,10 +18,12 @@ import json
 import re
 from typing import Any
 
+from starlette.responses import Response
+
 from ..._characters import printable, strings_of, surrogate_problem, surrogate_problems
 from .problems import FieldError
 
-__all__ = ["printable", "render_json", "surrogate_problems_of"]
+__all__ = ["json_response", "printable", "render_json", "surrogate_problems_of"]
 
 # A surrogate written as a JSON escape, in JSON text such as request_format.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -57,11 +59,17 @@ def surrogate_problems_of(value: Any, field: str) -> list[FieldError]:
     return problems
 
 
-def render_json(document: Any) -> bytes:
+def render_json(document: Any, *, allow_nan: bool = False) -> bytes:
     """``document`` as compact UTF-8 JSON, as ``JSONResponse`` renders it.
 
-    Raises ``UnicodeEncodeError`` (a lone surrogate) or ``ValueError`` (NaN, a cycle)
-    when it cannot be shown.
+    Raises ``UnicodeEncodeError`` (a lone surrogate) or ``ValueError`` (a cycle, or NaN
+    unless ``allow_nan``: the run views have always written it as ``NaN``) when it cannot
+    be shown.
     """
-    text = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(document, ensure_ascii=False, allow_nan=allow_nan, separators=(",", ":"))
     return text.encode("utf-8")
+
+
+def json_response(body: bytes, status_code: int = 200) -> Response:
+    """The answer of JSON ``body`` already rendered (`render_json`)."""
+    return Response(body, status_code=status_code, media_type="application/json")

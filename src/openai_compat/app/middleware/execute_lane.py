@@ -14,7 +14,6 @@ hold for both ways in; the route keeps the OpenAPI description.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -24,11 +23,9 @@ from ..connectors.execution import execute_saved
 from ..connectors.services import ConnectorServices
 from ..http.ids import parse_connector_id
 from ..http.problems import ApiError
+from ..routers import EXECUTE_PATH
 
-__all__ = ["EXECUTE_PATH", "ExecuteLane"]
-
-EXECUTE_PATH = re.compile(r"/api/v1/connectors/([1-9][0-9]{0,18})/execute_model")
-"""The path of ``execute_model``, the connector id as its group."""
+__all__ = ["ExecuteLane"]
 
 _decode = msgspec.json.Decoder().decode
 

@@ -13,63 +13,21 @@ request with a large ``Content-Length``, the 401 included, into a plain-text 413
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ...errors import OpenAICompatError
-from ..http.problems import ApiError
-from ..secrets.credentials import tokens_match
+from ..http.problems import ApiError, BodyTooLarge, body_too_large, sign_in_required
+from ..routers import is_protected
+from ..secrets.credentials import bearer_matches
 
-__all__ = ["BodyTooLarge", "RequestGate", "body_too_large", "is_protected", "sign_in_required"]
+__all__ = ["LargerBodies", "RequestGate", "too_large_handler"]
 
-
-class BodyTooLarge(HTTPException, OpenAICompatError):
-    """Raised from ``receive`` once a body passes the cap (FastAPI passes an
-    ``HTTPException`` on, unwrapped, to the 413 handler)."""
-
-    def __init__(self, limit: int) -> None:
-        message = f"the request body is larger than {limit} bytes"
-        HTTPException.__init__(self, 413, message)
-        self.message = message
-        self.limit = limit
-
-
-def sign_in_required() -> ApiError:
-    """The 401 answer of a request without the right bearer token."""
-    return ApiError(
-        401,
-        "sign in: send the application's token as 'Authorization: Bearer <token>' "
-        "(OPENAI_COMPAT_TOKEN, or the token file in the data directory)",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
-def body_too_large(limit: int) -> ApiError:
-    """The 413 answer of a request body over ``limit`` bytes."""
-    return ApiError(
-        413,
-        f"the request body is too large: at most {limit} bytes are accepted "
-        "(OPENAI_COMPAT_MAX_BODY_BYTES)",
-        max_body_bytes=limit,
-    )
-
-
-def is_protected(path: str) -> bool:
-    """Whether ``path`` needs the token: the API and its OpenAPI document.
-
-    >>> [is_protected(p) for p in ("/api/v1/connectors", "/openapi.json", "/", "/health")]
-    [True, True, False, False]
-    """
-    return path == "/openapi.json" or path == "/api" or path.startswith("/api/")
-
-
-def bearer_matches(headers: Headers, token: str) -> bool:
-    """Whether ``headers`` carry ``Authorization: Bearer <token>``."""
-    scheme, credentials = get_authorization_scheme_param(headers.get("authorization"))
-    return scheme.lower() == "bearer" and tokens_match(credentials, token)
+LargerBodies = Mapping[str, tuple[int, Callable[[int], ApiError]]]
+"""Paths that take larger bodies (uploads): their cap, and the answer past it."""
 
 
 def _declared_length(headers: Headers) -> int | None:
@@ -89,7 +47,7 @@ class RequestGate:
         token: str,
         max_body_bytes: int,
         protected: Callable[[str], bool] = is_protected,
-        larger_bodies: Mapping[str, tuple[int, Callable[[int], ApiError]]] | None = None,
+        larger_bodies: LargerBodies | None = None,
     ) -> None:
         self.app = app
         self.token = token
@@ -141,3 +99,21 @@ class RequestGate:
             if started:
                 raise
             await too_large(limit).response()(scope, receive, send)
+
+
+def too_large_handler(
+    max_body_bytes: int, larger_bodies: LargerBodies | None = None
+) -> Callable[[Request, Exception], Any]:
+    """The application's 413 handler: the answer of the cap the request's path has, as the
+    gate gives it (a body read past its cap raises `BodyTooLarge` inside the app)."""
+    larger = dict(larger_bodies or {})
+
+    async def on_too_large(request: Request, exc: Exception) -> Response:
+        found = larger.get(request.url.path)
+        if found is not None:
+            cap, refusal = found
+            return refusal(cap).response()
+        limit = exc.limit if isinstance(exc, BodyTooLarge) else max_body_bytes
+        return body_too_large(limit).response()
+
+    return on_too_large

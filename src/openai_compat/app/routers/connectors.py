@@ -1,64 +1,55 @@
-"""The HTTP API, shaped after the original platform's routes (all under ``/api/v1``).
+"""``/api/v1/connectors``: the saved connectors, shaped after the original platform's routes.
 
-Every route here requires the bearer token. Connector configurations are validated per
-field (422 with the field path and reason); stored secrets (the API key, secret headers,
-the proxy) never leave the server.
+List, create, read, update and delete; check a saved connector's connection, discover its
+catalog, and send a payload through it (``execute_model``, the hot route: `EXECUTE_PATH`
+is its path for the middlewares, its fast lane and its metrics). Every route requires the
+bearer token. Connector configurations are validated per field (422 with the field path
+and reason); stored secrets (the API key, secret headers, the proxy) never leave the server.
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import Query, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ...connector import OpenAICompatibleConnector
 from ..connectors.execution import execute_saved
 from ..connectors.services import ConnectorServices
-from ..connectors.store import CONNECTOR_NAME, StoredConnector, Unstorable
-from ..connectors.validation import validate_configuration, validate_name
-from ..dependencies import ServicesDep, require_token
-from ..http.ids import BodyConnectorId, PathConnectorId, decode_cursor, encode_cursor
+from ..connectors.store import Unstorable
+from ..connectors.validation import moved_secrets, validate_configuration, validate_name
+from ..dependencies import ServicesDep
+from ..http.ids import ID_PATTERN, PathConnectorId, decode_cursor, encode_cursor
 from ..http.problems import ApiError, FieldError
+from ..http.rendering import json_response
 from ..http.schemas import (
     CatalogOut,
     ConnectionStatusOut,
     ConnectorOut,
     ConnectorPageOut,
-    DefinitionOut,
     ExecuteOut,
     error_responses,
 )
 from ..secrets.env_refs import env_ref_name
-from ..secrets.reuse import moved_secret_problems
+from ._common import api_router
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "router"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "EXECUTE_PATH",
+    "MAX_PAGE_SIZE",
+    "ConnectorIn",
+    "ExecuteIn",
+    "router",
+]
 
 DEFAULT_PAGE_SIZE = 100
 # A page's masked views cost one decryption per stored secret: bounded per request.
 MAX_PAGE_SIZE = 500
 
-# Every route may answer 401 (the gate, before the route), 413 (a body over the cap, on
-# any request) and 422 (a parameter or the body is wrong).
-router = APIRouter(
-    prefix="/api/v1",
-    dependencies=[Depends(require_token)],
-    responses=error_responses(401, 413, 422),
-)
-
-
-class CheckConnectionIn(BaseModel):
-    """A configuration to test before saving it."""
-
-    configuration: dict[str, Any]
-    connector_id: BodyConnectorId | None = Field(
-        default=None,
-        description="a saved connector whose stored secrets (API key, secret headers, proxy) "
-        "are used for those left out",
-    )
+router = api_router("/connectors", tags=["connectors"])
 
 
 class ConnectorIn(BaseModel):
@@ -74,75 +65,12 @@ class ExecuteIn(BaseModel):
     payload: dict[str, Any] | str
 
 
-def _json(body: bytes, status_code: int = 200) -> Response:
-    return Response(body, status_code=status_code, media_type="application/json")
-
-
 def _ok(model: type[Any], *errors: int) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model}, **error_responses(*errors)}
 
 
 @router.get(
-    "/connector_definitions/openai_compatible",
-    tags=["definitions"],
-    response_model=None,
-    responses=_ok(DefinitionOut),
-)
-async def connector_definition(services: ServicesDep) -> dict[str, Any]:
-    """The connector's specification and meta data."""
-    return _definition(services.connector)
-
-
-@functools.cache
-def _definition(connector: OpenAICompatibleConnector) -> dict[str, Any]:
-    spec = connector.spec().connector_spec
-    assert spec is not None
-    return {
-        "name": CONNECTOR_NAME,
-        "spec": spec.model_dump(mode="json", exclude_none=True),
-        "meta_data": connector.meta_data().to_dict(),
-    }
-
-
-@router.post(
-    "/connector_definitions/check_connection",
-    tags=["definitions"],
-    response_model=None,
-    responses=_ok(ConnectionStatusOut, 400, 404, 409),
-)
-async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> dict[str, Any]:
-    """Test a configuration (the form's "Test connection"): a ``connection_status``.
-
-    With ``connector_id``, stored secrets are used for those left out, but only when the
-    endpoint's origin (scheme, host, port) is the saved one: otherwise a 422 names the
-    secrets to give again.
-    """
-    raw = dict(body.configuration)
-    errors: list[FieldError] = []
-    if body.connector_id is not None:
-        # Secrets left out (or masked) are the saved connector's.
-        public, given = services.secret_fields.split(raw)
-        stored = await services.load(body.connector_id)
-        kept = services.stored_secrets(stored, skip=given)
-        errors += _moved_secrets(stored, public.get("url"), kept)
-        raw = services.secret_fields.merge(public, {**kept, **given})
-    _, config_errors = validate_configuration(raw, require_api_key=False)
-    errors += config_errors
-    if errors:
-        raise ApiError.invalid(errors)
-    config = await services.usable(raw)
-    return (await services.connector.acheck_connection(config)).to_dict()
-
-
-def _moved_secrets(stored: StoredConnector, new_url: Any, kept: dict[str, str]) -> list[FieldError]:
-    """The stored secrets (with a value) a request would reuse for another endpoint origin."""
-    reused = [path for path, value in kept.items() if value]
-    return moved_secret_problems(stored.configuration.get("url"), new_url, reused, "configuration")
-
-
-@router.get(
-    "/connectors",
-    tags=["connectors"],
+    "",
     response_model=None,
     responses={200: {"model": ConnectorPageOut}},
 )
@@ -173,7 +101,7 @@ async def list_connectors(
     # Reading, decrypting and rendering a page is all blocking work: in a worker thread,
     # so that the event loop keeps answering other requests meanwhile.
     body = await run_in_threadpool(_render_page, services, after, limit)
-    return _json(body)
+    return json_response(body)
 
 
 def _render_page(services: ConnectorServices, after: int, limit: int) -> bytes:
@@ -214,9 +142,8 @@ def _unstorable(exc: Unstorable) -> ApiError:
 
 
 @router.post(
-    "/connectors",
+    "",
     status_code=201,
-    tags=["connectors"],
     response_model=None,
     responses={201: {"model": ConnectorOut}, **error_responses(400)},
 )
@@ -239,23 +166,21 @@ async def create_connector(body: ConnectorIn, services: ServicesDep) -> Response
         )
     except Unstorable as exc:
         raise _unstorable(exc) from None
-    return _json(shown, status_code=201)
+    return json_response(shown, status_code=201)
 
 
 @router.get(
-    "/connectors/{connector_id}",
-    tags=["connectors"],
+    "/{connector_id}",
     response_model=None,
     responses=_ok(ConnectorOut, 404, 409),
 )
 async def get_connector(connector_id: PathConnectorId, services: ServicesDep) -> Response:
     """One saved connector (key masked); 409 for a row that cannot be shown."""
-    return _json(services.shown_or_refusal(await services.load(connector_id)))
+    return json_response(services.shown_or_refusal(await services.load(connector_id)))
 
 
 @router.put(
-    "/connectors/{connector_id}",
-    tags=["connectors"],
+    "/{connector_id}",
     response_model=None,
     responses=_ok(ConnectorOut, 400, 404, 409),
 )
@@ -276,7 +201,7 @@ async def update_connector(
     public, given = services.secret_fields.split(configuration)
     # Validate with the secrets that will be used: the stored ones, replaced by those given.
     kept = services.stored_secrets(stored, skip=given)
-    moved = _moved_secrets(stored, public.get("url"), kept)
+    moved = moved_secrets(stored, public.get("url"), kept)
     merged = services.secret_fields.merge(public, {**kept, **given})
     try:
         clean = await _validated(services, name, merged, require_api_key=False)
@@ -301,13 +226,12 @@ async def update_connector(
     services.cache.discard(connector_id)
     if updated is None:
         raise ApiError(404, f"there is no connector with id {connector_id}")
-    return _json(updated)
+    return json_response(updated)
 
 
 @router.delete(
-    "/connectors/{connector_id}",
+    "/{connector_id}",
     status_code=204,
-    tags=["connectors"],
     responses=error_responses(404),
 )
 async def delete_connector(connector_id: PathConnectorId, services: ServicesDep) -> Response:
@@ -320,8 +244,7 @@ async def delete_connector(connector_id: PathConnectorId, services: ServicesDep)
 
 
 @router.post(
-    "/connectors/{connector_id}/check",
-    tags=["connectors"],
+    "/{connector_id}/check",
     response_model=None,
     responses=_ok(ConnectionStatusOut, 404, 409),
 )
@@ -332,8 +255,7 @@ async def check_saved(connector_id: PathConnectorId, services: ServicesDep) -> d
 
 
 @router.get(
-    "/connectors/{connector_id}/discover",
-    tags=["connectors"],
+    "/{connector_id}/discover",
     response_model=None,
     responses=_ok(CatalogOut, 404, 409),
 )
@@ -343,9 +265,11 @@ async def discover(connector_id: PathConnectorId, services: ServicesDep) -> dict
     return services.connector.discover(services.raw_config(stored)).to_dict()
 
 
+_EXECUTE = "/{connector_id}/execute_model"
+
+
 @router.post(
-    "/connectors/{connector_id}/execute_model",
-    tags=["connectors"],
+    _EXECUTE,
     response_model=None,
     responses={
         200: {"model": ExecuteOut, "content": {"text/event-stream": {}}},
@@ -364,3 +288,9 @@ async def execute_model(
     return await execute_saved(
         services, connector_id, body.payload, request.headers.get("accept", "")
     )
+
+
+EXECUTE_PATH = re.compile(
+    re.escape(router.prefix + _EXECUTE).replace(re.escape("{connector_id}"), f"({ID_PATTERN})")
+)
+"""The path of ``execute_model``, the connector id (canonical decimal) as its group."""

@@ -17,25 +17,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ..._json import parse_json_object
 from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder, RowMappingError
-from ..dependencies import ServicesDep, require_token
+from ..dependencies import ServicesDep
 from ..http.ids import PathConnectorId
 from ..http.problems import ApiError, FieldError
 from ..http.schemas import error_responses
 from ..runs.placeholders import alias_row, placeholders_of
+from ._common import api_router
 
 __all__ = ["MappingPreviewIn", "router"]
 
-router = APIRouter(
-    prefix="/api/v1",
-    dependencies=[Depends(require_token)],
-    responses=error_responses(401, 413, 422),
-)
+router = api_router("/connectors", tags=["connectors"])
 
 
 class MappingPreviewIn(BaseModel):
@@ -60,8 +56,7 @@ def _field_errors(exc: ConfigurationError, default: str) -> list[FieldError]:
 
 
 @router.post(
-    "/connectors/{connector_id}/mapping_preview",
-    tags=["connectors"],
+    "/{connector_id}/mapping_preview",
     response_model=None,
     responses=error_responses(400, 404),
 )

@@ -29,12 +29,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..._sync import loop_factory
-from ..._transports import aiohttp_transport
 from ...batch import BatchRun
 from ...batch.cost import Price
 from ...batch.keys import key_token
@@ -44,11 +43,14 @@ from ...batch.results import BatchResult
 from ...batch.writers import jsonl_line
 from ...errors import OpenAICompatError, redact
 from ..connectors.services import ConnectorServices
+from ..egress.guard import guarded_pool
 from ..http.problems import ApiError
-from ..metrics import AppMetrics
 from .inputs import RunInputError, open_input
 from .placeholders import alias_row
 from .store import Claimed, Progress, ResultRecord, RunStore
+
+if TYPE_CHECKING:
+    from ..metrics import AppMetrics
 
 __all__ = ["RunExecutor", "instance_id", "run_price"]
 
@@ -352,7 +354,7 @@ class RunExecutor:
                 concurrency=concurrency,
                 rate=spec.get("rate"),
                 skip=skip,
-                client=aiohttp_transport(concurrency, self.services.policy.allowed_addresses),
+                client=guarded_pool(self.services.policy, concurrency),
                 on_notice=lambda message: _log.info("run %d: %s", claimed.id, message),
             )
         except OpenAICompatError as exc:

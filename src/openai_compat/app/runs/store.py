@@ -15,7 +15,7 @@ continues from its stored results.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -25,40 +25,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from ...errors import OpenAICompatError
-from .tables import RunResultRow, RunRow, UploadRow
-from .uploads import Inspected
+from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
 
-__all__ = [
-    "ACTIVE_STATUSES",
-    "FINAL_STATUSES",
-    "ResultRecord",
-    "RunStore",
-    "run_view",
-    "upload_view",
-]
+__all__ = ["Claimed", "Progress", "ResultRecord", "RunStore"]
 
 _RUNS = cast(Table, RunRow.__table__)
 _RESULTS = cast(Table, RunResultRow.__table__)
 _UPLOADS = cast(Table, UploadRow.__table__)
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
-# A run in one of these is waiting for an instance, or held by one.
-ACTIVE_STATUSES = ("queued", "running", "interrupted")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite gives back naive datetimes: they were written in UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    aware = _aware(value)
-    return aware.isoformat() if aware is not None else None
 
 
 class _Lost(OpenAICompatError):
@@ -89,73 +66,6 @@ class Progress:
     cost: float | None = None
 
 
-def upload_view(row: Any) -> dict[str, Any]:
-    """An upload as the API shows it."""
-    return {
-        "id": row.id,
-        "filename": row.filename,
-        "format": row.format,
-        "compressed": row.compressed,
-        "size_bytes": row.size_bytes,
-        "rows_estimate": row.rows_estimate,
-        "columns": list(row.columns),
-        "sample": list(row.sample),
-        "created_at": _iso(row.created_at),
-    }
-
-
-def run_view(row: Any) -> dict[str, Any]:
-    """A run as the API shows it: what it runs, its status and its figures."""
-    done = int(row.ok) + int(row.failed)
-    live = dict(row.live or {})
-    running = row.status == "running"
-    rows_per_s: float | None
-    if running and live.get("rows_per_s") is not None:
-        rows_per_s = float(live["rows_per_s"])
-    else:
-        rows_per_s = round(done / row.active_s, 2) if row.active_s > 0 else None
-    eta_s: float | None = None
-    if row.total is not None and rows_per_s:
-        eta_s = round(max(0, int(row.total) - done - int(row.skipped)) / rows_per_s, 1)
-    if row.status in FINAL_STATUSES and row.status != "cancelled":
-        eta_s = 0.0 if row.status == "succeeded" else None
-    spec = dict(row.spec)
-    return {
-        "id": row.id,
-        "connector_id": row.connector_id,
-        "status": row.status,
-        "input": spec.get("input"),
-        "mapping": spec.get("mapping"),
-        "outputs": spec.get("outputs"),
-        "key": spec.get("key"),
-        "concurrency": spec.get("concurrency"),
-        "rate": spec.get("rate"),
-        "prices": spec.get("prices"),
-        "max_cost": spec.get("max_cost"),
-        "max_tokens": spec.get("max_tokens"),
-        "placeholders": spec.get("placeholders"),
-        "output_names": list(row.output_names),
-        "total": row.total,
-        "done": done,
-        "ok": row.ok,
-        "failed": row.failed,
-        "skipped": row.skipped,
-        "requests": row.requests,
-        "tokens": row.total_tokens,
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "cost": row.cost,
-        "rows_per_s": rows_per_s,
-        "eta_s": eta_s,
-        "live": live,
-        "created_at": _iso(row.created_at),
-        "started_at": _iso(row.started_at),
-        "finished_at": _iso(row.finished_at),
-        "updated_at": _iso(row.updated_at),
-        "error": row.error,
-    }
-
-
 @dataclass(frozen=True)
 class Claimed:
     """A run an instance now holds: what it needs to continue it."""
@@ -178,14 +88,11 @@ class RunStore:
         self.postgres = engine.dialect.name == "postgresql"
 
     # -- uploads ---------------------------------------------------------------------------
-    def add_upload(self, found: Inspected) -> dict[str, Any]:
-        """Record an upload; its view."""
-        values = found.to_dict()
-        values["created_at"] = found.created_at
+    def add_upload(self, values: Mapping[str, Any]) -> Any:
+        """Record an upload (its columns' ``values``); its row."""
         with self.engine.begin() as connection:
             connection.execute(insert(_UPLOADS).values(**values))
-            row = connection.execute(select(_UPLOADS).where(_UPLOADS.c.id == found.id)).one()
-        return upload_view(row)
+            return connection.execute(select(_UPLOADS).where(_UPLOADS.c.id == values["id"])).one()
 
     def upload(self, upload_id: str) -> Any | None:
         """The upload's row, or None."""
@@ -199,8 +106,8 @@ class RunStore:
         spec: dict[str, Any],
         output_names: list[str],
         total: int | None,
-    ) -> dict[str, Any]:
-        """A new ``queued`` run; its view."""
+    ) -> Any:
+        """A new ``queued`` run; its row."""
         now = _now()
         with self.engine.begin() as connection:
             run_id = connection.execute(
@@ -227,19 +134,17 @@ class RunStore:
                 )
                 .returning(_RUNS.c.id)
             ).scalar_one()
-            row = connection.execute(select(_RUNS).where(_RUNS.c.id == run_id)).one()
-        return run_view(row)
+            return connection.execute(select(_RUNS).where(_RUNS.c.id == run_id)).one()
 
-    def get(self, run_id: int) -> dict[str, Any] | None:
-        """The run's view, or None."""
+    def get(self, run_id: int) -> Any | None:
+        """The run's row, or None."""
         with self.engine.connect() as connection:
-            row = connection.execute(select(_RUNS).where(_RUNS.c.id == run_id)).first()
-        return run_view(row) if row is not None else None
+            return connection.execute(select(_RUNS).where(_RUNS.c.id == run_id)).first()
 
     def page(
         self, *, connector_id: int | None, status: str | None, before: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int, bool]:
-        """Runs newest first (ids below ``before``), filtered; the page, total, and more."""
+    ) -> tuple[list[Any], int, bool]:
+        """Runs newest first (ids below ``before``), filtered; the page's rows, total, and more."""
         where = []
         if connector_id is not None:
             where.append(_RUNS.c.connector_id == connector_id)
@@ -253,9 +158,9 @@ class RunStore:
             total = connection.execute(
                 select(func.count()).select_from(_RUNS).where(*where)
             ).scalar_one()
-        return [run_view(row) for row in rows[:limit]], int(total), len(rows) > limit
+        return list(rows[:limit]), int(total), len(rows) > limit
 
-    def cancel(self, run_id: int) -> dict[str, Any] | None:
+    def cancel(self, run_id: int) -> Any | None:
         """Cancel a run not finished yet (its instance stops it at its next write)."""
         now = _now()
         with self.engine.begin() as connection:

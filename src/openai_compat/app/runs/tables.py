@@ -26,11 +26,21 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db.base import Base
 
-__all__ = ["RUN_STATUSES", "RunResultRow", "RunRow", "UploadRow"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
+    "RUN_STATUSES",
+    "RunResultRow",
+    "RunRow",
+    "UploadRow",
+]
 
 # What the API shows; ``interrupted``: the instance running it stopped, it continues at the
 # next start (or on another instance).
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# A run in one of these is waiting for an instance, or held by one.
+ACTIVE_STATUSES = ("queued", "running", "interrupted")
 _BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
 

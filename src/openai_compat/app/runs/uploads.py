@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,19 +25,24 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from ..._strict_json import json_safe
 from ...batch.readers import RowSource, UnreadableRow, count_rows, detect_format
 from ...errors import ConfigurationError
-from ..http.problems import ApiError, FieldError
-from ..middleware.gate import BodyTooLarge
+from ..http.problems import ApiError, BodyTooLarge, FieldError
 
 __all__ = [
+    "MULTIPART_SLACK",
     "SAMPLE_ROWS",
+    "Inspected",
     "UploadedFile",
     "inspect_upload",
     "receive_upload",
+    "too_large",
+    "upload_body_cap",
     "upload_dir",
     "upload_path",
 ]
 
 SAMPLE_ROWS = 10
+# The multipart framing around the file (boundaries, part headers) is not the file.
+MULTIPART_SLACK = 64 * 1024
 _FILE_FIELD = "file"
 _NAME_LIMIT = 255
 
@@ -62,6 +67,12 @@ def too_large(limit: int) -> ApiError:
         "(set OPENAI_COMPAT_MAX_UPLOAD_BYTES to allow more)",
         max_upload_bytes=limit,
     )
+
+
+def upload_body_cap(limit: int) -> tuple[int, Callable[[int], ApiError]]:
+    """The cap of an upload request's body (``limit``, the file's cap, and the multipart
+    framing around it), and its 413, which names the file's cap."""
+    return limit + MULTIPART_SLACK, lambda cap: too_large(cap - MULTIPART_SLACK)
 
 
 @dataclass
@@ -198,8 +209,8 @@ class Inspected:
     sample: list[Any]
     created_at: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        """The API's answer."""
+    def row(self) -> dict[str, Any]:
+        """The upload's row, as the store records it."""
         return {
             "id": self.id,
             "filename": self.filename,
@@ -209,7 +220,7 @@ class Inspected:
             "rows_estimate": self.rows_estimate,
             "columns": self.columns,
             "sample": self.sample,
-            "created_at": self.created_at.isoformat(),
+            "created_at": self.created_at,
         }
 
 

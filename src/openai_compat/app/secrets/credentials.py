@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
     "KeyCipher",
     "Provisioned",
+    "bearer_matches",
     "owner_only_dir",
     "provision_secret_key",
     "provision_token",
@@ -106,6 +109,12 @@ def provision_secret_key(data_dir: Path, from_env: str | None) -> Provisioned:
 def tokens_match(given: str, expected: str) -> bool:
     """Compare two tokens in constant time."""
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def bearer_matches(headers: Headers, token: str) -> bool:
+    """Whether ``headers`` carry ``Authorization: Bearer <token>``."""
+    scheme, credentials = get_authorization_scheme_param(headers.get("authorization"))
+    return scheme.lower() == "bearer" and tokens_match(credentials, token)
 
 
 class KeyCipher:

@@ -1,0 +1,83 @@
+"""``/api/v1/connector_definitions``: the connector's specification, and a configuration
+tested before it is saved (the form's "Test connection")."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ...connector import OpenAICompatibleConnector
+from ..connectors.store import CONNECTOR_NAME
+from ..connectors.validation import moved_secrets, validate_configuration
+from ..dependencies import ServicesDep
+from ..http.ids import BodyConnectorId
+from ..http.problems import ApiError, FieldError
+from ..http.schemas import ConnectionStatusOut, DefinitionOut, error_responses
+from ._common import api_router
+
+__all__ = ["CheckConnectionIn", "router"]
+
+router = api_router("/connector_definitions", tags=["definitions"])
+
+
+class CheckConnectionIn(BaseModel):
+    """A configuration to test before saving it."""
+
+    configuration: dict[str, Any]
+    connector_id: BodyConnectorId | None = Field(
+        default=None,
+        description="a saved connector whose stored secrets (API key, secret headers, proxy) "
+        "are used for those left out",
+    )
+
+
+def _ok(model: type[Any], *errors: int) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model}, **error_responses(*errors)}
+
+
+@router.get("/openai_compatible", response_model=None, responses=_ok(DefinitionOut))
+async def connector_definition(services: ServicesDep) -> dict[str, Any]:
+    """The connector's specification and meta data."""
+    return _definition(services.connector)
+
+
+@functools.cache
+def _definition(connector: OpenAICompatibleConnector) -> dict[str, Any]:
+    spec = connector.spec().connector_spec
+    assert spec is not None
+    return {
+        "name": CONNECTOR_NAME,
+        "spec": spec.model_dump(mode="json", exclude_none=True),
+        "meta_data": connector.meta_data().to_dict(),
+    }
+
+
+@router.post(
+    "/check_connection",
+    response_model=None,
+    responses=_ok(ConnectionStatusOut, 400, 404, 409),
+)
+async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> dict[str, Any]:
+    """Test a configuration (the form's "Test connection"): a ``connection_status``.
+
+    With ``connector_id``, stored secrets are used for those left out, but only when the
+    endpoint's origin (scheme, host, port) is the saved one: otherwise a 422 names the
+    secrets to give again.
+    """
+    raw = dict(body.configuration)
+    errors: list[FieldError] = []
+    if body.connector_id is not None:
+        # Secrets left out (or masked) are the saved connector's.
+        public, given = services.secret_fields.split(raw)
+        stored = await services.load(body.connector_id)
+        kept = services.stored_secrets(stored, skip=given)
+        errors += moved_secrets(stored, public.get("url"), kept)
+        raw = services.secret_fields.merge(public, {**kept, **given})
+    _, config_errors = validate_configuration(raw, require_api_key=False)
+    errors += config_errors
+    if errors:
+        raise ApiError.invalid(errors)
+    config = await services.usable(raw)
+    return (await services.connector.acheck_connection(config)).to_dict()
