@@ -18,12 +18,19 @@ import json
 import re
 from typing import Any
 
+from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
 from ..._characters import printable, strings_of, surrogate_problem, surrogate_problems
 from .problems import FieldError
 
-__all__ = ["json_response", "printable", "render_json", "surrogate_problems_of"]
+__all__ = [
+    "json_answer",
+    "json_response",
+    "printable",
+    "render_json",
+    "surrogate_problems_of",
+]
 
 # A surrogate written as a JSON escape, in JSON text such as request_format.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -73,3 +80,9 @@ def render_json(document: Any, *, allow_nan: bool = False) -> bytes:
 def json_response(body: bytes, status_code: int = 200) -> Response:
     """The answer of JSON ``body`` already rendered (`render_json`)."""
     return Response(body, status_code=status_code, media_type="application/json")
+
+
+def json_answer(content: Any, status_code: int = 200) -> Response:
+    """``content`` answered as FastAPI answers a value a route returns (``jsonable_encoder``,
+    then ``JSONResponse``'s rendering), for a route whose response model only documents."""
+    return json_response(render_json(jsonable_encoder(content)), status_code)

@@ -1,7 +1,8 @@
 """The shapes of the API's answers, for the OpenAPI document.
 
 The routes render their answers themselves (a connector is rendered to bytes inside the
-transaction that writes it); these models say what those answers are, and every status a
+transaction that writes it), and answer with those bytes; these models, each JSON route's
+``response_model``, say what those answers are (they never reshape one), and every status a
 route can answer with is declared, so that the document is a contract a fuzzer can check
 (``tests/app/test_api_fuzz.py``).
 """
@@ -21,7 +22,15 @@ __all__ = [
     "DefinitionOut",
     "ErrorOut",
     "ExecuteOut",
+    "HealthOut",
+    "MappingPreviewOut",
+    "QueryPreviewOut",
+    "ResultLineOut",
+    "ResultsPageOut",
+    "RunOut",
+    "RunPageOut",
     "UnshowableConnectorOut",
+    "UploadOut",
     "error_responses",
 ]
 
@@ -119,6 +128,110 @@ class ExecuteOut(BaseModel):
     warnings: list[str]
 
 
+class HealthOut(BaseModel):
+    """The application answers."""
+
+    status: str = Field(description='always "ok"')
+
+
+class MappingPreviewOut(BaseModel):
+    """The payload a row becomes, the request format's placeholders, the columns read."""
+
+    payload: dict[str, Any]
+    placeholders: list[str] = Field(description="the {{column}} placeholders of the format")
+    columns: list[str] = Field(description="every column the mapping reads")
+
+
+class UploadOut(BaseModel):
+    """An uploaded dataset: its format, columns, first rows and row count estimate."""
+
+    id: str
+    filename: str
+    format: str = Field(description="jsonl, csv or parquet")
+    compressed: bool
+    size_bytes: int
+    rows_estimate: int | None
+    columns: list[str]
+    sample: list[dict[str, Any]] = Field(description="the first rows")
+    created_at: str
+
+
+class QueryPreviewOut(BaseModel):
+    """A database input previewed: the URL (password hidden), columns and first rows."""
+
+    database: str
+    columns: list[str]
+    sample: list[dict[str, Any]]
+    rows_estimate: int | None = Field(description="0 when the query has no row, else null")
+
+
+class RunOut(BaseModel):
+    """A run: what it runs (as it was asked), its status and its figures."""
+
+    id: int
+    connector_id: int
+    status: str = Field(description="queued, running, succeeded, failed, cancelled or interrupted")
+    input: dict[str, Any] | None = Field(
+        description='{"upload_id"}, or {"database", "query", "params"} (the password hidden)'
+    )
+    mapping: Any
+    outputs: Any
+    key: str | None
+    concurrency: int | None
+    rate: str | None
+    prices: Any
+    max_cost: float | None
+    max_tokens: int | None
+    placeholders: dict[str, str] | None
+    output_names: list[str]
+    total: int | None
+    done: int
+    ok: int
+    failed: int
+    skipped: int
+    requests: int
+    tokens: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    rows_per_s: float | None
+    eta_s: float | None
+    live: dict[str, Any] = Field(description="the last progress window of a running run")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str
+    error: str | None
+
+
+class RunPageOut(BaseModel):
+    """One page of the runs, newest first."""
+
+    data: list[RunOut]
+    total: int
+    next_cursor: str | None
+
+
+class ResultLineOut(BaseModel):
+    """One row's result, exactly the CLI's JSON Lines line."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: Any
+    output: Any
+    usage: Any
+    error: Any
+    attempts: int
+    latency_ms: float
+
+
+class ResultsPageOut(BaseModel):
+    """One page of a run's results, in the order they were stored."""
+
+    data: list[ResultLineOut]
+    next_cursor: str | None
+
+
 _WHY = {
     400: "the body is not JSON",
     401: "no token, or a wrong one",
@@ -133,11 +246,20 @@ _WHY = {
 
 
 def error_responses(
-    *statuses: int, why: Mapping[int, str] | None = None
+    *statuses: int, why: Mapping[int, str] | None = None, beside: bool = False
 ) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries for these error statuses, each with the error shape.
 
     ``why`` words a status for a router's own resources (a run's 404 is not a connector's).
+    ``beside``: for a route whose own answer is not JSON (server-sent events, text), where
+    FastAPI would file a model under the route's media type: the error shape is named under
+    ``application/json``, which is what an error answer is.
     """
     reasons = {**_WHY, **why} if why else _WHY
+    if beside:
+        shape = {"application/json": {"schema": {"$ref": _ERROR_REF}}}
+        return {status: {"description": reasons[status], "content": shape} for status in statuses}
     return {status: {"model": ErrorOut, "description": reasons[status]} for status in statuses}
+
+
+_ERROR_REF = f"#/components/schemas/{ErrorOut.__name__}"

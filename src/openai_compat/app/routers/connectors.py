@@ -24,7 +24,7 @@ from ..connectors.validation import moved_secrets, validate_configuration, valid
 from ..dependencies import ServicesDep
 from ..http.ids import ID_PATTERN, PathConnectorId, decode_cursor, encode_cursor
 from ..http.problems import ApiError, FieldError
-from ..http.rendering import json_response
+from ..http.rendering import json_answer, json_response
 from ..http.schemas import (
     CatalogOut,
     ConnectionStatusOut,
@@ -65,14 +65,9 @@ class ExecuteIn(BaseModel):
     payload: dict[str, Any] | str
 
 
-def _ok(model: type[Any], *errors: int) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model}, **error_responses(*errors)}
-
-
 @router.get(
     "",
-    response_model=None,
-    responses={200: {"model": ConnectorPageOut}},
+    response_model=ConnectorPageOut,
 )
 async def list_connectors(
     services: ServicesDep,
@@ -144,8 +139,8 @@ def _unstorable(exc: Unstorable) -> ApiError:
 @router.post(
     "",
     status_code=201,
-    response_model=None,
-    responses={201: {"model": ConnectorOut}, **error_responses(400)},
+    response_model=ConnectorOut,
+    responses=error_responses(400),
 )
 async def create_connector(body: ConnectorIn, services: ServicesDep) -> Response:
     """Save a new connector.
@@ -171,8 +166,8 @@ async def create_connector(body: ConnectorIn, services: ServicesDep) -> Response
 
 @router.get(
     "/{connector_id}",
-    response_model=None,
-    responses=_ok(ConnectorOut, 404, 409),
+    response_model=ConnectorOut,
+    responses=error_responses(404, 409),
 )
 async def get_connector(connector_id: PathConnectorId, services: ServicesDep) -> Response:
     """One saved connector (key masked); 409 for a row that cannot be shown."""
@@ -181,8 +176,8 @@ async def get_connector(connector_id: PathConnectorId, services: ServicesDep) ->
 
 @router.put(
     "/{connector_id}",
-    response_model=None,
-    responses=_ok(ConnectorOut, 400, 404, 409),
+    response_model=ConnectorOut,
+    responses=error_responses(400, 404, 409),
 )
 async def update_connector(
     connector_id: PathConnectorId, body: ConnectorIn, services: ServicesDep
@@ -245,24 +240,24 @@ async def delete_connector(connector_id: PathConnectorId, services: ServicesDep)
 
 @router.post(
     "/{connector_id}/check",
-    response_model=None,
-    responses=_ok(ConnectionStatusOut, 404, 409),
+    response_model=ConnectionStatusOut,
+    responses=error_responses(404, 409),
 )
-async def check_saved(connector_id: PathConnectorId, services: ServicesDep) -> dict[str, Any]:
+async def check_saved(connector_id: PathConnectorId, services: ServicesDep) -> Response:
     """Check a saved connector's connection: a ``connection_status``."""
     config = await services.usable_saved(connector_id)
-    return (await services.connector.acheck_connection(config)).to_dict()
+    return json_answer((await services.connector.acheck_connection(config)).to_dict())
 
 
 @router.get(
     "/{connector_id}/discover",
-    response_model=None,
-    responses=_ok(CatalogOut, 404, 409),
+    response_model=CatalogOut,
+    responses=error_responses(404, 409),
 )
-async def discover(connector_id: PathConnectorId, services: ServicesDep) -> dict[str, Any]:
+async def discover(connector_id: PathConnectorId, services: ServicesDep) -> Response:
     """The saved connector's catalog."""
     stored = await services.load(connector_id)
-    return services.connector.discover(services.raw_config(stored)).to_dict()
+    return json_answer(services.connector.discover(services.raw_config(stored)).to_dict())
 
 
 _EXECUTE = "/{connector_id}/execute_model"
@@ -270,9 +265,9 @@ _EXECUTE = "/{connector_id}/execute_model"
 
 @router.post(
     _EXECUTE,
-    response_model=None,
+    response_model=ExecuteOut,
     responses={
-        200: {"model": ExecuteOut, "content": {"text/event-stream": {}}},
+        200: {"content": {"text/event-stream": {}}},
         **error_responses(400, 404, 409, 502, 504),
     },
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel, Field
 
 from ...connector import OpenAICompatibleConnector
@@ -14,6 +15,7 @@ from ..connectors.validation import moved_secrets, validate_configuration
 from ..dependencies import ServicesDep
 from ..http.ids import BodyConnectorId
 from ..http.problems import ApiError, FieldError
+from ..http.rendering import json_answer
 from ..http.schemas import ConnectionStatusOut, DefinitionOut, error_responses
 from ._common import api_router
 
@@ -33,14 +35,10 @@ class CheckConnectionIn(BaseModel):
     )
 
 
-def _ok(model: type[Any], *errors: int) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model}, **error_responses(*errors)}
-
-
-@router.get("/openai_compatible", response_model=None, responses=_ok(DefinitionOut))
-async def connector_definition(services: ServicesDep) -> dict[str, Any]:
+@router.get("/openai_compatible", response_model=DefinitionOut)
+async def connector_definition(services: ServicesDep) -> Response:
     """The connector's specification and meta data."""
-    return _definition(services.connector)
+    return json_answer(_definition(services.connector))
 
 
 @functools.cache
@@ -56,10 +54,10 @@ def _definition(connector: OpenAICompatibleConnector) -> dict[str, Any]:
 
 @router.post(
     "/check_connection",
-    response_model=None,
-    responses=_ok(ConnectionStatusOut, 400, 404, 409),
+    response_model=ConnectionStatusOut,
+    responses=error_responses(400, 404, 409),
 )
-async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> dict[str, Any]:
+async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> Response:
     """Test a configuration (the form's "Test connection"): a ``connection_status``.
 
     With ``connector_id``, stored secrets are used for those left out, but only when the
@@ -80,4 +78,4 @@ async def check_connection(body: CheckConnectionIn, services: ServicesDep) -> di
     if errors:
         raise ApiError.invalid(errors)
     config = await services.usable(raw)
-    return (await services.connector.acheck_connection(config)).to_dict()
+    return json_answer((await services.connector.acheck_connection(config)).to_dict())

@@ -4,9 +4,12 @@ token)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from ..dependencies import ContainerDep
 from ..http.problems import sign_in_required
+from ..http.rendering import json_answer
+from ..http.schemas import HealthOut, error_responses
 from ..metrics import CONTENT_TYPE
 from ..secrets.credentials import bearer_matches
 
@@ -15,7 +18,9 @@ __all__ = ["router"]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics", response_class=PlainTextResponse, responses=error_responses(401, beside=True)
+)
 async def metrics_text(request: Request, container: ContainerDep) -> Response:
     """Prometheus metrics (the token, or ``OPENAI_COMPAT_METRICS_TOKEN``)."""
     metrics_token = container.settings.metrics_token
@@ -27,7 +32,7 @@ async def metrics_text(request: Request, container: ContainerDep) -> Response:
     return Response(container.metrics.render(), media_type=CONTENT_TYPE)
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
+@router.get("/health", response_model=HealthOut)
+async def health() -> Response:
     """Liveness check (no token needed)."""
-    return {"status": "ok"}
+    return json_answer({"status": "ok"})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel, Field
 
 from ..._json import parse_json_object
@@ -25,7 +26,8 @@ from ...mapping import PayloadBuilder, RowMappingError
 from ..dependencies import ServicesDep
 from ..http.ids import PathConnectorId
 from ..http.problems import ApiError, FieldError
-from ..http.schemas import error_responses
+from ..http.rendering import json_answer
+from ..http.schemas import MappingPreviewOut, error_responses
 from ..runs.placeholders import alias_row, placeholders_of
 from ._common import api_router
 
@@ -57,14 +59,14 @@ def _field_errors(exc: ConfigurationError, default: str) -> list[FieldError]:
 
 @router.post(
     "/{connector_id}/mapping_preview",
-    response_model=None,
+    response_model=MappingPreviewOut,
     responses=error_responses(400, 404),
 )
 async def mapping_preview(
     connector_id: PathConnectorId,
     body: MappingPreviewIn,
     services: ServicesDep,
-) -> dict[str, Any]:
+) -> Response:
     """The payload ``row`` becomes through the saved connector's request format and ``mapping``.
 
     Nothing is sent. 422 with the ``errors`` list when the mapping cannot be used or the row
@@ -89,7 +91,7 @@ async def mapping_preview(
         payload = builder.build(alias_row(body.row, body.placeholders))
     except RowMappingError as exc:
         raise _invalid([FieldError("row", exc.reason)], extra) from None
-    return {"payload": payload, **extra}
+    return json_answer({"payload": payload, **extra})
 
 
 def _invalid(errors: list[FieldError], extra: dict[str, Any]) -> ApiError:

@@ -8,7 +8,7 @@ from fastapi import Response
 from ..dependencies import ServicesDep
 from ..http.problems import ApiError, FieldError
 from ..http.rendering import json_response, render_json
-from ..http.schemas import error_responses
+from ..http.schemas import QueryPreviewOut, error_responses
 from ..runs.validation import DatabaseIn, probe_database_input
 from ._common import RUNS_WHY, api_router
 
@@ -17,7 +17,7 @@ __all__ = ["router"]
 router = api_router("/queries", tags=["runs"])
 
 
-@router.post("", response_model=None, responses=error_responses(400, why=RUNS_WHY))
+@router.post("", response_model=QueryPreviewOut, responses=error_responses(400, why=RUNS_WHY))
 async def preview_query(body: DatabaseIn, services: ServicesDep) -> Response:
     """Preview a database input: ``{database, columns, sample, rows_estimate}``."""
     errors: list[FieldError] = []

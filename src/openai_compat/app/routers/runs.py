@@ -21,7 +21,7 @@ from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep
 from ..http.ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
 from ..http.problems import ApiError, FieldError
 from ..http.rendering import json_response, render_json
-from ..http.schemas import error_responses
+from ..http.schemas import ResultsPageOut, RunOut, RunPageOut, error_responses
 from ..runs.store import RunStore
 from ..runs.tables import FINAL_STATUSES, RUN_STATUSES
 from ..runs.validation import RunIn, validate_run
@@ -51,6 +51,13 @@ def _run_id(value: Any) -> int:
 
 PathRunId = Annotated[int, BeforeValidator(_run_id)]
 
+
+class EventStream(StreamingResponse):
+    """A stream of server-sent events."""
+
+    media_type = "text/event-stream"
+
+
 connector_runs = api_router("/connectors", tags=["runs"])
 """A saved connector's runs: where a run is created."""
 router = api_router("/runs", tags=["runs"])
@@ -63,7 +70,7 @@ def _json(data: Any, status_code: int = 200) -> Response:
 @connector_runs.post(
     "/{connector_id}/runs",
     status_code=201,
-    response_model=None,
+    response_model=RunOut,
     responses=error_responses(400, 404, 409, why=RUNS_WHY),
 )
 async def create_run(
@@ -86,7 +93,7 @@ async def create_run(
     return _json(view, 201)
 
 
-@router.get("", response_model=None)
+@router.get("", response_model=RunPageOut)
 async def list_runs(
     store: RunStoreDep,
     connector_id: Annotated[int | None, Query(ge=1, description="only this connector's")] = None,
@@ -131,7 +138,7 @@ async def _run_or_404(store: RunStore, run_id: int) -> dict[str, Any]:
     return view
 
 
-@router.get("/{run_id}", response_model=None, responses=error_responses(404, why=RUNS_WHY))
+@router.get("/{run_id}", response_model=RunOut, responses=error_responses(404, why=RUNS_WHY))
 async def get_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     """A run: status and figures (total, done, ok, failed, tokens, rows_per_s, eta_s...)."""
     return _json(await _run_or_404(store, run_id))
@@ -139,8 +146,12 @@ async def get_run(run_id: PathRunId, store: RunStoreDep) -> Response:
 
 @router.get(
     "/{run_id}/events",
-    response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404, why=RUNS_WHY)},
+    response_class=EventStream,
+    # The router's statuses too: the errors are JSON, the events are not.
+    responses={
+        **error_responses(401, 413, 422, beside=True),
+        **error_responses(404, why=RUNS_WHY, beside=True),
+    },
 )
 async def run_events(run_id: PathRunId, request: Request, store: RunStoreDep) -> Response:
     """Server-sent events: ``progress`` (the run) as it changes, then a final ``done``."""
@@ -165,15 +176,14 @@ async def run_events(run_id: PathRunId, request: Request, store: RunStoreDep) ->
             view = await run_in_threadpool(_view, store, run_id)
         yield event("done", {"id": run_id, "status": "deleted"})
 
-    return StreamingResponse(
+    return EventStream(
         events(),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 @router.post(
-    "/{run_id}/cancel", response_model=None, responses=error_responses(404, 409, why=RUNS_WHY)
+    "/{run_id}/cancel", response_model=RunOut, responses=error_responses(404, 409, why=RUNS_WHY)
 )
 async def cancel_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     """Cancel a queued or running run (rows in flight are dropped; resume continues it)."""
@@ -185,7 +195,7 @@ async def cancel_run(run_id: PathRunId, store: RunStoreDep) -> Response:
 
 
 @router.post(
-    "/{run_id}/resume", response_model=None, responses=error_responses(404, 409, why=RUNS_WHY)
+    "/{run_id}/resume", response_model=RunOut, responses=error_responses(404, 409, why=RUNS_WHY)
 )
 async def resume_run(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDep) -> Response:
     """Queue a cancelled, failed or interrupted run again: it continues after the rows
@@ -205,7 +215,7 @@ async def resume_run(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDe
 
 @router.post(
     "/{run_id}/retry_failed",
-    response_model=None,
+    response_model=RunOut,
     responses=error_responses(404, 409, why=RUNS_WHY),
 )
 async def retry_failed(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDep) -> Response:
@@ -232,9 +242,9 @@ async def delete_run(run_id: PathRunId, store: RunStoreDep) -> Response:
 
 @router.get(
     "/{run_id}/results",
-    response_model=None,
+    response_model=ResultsPageOut,
     responses={
-        200: {"content": {"application/json": {}, "application/x-ndjson": {}, "text/csv": {}}},
+        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
         **error_responses(404, why=RUNS_WHY),
     },
 )

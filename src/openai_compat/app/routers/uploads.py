@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ..dependencies import RunStoreDep, SettingsDep
 from ..http.problems import ApiError
 from ..http.rendering import json_response, render_json
-from ..http.schemas import error_responses
+from ..http.schemas import UploadOut, error_responses
 from ..runs.uploads import MULTIPART_SLACK, inspect_upload, receive_upload, too_large, upload_dir
 from ..runs.views import upload_view
 from ._common import RUNS_WHY, api_router
@@ -25,7 +25,7 @@ router = api_router("/uploads", tags=["runs"])
 @router.post(
     "",
     status_code=201,
-    response_model=None,
+    response_model=UploadOut,
     responses=error_responses(400, 413, 415, why=RUNS_WHY),
     openapi_extra={
         "requestBody": {
@@ -65,7 +65,7 @@ UPLOADS_PATH = str(router.url_path_for("create_upload"))
 """The path that takes an upload (a larger body than other requests)."""
 
 
-@router.get("/{upload_id}", response_model=None, responses=error_responses(404, why=RUNS_WHY))
+@router.get("/{upload_id}", response_model=UploadOut, responses=error_responses(404, why=RUNS_WHY))
 async def get_upload(upload_id: str, store: RunStoreDep) -> Response:
     """An upload's columns and first rows."""
     row = await run_in_threadpool(store.upload, upload_id)
