@@ -7,9 +7,8 @@
 """
 
 from .application import StartupReport, create_app
-from .egress.policy import AddressPolicy, EgressRefused
-from .secrets.credentials import KeyCipher
-from .secrets.env_refs import resolve_env_refs
+from .egress import AddressPolicy, EgressRefused
+from .secrets import KeyCipher, resolve_env_refs
 from .server import serve
 from .settings import AppSettings
 

@@ -18,31 +18,25 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from .. import resources as spec_resources
 from ..connector import OpenAICompatibleConnector
-from .connectors.services import ConnectorServices
-from .connectors.store import ConnectorStore
-from .db.database import database_url, describe_url, migrate, open_engine
+from .connectors import ConnectorServices, ConnectorStore
+from .db import database_url, describe_url, migrate, open_engine
 from .dependencies import Container
-from .egress.guard import guarded_client_factory, shared_pool
-from .egress.policy import AddressPolicy
-from .http.problems import install_handlers
+from .egress import AddressPolicy, guarded_client_factory, shared_pool
+from .http import install_handlers
 from .metrics import AppMetrics
-from .middleware.execute_lane import ExecuteLane
-from .middleware.gate import RequestGate, too_large_handler
-from .middleware.metrics import ExecuteMetrics
-from .middleware.security_headers import SecurityHeaders
+from .middleware import ExecuteLane, ExecuteMetrics, RequestGate, SecurityHeaders, too_large_handler
 from .routers import ROUTERS, STATIC_DIR, UPLOADS_PATH
-from .runs.executor import RunExecutor
-from .runs.store import RunStore
-from .runs.uploads import upload_body_cap
-from .secrets.credentials import (
+from .runs import RunExecutor, RunStore, upload_body_cap
+from .secrets import (
     KeyCipher,
     Provisioned,
+    SecretFields,
     owner_only_dir,
     provision_secret_key,
     provision_token,
+    secret_paths,
     weak_token_warning,
 )
-from .secrets.fields import SecretFields, secret_paths
 from .settings import AppSettings
 
 __all__ = ["StartupReport", "create_app"]

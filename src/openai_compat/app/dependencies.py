@@ -15,12 +15,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .connectors.services import ConnectorServices
-from .http.problems import sign_in_required
+from .connectors import ConnectorServices
+from .http import sign_in_required
 from .metrics import AppMetrics
-from .runs.executor import RunExecutor
-from .runs.store import RunStore
-from .secrets.credentials import tokens_match
+from .runs import RunExecutor, RunStore
+from .secrets import tokens_match
 from .settings import AppSettings
 
 __all__ = [

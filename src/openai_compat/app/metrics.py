@@ -21,7 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .runs.tables import RUN_STATUSES
+from .runs import RUN_STATUSES
 
 __all__ = ["CONTENT_TYPE", "AppMetrics"]
 

@@ -31,14 +31,13 @@ from ..._strict_json import encode_body
 from ...config import SourceConfig
 from ...connector import OpenAICompatibleConnector
 from ...errors import ConfigurationError, OpenAICompatError
-from ..http.problems import ApiError, endpoint_error_body
-from ..http.rendering import surrogate_problems_of
+from ..http import ApiError, endpoint_error_body, surrogate_problems_of
 from .services import ConnectorServices
 
 __all__ = ["checked_payload", "execute_saved", "run_json", "start_event_stream"]
 
 # A lone surrogate written as a JSON escape inside a string (``"\\ud800"``), as it shows
-# in the encoded body: only then can a string of the payload hold one (see `showable`).
+# in the encoded body: only then can a string of the payload hold one (see `http.rendering`).
 _ESCAPED_SURROGATE = re.compile(rb"\\\\u[dD][89a-fA-F]")
 
 

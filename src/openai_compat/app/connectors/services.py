@@ -16,13 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from ...config import SourceConfig
 from ...connector import OpenAICompatibleConnector
 from ...errors import ConfigurationError
-from ..egress.policy import AddressPolicy, EgressRefused
-from ..http.problems import ApiError, FieldError
-from ..http.rendering import render_json, surrogate_problems_of
-from ..secrets.credentials import KeyCipher
-from ..secrets.env_refs import has_env_refs, resolve_env_refs
-from ..secrets.fields import MASK, SecretFields
-from .config_cache import CachedConfig, ConfigCache
+from ..egress import AddressPolicy, EgressRefused
+from ..http import ApiError, FieldError, render_json, surrogate_problems_of
+from ..secrets import MASK, KeyCipher, SecretFields, has_env_refs, resolve_env_refs
+from ._config_cache import CachedConfig, ConfigCache
 from .store import ConnectorStore, StoredConnector
 
 __all__ = ["MASK", "ConnectorServices"]

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from ...errors import OpenAICompatError
-from ..db.base import Base
+from ..db import Base
 
 __all__ = [
     "CONNECTOR_NAME",

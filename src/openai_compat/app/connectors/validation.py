@@ -13,10 +13,8 @@ from typing import Any
 
 from ...config import SourceConfig
 from ...errors import ConfigurationError, FieldProblem
-from ..http.problems import FieldError
-from ..http.rendering import surrogate_problems_of
-from ..secrets.env_refs import application_setting_refs, env_ref_name
-from ..secrets.reuse import moved_secret_problems
+from ..http import FieldError, surrogate_problems_of
+from ..secrets import application_setting_refs, env_ref_name, moved_secret_problems
 from .store import StoredConnector
 
 __all__ = ["CONFIG_FIELDS", "moved_secrets", "validate_configuration", "validate_name"]

@@ -26,6 +26,7 @@ from .problems import FieldError
 
 __all__ = [
     "json_answer",
+    "json_document",
     "json_response",
     "printable",
     "render_json",
@@ -80,6 +81,12 @@ def render_json(document: Any, *, allow_nan: bool = False) -> bytes:
 def json_response(body: bytes, status_code: int = 200) -> Response:
     """The answer of JSON ``body`` already rendered (`render_json`)."""
     return Response(body, status_code=status_code, media_type="application/json")
+
+
+def json_document(document: Any, status_code: int = 200) -> Response:
+    """``document`` answered as the run routes always answered theirs: `render_json`, a NaN
+    written as ``NaN`` (``json.dumps``'s default)."""
+    return json_response(render_json(document, allow_nan=True), status_code)
 
 
 def json_answer(content: Any, status_code: int = 200) -> Response:

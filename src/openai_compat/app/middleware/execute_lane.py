@@ -19,10 +19,8 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..connectors.execution import execute_saved
-from ..connectors.services import ConnectorServices
-from ..http.ids import parse_connector_id
-from ..http.problems import ApiError
+from ..connectors import ConnectorServices, execute_saved
+from ..http import ApiError, parse_connector_id
 from ..routers import EXECUTE_PATH
 
 __all__ = ["ExecuteLane"]

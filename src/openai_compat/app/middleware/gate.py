@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..http.problems import ApiError, BodyTooLarge, body_too_large, sign_in_required
+from ..http import ApiError, BodyTooLarge, body_too_large, sign_in_required
 from ..routers import is_protected
-from ..secrets.credentials import bearer_matches
+from ..secrets import bearer_matches
 
 __all__ = ["LargerBodies", "RequestGate", "too_large_handler"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..http.page_headers import SECURITY_HEADERS
+from ..http import SECURITY_HEADERS
 
 __all__ = ["SecurityHeaders"]
 

@@ -19,7 +19,7 @@ from .connectors import EXECUTE_PATH
 from .pages import OPENAPI_PATH, STATIC_DIR
 from .uploads import UPLOADS_PATH
 
-__all__ = ["EXECUTE_PATH", "OPENAPI_PATH", "ROUTERS", "STATIC_DIR", "UPLOADS_PATH", "is_protected"]
+__all__ = ["EXECUTE_PATH", "ROUTERS", "STATIC_DIR", "UPLOADS_PATH", "is_protected"]
 
 ROUTERS: tuple[APIRouter, ...] = (
     definitions.router,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Depends
 
 from ..dependencies import require_token
-from ..http.schemas import error_responses
+from ..http import error_responses
 
 __all__ = ["API_ROOT", "API_V1", "RUNS_WHY", "api_router"]
 

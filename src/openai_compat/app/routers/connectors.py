@@ -17,23 +17,32 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ..connectors.execution import execute_saved
-from ..connectors.services import ConnectorServices
-from ..connectors.store import Unstorable
-from ..connectors.validation import moved_secrets, validate_configuration, validate_name
+from ..connectors import (
+    ConnectorServices,
+    Unstorable,
+    execute_saved,
+    moved_secrets,
+    validate_configuration,
+    validate_name,
+)
 from ..dependencies import ServicesDep
-from ..http.ids import ID_PATTERN, PathConnectorId, decode_cursor, encode_cursor
-from ..http.problems import ApiError, FieldError
-from ..http.rendering import json_answer, json_response
-from ..http.schemas import (
+from ..http import (
+    ID_PATTERN,
+    ApiError,
     CatalogOut,
     ConnectionStatusOut,
     ConnectorOut,
     ConnectorPageOut,
     ExecuteOut,
+    FieldError,
+    PathConnectorId,
+    decode_cursor,
+    encode_cursor,
     error_responses,
+    json_answer,
+    json_response,
 )
-from ..secrets.env_refs import env_ref_name
+from ..secrets import env_ref_name
 from ._common import api_router
 
 __all__ = [

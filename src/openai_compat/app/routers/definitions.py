@@ -10,13 +10,17 @@ from fastapi import Response
 from pydantic import BaseModel, Field
 
 from ...connector import OpenAICompatibleConnector
-from ..connectors.store import CONNECTOR_NAME
-from ..connectors.validation import moved_secrets, validate_configuration
+from ..connectors import CONNECTOR_NAME, moved_secrets, validate_configuration
 from ..dependencies import ServicesDep
-from ..http.ids import BodyConnectorId
-from ..http.problems import ApiError, FieldError
-from ..http.rendering import json_answer
-from ..http.schemas import ConnectionStatusOut, DefinitionOut, error_responses
+from ..http import (
+    ApiError,
+    BodyConnectorId,
+    ConnectionStatusOut,
+    DefinitionOut,
+    FieldError,
+    error_responses,
+    json_answer,
+)
 from ._common import api_router
 
 __all__ = ["CheckConnectionIn", "router"]

@@ -7,11 +7,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ..dependencies import ContainerDep
-from ..http.problems import sign_in_required
-from ..http.rendering import json_answer
-from ..http.schemas import HealthOut, error_responses
+from ..http import HealthOut, error_responses, json_answer, sign_in_required
 from ..metrics import CONTENT_TYPE
-from ..secrets.credentials import bearer_matches
+from ..secrets import bearer_matches
 
 __all__ = ["router"]
 

@@ -24,11 +24,15 @@ from ..._json import parse_json_object
 from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder, RowMappingError
 from ..dependencies import ServicesDep
-from ..http.ids import PathConnectorId
-from ..http.problems import ApiError, FieldError
-from ..http.rendering import json_answer
-from ..http.schemas import MappingPreviewOut, error_responses
-from ..runs.placeholders import alias_row, placeholders_of
+from ..http import (
+    ApiError,
+    FieldError,
+    MappingPreviewOut,
+    PathConnectorId,
+    error_responses,
+    json_answer,
+)
+from ..runs import alias_row, placeholders_of
 from ._common import api_router
 
 __all__ = ["MappingPreviewIn", "router"]

@@ -6,10 +6,8 @@ from __future__ import annotations
 from fastapi import Response
 
 from ..dependencies import ServicesDep
-from ..http.problems import ApiError, FieldError
-from ..http.rendering import json_response, render_json
-from ..http.schemas import QueryPreviewOut, error_responses
-from ..runs.validation import DatabaseIn, probe_database_input
+from ..http import ApiError, FieldError, QueryPreviewOut, error_responses, json_document
+from ..runs import DatabaseIn, probe_database_input
 from ._common import RUNS_WHY, api_router
 
 __all__ = ["router"]
@@ -25,14 +23,11 @@ async def preview_query(body: DatabaseIn, services: ServicesDep) -> Response:
     if probe is None:
         raise ApiError.invalid(errors)
     found = probe[0]
-    return json_response(
-        render_json(
-            {
-                "database": found.shown,
-                "columns": found.columns or [],
-                "sample": found.sample,
-                "rows_estimate": found.rows_estimate,
-            },
-            allow_nan=True,
-        )
+    return json_document(
+        {
+            "database": found.shown,
+            "columns": found.columns or [],
+            "sample": found.sample,
+            "rows_estimate": found.rows_estimate,
+        }
     )

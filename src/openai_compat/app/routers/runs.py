@@ -18,14 +18,32 @@ from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep
-from ..http.ids import PathConnectorId, decode_cursor, encode_cursor, parse_connector_id
-from ..http.problems import ApiError, FieldError
-from ..http.rendering import json_response, render_json
-from ..http.schemas import ResultsPageOut, RunOut, RunPageOut, error_responses
-from ..runs.store import RunStore
-from ..runs.tables import FINAL_STATUSES, RUN_STATUSES
-from ..runs.validation import RunIn, validate_run
-from ..runs.views import csv_chunks, event, jsonl_chunks, results_page, run_view
+from ..http import (
+    ApiError,
+    FieldError,
+    PathConnectorId,
+    ResultsPageOut,
+    RunOut,
+    RunPageOut,
+    decode_cursor,
+    encode_cursor,
+    error_responses,
+    json_document,
+    json_response,
+    parse_connector_id,
+)
+from ..runs import (
+    FINAL_STATUSES,
+    RUN_STATUSES,
+    RunIn,
+    RunStore,
+    csv_chunks,
+    event,
+    jsonl_chunks,
+    results_page,
+    run_view,
+    validate_run,
+)
 from ._common import RUNS_WHY, api_router
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "connector_runs", "router"]
@@ -63,10 +81,6 @@ connector_runs = api_router("/connectors", tags=["runs"])
 router = api_router("/runs", tags=["runs"])
 
 
-def _json(data: Any, status_code: int = 200) -> Response:
-    return json_response(render_json(data, allow_nan=True), status_code)
-
-
 @connector_runs.post(
     "/{connector_id}/runs",
     status_code=201,
@@ -90,7 +104,7 @@ async def create_run(
         lambda: run_view(store.create(connector_id, run.spec, run.output_names, run.total))
     )
     executor.wake()
-    return _json(view, 201)
+    return json_document(view, 201)
 
 
 @router.get("", response_model=RunPageOut)
@@ -113,7 +127,7 @@ async def list_runs(
     if errors:
         raise ApiError.invalid(errors)
     if connector_id is not None and connector_id > _MAX_RUN_ID:
-        return _json({"data": [], "total": 0, "next_cursor": None})
+        return json_document({"data": [], "total": 0, "next_cursor": None})
 
     def page() -> tuple[list[dict[str, Any]], int, bool]:
         rows, total, more = store.page(
@@ -123,7 +137,7 @@ async def list_runs(
 
     items, total, more = await run_in_threadpool(page)
     next_cursor = encode_cursor(items[-1]["id"]) if more and items else None
-    return _json({"data": items, "total": total, "next_cursor": next_cursor})
+    return json_document({"data": items, "total": total, "next_cursor": next_cursor})
 
 
 def _view(store: RunStore, run_id: int) -> dict[str, Any] | None:
@@ -141,7 +155,7 @@ async def _run_or_404(store: RunStore, run_id: int) -> dict[str, Any]:
 @router.get("/{run_id}", response_model=RunOut, responses=error_responses(404, why=RUNS_WHY))
 async def get_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     """A run: status and figures (total, done, ok, failed, tokens, rows_per_s, eta_s...)."""
-    return _json(await _run_or_404(store, run_id))
+    return json_document(await _run_or_404(store, run_id))
 
 
 @router.get(
@@ -191,7 +205,7 @@ async def cancel_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     if view["status"] in FINAL_STATUSES:
         raise ApiError(409, f"run {run_id} has already ended ({view['status']})")
     updated = await run_in_threadpool(store.cancel, run_id)
-    return _json(run_view(updated) if updated is not None else view)
+    return json_document(run_view(updated) if updated is not None else view)
 
 
 @router.post(
@@ -210,7 +224,7 @@ async def resume_run(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDe
     # The answer is the state this request made, before an instance picks the run up.
     queued = await _run_or_404(store, run_id)
     executor.wake()
-    return _json(queued)
+    return json_document(queued)
 
 
 @router.post(
@@ -229,7 +243,7 @@ async def retry_failed(run_id: PathRunId, store: RunStoreDep, executor: Executor
     # The answer is the state this request made, before an instance picks the run up.
     queued = await _run_or_404(store, run_id)
     executor.wake()
-    return _json(queued)
+    return json_document(queued)
 
 
 @router.delete("/{run_id}", status_code=204, responses=error_responses(404, why=RUNS_WHY))

@@ -10,11 +10,15 @@ from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..dependencies import RunStoreDep, SettingsDep
-from ..http.problems import ApiError
-from ..http.rendering import json_response, render_json
-from ..http.schemas import UploadOut, error_responses
-from ..runs.uploads import MULTIPART_SLACK, inspect_upload, receive_upload, too_large, upload_dir
-from ..runs.views import upload_view
+from ..http import ApiError, UploadOut, error_responses, json_document
+from ..runs import (
+    MULTIPART_SLACK,
+    inspect_upload,
+    receive_upload,
+    too_large,
+    upload_dir,
+    upload_view,
+)
 from ._common import RUNS_WHY, api_router
 
 __all__ = ["UPLOADS_PATH", "router"]
@@ -58,7 +62,7 @@ async def create_upload(request: Request, settings: SettingsDep, store: RunStore
     )
     found = await run_in_threadpool(inspect_upload, settings.data_dir, received)
     row = await run_in_threadpool(store.add_upload, found.row())
-    return json_response(render_json(upload_view(row), allow_nan=True), 201)
+    return json_document(upload_view(row), 201)
 
 
 UPLOADS_PATH = str(router.url_path_for("create_upload"))
@@ -71,4 +75,4 @@ async def get_upload(upload_id: str, store: RunStoreDep) -> Response:
     row = await run_in_threadpool(store.upload, upload_id)
     if row is None:
         raise ApiError(404, f"there is no upload with id {upload_id}")
-    return json_response(render_json(upload_view(row), allow_nan=True))
+    return json_document(upload_view(row))

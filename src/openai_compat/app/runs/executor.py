@@ -42,10 +42,10 @@ from ...batch.readers import read_in_thread
 from ...batch.results import BatchResult
 from ...batch.writers import jsonl_line
 from ...errors import OpenAICompatError, redact
-from ..connectors.services import ConnectorServices
-from ..egress.guard import guarded_pool
-from ..http.problems import ApiError
-from .inputs import RunInputError, open_input
+from ..connectors import ConnectorServices
+from ..egress import guarded_pool
+from ..http import ApiError
+from ._inputs import RunInputError, open_input
 from .placeholders import alias_row
 from .store import Claimed, Progress, ResultRecord, RunStore
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db.base import Base
+from ..db import Base
 
 __all__ = [
     "ACTIVE_STATUSES",

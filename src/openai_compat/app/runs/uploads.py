@@ -25,7 +25,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from ..._strict_json import json_safe
 from ...batch.readers import RowSource, UnreadableRow, count_rows, detect_format
 from ...errors import ConfigurationError
-from ..http.problems import ApiError, BodyTooLarge, FieldError
+from ..http import ApiError, BodyTooLarge, FieldError
 
 __all__ = [
     "MULTIPART_SLACK",

@@ -19,10 +19,10 @@ from ...batch.scheduler import MAX_CONCURRENCY
 from ...config import SourceConfig
 from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder, default_outputs, get_path, output_names, parse_outputs
-from ..connectors.services import ConnectorServices
-from ..http.problems import ApiError, FieldError
+from ..connectors import ConnectorServices
+from ..http import ApiError, FieldError
+from ._inputs import DatabaseProbe, api_field, database_host, probe_database
 from .executor import run_price
-from .inputs import DatabaseProbe, api_field, database_host, probe_database
 from .placeholders import placeholders_of
 from .store import RunStore
 

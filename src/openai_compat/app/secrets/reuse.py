@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from ..http.problems import FieldError
+from ..http import FieldError
 from .env_refs import env_ref_name
 
 __all__ = ["moved_secret_problems", "origin"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-# The tables' modules declare them on the one metadata the migrations are compared with.
-from openai_compat.app.connectors import store as _connectors  # noqa: F401
-from openai_compat.app.db.base import Base
-from openai_compat.app.runs import tables as _runs  # noqa: F401
+# Importing the rooms declares their tables on the one metadata the migrations compare with.
+import openai_compat.app.connectors
+import openai_compat.app.runs  # noqa: F401
+from openai_compat.app.db import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

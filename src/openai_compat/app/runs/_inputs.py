@@ -22,7 +22,7 @@ from ...batch import database_rows
 from ...batch.readers import RowSource
 from ...batch.sql_url import failure_text, open_database, parse_database_url, shown_url
 from ...errors import ConfigurationError, OpenAICompatError
-from ..secrets.credentials import KeyCipher
+from ..secrets import KeyCipher
 from .store import RunStore
 from .uploads import SAMPLE_ROWS, upload_path
 
