@@ -218,7 +218,7 @@ def test_installed_mock_server_answers(installed: Installed) -> None:
 def _newest_migration() -> str:
     revisions = [
         re.search(r'^revision = "([^"]+)"', path.read_text(), re.MULTILINE)
-        for path in (PACKAGE / "app" / "migrations" / "versions").glob("[0-9]*.py")
+        for path in (PACKAGE / "app" / "db" / "migrations" / "versions").glob("[0-9]*.py")
     ]
     return max(match.group(1) for match in revisions if match)
 
