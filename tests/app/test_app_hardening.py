@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from openai_compat.app.credentials import KeyCipher
-from openai_compat.app.ids import encode_cursor
-from openai_compat.app.validation import validate_name
+from openai_compat.app.connectors.validation import validate_name
+from openai_compat.app.http.ids import encode_cursor
+from openai_compat.app.secrets.credentials import KeyCipher
 from openai_compat.testing import MockServer
 from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config

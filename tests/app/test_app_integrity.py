@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from openai_compat.app.store import Unstorable
+from openai_compat.app.connectors.store import Unstorable
 from openai_compat.testing import MockServer
 from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config
@@ -215,7 +215,7 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
             f"store_{tmp_path.name.replace('-', '_')[:40]}"
         )
     settings = AppSettings(data_dir=tmp_path, token="t" * 16, database_url=database)
-    found = create_app(settings).state.services
+    found = create_app(settings).state.container.services
     yield found
     found.store.engine.dispose()
 

@@ -189,8 +189,8 @@ def test_a_stored_run_whose_url_names_the_environment_fails_without_reading_it(
 ) -> None:
     # A run stored before URLs from the API were checked: executing it reads nothing from
     # the environment and fails with a message that holds no resolved value.
-    from openai_compat.app.credentials import KeyCipher
-    from openai_compat.app.run_inputs import RunInputError, open_input
+    from openai_compat.app.runs._inputs import RunInputError, open_input
+    from openai_compat.app.secrets.credentials import KeyCipher
 
     monkeypatch.setenv("OC_TEST_SERVER_SECRET", _SERVER_SECRET)
     cipher = KeyCipher(Fernet.generate_key().decode())

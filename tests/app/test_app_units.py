@@ -14,11 +14,11 @@ from sqlalchemy import text
 
 from openai_compat import ConfigurationError, SourceConfig, resources
 from openai_compat.app import KeyCipher, resolve_env_refs
-from openai_compat.app.database import database_url, migrate, open_engine
-from openai_compat.app.problems import ApiError
-from openai_compat.app.secret_fields import SecretFields, secret_paths
-from openai_compat.app.store import ConnectorStore
-from openai_compat.app.validation import validate_configuration
+from openai_compat.app.connectors.store import ConnectorStore
+from openai_compat.app.connectors.validation import validate_configuration
+from openai_compat.app.db.database import database_url, migrate, open_engine
+from openai_compat.app.http.problems import ApiError
+from openai_compat.app.secrets.fields import SecretFields, secret_paths
 from tests.conftest import CANARY, make_config
 
 
@@ -132,7 +132,7 @@ def test_secret_fields_come_from_the_spec_markers() -> None:
 def test_migration_0002_moves_the_stored_key(tmp_path: Path) -> None:
     engine = open_engine(database_url("", tmp_path / "old.db"))
     config = Config()
-    config.set_main_option("script_location", "openai_compat.app:migrations")
+    config.set_main_option("script_location", "openai_compat.app.db:migrations")
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
@@ -154,10 +154,12 @@ def test_saved_configurations_are_cached_by_version_and_env_values_read_each_use
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from openai_compat.app.application import create_app
-    from openai_compat.app.services import Services
+    from openai_compat.app.connectors.services import ConnectorServices
     from openai_compat.app.settings import AppSettings
 
-    services: Services = create_app(AppSettings(data_dir=tmp_path, token="t")).state.services
+    services: ConnectorServices = create_app(
+        AppSettings(data_dir=tmp_path, token="t")
+    ).state.container.services
     url = "http://127.0.0.1:9/v1/chat/completions"
 
     def save(config: dict[str, object]) -> int:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from openai_compat.app.execute_lane import ExecuteLane
-from openai_compat.app.problems import ApiError
+from openai_compat.app.http.problems import ApiError
+from openai_compat.app.middleware.execute_lane import ExecuteLane
 from openai_compat.testing import MockServer
 from tests.app_support import AppProcess
 from tests.conftest import make_config

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openai_compat._json import parse_json_object
-from openai_compat.app.execution import checked_payload
-from openai_compat.app.problems import ApiError
-from openai_compat.app.showable import surrogate_problems_of
+from openai_compat.app.connectors.execution import checked_payload
+from openai_compat.app.http.problems import ApiError
+from openai_compat.app.http.rendering import surrogate_problems_of
 from openai_compat.errors import ConfigurationError
 
 # Text of every kind: lone surrogates, as they are and as JSON escapes written out.

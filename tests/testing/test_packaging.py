@@ -33,7 +33,7 @@ from tests.conftest import CANARY, make_config
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "openai_compat"
 # The files setuptools only ships when package-data names them.
-DATA_DIRS = ("app/static", "app/migrations", "resources")
+DATA_DIRS = ("app/static", "app/db/migrations", "resources")
 _START_TIMEOUT_S = 30.0
 # What a clean clone does not have (build state, environments, caches, git).
 _BUILD_STATE = (
@@ -218,7 +218,7 @@ def test_installed_mock_server_answers(installed: Installed) -> None:
 def _newest_migration() -> str:
     revisions = [
         re.search(r'^revision = "([^"]+)"', path.read_text(), re.MULTILINE)
-        for path in (PACKAGE / "app" / "migrations" / "versions").glob("[0-9]*.py")
+        for path in (PACKAGE / "app" / "db" / "migrations" / "versions").glob("[0-9]*.py")
     ]
     return max(match.group(1) for match in revisions if match)
 

@@ -7,9 +7,8 @@
 """
 
 from .application import StartupReport, create_app
-from .credentials import KeyCipher
 from .egress import AddressPolicy, EgressRefused
-from .env_refs import resolve_env_refs
+from .secrets import KeyCipher, resolve_env_refs
 from .server import serve
 from .settings import AppSettings
 

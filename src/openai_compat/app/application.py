@@ -1,4 +1,8 @@
-"""Build the FastAPI application: credentials, database, routes, the web page, the docs."""
+"""Build the FastAPI application: it only assembles what the rooms make.
+
+The settings, the credentials and the database (migrated at start), the one dependency
+container, the middlewares (outermost last), the routers, and the static files.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +10,37 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .. import resources as spec_resources
-from .._transports import aiohttp_transport, default_limits, hooked_client_factory
 from ..connector import OpenAICompatibleConnector
-from .credentials import (
+from .connectors import ConnectorServices, ConnectorStore
+from .db import database_url, describe_url, migrate, open_engine
+from .dependencies import Container
+from .egress import AddressPolicy, guarded_client_factory, shared_pool
+from .http import install_handlers
+from .metrics import AppMetrics
+from .middleware import ExecuteLane, ExecuteMetrics, RequestGate, SecurityHeaders, too_large_handler
+from .routers import ROUTERS, STATIC_DIR, UPLOADS_PATH
+from .runs import RunExecutor, RunStore, upload_body_cap
+from .secrets import (
     KeyCipher,
     Provisioned,
+    SecretFields,
     owner_only_dir,
     provision_secret_key,
     provision_token,
+    secret_paths,
     weak_token_warning,
 )
-from .database import database_url, describe_url, migrate, open_engine
-from .egress import AddressPolicy
-from .execute_lane import ExecuteLane
-from .guard import BodyTooLarge, RequestGate, bearer_matches, body_too_large, sign_in_required
-from .mapping_preview import router as mapping_preview_router
-from .metrics import CONTENT_TYPE, AppMetrics, ExecuteMetrics
-from .page_headers import SecurityHeaders
-from .problems import install_handlers
-from .routes import require_token, router
-from .run_executor import RunExecutor
-from .run_routes import Runs, runs_router
-from .run_store import RunStore
-from .secret_fields import SecretFields, secret_paths
-from .services import Services
 from .settings import AppSettings
-from .store import ConnectorStore
-from .uploads import too_large
 
 __all__ = ["StartupReport", "create_app"]
 
-_STATIC = Path(str(resources.files(__package__).joinpath("static")))
 _log = logging.getLogger("openai_compat.app")
 
 
@@ -63,11 +57,6 @@ def _swagger_dir() -> Path:
     import swagger_ui_bundle
 
     return Path(swagger_ui_bundle.swagger_ui_path)
-
-
-def _upload_refusal(limit: int) -> Any:
-    # The gate's cap has the multipart slack in it; the answer names the file's cap.
-    return too_large(limit - 64 * 1024)
 
 
 def create_app(
@@ -91,12 +80,11 @@ def create_app(
     )
     connector = OpenAICompatibleConnector()
     properties = spec_resources.spec()["connection_specification"]["properties"]
-    services = Services(
+    services = ConnectorServices(
         store=ConnectorStore(engine),
         cipher=KeyCipher(secret.value),
         policy=policy,
         connector=connector,
-        token=token.value,
         secret_fields=SecretFields(secret_paths(properties)),
     )
     metrics = AppMetrics()
@@ -115,11 +103,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # aiohttp's pool, as batch runs use: about half the CPU of httpx's client a request.
         # The policy holds at each connection (a DNS answer can change after the check).
-        limit = default_limits().max_connections or 100
-        transport = aiohttp_transport(limit, policy.allowed_addresses)
+        transport = shared_pool(policy)
         connector.client = transport
         # Configurations with TLS or proxy options get their own client: guarded too.
-        connector.client_factory = hooked_client_factory(policy.allowed_addresses)
+        connector.client_factory = guarded_client_factory(policy)
         executor.start()
         try:
             yield
@@ -140,20 +127,18 @@ def create_app(
     )
     # The bundled Swagger UI (4.x) renders 3.0 documents; FastAPI's output is compatible.
     app.openapi_version = "3.0.3"
-    app.state.services = services
-    app.state.settings = settings
-    app.state.runs = Runs(run_store, executor, settings)
-    app.state.metrics = metrics
+    app.state.container = Container(
+        settings=settings,
+        services=services,
+        run_store=run_store,
+        executor=executor,
+        metrics=metrics,
+        token=token.value,
+    )
     install_handlers(app)
-    upload_path = "/api/v1/uploads"
-
-    async def on_too_large(request: Request, exc: Exception) -> JSONResponse:
-        if request.url.path == upload_path:
-            return too_large(settings.max_upload_bytes).response()
-        limit = exc.limit if isinstance(exc, BodyTooLarge) else settings.max_body_bytes
-        return body_too_large(limit).response()
-
-    app.add_exception_handler(413, on_too_large)
+    # The multipart framing around the file is not counted against the upload's cap.
+    larger_bodies = {UPLOADS_PATH: upload_body_cap(settings.max_upload_bytes)}
+    app.add_exception_handler(413, too_large_handler(settings.max_body_bytes, larger_bodies))
     # The token and the body cap, before any body byte is read. Added last is outermost:
     # the security headers go on the gate's refusals too.
     # Innermost: the hot route's fast lane, behind everything below.
@@ -164,45 +149,13 @@ def create_app(
         RequestGate,
         token=token.value,
         max_body_bytes=settings.max_body_bytes,
-        # The multipart framing around the file is not counted against the upload's cap.
-        larger_bodies={upload_path: (settings.max_upload_bytes + 64 * 1024, _upload_refusal)},
+        larger_bodies=larger_bodies,
     )
     app.add_middleware(SecurityHeaders)
-    app.include_router(router)
-    app.include_router(mapping_preview_router)
-    app.include_router(runs_router)
-
-    @app.get("/metrics", tags=["health"], response_class=Response)
-    async def metrics_text(request: Request) -> Response:
-        """Prometheus metrics (the token, or ``OPENAI_COMPAT_METRICS_TOKEN``)."""
-        allowed = bearer_matches(request.headers, token.value) or (
-            settings.metrics_token is not None
-            and bearer_matches(request.headers, settings.metrics_token)
-        )
-        if not allowed:
-            raise sign_in_required()
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
-
-    @app.get("/health", tags=["health"])
-    async def health() -> dict[str, str]:
-        """Liveness check (no token needed)."""
-        return {"status": "ok"}
-
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi(_: Annotated[None, Depends(require_token)]) -> dict[str, Any]:
-        return app.openapi()
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> FileResponse:
-        # A static page; it fetches /openapi.json with the token the web page stored.
-        return FileResponse(_STATIC / "docs.html")
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(_STATIC / "index.html")
-
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")
-    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if on_start is not None:
         on_start(StartupReport(describe_url(url), token, secret))
     return app

@@ -8,7 +8,6 @@ the database at each scrape (every instance reports every run).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import (
@@ -21,12 +20,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .execute_lane import EXECUTE_PATH
-from .run_tables import RUN_STATUSES
+from .runs import RUN_STATUSES
 
-__all__ = ["CONTENT_TYPE", "AppMetrics", "ExecuteMetrics"]
+__all__ = ["CONTENT_TYPE", "AppMetrics"]
 
 
 # The *_created series double every counter and say only when the process started.
@@ -129,35 +126,3 @@ class AppMetrics:
     def render(self) -> bytes:
         """The text exposition of every metric."""
         return generate_latest(self.registry)
-
-
-class ExecuteMetrics:
-    """ASGI middleware: ``execute_model`` requests counted by connector and outcome (the
-    answer's status: 2xx ``ok``, else ``failed``), timed to the answer's last byte."""
-
-    def __init__(self, app: ASGIApp, *, metrics: AppMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = EXECUTE_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
-        if found is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        label = found.group(1)
-        started = time.perf_counter()
-        status = 500
-
-        async def watched(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                outcome = "ok" if 200 <= status < 300 else "failed"
-                self.metrics.requests.labels(label, "execute_model", outcome).inc()
-                self.metrics.latency.labels(label, "execute_model").observe(
-                    time.perf_counter() - started
-                )
-            await send(message)
-
-        await self.app(scope, receive, watched)

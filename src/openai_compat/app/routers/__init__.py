@@ -1,0 +1,43 @@
+"""The HTTP routes: one module per resource, each an ``APIRouter`` that owns its paths.
+
+``definitions`` (the connector's spec, a configuration tested before saving), ``connectors``
+(the saved connectors, ``execute_model``), ``mapping_preview``, ``uploads``, ``queries``,
+``runs`` (a connector's runs, and the runs with their events and results), ``health``
+(``/health``, ``/metrics``) and ``pages`` (the web page, the docs page, the OpenAPI
+document). `ROUTERS` is every router in the order the application includes them; the
+paths the middlewares watch come from here (`EXECUTE_PATH`, `UPLOADS_PATH`,
+`is_protected`), never written again by hand.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import connectors, definitions, health, mapping_preview, pages, queries, runs, uploads
+from ._common import API_ROOT
+from .connectors import EXECUTE_PATH
+from .pages import OPENAPI_PATH, STATIC_DIR
+from .uploads import UPLOADS_PATH
+
+__all__ = ["EXECUTE_PATH", "ROUTERS", "STATIC_DIR", "UPLOADS_PATH", "is_protected"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    definitions.router,
+    connectors.router,
+    mapping_preview.router,
+    uploads.router,
+    queries.router,
+    runs.connector_runs,
+    runs.router,
+    health.router,
+    pages.router,
+)
+
+
+def is_protected(path: str) -> bool:
+    """Whether ``path`` needs the token: the API (any version) and its OpenAPI document.
+
+    >>> [is_protected(p) for p in ("/api/v1/connectors", "/openapi.json", "/", "/health")]
+    [True, True, False, False]
+    """
+    return path in (OPENAPI_PATH, API_ROOT) or path.startswith(f"{API_ROOT}/")

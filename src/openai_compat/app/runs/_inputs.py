@@ -1,0 +1,172 @@
+"""Where a run's rows come from: an uploaded file, or a database query.
+
+A database input's URL may hold a password: the run keeps it encrypted with the
+application's key (as connector secrets are), and shows and stores it elsewhere only with
+the password hidden. The rows come from the batch core's `database_rows` (a server-side
+cursor), as ``openai-compat batch --input <url> --query ...`` reads them.
+
+Such a URL comes from whoever holds the application's token, so it never reaches the
+application's own secrets: ``ENV["NAME"]`` is refused in it (never read from the server's
+environment), and a database that holds an application's tables (its encrypted keys) is
+refused as an input, however its URL is spelled: that is checked on the connection itself,
+before the query runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...batch import database_rows
+from ...batch.readers import RowSource
+from ...batch.sql_url import failure_text, open_database, parse_database_url, shown_url
+from ...errors import ConfigurationError, OpenAICompatError
+from ..secrets import KeyCipher
+from .store import RunStore
+from .uploads import SAMPLE_ROWS, upload_path
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = [
+    "DatabaseProbe",
+    "RunInputError",
+    "database_host",
+    "open_input",
+    "probe_database",
+    "refuse_application_database",
+]
+
+# A column only an application's database has: where connectors' keys are kept encrypted.
+_APPLICATION_MARK = """
+SELECT 1 FROM information_schema.columns
+WHERE table_name = 'connectors' AND column_name = 'secrets_encrypted'
+"""
+
+# The fields of a database input's ConfigurationError, as the API names them.
+_FIELDS = {"input": "input.database", "query": "input.query", "param": "input.params"}
+
+
+class RunInputError(OpenAICompatError):
+    """The run's input cannot be read (the upload was removed, the database refuses)."""
+
+
+@dataclass(frozen=True)
+class DatabaseProbe:
+    """A database input, checked: the URL as shown, its columns and first rows (and a row
+    count: 0 when it has none, else None: a query is not run twice to count it)."""
+
+    shown: str
+    host: str | None
+    columns: list[str] | None
+    sample: list[dict[str, Any]]
+    rows_estimate: int | None
+
+
+def api_field(exc: ConfigurationError) -> str:
+    """The API's field for a database input's `ConfigurationError`."""
+    return _FIELDS.get(exc.field or "input", "input.database")
+
+
+def database_host(url: str) -> str | None:
+    """The host a database URL connects to (checked against the address policy before any
+    connection). ``ConfigurationError`` for a URL that cannot be read, or a SQLite file."""
+    parsed = parse_database_url(url, "input", environment=False)
+    if parsed.get_backend_name() == "sqlite":
+        raise ConfigurationError(
+            "a SQLite file cannot be a run's input: it would read a file on the application's "
+            "machine; upload the rows as a file, or use a database server",
+            field="input",
+        )
+    host: str | None = parsed.host
+    return host
+
+
+def refuse_application_database(url: URL) -> None:
+    """``ConfigurationError`` when ``url`` connects to an application's database (this
+    one's, or another instance's): asked of the database itself, so that no spelling of its
+    URL (another host name, port form or scheme) gets through. Blocking."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = open_database(url, "input")
+    try:
+        with engine.connect() as connection:
+            marked = connection.execute(text(_APPLICATION_MARK)).first() is not None
+    except SQLAlchemyError as exc:
+        # Unchecked is refused: the check is what keeps the keys out of reach.
+        raise ConfigurationError(
+            f"cannot check that {shown_url(url)} is not the application's own database "
+            f"(its information_schema cannot be read: {failure_text(exc, url)}); "
+            "use a database server whose information_schema the user can read",
+            field="input",
+        ) from None
+    finally:
+        engine.dispose()
+    if marked:
+        raise ConfigurationError(
+            "is the application's own database (it holds the connectors' encrypted keys), "
+            "which is never a run's input; give the database that holds your rows",
+            field="input",
+        )
+
+
+def probe_database(url: str, query: str, params: dict[str, Any] | None) -> DatabaseProbe:
+    """Connect, run the query for its first rows. ``ConfigurationError`` when
+    the URL, the query or its parameters are wrong. Blocking: call it in a worker thread."""
+    host = database_host(url)
+    parsed = parse_database_url(url, "input", environment=False)
+    refuse_application_database(parsed)
+    rows = database_rows(url, query, params=params, environment=False)
+    sample: list[dict[str, Any]] = []
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+        sample.append(row)
+        if len(sample) >= SAMPLE_ROWS:
+            break
+    return DatabaseProbe(
+        shown=shown_url(parsed),
+        host=host,
+        columns=columns if sample else None,
+        sample=sample,
+        # A query is not counted (that would run it twice: the batch core's choice too);
+        # the run's total is exact once it has read every row.
+        rows_estimate=None if sample else 0,
+    )
+
+
+def open_input(spec: dict[str, Any], data_dir: Path, store: RunStore, cipher: KeyCipher) -> Any:
+    """The rows of the run's ``input``, streamed. Blocking: call it in a worker thread."""
+    given = spec.get("input") or {}
+    if "database" in given:
+        return _database(spec, cipher)
+    upload_id = given.get("upload_id")
+    if not isinstance(upload_id, str):
+        raise RunInputError("the run's input has no upload_id")
+    row = store.upload(upload_id)
+    if row is None:
+        raise RunInputError(f"the upload {upload_id} is gone; upload the file again")
+    path = upload_path(data_dir, row.id, row.format, row.compressed)
+    try:
+        return RowSource(path)
+    except ConfigurationError as exc:
+        shown = exc.reason.replace(str(path), row.filename)
+        raise RunInputError(f"the upload {upload_id} cannot be read: {shown}") from None
+
+
+def _database(spec: dict[str, Any], cipher: KeyCipher) -> Any:
+    given = spec["input"]
+    try:
+        url = cipher.decrypt(spec["database_url_encrypted"])
+    except (KeyError, ValueError):
+        raise RunInputError(
+            "the run's database URL cannot be decrypted (the application's secret key "
+            "changed); create the run again"
+        ) from None
+    try:
+        refuse_application_database(parse_database_url(url, "input", environment=False))
+        return database_rows(url, given.get("query"), params=given.get("params"), environment=False)
+    except ConfigurationError as exc:
+        raise RunInputError(f"the database input cannot be read: {exc.reason}") from None

@@ -1,0 +1,483 @@
+"""Execute runs in the application process: a bounded pool on a thread of its own.
+
+The runs go on their own event loop (uvloop, as the CLI's), in a thread apart from the
+API's loop, so a busy run never holds up ``/health`` or a request. At most ``max_runs``
+execute at once. Each run goes through the batch core itself (`BatchRun`: mapping,
+outputs, retries, rate limit, the aiohttp pool), and its results are written to the
+database in batches, each batch in one transaction with the run's progress and lease
+renewal (`RunStore.write_results`): a row is stored exactly once.
+
+Leases: the executor claims runs no live instance holds, renews their leases with every
+write and a heartbeat, and stops a run whose lease it lost (taken over after a stall, or
+the run was cancelled or deleted). At a graceful stop the runs in flight are let go as
+``interrupted``; at the next start (or on another instance) they continue after the rows
+already stored. A killed instance's leases expire, then another instance takes them over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..._sync import loop_factory
+from ...batch import BatchRun
+from ...batch.cost import Price
+from ...batch.keys import key_token
+from ...batch.openai_batch_format import is_batch_input
+from ...batch.readers import read_in_thread
+from ...batch.results import BatchResult
+from ...batch.writers import jsonl_line
+from ...errors import OpenAICompatError, redact
+from ..connectors import ConnectorServices
+from ..egress import guarded_pool
+from ..http import ApiError
+from ._inputs import RunInputError, open_input
+from .placeholders import alias_row
+from .store import Claimed, Progress, ResultRecord, RunStore
+
+if TYPE_CHECKING:
+    from ..metrics import AppMetrics
+
+__all__ = ["RunExecutor", "instance_id", "run_price"]
+
+_log = logging.getLogger("openai_compat.app.runs")
+# A batch of results is written at this size, or this long after the last write.
+_FLUSH_ROWS = 500
+_FLUSH_S = 0.25
+# How long a thread holds the GIL while another waits for it. The API's thread waits while a
+# run's thread computes; at Python's default 5 ms a /health answer (several hand-overs)
+# could wait tens of milliseconds behind a busy run.
+_SWITCH_INTERVAL_S = 0.001
+# Rows read at a time when the run reads them itself (to fill placeholders).
+_READ_CHUNK = 256
+# The progress window the live figures (rows/s, latency percentiles) are taken over.
+_WINDOW_S = 3.0
+
+
+@dataclass
+class _Active:
+    claimed: Claimed
+    batch: BatchRun | None = None
+    lost: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        self.lost = True
+        if self.batch is not None:
+            self.batch.abort()
+        elif self.task is not None:
+            self.task.cancel()
+
+
+@dataclass
+class _Window:
+    """The last seconds of a run: when rows finished and how long they took."""
+
+    rows: deque[tuple[float, float, int]] = field(default_factory=deque)
+
+    def add(self, now: float, latency_ms: float, attempts: int) -> None:
+        self.rows.append((now, latency_ms, attempts))
+
+    def figures(self, now: float, elapsed: float) -> dict[str, Any]:
+        while self.rows and self.rows[0][0] < now - _WINDOW_S:
+            self.rows.popleft()
+        span = min(_WINDOW_S, max(elapsed, 1e-3))
+        latencies = sorted(latency for _, latency, attempts in self.rows if attempts)
+        requests = sum(attempts for _, _, attempts in self.rows)
+
+        def pct(q: float) -> float | None:
+            if not latencies:
+                return None
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+        return {
+            "rows_per_s": round(len(self.rows) / span, 2),
+            "requests_per_s": round(requests / span, 2),
+            "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99)},
+            "window_s": round(span, 2),
+        }
+
+
+def run_price(given: Any) -> Price | None:
+    """A run's ``prices`` (price text or an object of the same names) as a `Price`.
+
+    >>> run_price({"input": 1, "output": 2}) == run_price("input=1,output=2")
+    True
+    """
+    if given is None:
+        return None
+    if isinstance(given, str):
+        return Price.parse(given, "prices")
+    return Price.from_mapping(given, "prices")
+
+
+def _budget_left(claimed: Claimed) -> tuple[float | None, int | None, str | None]:
+    """What is left of the run's budget: ``(max_cost, max_tokens, None)``, or a reason when
+    it is spent. It counts from the last resume (``budget_from``), across restarts and
+    take-overs, so an instance that continues a run never gets a fresh budget."""
+    spec = claimed.spec
+    base = spec.get("budget_from") or {}
+    cost = (claimed.cost or 0.0) - float(base.get("cost") or 0.0)
+    tokens = claimed.tokens - int(base.get("tokens") or 0)
+    max_cost, max_tokens = spec.get("max_cost"), spec.get("max_tokens")
+    if max_cost is not None and cost >= max_cost:
+        return None, None, f"spent ${cost:.4f} of the max_cost budget of ${max_cost:.2f}"
+    if max_tokens is not None and tokens >= max_tokens:
+        return None, None, f"spent {tokens} tokens of the max_tokens budget of {max_tokens}"
+    left_cost = max_cost - cost if max_cost is not None else None
+    left_tokens = max_tokens - tokens if max_tokens is not None else None
+    return left_cost, left_tokens, None
+
+
+def _budget_error(spent: str) -> str:
+    return (
+        f"the budget was spent ({spent}); the rows left were not started: resume continues "
+        "them with a fresh budget"
+    )
+
+
+def instance_id() -> str:
+    """This instance's lease owner name: host, process, and a random part."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class RunExecutor:
+    """Claims runs and executes them on its own thread and event loop."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        services: ConnectorServices,
+        metrics: AppMetrics,
+        data_dir: Path,
+        *,
+        max_runs: int,
+        lease_s: float,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.services = services
+        self.metrics = metrics
+        self.data_dir = data_dir
+        self.max_runs = max_runs
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.owner = instance_id()
+        self._active: dict[int, _Active] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    # -- the thread ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the executor thread (returns once its loop runs)."""
+        if self.store.engine.dialect.name == "sqlite":
+            # One instance per SQLite file: a run still marked running was this file's
+            # previous process's, which is gone.
+            self.store.release_all()
+        sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
+        self._thread = threading.Thread(target=self._thread_main, name="runs", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _thread_main(self) -> None:
+        factory = loop_factory()
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(self._main())
+
+    def wake(self) -> None:
+        """Look for runs to claim now (a run was created or queued again)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the runs in flight (stored rows stay; they continue at the next start)."""
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def executing(self) -> list[int]:
+        """The ids of the runs this instance executes now."""
+        return list(self._active)
+
+    # -- the loop --------------------------------------------------------------------------
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._ready.set()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self._stopping.is_set():
+                await self._claim_what_fits()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        finally:
+            heartbeat.cancel()
+            for active in list(self._active.values()):
+                active.stop()
+            tasks = [a.task for a in self._active.values() if a.task is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                released = await asyncio.to_thread(self.store.release, self.owner)
+            except Exception as exc:
+                _log.error("could not let go of the runs: %s", type(exc).__name__)
+            else:
+                if released:
+                    _log.info("%d runs interrupted; they continue at the next start", released)
+
+    async def _claim_what_fits(self) -> None:
+        assert self._stopping is not None
+        while len(self._active) < self.max_runs and not self._stopping.is_set():
+            try:
+                claimed = await asyncio.to_thread(self.store.claim, self.owner, self.lease_s)
+            except Exception as exc:
+                _log.error("could not claim a run: %s", type(exc).__name__)
+                return
+            if claimed is None:
+                return
+            active = _Active(claimed)
+            self._active[claimed.id] = active
+            self.metrics.runs_executing.set(len(self._active))
+            active.task = asyncio.create_task(self._execute(active))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.2, self.lease_s / 3))
+            ids = list(self._active)
+            if not ids:
+                continue
+            try:
+                held = await asyncio.to_thread(self.store.heartbeat, self.owner, ids, self.lease_s)
+            except Exception as exc:
+                _log.error("could not renew the run leases: %s", type(exc).__name__)
+                continue
+            for run_id in ids:
+                active = self._active.get(run_id)
+                if run_id not in held and active is not None:
+                    # Cancelled, deleted, or taken over: stop sending its rows.
+                    active.stop()
+
+    async def _execute(self, active: _Active) -> None:
+        claimed = active.claimed
+        try:
+            try:
+                status, error = await self._run(active)
+            except asyncio.CancelledError:
+                status, error = None, None
+            except SQLAlchemyError as exc:
+                # The database failed, not the run: it is let go as it is (its lease runs
+                # out, then it continues here or on another instance).
+                _log.error("run %d: the database failed: %s", claimed.id, type(exc).__name__)
+                status, error = None, None
+            except Exception as exc:  # a bug fails the run, never the executor
+                _log.error("run %d failed: %s", claimed.id, type(exc).__name__)
+                status, error = "failed", f"internal error ({type(exc).__name__})"
+            if status is not None and not active.lost:
+                await asyncio.to_thread(
+                    self.store.finish,
+                    claimed.id,
+                    self.owner,
+                    status,
+                    error,
+                    exact_total=status == "succeeded",
+                )
+        except Exception as exc:
+            _log.error("run %d: could not record its end: %s", claimed.id, type(exc).__name__)
+        finally:
+            self._active.pop(claimed.id, None)
+            self.metrics.runs_executing.set(len(self._active))
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _run(self, active: _Active) -> tuple[str | None, str | None]:
+        """Run it; ``(final status, error)``, or ``(None, None)`` when it was let go."""
+        claimed = active.claimed
+        spec = claimed.spec
+        stored = await asyncio.to_thread(self.services.store.get, claimed.connector_id)
+        if stored is None:
+            return "failed", (
+                f"the connector {claimed.connector_id} was deleted; runs need their connector"
+            )
+        try:
+            config = await self.services.usable(self.services.raw_config(stored))
+        except ApiError as exc:
+            return "failed", f"the connector cannot be used: {exc.body['message']}"
+        secrets = config.secrets
+        try:
+            rows = await asyncio.to_thread(
+                open_input, spec, self.data_dir, self.store, self.services.cipher
+            )
+        except RunInputError as exc:
+            return "failed", redact(str(exc), secrets)
+        max_cost, max_tokens, spent = _budget_left(claimed)
+        if spent is not None:
+            return "cancelled", _budget_error(spent)
+        placeholders = spec.get("placeholders")
+        if placeholders and not is_batch_input(rows, None):
+            rows = _aliased(rows, placeholders)
+        skip = await asyncio.to_thread(self.store.done_keys, claimed.id)
+        concurrency = int(spec.get("concurrency") or 10)
+        try:
+            batch = BatchRun(
+                config,
+                rows,
+                prices=run_price(spec.get("prices")),
+                max_cost=max_cost,
+                max_tokens=max_tokens,
+                mapping=spec.get("mapping"),
+                outputs=spec.get("outputs"),
+                key=spec.get("key"),
+                concurrency=concurrency,
+                rate=spec.get("rate"),
+                skip=skip,
+                client=guarded_pool(self.services.policy, concurrency),
+                on_notice=lambda message: _log.info("run %d: %s", claimed.id, message),
+            )
+        except OpenAICompatError as exc:
+            return "failed", redact(str(exc), secrets)
+        active.batch = batch
+        if active.lost:
+            return None, None
+        return await self._consume(active, batch, secrets)
+
+    async def _consume(
+        self, active: _Active, batch: BatchRun, secrets: tuple[str, ...]
+    ) -> tuple[str | None, str | None]:
+        claimed = active.claimed
+        run_id, connector_id = claimed.id, claimed.connector_id
+        started = time.perf_counter()
+        window = _Window()
+        records: list[ResultRecord] = []
+        counts = _Counts()
+        last_write = started
+        error: str | None = None
+
+        async def write() -> bool:
+            nonlocal records, counts, last_write
+            now = time.perf_counter()
+            live = window.figures(now, now - started)
+            self.metrics.rows_per_s.set(live["rows_per_s"])
+            ok = await asyncio.to_thread(
+                self.store.write_results,
+                run_id,
+                self.owner,
+                self.lease_s,
+                records,
+                counts.progress(),
+                claimed.active_s + (now - started),
+                live,
+            )
+            records, counts, last_write = [], _Counts(), now
+            return ok
+
+        try:
+            async with batch:
+                async for result in batch:
+                    now = time.perf_counter()
+                    records.append(_record(result, secrets))
+                    counts.add(result)
+                    window.add(now, result.latency_ms, result.attempts)
+                    self.metrics.observe_row(
+                        connector_id, result.ok, result.latency_ms, result.attempts, result.usage
+                    )
+                    if (len(records) >= _FLUSH_ROWS or now - last_write >= _FLUSH_S) and not (
+                        await write()
+                    ):
+                        active.stop()
+                        return None, None
+        except OpenAICompatError as exc:
+            # The input as a whole cannot be run (a key column the rows lack, ...).
+            error = redact(str(exc), secrets)
+        if not await write():
+            return None, None
+        if error is not None:
+            return "failed", error
+        spent = batch.summary.budget_spent
+        if spent is not None and not active.lost:
+            for flag in ("max_cost", "max_tokens"):
+                spent = spent.replace("--" + flag.replace("_", "-"), flag)
+            return "cancelled", _budget_error(spent)
+        if active.lost or batch.summary.interrupted:
+            return None, None
+        return "succeeded", None
+
+
+async def _aliased(rows: Any, placeholders: dict[str, str]) -> AsyncIterator[Any]:
+    """The rows (read in a worker thread, as the batch core reads a file or a query), each
+    with its placeholders filled from the columns chosen for them."""
+    async for chunk in read_in_thread(rows, _READ_CHUNK):
+        for row in chunk:
+            yield alias_row(row, placeholders) if isinstance(row, Mapping) else row
+
+
+def _record(result: BatchResult, secrets: tuple[str, ...]) -> ResultRecord:
+    line = jsonl_line(result).decode("utf-8")[:-1]
+    if any(secret in line for secret in secrets):
+        # An endpoint that echoes the key in an error: never stored.
+        line = redact(line, secrets)
+    return ResultRecord(key_token(result.key), result.index, result.ok, line)
+
+
+@dataclass
+class _Counts:
+    ok: int = 0
+    failed: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: float | None = None
+
+    def add(self, result: BatchResult) -> None:
+        if result.ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        self.requests += result.attempts
+        usage = result.usage
+        if usage:
+            self.prompt_tokens += _count(usage.get("prompt_tokens"))
+            self.completion_tokens += _count(usage.get("completion_tokens"))
+            self.total_tokens += _count(usage.get("total_tokens"))
+        cost = result.cost if result.has_cost else None
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            self.cost = (self.cost or 0.0) + cost
+
+    def progress(self) -> Progress:
+        return Progress(
+            self.ok,
+            self.failed,
+            self.requests,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.total_tokens,
+            self.cost,
+        )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

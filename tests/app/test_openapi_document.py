@@ -1,0 +1,92 @@
+"""The OpenAPI document describes the whole API: every JSON answer has a declared schema.
+
+Each route renders its own bytes; its ``response_model`` only says what they are (the fuzz,
+``test_api_fuzz.py``, checks the answers against it). Here the document itself is read:
+no JSON answer, success or error, may be left without a schema, and the routes that do not
+answer JSON (server-sent events, the metrics text, downloads) say what they answer instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openai_compat.app import AppSettings, create_app
+
+JSON = "application/json"
+# The answers that are not JSON objects, by operation: the media types of their success.
+NOT_JSON = {
+    ("GET", "/api/v1/runs/{run_id}/events"): {"text/event-stream"},
+    ("GET", "/metrics"): {"text/plain"},
+}
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    data_dir: Path = tmp_path_factory.mktemp("openapi")
+    app = create_app(AppSettings(data_dir=data_dir, token="t" * 16))
+    try:
+        yield app.openapi()
+    finally:
+        app.state.container.services.store.engine.dispose()
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            yield method.upper(), path, operation
+
+
+def test_every_json_answer_of_every_route_declares_a_schema(document: dict[str, Any]) -> None:
+    components = document["components"]["schemas"]
+    missing: list[str] = []
+    for method, path, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            for media_type, content in response.get("content", {}).items():
+                if media_type != JSON:
+                    continue
+                schema = content.get("schema") or {}
+                ref = schema.get("$ref", "")
+                if not ref.startswith("#/components/schemas/"):
+                    missing.append(f"{method} {path} {status}: {schema or 'no schema'}")
+                elif ref.rsplit("/", 1)[-1] not in components:
+                    missing.append(f"{method} {path} {status}: {ref} is not in the document")
+    assert missing == []
+
+
+def test_every_route_documents_its_success(document: dict[str, Any]) -> None:
+    seen_not_json = set()
+    json_routes = 0
+    for method, path, operation in _operations(document):
+        success = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
+        assert len(success) == 1, (method, path, sorted(success))
+        [(status, response)] = success.items()
+        if status == "204":
+            assert method == "DELETE" and "content" not in response, (method, path)
+            continue
+        media_types = set(response["content"])
+        if (method, path) in NOT_JSON:
+            seen_not_json.add((method, path))
+            assert media_types == NOT_JSON[method, path], (method, path, media_types)
+            for content in response["content"].values():
+                assert content["schema"] == {"type": "string"}, (method, path)
+        else:
+            # A JSON answer, and maybe other forms of the same (a stream, a download).
+            assert JSON in media_types, (method, path, media_types)
+            json_routes += 1
+    assert seen_not_json == set(NOT_JSON)
+    assert json_routes >= 18, json_routes
+
+
+def test_the_error_answers_are_documented_as_json(document: dict[str, Any]) -> None:
+    for method, path, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            if status.startswith("2"):
+                continue
+            assert set(response["content"]) == {JSON}, (method, path, status)
+            assert response["content"][JSON]["schema"] == {
+                "$ref": "#/components/schemas/ErrorOut"
+            }, (method, path, status)
