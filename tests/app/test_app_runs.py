@@ -137,6 +137,23 @@ def test_uploads_that_cannot_be_read_are_refused_clearly(client: httpx.Client) -
     assert unauthenticated.status_code == 401
 
 
+def test_the_input_formats_are_the_ones_every_engine_reads(client: httpx.Client) -> None:
+    answer = client.get("/api/v1/input_formats")
+    assert answer.status_code == 200
+    body = answer.json()
+    names = [f["name"] for f in body["data"]]
+    assert {"jsonl", "csv", "parquet"} <= set(names)
+    offered = body["accept"].split(",")
+    assert ".json" not in offered and {".csv", ".jsonl", ".parquet", ".gz"} <= set(offered)
+    assert all(s in offered or s.endswith(".gz") for f in body["data"] for s in f["suffixes"])
+    # A .json file is refused as every engine refuses it, without pointing at a CLI flag.
+    refused = client.post("/api/v1/uploads", files={"file": ("rows.json", b'{"a": 1}\n')})
+    assert refused.status_code == 422
+    message = refused.json()["error"]["errors"][0]["message"]
+    assert ".jsonl" in message and "--input-format" not in message
+    assert httpx.get(str(client.base_url) + "/api/v1/input_formats").status_code == 401
+
+
 def test_an_upload_over_the_cap_is_413_and_leaves_nothing(tmp_path: Path) -> None:
     app = AppProcess(tmp_path / "data", env={"OPENAI_COMPAT_MAX_UPLOAD_BYTES": "100000"})
     try:

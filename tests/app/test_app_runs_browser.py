@@ -177,6 +177,10 @@ def test_upload_map_run_watch_and_download(page: Page, web_app: AppProcess, tmp_
     with MockServer(api_key=CANARY) as server:
         _save_connector(web_app, server.url + "?latency_ms=80", "Batch target")
         _open_runs(page, web_app, "Batch target")
+        # The picker offers what the server reads (its one table of input formats).
+        with web_app.client() as client:
+            offered = client.get("/api/v1/input_formats").json()["accept"]
+        expect(page.locator("#run-file")).to_have_attribute("accept", offered)
         page.set_input_files("#run-file", str(_write_csv(tmp_path / "tickets.csv")))
         expect(page.locator("#run-upload-status")).to_contain_text("tickets.csv", timeout=20000)
         # Its columns and first rows.

@@ -46,6 +46,8 @@ INTERNAL_SIGNALS = {
     "openai_compat._transports._base.TransportFailure",
     # A connect hook's refusal, turned into a TransportFailure by the transport it refuses.
     "openai_compat._transports._base.ConnectRefused",
+    # A run store's write finding the run taken over: rolls the write back, caught there.
+    "openai_compat.app.runs.store._Lost",
 }
 
 

@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..apis import Usage
 from .runs import RUN_STATUSES
 
 __all__ = ["CONTENT_TYPE", "AppMetrics"]
@@ -118,10 +119,12 @@ class AppMetrics:
             self.latency.labels(label, "run").observe(latency_ms / 1000)
             if attempts > 1:
                 self.retries.labels(label).inc(attempts - 1)
-        for kind in ("prompt_tokens", "completion_tokens"):
-            value = usage.get(kind) if usage else None
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                self.tokens.labels(label, kind.removesuffix("_tokens")).inc(value)
+        counts = Usage.parse(usage)
+        if counts is not None:
+            # The label values stay the Chat API's words, whichever spelling the answer used.
+            for kind, value in (("prompt", counts.input), ("completion", counts.output)):
+                if value is not None and value > 0:
+                    self.tokens.labels(label, kind).inc(value)
 
     def render(self) -> bytes:
         """The text exposition of every metric."""

@@ -21,6 +21,7 @@ rate: must look like 600/minute, 10/second or 5000/hour (or off), got 'fast'
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -81,6 +82,21 @@ class RunSpec(BaseModel):
             return cls(config=config, **given)
         except ValidationError as exc:
             raise _configuration_error(exc) from None
+
+    @classmethod
+    def from_arguments(
+        cls, config: Any, args: argparse.Namespace, mapping: Any, outputs: Any
+    ) -> RunSpec:
+        """The spec of ``openai-compat batch``'s parsed ``args`` (``--rate`` left out or
+        empty: no limit), with the ``--mapping`` and ``--outputs`` files' contents."""
+        return cls.build(
+            config,
+            mapping=mapping,
+            outputs=outputs,
+            key=args.key,
+            concurrency=args.concurrency,
+            rate=args.rate or None,
+        )
 
     @field_validator("config", mode="before")
     @classmethod

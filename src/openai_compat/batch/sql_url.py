@@ -30,7 +30,7 @@ __all__ = [
     "shown_url",
 ]
 
-# The ``ENV["NAME"]`` reference of configurations (openai_compat.app.env_refs, whose package
+# The ``ENV["NAME"]`` reference of configurations (openai_compat.app.secrets.env_refs, whose package
 # is the application: too heavy to import for a batch run).
 _REF = r"""ENV\[\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]"""
 _WHOLE_REF = re.compile(rf"^\s*{_REF}\s*$")

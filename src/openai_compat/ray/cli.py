@@ -130,14 +130,7 @@ def run_on_ray(
     """Run ``openai-compat batch --engine ray`` with parsed ``args``; the summary."""
     fmt = _check_arguments(args)
     # Every mistake of the configuration and options before any request.
-    spec = RunSpec.build(
-        config,
-        mapping=mapping,
-        outputs=outputs,
-        key=args.key,
-        concurrency=args.concurrency,
-        rate=args.rate or None,
-    )
+    spec = RunSpec.from_arguments(config, args, mapping, outputs)
     parsed, rate = spec.config, spec.rate
     paths = _input_paths(args.input)
     kind = format_of_input(args.input)

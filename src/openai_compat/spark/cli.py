@@ -177,14 +177,7 @@ def run_on_spark(
     """Run ``openai-compat batch --engine spark`` with parsed ``args``; the summary."""
     fmt = _check_arguments(args)
     # Every mistake of the configuration and options before any request.
-    spec = RunSpec.build(
-        config,
-        mapping=mapping,
-        outputs=outputs,
-        key=args.key,
-        concurrency=args.concurrency,
-        rate=args.rate or None,
-    )
+    spec = RunSpec.from_arguments(config, args, mapping, outputs)
     parsed, rate = spec.config, spec.rate
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     remote = "://" in args.output

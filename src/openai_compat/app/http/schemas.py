@@ -23,6 +23,7 @@ __all__ = [
     "ErrorOut",
     "ExecuteOut",
     "HealthOut",
+    "InputFormatsOut",
     "MappingPreviewOut",
     "QueryPreviewOut",
     "ResultLineOut",
@@ -154,6 +155,27 @@ class UploadOut(BaseModel):
     columns: list[str]
     sample: list[dict[str, Any]] = Field(description="the first rows")
     created_at: str
+
+
+class InputFormatOut(BaseModel):
+    """One format a run's input may have."""
+
+    name: str
+    label: str
+    description: str
+    suffixes: list[str] = Field(description="what a file of it may be named, .gz included")
+    aliases: list[str]
+    streamed: bool
+    gzip: bool
+    stdin: bool
+    found_in: str | None = Field(description="the format whose files hold it (found by looking)")
+
+
+class InputFormatsOut(BaseModel):
+    """The formats a run's input may have, and what a file picker offers for them."""
+
+    data: list[InputFormatOut]
+    accept: str = Field(description="the accept attribute of a file picker: every suffix")
 
 
 class QueryPreviewOut(BaseModel):

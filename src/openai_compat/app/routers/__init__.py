@@ -1,19 +1,29 @@
 """The HTTP routes: one module per resource, each an ``APIRouter`` that owns its paths.
 
 ``definitions`` (the connector's spec, a configuration tested before saving), ``connectors``
-(the saved connectors, ``execute_model``), ``mapping_preview``, ``uploads``, ``queries``,
-``runs`` (a connector's runs, and the runs with their events and results), ``health``
-(``/health``, ``/metrics``) and ``pages`` (the web page, the docs page, the OpenAPI
-document). `ROUTERS` is every router in the order the application includes them; the
-paths the middlewares watch come from here (`EXECUTE_PATH`, `UPLOADS_PATH`,
-`is_protected`), never written again by hand.
+(the saved connectors, ``execute_model``), ``mapping_preview``, ``uploads``,
+``input_formats`` (what a run's input may be), ``queries``, ``runs`` (a connector's runs,
+and the runs with their events and results), ``health`` (``/health``, ``/metrics``) and
+``pages`` (the web page, the docs page, the OpenAPI document). `ROUTERS` is every router in
+the order the application includes them; the paths the middlewares watch come from here
+(`EXECUTE_PATH`, `UPLOADS_PATH`, `is_protected`), never written again by hand.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import connectors, definitions, health, mapping_preview, pages, queries, runs, uploads
+from . import (
+    connectors,
+    definitions,
+    health,
+    input_formats,
+    mapping_preview,
+    pages,
+    queries,
+    runs,
+    uploads,
+)
 from ._common import API_ROOT
 from .connectors import EXECUTE_PATH
 from .pages import OPENAPI_PATH, STATIC_DIR
@@ -26,6 +36,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     connectors.router,
     mapping_preview.router,
     uploads.router,
+    input_formats.router,
     queries.router,
     runs.connector_runs,
     runs.router,

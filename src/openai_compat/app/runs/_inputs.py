@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...batch import database_rows
-from ...batch.readers import RowSource
+from ...batch.sources import RowSource
 from ...batch.sql_url import failure_text, open_database, parse_database_url, shown_url
 from ...errors import ConfigurationError, OpenAICompatError
 from ..secrets import KeyCipher

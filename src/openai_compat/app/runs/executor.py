@@ -38,8 +38,8 @@ from ...batch import BatchRun
 from ...batch.cost import Price
 from ...batch.keys import key_token
 from ...batch.openai_batch_format import is_batch_input
-from ...batch.readers import read_in_thread
-from ...batch.results import BatchResult
+from ...batch.results import BatchResult, BatchSummary
+from ...batch.sources import read_in_thread
 from ...batch.writers import jsonl_line
 from ...errors import OpenAICompatError, redact
 from ..connectors import ConnectorServices
@@ -444,40 +444,27 @@ def _record(result: BatchResult, secrets: tuple[str, ...]) -> ResultRecord:
 
 @dataclass
 class _Counts:
-    ok: int = 0
-    failed: int = 0
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    """A window's counts: rows and tokens as every run counts them (`BatchSummary.add`:
+    usage in either spelling, a cached answer's tokens not counted again), and the cost
+    of the results that have one."""
+
+    rows: BatchSummary = field(default_factory=BatchSummary)
     cost: float | None = None
 
     def add(self, result: BatchResult) -> None:
-        if result.ok:
-            self.ok += 1
-        else:
-            self.failed += 1
-        self.requests += result.attempts
-        usage = result.usage
-        if usage:
-            self.prompt_tokens += _count(usage.get("prompt_tokens"))
-            self.completion_tokens += _count(usage.get("completion_tokens"))
-            self.total_tokens += _count(usage.get("total_tokens"))
+        self.rows.add(result)
         cost = result.cost if result.has_cost else None
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             self.cost = (self.cost or 0.0) + cost
 
     def progress(self) -> Progress:
+        rows = self.rows
         return Progress(
-            self.ok,
-            self.failed,
-            self.requests,
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.total_tokens,
+            rows.ok,
+            rows.failed,
+            rows.requests,
+            rows.prompt_tokens,
+            rows.completion_tokens,
+            rows.total_tokens,
             self.cost,
         )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -24,7 +24,6 @@ from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from ...errors import OpenAICompatError
 from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
 
 __all__ = ["Claimed", "Progress", "ResultRecord", "RunStore"]
@@ -38,8 +37,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class _Lost(OpenAICompatError):
-    """The run is no longer held by this writer."""
+class _Lost(Exception):
+    """The run is no longer held by this writer: a signal inside the store's write (raised
+    to roll the transaction back, caught around it), never an error a caller sees."""
 
 
 @dataclass(frozen=True, slots=True)

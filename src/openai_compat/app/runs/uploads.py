@@ -23,7 +23,7 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..._strict_json import json_safe
-from ...batch.readers import RowSource, UnreadableRow, count_rows, detect_format
+from ...batch.sources import RowSource, UnreadableRow, count_rows, format_of_name
 from ...errors import ConfigurationError
 from ..http import ApiError, BodyTooLarge, FieldError
 
@@ -247,7 +247,8 @@ def inspect_upload(data_dir: Path, received: UploadedFile) -> Inspected:
     """Move the received file to its place and read its start; 422 (file removed) if it is
     not a dataset the batch readers can read. Blocking: call it in a worker thread."""
     try:
-        fmt = detect_format(received.filename)
+        # Judged by name as every engine judges it (no --input-format on a web page).
+        fmt = format_of_name(received.filename, input_format_option=False).name
     except ConfigurationError as exc:
         received.path.unlink(missing_ok=True)
         raise ApiError.invalid([FieldError("file", exc.reason)]) from None

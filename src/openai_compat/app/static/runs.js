@@ -150,6 +150,17 @@
     $("#run-src-file", s.root).addEventListener("click", () => setSource("file"));
     $("#run-src-db", s.root).addEventListener("click", () => setSource("database"));
     $("#run-db-look", s.root).addEventListener("click", lookAtQuery);
+    offerInputFormats(file);
+  }
+
+  // The picker offers what the server reads, from the server's one table of input formats.
+  async function offerInputFormats(file) {
+    try {
+      const formats = await api("GET", "/api/v1/input_formats");
+      if (formats && formats.accept) file.accept = formats.accept;
+    } catch (err) {
+      // The page's own list stays; an upload the server cannot read is refused with why.
+    }
   }
 
   function setSource(source) {
