@@ -521,6 +521,12 @@ def test_resume_after_the_driver_was_killed(spark: Any, tmp_path: Path) -> None:
                 if written >= 60:
                     break
                 time.sleep(0.05)
+            # The tree is stopped before it is listed again: a Python worker forked after a
+            # first listing would outlive the kill and send requests during the resumed run.
+            started = _descendants(driver.pid)
+            for pid in (driver.pid, *started):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
             started = _descendants(driver.pid)
             driver.kill()  # kill -9: no clean-up of any kind
             driver.wait()
