@@ -5,7 +5,7 @@ One `BatchRun` reads rows (streamed), maps each to a payload, and sends them thr
 arrive, so a short input never starts more workers than it has rows) and the run's
 `Scheduler` (rate limit, pause after a 429). Results come out in completion order. Memory
 stays flat: rows wait in a queue of a few times the concurrency, never the whole input.
-Writing them to a file (checkpoint, signals, progress) is `_to_file`'s job.
+Writing them to an output (checkpoint, signals, progress) is `run.drive`'s job, with a sink.
 """
 
 from __future__ import annotations
