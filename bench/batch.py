@@ -82,7 +82,7 @@ async def _ours(
     port: int, latency_ms: int, rows: str, out: str, concurrency: int
 ) -> dict[str, Any]:
     # Imported before the clock starts, as the floor imports aiohttp before its own.
-    from openai_compat._transports import _aiohttp  # noqa: F401
+    from openai_compat._transports import AiohttpTransport  # noqa: F401
     from openai_compat.batch import arun_batch_to_file
 
     query = f"?latency_ms={latency_ms}" if latency_ms else ""
