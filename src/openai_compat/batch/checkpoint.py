@@ -19,15 +19,15 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from ..errors import ConfigurationError
 from .keys import key_token
 from .keyset import WrittenKeys
 
-__all__ = ["MODES", "Checkpoint", "Record", "prepare_output", "rewrite_kept"]
+__all__ = ["MODES", "Checkpoint", "Record", "json_line_records", "prepare_output", "rewrite_kept"]
 
 MODES = ("new", "overwrite", "resume", "retry-failed")
 _KEY_FIRST = b'{"key":'
@@ -99,27 +99,42 @@ class Record:
     failed: bool = False
 
 
-def _jsonl_records(path: str) -> Iterator[Record]:
+def json_line_records(
+    path: str, read: Callable[[Any], tuple[str, bool]], not_a_line: str
+) -> Iterator[Record]:
+    """The records of a JSON Lines output file, each line's key and failure told by
+    ``read`` (its parsed object in; what it raises, ValueError, KeyError or TypeError, makes
+    the file one this run does not resume: "``path`` line N is not ``not_a_line``").
+    A torn last line ends them: the caller cuts it off."""
     offset = 0
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
             end = offset + len(line)
             if not line.endswith(b"\n"):
-                return  # torn: the caller cuts it off
+                return
             offset = end
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
-                key = key_token(data["key"])
-                failed = data.get("error") is not None
+                key, failed = read(json.loads(line))
             except (ValueError, KeyError, TypeError):
                 raise ConfigurationError(
-                    f"{path} line {number} is not a result line of a batch run; resume only "
-                    "with the output file of a batch run (or choose another --output)",
-                    field="output",
+                    f"{path} line {number} is not {not_a_line}", field="output"
                 ) from None
             yield Record(end, line, key, failed)
+
+
+def _result_line(data: Any) -> tuple[str, bool]:
+    return key_token(data["key"]), data.get("error") is not None
+
+
+def _jsonl_records(path: str) -> Iterator[Record]:
+    return json_line_records(
+        path,
+        _result_line,
+        "a result line of a batch run; resume only with the output file of a batch run (or "
+        "choose another --output)",
+    )
 
 
 def _csv_records(path: str, columns: Sequence[str]) -> Iterator[Record]:

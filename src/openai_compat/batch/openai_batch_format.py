@@ -22,7 +22,7 @@ from typing import IO, Any
 from ..apis import CHAT, Dialect
 from ..errors import ConfigurationError
 from ..mapping import PayloadBuilder, RowMappingError
-from .checkpoint import Checkpoint, Record, rewrite_kept
+from .checkpoint import Checkpoint, Record, json_line_records, rewrite_kept
 from .keys import key_token
 from .keyset import WrittenKeys
 from .results import BatchResult
@@ -214,27 +214,17 @@ def _failed_line(data: Mapping[str, Any]) -> bool:
     return not isinstance(status, int) or status >= 400
 
 
+def _batch_line(data: Any) -> tuple[str, bool]:
+    return key_token(data[KEY]), _failed_line(data)
+
+
 def _records(path: str) -> Iterator[Record]:
-    offset = 0
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            end = offset + len(line)
-            if not line.endswith(b"\n"):
-                return  # torn: the caller cuts it off
-            offset = end
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                key = key_token(data[KEY])
-                failed = _failed_line(data)
-            except (ValueError, KeyError, TypeError):
-                raise ConfigurationError(
-                    f"{path} line {number} is not an OpenAI batch output line (with "
-                    f"{KEY} and response); resume only with the output of a batch run",
-                    field="output",
-                ) from None
-            yield Record(end, line, key, failed)
+    return json_line_records(
+        path,
+        _batch_line,
+        f"an OpenAI batch output line (with {KEY} and response); resume only with the "
+        "output of a batch run",
+    )
 
 
 class _TwoFileKeys:

@@ -23,10 +23,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
@@ -69,6 +75,9 @@ class RunSpec(BaseModel):
     shard: Shard | None = None
     include_input: bool = False
     include_response: bool = False
+    # What the mapping and outputs mean, kept from their check so they are built once.
+    _payload_builder: PayloadBuilder | None = PrivateAttr(default=None)
+    _output_fields: list[OutputField] | None = PrivateAttr(default=None)
 
     @classmethod
     def build(cls, config: SourceConfig | dict[str, Any] | str, **options: Any) -> RunSpec:
@@ -78,10 +87,14 @@ class RunSpec(BaseModel):
         given = {
             name: value for name, value in options.items() if value is not None or name == "rate"
         }
+        built: dict[str, Any] = {}
         try:
-            return cls(config=config, **given)
+            spec = cls.model_validate({"config": config, **given}, context=built)
         except ValidationError as exc:
             raise _configuration_error(exc) from None
+        spec._payload_builder = built.get("payload_builder")
+        spec._output_fields = built.get("output_fields")
+        return spec
 
     @classmethod
     def from_arguments(
@@ -108,7 +121,9 @@ class RunSpec(BaseModel):
     def _mapping(cls, value: Any, info: ValidationInfo) -> Any:
         config = info.data.get("config")
         if config is not None:
-            PayloadBuilder(config.request_format, value)
+            builder = PayloadBuilder(config.request_format, value)
+            if info.context is not None:
+                info.context["payload_builder"] = builder
         return value
 
     @field_validator("outputs", mode="after")
@@ -116,7 +131,9 @@ class RunSpec(BaseModel):
     def _outputs(cls, value: Any, info: ValidationInfo) -> Any:
         config = info.data.get("config")
         if config is not None:
-            output_fields(value, config.response_format, config.dialect)
+            fields = output_fields(value, config.response_format, config.dialect)
+            if info.context is not None:
+                info.context["output_fields"] = fields
         return value
 
     @field_validator("key", mode="before")
@@ -162,15 +179,21 @@ class RunSpec(BaseModel):
             raise ConfigurationError(f"must be true or false, got {value!r}", field=info.field_name)
         return value
 
-    @cached_property
+    @property
     def payload_builder(self) -> PayloadBuilder:
         """What turns a row into its payload."""
-        return PayloadBuilder(self.config.request_format, self.mapping)
+        if self._payload_builder is None:
+            self._payload_builder = PayloadBuilder(self.config.request_format, self.mapping)
+        return self._payload_builder
 
-    @cached_property
+    @property
     def output_fields(self) -> list[OutputField]:
         """The fields picked out of every answer."""
-        return output_fields(self.outputs, self.config.response_format, self.config.dialect)
+        if self._output_fields is None:
+            self._output_fields = output_fields(
+                self.outputs, self.config.response_format, self.config.dialect
+            )
+        return self._output_fields
 
     @property
     def output_names(self) -> list[str]:
