@@ -190,6 +190,7 @@ def test_a_stored_run_whose_url_names_the_environment_fails_without_reading_it(
     # A run stored before URLs from the API were checked: executing it reads nothing from
     # the environment and fails with a message that holds no resolved value.
     from openai_compat.app.runs._inputs import RunInputError, open_input
+    from openai_compat.app.runs.stored import StoredRun
     from openai_compat.app.secrets.credentials import KeyCipher
 
     monkeypatch.setenv("OC_TEST_SERVER_SECRET", _SERVER_SECRET)
@@ -201,6 +202,6 @@ def test_a_stored_run_whose_url_names_the_environment_fails_without_reading_it(
         ),
     }
     with pytest.raises(RunInputError) as caught:
-        open_input(spec, tmp_path, store=None, cipher=cipher)  # type: ignore[arg-type]
+        open_input(StoredRun.model_validate(spec), tmp_path, store=None, cipher=cipher)  # type: ignore[arg-type]
     assert "ENV[" in str(caught.value)
     assert _SERVER_SECRET not in str(caught.value)

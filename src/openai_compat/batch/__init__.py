@@ -14,12 +14,12 @@ read as a stream; the columns and count of a file), `writers` (JSON Lines or CSV
 flush), `checkpoint` (resume from the output file), `scheduler` (rate limit, pause after a
 429), `progress` (stderr), `keys` (row keys, shards), `engine` (the row engine, `BatchRun`),
 `engines` (local, Ray, Spark: what each honours), `spec` (`RunSpec`), `row_keys` (which rows
-are sent), `sinks` and `run` (results into any output, driven once), `_to_file` (a run into
-an output file), `_api` (`run_batch`, `run_batch_sync`), `_options` (their options, typed),
-`cli` (``openai-compat batch``), `cache` (`ResponseCache`: answers in a SQLite file,
-shareable by processes), `cost` and `budget` (prices, ``max_cost`` / ``max_tokens``),
-`openai_batch_format` (OpenAI batch files in and out), `arrow` (the flat result row as
-Arrow, for the cluster engines).
+are sent), `row_results` (each row's result), `sinks` and `run` (results into any output,
+driven once), `_to_file` (a run into an output file), `_api` (`run_batch`,
+`run_batch_sync`), `_options` (their options, typed), `cli` (``openai-compat batch``),
+`cache` (`ResponseCache`: answers in a SQLite file, shareable by processes), `cost` and
+`budget` (prices, ``max_cost`` / ``max_tokens``), `openai_batch_format` (OpenAI batch files
+in and out), `arrow` (the flat result row as Arrow, for the cluster engines).
 Databases: `sql_url` (URLs, ``ENV["NAME"]``, the password hidden), `_sql_reader`
 (`database_rows`: a query's rows, streamed), `_sql_writer` (the results table, upserts),
 `_to_table` (a run into a table, exactly once).

@@ -1,10 +1,10 @@
 """What the response cache, prices and a budget add to a run, in one place for the engine.
 
-`RowAccounting` is made from the run's options (``cache``, ``cache_mode``, ``prices``,
-``max_cost``, ``max_tokens``) only when one of them is set: a run without them pays nothing
-for this. It looks a request up in the cache, stores a successful answer, prices an answer,
-gives every result line the same added keys (``cached``, ``cost``), and counts what the
-run spent against its budget.
+`RowAccounting` is made from a run's `RunSpec` (``cache``, ``cache_mode``, ``prices``,
+``max_cost``, ``max_tokens``, checked there) only when one of them is set: a run without
+them pays nothing for this. It looks a request up in the cache, stores a successful
+answer, prices an answer, gives every result line the same added keys (``cached``,
+``cost``), and counts what the run spent against its budget.
 """
 
 from __future__ import annotations
@@ -14,35 +14,24 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..errors import ConfigurationError
 from .budget import Budget, reported_tokens
 from .cache import CachedAnswer, ResponseCache
-from .cost import Prices, parse_prices
+from .cost import Prices
 from .results import BatchResult, BatchSummary
+from .spec import RunSpec
 
 __all__ = ["RowAccounting", "make_cache"]
 
 _WRITE_BATCH = 64
 
 
-def make_cache(cache: Any, mode: str | None) -> ResponseCache | None:
-    """The ``cache`` option (a path or a `ResponseCache`) as an open cache, or None."""
-    if cache is None:
-        if mode is not None:
-            raise ConfigurationError(
-                "a cache mode needs a cache file (--cache FILE)", field="cache"
-            )
-        return None
+def make_cache(cache: str | os.PathLike[str] | ResponseCache, mode: str | None) -> ResponseCache:
+    """A run's ``cache`` option (checked by its `RunSpec`) as an open cache."""
     if isinstance(cache, ResponseCache):
         if mode is not None and mode != cache.mode:
             cache = ResponseCache(cache.path, mode, timeout_s=cache.timeout_s)
         opened: ResponseCache = cache.open()
         return opened
-    if not isinstance(cache, str | os.PathLike):
-        raise ConfigurationError(
-            f"must be the path of a cache file or a ResponseCache, got {type(cache).__name__}",
-            field="cache",
-        )
     # A run stores its answers 64 at a time (or after a second): one transaction each.
     return ResponseCache(cache, mode or "read-write", write_batch=_WRITE_BATCH).open()
 
@@ -71,26 +60,16 @@ class RowAccounting:
             summary.cost = 0.0
 
     @classmethod
-    def from_options(
-        cls,
-        url: str,
-        options: Mapping[str, Any],
-        summary: BatchSummary,
-        notice: Callable[[str], None],
+    def from_spec(
+        cls, spec: RunSpec, summary: BatchSummary, notice: Callable[[str], None]
     ) -> RowAccounting | None:
-        """The accounting of a run's options, or None when they ask for none."""
-        names = ("cache", "cache_mode", "prices", "max_cost", "max_tokens")
-        if all(options.get(name) is None for name in names):
+        """The accounting of a run, or None when it asks for no cache, prices or budget."""
+        prices = spec.price_table
+        budget = Budget(spec.max_cost, spec.max_tokens)
+        if spec.cache is None and prices is None and not budget.limited:
             return None
-        budget = Budget(options.get("max_cost"), options.get("max_tokens"))
-        prices = parse_prices(options.get("prices"))
-        if budget.max_cost is not None and prices is None:
-            raise ConfigurationError(
-                "a cost budget needs prices: add --price input=...,output=... or --prices FILE",
-                field="max_cost",
-            )
-        cache = make_cache(options.get("cache"), options.get("cache_mode"))
-        return cls(url, summary, notice, cache=cache, prices=prices, budget=budget)
+        cache = None if spec.cache is None else make_cache(spec.cache, spec.cache_mode)
+        return cls(spec.config.url, summary, notice, cache=cache, prices=prices, budget=budget)
 
     def _tell_once(self, topic: str, message: str) -> None:
         if topic not in self._told:

@@ -11,10 +11,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import ConfigurationError
 from .results import BatchResult, flat_columns
 
-__all__ = ["check_names", "result_schema", "result_table"]
+__all__ = ["result_schema", "result_table"]
 
 _TYPES = {"text": pa.large_string(), "integer": pa.int64(), "decimal": pa.float64()}
 
@@ -27,25 +26,6 @@ def result_schema(output_names: Sequence[str], *, include_response: bool = False
             for name, kind in flat_columns(output_names, include_response=include_response)
         ]
     )
-
-
-def check_names(
-    input_columns: Sequence[str], output_names: Sequence[str], *, include_response: bool = False
-) -> None:
-    """Refuse, before any request, a result column that would overwrite an input column."""
-    taken = set(input_columns)
-    clashes = [
-        name
-        for name, _ in flat_columns(output_names, include_response=include_response)
-        if name in taken
-    ]
-    if clashes:
-        raise ConfigurationError(
-            f"the result column(s) {', '.join(map(repr, clashes))} would overwrite input "
-            'column(s) of the same name: rename the outputs ({"name": ..., "as": ...}) or '
-            "leave the input columns out",
-            field="outputs",
-        )
 
 
 def result_table(

@@ -23,25 +23,29 @@ __all__ = ["Price", "Prices", "parse_prices"]
 _NAMES = ("input", "output", "cached_input")
 _ITEM = re.compile(r"\s*([a-z_]+)\s*=\s*([^,]+?)\s*")
 _EXAMPLE = "input=0.15,output=0.60[,cached_input=0.075] (USD per million tokens)"
+_SHAPES = (
+    'must be text such as "input=0.15,output=0.60", an object such as '
+    '{"input": 0.15, "output": 0.60}, or an object of model name to such prices, e.g. '
+    '{"gpt-4o-mini": {"input": 0.15, "output": 0.60}} (USD per million tokens)'
+)
 
 
 def _count(value: int | None) -> int | None:
     return value if value is not None and value >= 0 else None
 
 
-def _rate(value: Any, name: str, where: str) -> float:
+def _rate(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigurationError(f"{where}: {name} must be a number, got {value!r}", field="price")
+        raise ConfigurationError(f"{name} must be a number, got {value!r}", field="prices")
     try:
         rate = float(value)
     except ValueError:
         raise ConfigurationError(
-            f"{where}: {name} must be a number, got {value!r}", field="price"
+            f"{name} must be a number, got {value!r}", field="prices"
         ) from None
     if not math.isfinite(rate) or rate < 0:
         raise ConfigurationError(
-            f"{where}: {name} must be 0 or more (USD per million tokens), got {value!r}",
-            field="price",
+            f"{name} must be 0 or more (USD per million tokens), got {value!r}", field="prices"
         )
     return rate
 
@@ -55,7 +59,7 @@ class Price:
     cached_input: float | None = None
 
     @classmethod
-    def parse(cls, text: str, where: str = "--price") -> Price:
+    def parse(cls, text: str) -> Price:
         """``"input=0.15,output=0.60[,cached_input=0.075]"`` as a `Price`.
 
         >>> Price.parse("input=0.15,output=0.60")
@@ -66,29 +70,29 @@ class Price:
             match = _ITEM.fullmatch(item)
             if match is None:
                 raise ConfigurationError(
-                    f"{where}: cannot read {item.strip()!r}; write {_EXAMPLE}", field="price"
+                    f"cannot read {item.strip()!r}; write {_EXAMPLE}", field="prices"
                 )
             values[match.group(1)] = match.group(2)
-        return cls.from_mapping(values, where)
+        return cls.from_mapping(values)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str) -> Price:
+    def from_mapping(cls, values: Mapping[str, Any]) -> Price:
         """A `Price` from ``{"input": ..., "output": ..., "cached_input": ...}``."""
         unknown = sorted(set(values) - set(_NAMES))
         if unknown:
             raise ConfigurationError(
-                f"{where}: unknown price {', '.join(unknown)}; write {_EXAMPLE}", field="price"
+                f"unknown price {', '.join(unknown)}; write {_EXAMPLE}", field="prices"
             )
         missing = [name for name in ("input", "output") if name not in values]
         if missing:
             raise ConfigurationError(
-                f"{where}: no {' and no '.join(missing)} price; write {_EXAMPLE}", field="price"
+                f"no {' and no '.join(missing)} price; write {_EXAMPLE}", field="prices"
             )
         cached = values.get("cached_input")
         return cls(
-            _rate(values["input"], "input", where),
-            _rate(values["output"], "output", where),
-            None if cached is None else _rate(cached, "cached_input", where),
+            _rate(values["input"], "input"),
+            _rate(values["output"], "output"),
+            None if cached is None else _rate(cached, "cached_input"),
         )
 
     def cost(self, usage: Mapping[str, Any] | None) -> float | None:
@@ -133,27 +137,25 @@ class Prices:
         return f"Prices(default={self.default!r}, models={sorted(self.by_model)!r})"
 
     @classmethod
-    def from_mapping(cls, table: Any, where: str = "--prices") -> Prices:
+    def from_mapping(cls, table: Any) -> Prices:
         """Prices from ``{"model": {"input": ..., "output": ...} or "input=...,output=..."}``."""
         if not isinstance(table, Mapping) or not table:
-            raise ConfigurationError(
-                f"{where}: must be a JSON object of model name to prices, e.g. "
-                '{"gpt-4o-mini": {"input": 0.15, "output": 0.60}}',
-                field="prices",
-            )
+            raise ConfigurationError(_SHAPES, field="prices")
         by_model: dict[str, Price] = {}
         for model, value in table.items():
-            place = f"{where} {model!r}"
-            if isinstance(value, str):
-                by_model[str(model)] = Price.parse(value, place)
-            elif isinstance(value, Mapping):
-                by_model[str(model)] = Price.from_mapping(value, place)
-            else:
-                raise ConfigurationError(
-                    f"{place}: must be an object such as "
-                    f'{{"input": 0.15, "output": 0.60}}, got {value!r}',
-                    field="prices",
-                )
+            try:
+                if isinstance(value, str):
+                    by_model[str(model)] = Price.parse(value)
+                elif isinstance(value, Mapping):
+                    by_model[str(model)] = Price.from_mapping(value)
+                else:
+                    raise ConfigurationError(
+                        f'must be an object such as {{"input": 0.15, "output": 0.60}}, '
+                        f"got {value!r}",
+                        field="prices",
+                    )
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"model {model!r}: {exc.reason}", field="prices") from None
         return cls(None, by_model)
 
     def price_of(self, *models: Any) -> Price | None:
@@ -178,9 +180,15 @@ class Prices:
 
 
 def parse_prices(prices: Any) -> Prices | None:
-    """The ``prices`` option: a `Prices`, a `Price`, price text, a mapping per model, or None.
+    """The ``prices`` option as `Prices`: a `Prices`, a `Price`, price text, the same
+    names as an object (one price for every model), an object of model name to prices,
+    or None.
 
     >>> parse_prices("input=1,output=2").price_of("any-model")
+    Price(input=1.0, output=2.0, cached_input=None)
+    >>> parse_prices({"input": 1, "output": 2}).price_of("any-model")
+    Price(input=1.0, output=2.0, cached_input=None)
+    >>> parse_prices({"gpt-4o": "input=1,output=2"}).price_of("gpt-4o-2024-08-06")
     Price(input=1.0, output=2.0, cached_input=None)
     """
     if prices is None or isinstance(prices, Prices):
@@ -189,4 +197,8 @@ def parse_prices(prices: Any) -> Prices | None:
         return Prices(prices)
     if isinstance(prices, str):
         return Prices(Price.parse(prices))
+    if isinstance(prices, Mapping) and prices and set(prices) <= set(_NAMES):
+        return Prices(Price.from_mapping(prices))
+    if not isinstance(prices, Mapping):
+        raise ConfigurationError(_SHAPES, field="prices")
     return Prices.from_mapping(prices)

@@ -25,7 +25,6 @@ from ..errors import ConfigurationError, EndpointError, OpenAICompatError, redac
 from ..mapping import (
     OutputField,
     RowMappingError,
-    extract_outputs,
     output_names,
 )
 from ._options import BatchOptions, check_keywords
@@ -34,9 +33,10 @@ from ._sql_reader import DatabaseRows
 from .openai_batch_format import batch_row_settings, is_batch_input
 from .results import BatchResult, BatchSummary
 from .row_keys import RowKeys
+from .row_results import RowResults, failed
 from .scheduler import DEFAULT_RATE, Scheduler
 from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
-from .spec import RunSpec
+from .spec import SPEC_OPTIONS, RunSpec
 from .sql_url import is_database_url
 
 __all__ = ["BatchRun", "Rows"]
@@ -48,23 +48,6 @@ Rows = Iterable[Any] | AsyncIterable[Any] | str | os.PathLike[str]
 _READ_CHUNK = 512
 _DONE: Any = object()
 _KEYWORDS = BatchOptions.__optional_keys__
-
-
-def _failed(
-    key: str | int,
-    index: int,
-    message: str,
-    status: int | None = None,
-    attempts: int = 0,
-    latency_ms: float = 0.0,
-) -> BatchResult:
-    return BatchResult(
-        key=key,
-        index=index,
-        error={"status": status, "message": message or "failed"},
-        attempts=attempts,
-        latency_ms=latency_ms,
-    )
 
 
 def _open_input(rows: str | os.PathLike[str], options: BatchOptions) -> RowSource | DatabaseRows:
@@ -81,27 +64,29 @@ class BatchRun:
     Use ``async with run_batch(...) as run: async for result in run: ...``; ``run.summary``
     is updated live. ``stop()`` stops reading rows (rows in flight finish); ``abort()``
     also cancels the rows in flight (they are not reported, so a resumed run redoes them).
-    The options are `BatchOptions` (``openai_compat.batch._options``), described at `run_batch`.
+    The options are `BatchOptions` (``openai_compat.batch._options``), described at `run_batch`;
+    a `RunSpec` built before may stand for ``config`` and the options it holds.
     """
 
     def __init__(
         self,
-        config: SourceConfig | dict[str, Any] | str,
+        config: RunSpec | SourceConfig | dict[str, Any] | str,
         rows: Rows,
         **options: Unpack[BatchOptions],
     ) -> None:
         check_keywords(options, _KEYWORDS, "BatchRun.__init__()")
-        spec = RunSpec.build(
-            config,
-            mapping=options.get("mapping"),
-            outputs=options.get("outputs"),
-            key=options.get("key"),
-            concurrency=options.get("concurrency"),
-            rate=options.get("rate", DEFAULT_RATE),
-            shard=options.get("shard"),
-            include_input=options.get("include_input"),
-            include_response=options.get("include_response"),
-        )
+        if isinstance(config, RunSpec):
+            given = sorted(set(options) & set(SPEC_OPTIONS))
+            if given:
+                raise TypeError(
+                    f"BatchRun.__init__() got {', '.join(given)} with a RunSpec: "
+                    "they are the spec's (RunSpec.build(config, ...))"
+                )
+            spec = config
+        else:
+            given_options = {name: options.get(name) for name in SPEC_OPTIONS}
+            given_options["rate"] = options.get("rate", DEFAULT_RATE)
+            spec = RunSpec.build(config, **given_options)
         self.spec = spec
         self.config = spec.config
         self.builder = options.get("payload_builder") or spec.payload_builder
@@ -116,13 +101,16 @@ class BatchRun:
         self.key = spec.key
         batch_lines = is_batch_input(rows, options.get("input_format"))
         if batch_lines:  # an OpenAI batch file: each line's body is its payload
-            self.key, self.builder = batch_row_settings(options, self.config.dialect)
+            settings = {
+                "mapping": spec.mapping,
+                "key": spec.key,
+                "payload_builder": options.get("payload_builder"),
+            }
+            self.key, self.builder = batch_row_settings(settings, self.config.dialect)
         self.concurrency = spec.concurrency
         self.shard = spec.shard
         self._skip: Collection[str] = options.get("skip", ())
         self.row_numbers = options.get("row_numbers")
-        self.include_input = spec.include_input
-        self.include_response = spec.include_response
         self.retry = options.get("retry")
         client = options.get("client")
         self._client: Sendable | None = client
@@ -131,8 +119,12 @@ class BatchRun:
         self.scheduler = options.get("scheduler") or Scheduler(spec.rate, on_pause=self._on_pause)
         self.summary = BatchSummary()
         # The response cache, prices and budget: None when the options ask for none of them.
-        self.accounting = RowAccounting.from_options(
-            self.config.url, options, self.summary, self._notice
+        self.accounting = RowAccounting.from_spec(spec, self.summary, self._notice)
+        self.results = RowResults(
+            self.outputs,
+            include_input=spec.include_input,
+            include_response=spec.include_response,
+            accounting=self.accounting,
         )
         self._budget_spent: str | None = None
         self._lookups: list[_Item] = []
@@ -168,6 +160,20 @@ class BatchRun:
     @skip.setter
     def skip(self, keys: Collection[str]) -> None:
         self._skip = self._keys.skip = keys
+
+    @property
+    def include_input(self) -> bool:
+        """True when each result carries its row as ``input``."""
+        return self.results.include_input
+
+    @property
+    def include_response(self) -> bool:
+        """True when each result carries the whole answer as ``response``."""
+        return self.results.include_response
+
+    @include_response.setter
+    def include_response(self, value: bool) -> None:
+        self.results.include_response = value
 
     @property
     def output_names(self) -> list[str]:
@@ -375,14 +381,14 @@ class BatchRun:
                 else (f"row {index} is a {type(row).__name__}, not an object of columns")
             )
         if problem is not None:
-            return self._complete(_failed(key, index, problem), row)
+            return self.results.complete(failed(key, index, problem), row)
         try:
             payload, encoded = self.builder.build_body(row)
         except RowMappingError as exc:
-            return self._complete(_failed(key, index, str(exc)), row)
+            return self.results.complete(failed(key, index, str(exc)), row)
         except Exception as exc:  # A bug must not stop the run: the row alone fails.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
-            return self._complete(_failed(key, index, message), row)
+            return self.results.complete(failed(key, index, message), row)
         return (index, key, row, payload, encoded)
 
     async def _wait_for_room(self) -> None:
@@ -419,9 +425,9 @@ class BatchRun:
                 await self._dispatch(item)
                 continue
             index, key, row, _, _ = item  # answered before: nothing is sent
-            result = self._answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
+            result = self.results.answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
             result.cached = True
-            await self._put_result(self._complete(result, row))
+            await self._put_result(self.results.complete(result, row))
 
     # -- sending ----------------------------------------------------------------------------
     async def _work_loop(self) -> None:
@@ -469,7 +475,7 @@ class BatchRun:
             completion = await self._endpoint.complete(payload, encoded=encoded)
         except OpenAICompatError as exc:
             self.scheduler.on_failure(exc)
-            result = _failed(
+            result = failed(
                 key,
                 index,
                 str(exc),
@@ -481,9 +487,9 @@ class BatchRun:
                 result.request_id = exc.request_id
         except Exception as exc:  # A bug must not lose the row: record it as failed.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
-            result = _failed(key, index, message, None, 1)
+            result = failed(key, index, message, None, 1)
         else:
-            result = self._answered(
+            result = self.results.answered(
                 key,
                 index,
                 completion.response,
@@ -497,45 +503,7 @@ class BatchRun:
                 if result.error is None and not completion.truncated:
                     body = self._endpoint.prepare(payload)
                     self.accounting.store(body, completion.response, completion.request_id)
-        return self._complete(result, row)
-
-    def _answered(
-        self,
-        key: str | int,
-        index: int,
-        response: dict[str, Any],
-        warnings: list[str],
-        attempts: int,
-        latency_ms: float,
-        request_id: str | None,
-    ) -> BatchResult:
-        """The result of an answer (sent now, or from the cache): its outputs picked out."""
-        output, problems = extract_outputs(response, self.outputs)
-        problems.extend(warnings)
-        usage = response.get("usage")
-        result = BatchResult(
-            key=key,
-            index=index,
-            output=output,
-            usage=usage if isinstance(usage, dict) else None,
-            error={"status": None, "message": "; ".join(problems)} if problems else None,
-            attempts=attempts,
-            latency_ms=latency_ms,
-            request_id=request_id,
-        )
-        if self.include_response:
-            result.response = response
-        return result
-
-    def _complete(self, result: BatchResult, row: Any) -> BatchResult:
-        """Add ``input`` / ``response`` when asked for, so every line has the same keys."""
-        if self.accounting is not None:
-            self.accounting.complete(result)
-        if self.include_input:
-            result.input = row
-        if self.include_response and not result.has_response:
-            result.response = None
-        return result
+        return self.results.complete(result, row)
 
     async def _supervise(self) -> None:
         assert self._feeder is not None

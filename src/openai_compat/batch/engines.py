@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError, OpenAICompatError
+from .spec import RunSpec
 
-__all__ = ["COST_OPTIONS", "ENGINES", "Engine", "EngineJobError"]
+__all__ = ["COST_OPTIONS", "ENGINES", "ClusterJob", "Engine", "EngineJobError"]
 
 # The options that need the local engine's accounting, in the order messages name them.
 COST_OPTIONS = ("--cache", "--price(s)", "--max-cost", "--max-tokens", "--error-file")
@@ -36,6 +37,17 @@ _LOCAL_FLAGS = (
 
 class EngineJobError(OpenAICompatError):
     """The engine's job failed (Spark's: its output, an executor); the message names why."""
+
+
+@dataclass(frozen=True)
+class ClusterJob:
+    """A cluster engine's run as its command line asked for it, checked before any cluster
+    starts: the format of its part files, the run's spec, and what to do with a directory
+    holding results already (``new``, ``overwrite`` or ``resume``)."""
+
+    output_format: str
+    spec: RunSpec
+    mode: str
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,17 @@ class Engine:
                 field="output",
             )
         return fmt
+
+    def cluster_job(
+        self, config: Any, args: argparse.Namespace, mapping: Any, outputs: Any
+    ) -> ClusterJob:
+        """The run ``args`` ask of this cluster engine, every mistake refused up front:
+        what it cannot honour, then the options (`RunSpec.from_arguments`)."""
+        self.check(args)
+        fmt = self.output_format(args)
+        spec = RunSpec.from_arguments(config, args, mapping, outputs)
+        mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+        return ClusterJob(fmt, spec, mode)
 
     def runner_function(self) -> Callable[..., Any]:
         """The engine's runner, imported now; a missing install is a `ConfigurationError`."""

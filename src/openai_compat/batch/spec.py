@@ -22,6 +22,7 @@ rate: must look like 600/minute, 10/second or 5000/hour (or off), got 'fast'
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,10 +38,14 @@ from pydantic import (
 from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
 from ..mapping import OutputField, PayloadBuilder, output_fields, output_names
+from .budget import Budget
+from .cache import CACHE_MODES, ResponseCache
+from .cost import Prices, parse_prices
 from .keys import Shard
+from .results import flat_columns
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
 
-__all__ = ["RunSpec", "missing_column"]
+__all__ = ["SPEC_OPTIONS", "RunSpec", "missing_column", "shown_columns"]
 
 _SHOWN_COLUMNS = 20
 
@@ -51,8 +56,16 @@ def missing_column(column: str, columns: Sequence[str], where: str = "the input"
     >>> missing_column("ID", ["id", "text"])
     "the input has no column 'ID' (its columns: 'id', 'text')"
     """
-    shown = ", ".join(map(repr, columns[:_SHOWN_COLUMNS])) or "none"
-    return f"{where} has no column {column!r} (its columns: {shown})"
+    return f"{where} has no column {column!r} (its columns: {shown_columns(columns)})"
+
+
+def shown_columns(columns: Sequence[str]) -> str:
+    """The first columns of an input, quoted, for a message.
+
+    >>> shown_columns(["id", "text"]), shown_columns([])
+    ("'id', 'text'", 'none')
+    """
+    return ", ".join(map(repr, columns[:_SHOWN_COLUMNS])) or "none"
 
 
 class RunSpec(BaseModel):
@@ -75,9 +88,17 @@ class RunSpec(BaseModel):
     shard: Shard | None = None
     include_input: bool = False
     include_response: bool = False
-    # What the mapping and outputs mean, kept from their check so they are built once.
+    # As given (text, an object, a `Prices`): `price_table` is what they mean.
+    prices: Any = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    # A cache file's path or a `ResponseCache`; the mode one of `CACHE_MODES`.
+    cache: Any = None
+    cache_mode: str | None = None
+    # What the mapping, outputs and prices mean, kept from their check so each is built once.
     _payload_builder: PayloadBuilder | None = PrivateAttr(default=None)
     _output_fields: list[OutputField] | None = PrivateAttr(default=None)
+    _prices: Prices | None = PrivateAttr(default=None)
 
     @classmethod
     def build(cls, config: SourceConfig | dict[str, Any] | str, **options: Any) -> RunSpec:
@@ -94,6 +115,7 @@ class RunSpec(BaseModel):
             raise _configuration_error(exc) from None
         spec._payload_builder = built.get("payload_builder")
         spec._output_fields = built.get("output_fields")
+        spec._prices = built.get("prices")
         return spec
 
     @classmethod
@@ -179,6 +201,67 @@ class RunSpec(BaseModel):
             raise ConfigurationError(f"must be true or false, got {value!r}", field=info.field_name)
         return value
 
+    @field_validator("prices", mode="after")
+    @classmethod
+    def _prices_(cls, value: Any, info: ValidationInfo) -> Any:
+        table = parse_prices(value)
+        if info.context is not None:
+            info.context["prices"] = table
+        return value
+
+    @field_validator("max_cost", mode="before")
+    @classmethod
+    def _max_cost(cls, value: Any, info: ValidationInfo) -> float:
+        cost = Budget(max_cost=value).max_cost
+        assert cost is not None
+        # Never silently ignored: a budget that cannot be counted would overspend. (When
+        # the prices themselves are wrong, that is their problem, reported on its own.)
+        if "prices" in info.data and info.data["prices"] is None:
+            raise ConfigurationError(
+                "a cost budget needs prices to count the cost: give prices (e.g. "
+                '"input=0.15,output=0.60", USD per million tokens), or leave max_cost out',
+                field="max_cost",
+            )
+        return cost
+
+    @field_validator("max_tokens", mode="before")
+    @classmethod
+    def _max_tokens(cls, value: Any) -> int:
+        tokens = Budget(max_tokens=value).max_tokens
+        assert tokens is not None
+        return tokens
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache(cls, value: Any) -> Any:
+        if not isinstance(value, str | os.PathLike | ResponseCache):
+            raise ConfigurationError(
+                f"must be the path of a cache file or a ResponseCache, got {type(value).__name__}",
+                field="cache",
+            )
+        return value
+
+    @field_validator("cache_mode", mode="before")
+    @classmethod
+    def _cache_mode(cls, value: Any, info: ValidationInfo) -> str:
+        if value not in CACHE_MODES:
+            raise ConfigurationError(
+                f"must be one of {', '.join(CACHE_MODES)}, got {value!r}", field="cache_mode"
+            )
+        if "cache" in info.data and info.data["cache"] is None:
+            raise ConfigurationError(
+                "a cache mode needs a cache file: give cache too, or leave cache_mode out",
+                field="cache_mode",
+            )
+        return str(value)
+
+    @property
+    def price_table(self) -> Prices | None:
+        """What ``prices`` mean (None: no prices)."""
+        if self._prices is None and self.prices is not None:
+            self._prices = parse_prices(self.prices)
+        return self._prices
+
     @property
     def payload_builder(self) -> PayloadBuilder:
         """What turns a row into its payload."""
@@ -204,6 +287,41 @@ class RunSpec(BaseModel):
         """Refuse a key column ``columns`` lacks (`missing_column`'s message)."""
         if self.key is not None and self.key not in columns:
             raise ConfigurationError(missing_column(self.key, columns, where), field="key")
+
+    def check_table(self, columns: Sequence[str], *, lines: bool = False) -> None:
+        """Refuse, before any request, what a table of results (Ray's, Spark's) cannot
+        hold: a key column the input lacks, and, with the input columns beside the flat
+        results (``include_input`` without ``lines``), a result column of the same name as
+        one of them.
+
+        >>> spec = RunSpec.build({"url": "http://127.0.0.1:8080/v1/chat/completions"},
+        ...                      include_input=True)
+        >>> spec.check_table(["id", "attempts"])
+        Traceback (most recent call last):
+        openai_compat.errors.ConfigurationError: outputs: the result column(s) 'attempts' would \
+overwrite input column(s) of the same name: rename the outputs ({"name": ..., "as": ...}) or \
+leave the input columns out
+        """
+        self.check_columns(columns)
+        if not self.include_input or lines:
+            return
+        taken = set(columns)
+        clashes = [
+            name
+            for name, _ in flat_columns(self.output_names, include_response=self.include_response)
+            if name in taken
+        ]
+        if clashes:
+            raise ConfigurationError(
+                f"the result column(s) {', '.join(map(repr, clashes))} would overwrite input "
+                'column(s) of the same name: rename the outputs ({"name": ..., "as": ...}) or '
+                "leave the input columns out",
+                field="outputs",
+            )
+
+
+#: The options a `RunSpec` holds (every field but ``config``).
+SPEC_OPTIONS: tuple[str, ...] = tuple(name for name in RunSpec.model_fields if name != "config")
 
 
 def _configuration_error(exc: ValidationError) -> ConfigurationError:

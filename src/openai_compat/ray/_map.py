@@ -9,7 +9,6 @@ from typing import Any
 
 import ray.data
 
-from ..batch.arrow import check_names
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 from ..batch.spec import RunSpec
 from ..config import SourceConfig
@@ -83,15 +82,13 @@ def map_endpoint(
         include_input=include_input,
         include_response=include_response,
     )
-    parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
     if columns is None:
         schema = ds.schema()
         columns = list(schema.names) if schema is not None else []
-    spec.check_columns(columns)
-    if include_input and not lines:
-        check_names(columns, names, include_response=include_response)
+    spec.check_table(columns, lines=lines)
+    parsed, parsed_rate = spec.config, spec.rate
     if coordinator is None:
         coordinator = kept_coordinator(parsed_rate, parsed.url)
     ds = _one_batch_per_block(ds, batch_size)

@@ -23,10 +23,11 @@ import pyarrow as pa
 from ..batch.arrow import result_table
 from ..batch.keys import key_token, row_key
 from ..batch.results import BatchResult, BatchSummary
-from ..batch.scheduler import DEFAULT_CONCURRENCY, Rate
+from ..batch.scheduler import Rate
+from ..batch.spec import RunSpec
 from ..config import SourceConfig
-from ..errors import ConfigurationError, redact
-from ..mapping import PayloadBuilder, RowMappingError, output_fields, output_names
+from ..errors import redact
+from ..mapping import PayloadBuilder, RowMappingError
 from ..retries import RetryPolicy
 from ._coordinator import ClusterScheduler, coordinator_for
 from ._unique import Unkeyed, unkeyed_rows
@@ -158,17 +159,22 @@ class EndpointUDF:
         run_id: str | None = None,
         lines: bool = False,
     ) -> None:
-        self.config = SourceConfig.parse(config)
+        spec = RunSpec.build(
+            config,
+            outputs=outputs,
+            key=key,
+            concurrency=concurrency,
+            rate=rate,
+            include_input=include_input,
+            include_response=include_response,
+        )
+        self.config = spec.config
         self.builder = ReadyPayloads(self.config.request_format, mapping, payload_column)
         self.outputs = outputs
-        self.output_names = output_names(output_fields(outputs, self.config.response_format))
+        self.output_names = spec.output_names
         self.key = key
-        self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
-        if self.concurrency < 1:
-            raise ConfigurationError(
-                f"must be 1 or more, got {self.concurrency}", field="concurrency"
-            )
-        self.rate = Rate.parse(rate) if isinstance(rate, str) else rate
+        self.concurrency = spec.concurrency
+        self.rate = spec.rate
         self.include_input = include_input
         self.include_response = include_response
         self.retry = retry

@@ -25,7 +25,6 @@ from ..batch.engines import ENGINES
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
 from ..batch.sources import InputFormat, count_rows, format_of_input, open_rows, probe_columns
-from ..batch.spec import RunSpec
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
 from ._cluster import connect
@@ -37,13 +36,6 @@ __all__ = ["run_on_ray"]
 
 def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
     return ConfigurationError(message, field=field)
-
-
-def _check_arguments(args: argparse.Namespace) -> str:
-    """The output format; every option the Ray engine cannot honour refused up front."""
-    engine = ENGINES["ray"]
-    engine.check(args)
-    return engine.output_format(args)
 
 
 def _input_paths(pattern: str) -> list[str]:
@@ -128,13 +120,11 @@ def run_on_ray(
     retry: RetryPolicy | None,
 ) -> BatchSummary:
     """Run ``openai-compat batch --engine ray`` with parsed ``args``; the summary."""
-    fmt = _check_arguments(args)
-    # Every mistake of the configuration and options before any request.
-    spec = RunSpec.from_arguments(config, args, mapping, outputs)
-    parsed, rate = spec.config, spec.rate
+    job = ENGINES["ray"].cluster_job(config, args, mapping, outputs)
+    fmt, mode = job.output_format, job.mode
+    parsed, rate = job.spec.config, job.spec.rate
     paths = _input_paths(args.input)
     kind = format_of_input(args.input)
-    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     done = prepare_directory(args.output, fmt, mode, args.key)
     shut_down = connect(args.ray_address)
     try:

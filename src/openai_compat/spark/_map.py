@@ -14,7 +14,6 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from ..batch.arrow import check_names
 from ..batch.cache import ResponseCache
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 from ..batch.spec import RunSpec
@@ -99,17 +98,16 @@ def map_endpoint(
         rate=rate,
         include_input=include_input,
         include_response=include_response,
+        cache=cache,
+        cache_mode=cache_mode,
     )
     parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
     if partitions is not None and partitions < 1:
         raise ConfigurationError(f"must be 1 or more, got {partitions}", field="partitions")
     if tasks_at_once is not None and tasks_at_once < 1:
         raise ConfigurationError(f"must be 1 or more, got {tasks_at_once}", field="tasks_at_once")
-    columns = list(df.columns)
-    spec.check_columns(columns)
-    if include_input and not lines:
-        check_names(columns, names, include_response=include_response)
-    cache = _checked_cache(cache, cache_mode)
+    spec.check_table(list(df.columns), lines=lines)
+    cache = _opened_cache(spec)
     if partitions is not None:
         df = df.repartition(partitions)
     kept = [f for f in df.schema.fields if include_input or f.name == key]
@@ -141,25 +139,15 @@ def map_endpoint(
         return df.mapInArrow(runner, schema)
 
 
-def _checked_cache(
-    cache: str | os.PathLike[str] | ResponseCache | None, mode: str | None
-) -> str | ResponseCache | None:
-    """The cache as the tasks get it: opened here once (a bad path fails before any
+def _opened_cache(spec: RunSpec) -> str | ResponseCache | None:
+    """The run's cache as the tasks get it: opened here once (a bad path fails before any
     request), a path made absolute (the executors' working directory is not the driver's)."""
+    cache, mode = spec.cache, spec.cache_mode
     if cache is None:
-        if mode is not None:
-            raise ConfigurationError(
-                "a cache mode needs a cache file (--cache FILE)", field="cache"
-            )
         return None
     if isinstance(cache, ResponseCache):
         ResponseCache(cache.path, mode or cache.mode).open().close()
         return ResponseCache(os.path.abspath(cache.path), cache.mode, timeout_s=cache.timeout_s)
-    if not isinstance(cache, str | os.PathLike):
-        raise ConfigurationError(
-            f"must be the path of a cache file or a ResponseCache, got {type(cache).__name__}",
-            field="cache",
-        )
-    path = os.path.abspath(cache)
+    path: str = os.path.abspath(cache)
     ResponseCache(path, mode or "read-write").open().close()
     return path

@@ -32,7 +32,7 @@ from ..batch.engines import ENGINES, EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
 from ..batch.sources import InputFormat, format_of_input
-from ..batch.spec import RunSpec, missing_column
+from ..batch.spec import missing_column
 from ..errors import ConfigurationError, redact
 from ..retries import RetryPolicy
 from ._map import cluster_slots, map_endpoint
@@ -61,17 +61,6 @@ class _Counts(AccumulatorParam):  # type: ignore[type-arg]
 
 def _refuse(message: str, field: str = "arguments") -> ConfigurationError:
     return ConfigurationError(message, field=field)
-
-
-def _check_arguments(args: argparse.Namespace) -> str:
-    """The output format; every option the Spark engine cannot honour refused up front."""
-    engine = ENGINES["spark"]
-    engine.check(args)
-    fmt = engine.output_format(args)
-    partitions = getattr(args, "partitions", None)
-    if partitions is not None and partitions < 1:
-        raise _refuse(f"--partitions must be 1 or more, got {partitions}", "partitions")
-    return fmt
 
 
 def _input_format(pattern: str) -> InputFormat:
@@ -175,11 +164,12 @@ def run_on_spark(
     retry: RetryPolicy | None,
 ) -> BatchSummary:
     """Run ``openai-compat batch --engine spark`` with parsed ``args``; the summary."""
-    fmt = _check_arguments(args)
-    # Every mistake of the configuration and options before any request.
-    spec = RunSpec.from_arguments(config, args, mapping, outputs)
-    parsed, rate = spec.config, spec.rate
-    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    job = ENGINES["spark"].cluster_job(config, args, mapping, outputs)
+    fmt, mode = job.output_format, job.mode
+    parsed, rate = job.spec.config, job.spec.rate
+    partitions = getattr(args, "partitions", None)
+    if partitions is not None and partitions < 1:
+        raise _refuse(f"--partitions must be 1 or more, got {partitions}", "partitions")
     remote = "://" in args.output
     has_results = mode == "resume" if remote else _prepare_directory(args.output, fmt, mode)
     kind = _input_format(args.input)

@@ -101,7 +101,7 @@ async def create_run(
     config = await services.usable_saved(connector_id)
     run = await validate_run(config, body, store, services)
     view = await run_in_threadpool(
-        lambda: run_view(store.create(connector_id, run.spec, run.output_names, run.total))
+        lambda: run_view(store.create(connector_id, run.stored, run.output_names, run.total))
     )
     executor.wake()
     return json_document(view, 201)

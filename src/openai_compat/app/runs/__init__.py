@@ -1,9 +1,10 @@
 """Batch runs in the application: their tables (``tables``) and store, rows and leases only
 (``store``); uploaded datasets (``uploads``) and database queries as inputs (``_inputs``); a
-run request checked whole (``validation``); the executor that claims runs and runs them on
-the batch core (``executor``); what the API shows of them, views, events, result pages and
-downloads (``views``); and the placeholders of a request format filled from chosen columns
-(``placeholders``).
+run request checked whole (``validation``) and stored as given (``stored``, read back as a
+`RunSpec`); the executor that claims runs and runs them on the batch core (``executor``)
+into the run store as their sink (``sink``); what the API shows of them, views, events,
+result pages and downloads (``views``); and the placeholders of a request format filled
+from chosen columns (``placeholders``).
 """
 
 from .executor import RunExecutor

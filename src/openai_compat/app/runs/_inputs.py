@@ -24,6 +24,7 @@ from ...batch.sql_url import failure_text, open_database, parse_database_url, sh
 from ...errors import ConfigurationError, OpenAICompatError
 from ..secrets import KeyCipher
 from .store import RunStore
+from .stored import StoredRun
 from .uploads import SAMPLE_ROWS, upload_path
 
 if TYPE_CHECKING:
@@ -137,11 +138,11 @@ def probe_database(url: str, query: str, params: dict[str, Any] | None) -> Datab
     )
 
 
-def open_input(spec: dict[str, Any], data_dir: Path, store: RunStore, cipher: KeyCipher) -> Any:
+def open_input(stored: StoredRun, data_dir: Path, store: RunStore, cipher: KeyCipher) -> Any:
     """The rows of the run's ``input``, streamed. Blocking: call it in a worker thread."""
-    given = spec.get("input") or {}
+    given = stored.input
     if "database" in given:
-        return _database(spec, cipher)
+        return _database(stored, cipher)
     upload_id = given.get("upload_id")
     if not isinstance(upload_id, str):
         raise RunInputError("the run's input has no upload_id")
@@ -156,11 +157,13 @@ def open_input(spec: dict[str, Any], data_dir: Path, store: RunStore, cipher: Ke
         raise RunInputError(f"the upload {upload_id} cannot be read: {shown}") from None
 
 
-def _database(spec: dict[str, Any], cipher: KeyCipher) -> Any:
-    given = spec["input"]
+def _database(stored: StoredRun, cipher: KeyCipher) -> Any:
+    given = stored.input
     try:
-        url = cipher.decrypt(spec["database_url_encrypted"])
-    except (KeyError, ValueError):
+        if stored.database_url_encrypted is None:
+            raise ValueError("no database URL")
+        url = cipher.decrypt(stored.database_url_encrypted)
+    except ValueError:
         raise RunInputError(
             "the run's database URL cannot be decrypted (the application's secret key "
             "changed); create the run again"

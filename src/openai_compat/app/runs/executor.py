@@ -3,9 +3,10 @@
 The runs go on their own event loop (uvloop, as the CLI's), in a thread apart from the
 API's loop, so a busy run never holds up ``/health`` or a request. At most ``max_runs``
 execute at once. Each run goes through the batch core itself (`BatchRun`: mapping,
-outputs, retries, rate limit, the aiohttp pool), and its results are written to the
-database in batches, each batch in one transaction with the run's progress and lease
-renewal (`RunStore.write_results`): a row is stored exactly once.
+outputs, retries, rate limit, the aiohttp pool) into the run store as its sink
+(`RunResults`, by `batch.run.drive` as every run with an output): results are written in
+batches, each in one transaction with the run's progress and lease renewal
+(`RunStore.write_results`), so a row is stored exactly once.
 
 Leases: the executor claims runs no live instance holds, renews their leases with every
 write and a heartbeat, and stops a run whose lease it lost (taken over after a stall, or
@@ -23,11 +24,9 @@ import os
 import socket
 import sys
 import threading
-import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,37 +34,31 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..._sync import loop_factory
 from ...batch import BatchRun
-from ...batch.cost import Price
-from ...batch.keys import key_token
 from ...batch.openai_batch_format import is_batch_input
-from ...batch.results import BatchResult, BatchSummary
+from ...batch.run import Notices, drive
 from ...batch.sources import read_in_thread
-from ...batch.writers import jsonl_line
 from ...errors import OpenAICompatError, redact
 from ..connectors import ConnectorServices
 from ..egress import guarded_pool
 from ..http import ApiError
 from ._inputs import RunInputError, open_input
 from .placeholders import alias_row
-from .store import Claimed, Progress, ResultRecord, RunStore
+from .sink import RunResults
+from .store import Claimed, RunStore
+from .stored import BudgetFrom
 
 if TYPE_CHECKING:
     from ..metrics import AppMetrics
 
-__all__ = ["RunExecutor", "instance_id", "run_price"]
+__all__ = ["RunExecutor", "instance_id"]
 
 _log = logging.getLogger("openai_compat.app.runs")
-# A batch of results is written at this size, or this long after the last write.
-_FLUSH_ROWS = 500
-_FLUSH_S = 0.25
 # How long a thread holds the GIL while another waits for it. The API's thread waits while a
 # run's thread computes; at Python's default 5 ms a /health answer (several hand-overs)
 # could wait tens of milliseconds behind a busy run.
 _SWITCH_INTERVAL_S = 0.001
 # Rows read at a time when the run reads them itself (to fill placeholders).
 _READ_CHUNK = 256
-# The progress window the live figures (rows/s, latency percentiles) are taken over.
-_WINDOW_S = 3.0
 
 
 @dataclass
@@ -83,57 +76,15 @@ class _Active:
             self.task.cancel()
 
 
-@dataclass
-class _Window:
-    """The last seconds of a run: when rows finished and how long they took."""
-
-    rows: deque[tuple[float, float, int]] = field(default_factory=deque)
-
-    def add(self, now: float, latency_ms: float, attempts: int) -> None:
-        self.rows.append((now, latency_ms, attempts))
-
-    def figures(self, now: float, elapsed: float) -> dict[str, Any]:
-        while self.rows and self.rows[0][0] < now - _WINDOW_S:
-            self.rows.popleft()
-        span = min(_WINDOW_S, max(elapsed, 1e-3))
-        latencies = sorted(latency for _, latency, attempts in self.rows if attempts)
-        requests = sum(attempts for _, _, attempts in self.rows)
-
-        def pct(q: float) -> float | None:
-            if not latencies:
-                return None
-            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-
-        return {
-            "rows_per_s": round(len(self.rows) / span, 2),
-            "requests_per_s": round(requests / span, 2),
-            "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99)},
-            "window_s": round(span, 2),
-        }
-
-
-def run_price(given: Any) -> Price | None:
-    """A run's ``prices`` (price text or an object of the same names) as a `Price`.
-
-    >>> run_price({"input": 1, "output": 2}) == run_price("input=1,output=2")
-    True
-    """
-    if given is None:
-        return None
-    if isinstance(given, str):
-        return Price.parse(given, "prices")
-    return Price.from_mapping(given, "prices")
-
-
 def _budget_left(claimed: Claimed) -> tuple[float | None, int | None, str | None]:
     """What is left of the run's budget: ``(max_cost, max_tokens, None)``, or a reason when
     it is spent. It counts from the last resume (``budget_from``), across restarts and
     take-overs, so an instance that continues a run never gets a fresh budget."""
-    spec = claimed.spec
-    base = spec.get("budget_from") or {}
-    cost = (claimed.cost or 0.0) - float(base.get("cost") or 0.0)
-    tokens = claimed.tokens - int(base.get("tokens") or 0)
-    max_cost, max_tokens = spec.get("max_cost"), spec.get("max_tokens")
+    stored = claimed.stored
+    base = stored.budget_from or BudgetFrom()
+    cost = (claimed.cost or 0.0) - base.cost
+    tokens = claimed.tokens - base.tokens
+    max_cost, max_tokens = stored.max_cost, stored.max_tokens
     if max_cost is not None and cost >= max_cost:
         return None, None, f"spent ${cost:.4f} of the max_cost budget of ${max_cost:.2f}"
     if max_tokens is not None and tokens >= max_tokens:
@@ -316,45 +267,48 @@ class RunExecutor:
     async def _run(self, active: _Active) -> tuple[str | None, str | None]:
         """Run it; ``(final status, error)``, or ``(None, None)`` when it was let go."""
         claimed = active.claimed
-        spec = claimed.spec
-        stored = await asyncio.to_thread(self.services.store.get, claimed.connector_id)
-        if stored is None:
+        stored = claimed.stored
+        connector = await asyncio.to_thread(self.services.store.get, claimed.connector_id)
+        if connector is None:
             return "failed", (
                 f"the connector {claimed.connector_id} was deleted; runs need their connector"
             )
         try:
-            config = await self.services.usable(self.services.raw_config(stored))
+            config = await self.services.usable(self.services.raw_config(connector))
         except ApiError as exc:
             return "failed", f"the connector cannot be used: {exc.body['message']}"
         secrets = config.secrets
-        try:
-            rows = await asyncio.to_thread(
-                open_input, spec, self.data_dir, self.store, self.services.cipher
-            )
-        except RunInputError as exc:
-            return "failed", redact(str(exc), secrets)
         max_cost, max_tokens, spent = _budget_left(claimed)
         if spent is not None:
             return "cancelled", _budget_error(spent)
-        placeholders = spec.get("placeholders")
-        if placeholders and not is_batch_input(rows, None):
-            rows = _aliased(rows, placeholders)
-        skip = await asyncio.to_thread(self.store.done_keys, claimed.id)
-        concurrency = int(spec.get("concurrency") or 10)
+        try:
+            # Checked when the run was created; the connector may have changed since.
+            spec = stored.run_spec(config, max_cost=max_cost, max_tokens=max_tokens)
+        except OpenAICompatError as exc:
+            return "failed", f"the run no longer fits its connector: {redact(str(exc), secrets)}"
+        try:
+            rows = await asyncio.to_thread(
+                open_input, stored, self.data_dir, self.store, self.services.cipher
+            )
+        except RunInputError as exc:
+            return "failed", redact(str(exc), secrets)
+        if stored.placeholders and not is_batch_input(rows, None):
+            rows = _aliased(rows, stored.placeholders)
+        sink = RunResults(
+            self.store,
+            claimed,
+            self.owner,
+            self.lease_s,
+            done=await asyncio.to_thread(self.store.done_keys, claimed.id),
+            secrets=secrets,
+            on_lost=active.stop,
+            live=lambda figures: self.metrics.rows_per_s.set(figures["rows_per_s"]),
+        )
         try:
             batch = BatchRun(
-                config,
+                spec,
                 rows,
-                prices=run_price(spec.get("prices")),
-                max_cost=max_cost,
-                max_tokens=max_tokens,
-                mapping=spec.get("mapping"),
-                outputs=spec.get("outputs"),
-                key=spec.get("key"),
-                concurrency=concurrency,
-                rate=spec.get("rate"),
-                skip=skip,
-                client=guarded_pool(self.services.policy, concurrency),
+                client=guarded_pool(self.services.policy, spec.concurrency),
                 on_notice=lambda message: _log.info("run %d: %s", claimed.id, message),
             )
         except OpenAICompatError as exc:
@@ -362,57 +316,29 @@ class RunExecutor:
         active.batch = batch
         if active.lost:
             return None, None
-        return await self._consume(active, batch, secrets)
+        return await self._consume(active, batch, sink, secrets)
 
     async def _consume(
-        self, active: _Active, batch: BatchRun, secrets: tuple[str, ...]
+        self, active: _Active, batch: BatchRun, sink: RunResults, secrets: tuple[str, ...]
     ) -> tuple[str | None, str | None]:
-        claimed = active.claimed
-        run_id, connector_id = claimed.id, claimed.connector_id
-        started = time.perf_counter()
-        window = _Window()
-        records: list[ResultRecord] = []
-        counts = _Counts()
-        last_write = started
+        connector_id = active.claimed.connector_id
+        observe = self.metrics.observe_row
         error: str | None = None
-
-        async def write() -> bool:
-            nonlocal records, counts, last_write
-            now = time.perf_counter()
-            live = window.figures(now, now - started)
-            self.metrics.rows_per_s.set(live["rows_per_s"])
-            ok = await asyncio.to_thread(
-                self.store.write_results,
-                run_id,
-                self.owner,
-                self.lease_s,
-                records,
-                counts.progress(),
-                claimed.active_s + (now - started),
-                live,
-            )
-            records, counts, last_write = [], _Counts(), now
-            return ok
-
         try:
-            async with batch:
-                async for result in batch:
-                    now = time.perf_counter()
-                    records.append(_record(result, secrets))
-                    counts.add(result)
-                    window.add(now, result.latency_ms, result.attempts)
-                    self.metrics.observe_row(
-                        connector_id, result.ok, result.latency_ms, result.attempts, result.usage
-                    )
-                    if (len(records) >= _FLUSH_ROWS or now - last_write >= _FLUSH_S) and not (
-                        await write()
-                    ):
-                        active.stop()
-                        return None, None
+            await drive(
+                batch,
+                sink,
+                {"mode": "resume"},
+                Notices(),
+                shown=f"run {active.claimed.id}",
+                on_result=lambda result: observe(
+                    connector_id, result.ok, result.latency_ms, result.attempts, result.usage
+                ),
+            )
         except OpenAICompatError as exc:
             # The input as a whole cannot be run (a key column the rows lack, ...).
             error = redact(str(exc), secrets)
-        if not await write():
+        if sink.lost:
             return None, None
         if error is not None:
             return "failed", error
@@ -432,39 +358,3 @@ async def _aliased(rows: Any, placeholders: dict[str, str]) -> AsyncIterator[Any
     async for chunk in read_in_thread(rows, _READ_CHUNK):
         for row in chunk:
             yield alias_row(row, placeholders) if isinstance(row, Mapping) else row
-
-
-def _record(result: BatchResult, secrets: tuple[str, ...]) -> ResultRecord:
-    line = jsonl_line(result).decode("utf-8")[:-1]
-    if any(secret in line for secret in secrets):
-        # An endpoint that echoes the key in an error: never stored.
-        line = redact(line, secrets)
-    return ResultRecord(key_token(result.key), result.index, result.ok, line)
-
-
-@dataclass
-class _Counts:
-    """A window's counts: rows and tokens as every run counts them (`BatchSummary.add`:
-    usage in either spelling, a cached answer's tokens not counted again), and the cost
-    of the results that have one."""
-
-    rows: BatchSummary = field(default_factory=BatchSummary)
-    cost: float | None = None
-
-    def add(self, result: BatchResult) -> None:
-        self.rows.add(result)
-        cost = result.cost if result.has_cost else None
-        if isinstance(cost, int | float) and not isinstance(cost, bool):
-            self.cost = (self.cost or 0.0) + cost
-
-    def progress(self) -> Progress:
-        rows = self.rows
-        return Progress(
-            rows.ok,
-            rows.failed,
-            rows.requests,
-            rows.prompt_tokens,
-            rows.completion_tokens,
-            rows.total_tokens,
-            self.cost,
-        )

@@ -24,6 +24,7 @@ from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from .stored import BudgetFrom, StoredRun
 from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
 
 __all__ = ["Claimed", "Progress", "ResultRecord", "RunStore"]
@@ -72,7 +73,7 @@ class Claimed:
 
     id: int
     connector_id: int
-    spec: dict[str, Any]
+    stored: StoredRun
     active_s: float
     total: int | None
     # What the run spent so far (its budget is counted against it).
@@ -103,7 +104,7 @@ class RunStore:
     def create(
         self,
         connector_id: int,
-        spec: dict[str, Any],
+        stored: StoredRun,
         output_names: list[str],
         total: int | None,
     ) -> Any:
@@ -115,7 +116,7 @@ class RunStore:
                 .values(
                     connector_id=connector_id,
                     status="queued",
-                    spec=spec,
+                    spec=stored.to_json(),
                     output_names=output_names,
                     total=total,
                     ok=0,
@@ -126,7 +127,7 @@ class RunStore:
                     completion_tokens=0,
                     total_tokens=0,
                     # With prices a run costs 0 until a result costs something.
-                    cost=0.0 if spec.get("prices") is not None else None,
+                    cost=0.0 if stored.prices is not None else None,
                     active_s=0.0,
                     live={},
                     created_at=now,
@@ -185,13 +186,13 @@ class RunStore:
             ).first()
             if row is None:
                 return False
-            spec = dict(row.spec)
-            spec["budget_from"] = {"cost": row.cost or 0.0, "tokens": int(row.total_tokens)}
+            spent = BudgetFrom(cost=row.cost or 0.0, tokens=int(row.total_tokens))
+            stored = StoredRun.model_validate(row.spec).model_copy(update={"budget_from": spent})
             done = connection.execute(
                 update(_RUNS)
                 .where(_RUNS.c.id == run_id, _RUNS.c.status.in_(from_statuses))
                 .values(
-                    spec=spec,
+                    spec=stored.to_json(),
                     status="queued",
                     error=None,
                     finished_at=None,
@@ -314,7 +315,7 @@ class RunStore:
         return Claimed(
             row.id,
             row.connector_id,
-            dict(row.spec),
+            StoredRun.model_validate(row.spec),
             float(row.active_s),
             row.total,
             row.cost,

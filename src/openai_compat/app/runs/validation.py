@@ -1,8 +1,9 @@
 """A run request checked whole before the run is created: a 422 lists every problem.
 
-The input (an upload, or a database query probed for its columns), the mapping against the
-input's columns, the placeholders, the outputs against the connector's response format, the
-key column, the budget (prices, ``max_cost``, ``max_tokens``) and the rate.
+The options are the run's `RunSpec` (checked there as for every engine: mapping, outputs,
+key, concurrency, rate, prices and budget); here the input (an upload, or a database query
+probed for its columns), the placeholders, the columns the mapping and key name against the
+input's, and the outputs against the connector's response format.
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ...batch import DEFAULT_RATE, Rate
-from ...batch.budget import Budget
+from ...batch import DEFAULT_RATE
 from ...batch.scheduler import MAX_CONCURRENCY
+from ...batch.spec import RunSpec, missing_column, shown_columns
 from ...config import SourceConfig
 from ...errors import ConfigurationError
-from ...mapping import PayloadBuilder, default_outputs, get_path, output_names, parse_outputs
+from ...mapping import PayloadBuilder, get_path
 from ..connectors import ConnectorServices
 from ..http import ApiError, FieldError
 from ._inputs import DatabaseProbe, api_field, database_host, probe_database
-from .executor import run_price
 from .placeholders import placeholders_of
 from .store import RunStore
+from .stored import StoredRun
 
 __all__ = ["CheckedRun", "DatabaseIn", "RunIn", "probe_database_input", "validate_run"]
 
@@ -53,7 +54,8 @@ class RunIn(BaseModel):
     prices: Any = Field(
         default=None,
         description='token prices, USD per million: "input=0.15,output=0.60[,cached_input=0.075]"'
-        ' or {"input": 0.15, "output": 0.6, "cached_input": 0.075}; each result gets cost',
+        ', {"input": 0.15, "output": 0.6, "cached_input": 0.075}, or an object of model name to '
+        "such prices; each result gets cost",
     )
     max_cost: float | None = Field(
         default=None, description="stop starting rows once the run spent this (USD; needs prices)"
@@ -167,30 +169,15 @@ async def probe_database_input(
     return found, clean
 
 
-def _check_mapping(
-    config: SourceConfig,
-    mapping: Any,
-    columns: list[str] | None,
-    errors: list[FieldError],
-    chosen: dict[str, str],
+def _check_mapping_columns(
+    builder: PayloadBuilder, columns: list[str], errors: list[FieldError], chosen: dict[str, str]
 ) -> None:
-    try:
-        builder = PayloadBuilder(config.request_format, mapping)
-    except ConfigurationError as exc:
-        errors.extend(_problems(exc, "mapping"))
-        return
-    if columns is None:
-        return
-    shown = ", ".join(map(repr, columns[:30])) or "none"
+    """Every column the mapping reads, and every placeholder's, is one of the input's."""
     placeholders = {c for c in builder.columns if c not in {i.value for i in builder.items}}
     for i, item in enumerate(builder.items):
         if not item.static and item.value not in columns:
-            errors.append(
-                FieldError(
-                    f"mapping[{i}].value",
-                    f"the input has no column {item.value!r} (its columns: {shown})",
-                )
-            )
+            errors.append(FieldError(f"mapping[{i}].value", missing_column(item.value, columns)))
+    shown = shown_columns(columns)
     for placeholder in sorted(placeholders):
         column = chosen.get(placeholder, placeholder)
         if column not in columns:
@@ -222,7 +209,6 @@ def _check_placeholders(
         )
         return {}
     known = placeholders_of(config.request_format)
-    shown = ", ".join(map(repr, (columns or [])[:30])) or "none"
     problems = []
     for placeholder, column in given.items():
         if placeholder not in known:
@@ -236,56 +222,19 @@ def _check_placeholders(
             )
         elif columns is not None and column not in columns:
             problems.append(
-                FieldError(
-                    f"placeholders.{placeholder}",
-                    f"the input has no column {column!r} (its columns: {shown})",
-                )
+                FieldError(f"placeholders.{placeholder}", missing_column(column, columns))
             )
     errors += problems
     return {} if problems else dict(given)
 
 
-def _check_budget(body: RunIn, errors: list[FieldError]) -> None:
-    if body.prices is not None:
-        if not isinstance(body.prices, str | dict):
-            errors.append(
-                FieldError(
-                    "prices",
-                    'must be text such as "input=0.15,output=0.60" or an object such as '
-                    '{"input": 0.15, "output": 0.60} (USD per million tokens)',
-                )
-            )
-        else:
-            try:
-                run_price(body.prices)
-            except ConfigurationError as exc:
-                errors.append(FieldError("prices", exc.reason))
-    try:
-        Budget(max_cost=body.max_cost, max_tokens=body.max_tokens)
-    except ConfigurationError as exc:
-        errors.append(FieldError(exc.field or "max_cost", exc.reason))
-    if body.max_cost is not None and body.prices is None:
-        # Never silently ignored: a budget that cannot be counted would overspend.
-        errors.append(
-            FieldError(
-                "max_cost",
-                'needs prices to count the cost: add prices (e.g. "input=0.15,output=0.60", '
-                "USD per million tokens), or leave max_cost out",
-            )
-        )
-
-
-def _check_outputs(config: SourceConfig, outputs: Any, errors: list[FieldError]) -> list[str]:
-    """The output names, after checking each path against the response format."""
-    if outputs is None:
-        return output_names(default_outputs(config.response_format))
-    try:
-        fields = parse_outputs(outputs)
-    except ConfigurationError as exc:
-        errors.extend(_problems(exc, "outputs"))
-        return []
-    for i, output in enumerate(fields):
-        if get_path(config.response_format, output.path) is None:
+def _check_outputs_in_format(spec: RunSpec, errors: list[FieldError]) -> None:
+    """Each output the request names is a path of the response format (the page offers its
+    leaves; a path outside it would pick out nothing)."""
+    if spec.outputs is None:
+        return
+    for i, output in enumerate(spec.output_fields):
+        if get_path(spec.config.response_format, output.path) is None:
             errors.append(
                 FieldError(
                     f"outputs[{i}].name",
@@ -293,21 +242,31 @@ def _check_outputs(config: SourceConfig, outputs: Any, errors: list[FieldError])
                     "pick one of its leaves (or change the response format)",
                 )
             )
-    return output_names(fields)
 
 
-def _problems(exc: ConfigurationError, prefix: str) -> list[FieldError]:
-    if exc.problems:
-        return [FieldError(p.field or prefix, p.message) for p in exc.problems]
-    return [FieldError(exc.field or prefix, exc.reason)]
+def _shape(config: SourceConfig, mapping: Any, outputs: Any) -> RunSpec | None:
+    """A spec of the mapping and outputs alone (None: they are wrong themselves)."""
+    try:
+        return RunSpec.build(config, mapping=mapping, outputs=outputs)
+    except ConfigurationError:
+        return None  # reported with the spec's problems
+
+
+# The problems of a request are listed in the order of the request's parts.
+_ORDER = ("input", "placeholders", "mapping", "outputs", "key", "prices", "max_cost", "max_tokens")
+
+
+def _in_order(error: FieldError) -> int:
+    name = error["field"].split(".", 1)[0].split("[", 1)[0]
+    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
 
 
 @dataclass(frozen=True)
 class CheckedRun:
-    """A run request found valid: the spec to store (no secret in clear), the names of its
+    """A run request found valid: what to store (no secret in clear), the names of its
     outputs, and the input's row count when it is known."""
 
-    spec: dict[str, Any]
+    stored: StoredRun
     output_names: list[str]
     total: int | None
 
@@ -315,19 +274,41 @@ class CheckedRun:
 async def validate_run(
     config: SourceConfig, body: RunIn, store: RunStore, services: ConnectorServices
 ) -> CheckedRun:
-    """Check a run request whole against the saved connector's ``config`` (the input, the
-    mapping against the input's columns, the outputs against the response format, the key
-    column, the budget and the rate); the 422 ``ApiError`` lists every problem."""
+    """Check a run request whole against the saved connector's ``config``: its options as
+    the run's `RunSpec` (mapping, outputs, key, concurrency, rate, prices and budget), then
+    against the input (the columns the mapping, the placeholders and the key name) and the
+    response format (the outputs); the 422 ``ApiError`` lists every problem."""
     errors: list[FieldError] = []
     found = await _checked_input(store, services, body.input, errors)
     columns = found.columns
     chosen = _check_placeholders(config, body.placeholders, columns, errors)
-    _check_mapping(config, body.mapping, columns, errors, chosen)
-    output_names = _check_outputs(config, body.outputs, errors)
+    stored = StoredRun(
+        input=found.public,
+        mapping=body.mapping,
+        outputs=body.outputs,
+        key=body.key,
+        concurrency=body.concurrency,
+        rate=body.rate,
+        prices=body.prices,
+        max_cost=body.max_cost,
+        max_tokens=body.max_tokens,
+        placeholders=chosen or None,
+        database_url_encrypted=found.encrypted_url,
+    )
+    spec: RunSpec | None = None
+    try:
+        spec = stored.run_spec(config)
+    except ConfigurationError as exc:
+        errors.extend(FieldError(p.field or "options", p.message) for p in exc.problems)
+    # What the mapping and outputs mean, even when another option is wrong: their problems
+    # against the input and the response format are reported with the others.
+    shape = spec if spec is not None else _shape(config, body.mapping, body.outputs)
+    if shape is not None:
+        if columns is not None:
+            _check_mapping_columns(shape.payload_builder, columns, errors, chosen)
+        _check_outputs_in_format(shape, errors)
     if body.key is not None and columns is not None and body.key not in columns:
-        shown = ", ".join(map(repr, columns[:30])) or "none"
-        message = f"the input has no column {body.key!r} (its columns: {shown})"
-        errors.append(FieldError("key", message))
+        errors.append(FieldError("key", missing_column(body.key, columns)))
     if found.encrypted_url is not None and body.key is None:
         errors.append(
             FieldError(
@@ -336,26 +317,6 @@ async def validate_run(
                 "order when a stopped run continues",
             )
         )
-    _check_budget(body, errors)
-    if body.rate is not None:
-        try:
-            Rate.parse(body.rate)
-        except ConfigurationError as exc:
-            errors.append(FieldError("rate", exc.reason))
-    if errors:
-        raise ApiError.invalid(errors)
-    spec = {
-        "input": found.public,
-        "mapping": body.mapping,
-        "outputs": body.outputs,
-        "key": body.key,
-        "concurrency": body.concurrency,
-        "rate": body.rate,
-        "prices": body.prices,
-        "max_cost": body.max_cost,
-        "max_tokens": body.max_tokens,
-        "placeholders": chosen or None,
-    }
-    if found.encrypted_url is not None:
-        spec["database_url_encrypted"] = found.encrypted_url
-    return CheckedRun(spec, output_names, found.total)
+    if errors or spec is None:
+        raise ApiError.invalid(sorted(errors, key=_in_order))
+    return CheckedRun(stored, spec.output_names, found.total)

@@ -15,6 +15,7 @@ from typing import Any
 from ...batch.results import BatchResult
 from ...batch.writers import CsvWriter
 from .store import RunStore
+from .stored import StoredRun
 from .tables import FINAL_STATUSES
 
 __all__ = ["csv_chunks", "event", "jsonl_chunks", "results_page", "run_view", "upload_view"]
@@ -62,21 +63,21 @@ def run_view(row: Any) -> dict[str, Any]:
         eta_s = round(max(0, int(row.total) - done - int(row.skipped)) / rows_per_s, 1)
     if row.status in FINAL_STATUSES and row.status != "cancelled":
         eta_s = 0.0 if row.status == "succeeded" else None
-    spec = dict(row.spec)
+    stored = StoredRun.model_validate(row.spec)
     return {
         "id": row.id,
         "connector_id": row.connector_id,
         "status": row.status,
-        "input": spec.get("input"),
-        "mapping": spec.get("mapping"),
-        "outputs": spec.get("outputs"),
-        "key": spec.get("key"),
-        "concurrency": spec.get("concurrency"),
-        "rate": spec.get("rate"),
-        "prices": spec.get("prices"),
-        "max_cost": spec.get("max_cost"),
-        "max_tokens": spec.get("max_tokens"),
-        "placeholders": spec.get("placeholders"),
+        "input": stored.input,
+        "mapping": stored.mapping,
+        "outputs": stored.outputs,
+        "key": stored.key,
+        "concurrency": stored.concurrency,
+        "rate": stored.rate,
+        "prices": stored.prices,
+        "max_cost": stored.max_cost,
+        "max_tokens": stored.max_tokens,
+        "placeholders": stored.placeholders,
         "output_names": list(row.output_names),
         "total": row.total,
         "done": done,
