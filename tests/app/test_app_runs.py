@@ -224,6 +224,48 @@ def test_a_run_is_checked_whole_before_it_is_created(
     assert client.get("/api/v1/runs").json()["total"] == before
 
 
+def test_a_run_request_is_checked_as_its_run_spec_with_the_words_of_every_door(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    from openai_compat.batch.spec import RunSpec
+    from openai_compat.errors import ConfigurationError
+
+    connector_id = _connector(client, keyed.url)
+    upload = _upload(client, "rows.jsonl", _jsonl(_rows(2)))
+    options: dict[str, Any] = {"max_cost": 5, "max_tokens": 0, "prices": "input=1"}
+    bad = client.post(
+        f"/api/v1/connectors/{connector_id}/runs",
+        json={"input": {"upload_id": upload["id"]}, "mapping": _MAPPING, **options},
+    )
+    assert bad.status_code == 422
+    answered = [(e["field"], e["message"]) for e in bad.json()["error"]["errors"]]
+    with pytest.raises(ConfigurationError) as caught:
+        RunSpec.build(make_config(keyed.url, request_format=_REQUEST), **options)
+    assert answered == [(p.field, p.message) for p in caught.value.problems]
+    no_prices = client.post(
+        f"/api/v1/connectors/{connector_id}/runs",
+        json={"input": {"upload_id": upload["id"]}, "mapping": _MAPPING, "max_cost": 5},
+    )
+    with pytest.raises(ConfigurationError) as local:
+        run_batch_sync(make_config(keyed.url), [], max_cost=5)
+    assert no_prices.json()["error"]["errors"] == [
+        {"field": "max_cost", "message": local.value.reason}
+    ]
+
+
+def test_a_run_takes_prices_per_model_and_shows_them_as_given(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    connector_id = _connector(client, keyed.url)
+    upload = _upload(client, "rows.jsonl", _jsonl(_rows(3)))
+    prices = {"m": {"input": 1000, "output": 2000}, "*": "input=0,output=0"}
+    run_id = _start(client, connector_id, upload["id"], prices=prices, rate="10/s")
+    view = _wait(client, run_id)
+    assert view["status"] == "succeeded", view
+    assert view["prices"] == prices and view["rate"] == "10/s"
+    assert view["cost"] is not None and view["cost"] > 0  # priced by the model asked for
+
+
 # -- running --------------------------------------------------------------------------------
 def test_a_run_stores_the_clis_result_lines_and_marks_failed_rows(
     client: httpx.Client, keyed: MockServer, tmp_path: Path

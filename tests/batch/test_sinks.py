@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,37 @@ def test_a_failing_sink_is_still_closed_and_the_failure_is_raised(server: MockSe
     with pytest.raises(OSError, match="the disk is full"):
         asyncio.run(drive(run, sink, {}, Notices(), shown="memory"))
     assert sink.closed and sink.results == []
+
+
+# -- the part directories of the cluster engines --------------------------------------------
+def test_a_part_directory_is_made_ready_per_mode_for_every_cluster_engine(
+    tmp_path: Path,
+) -> None:
+    from openai_compat.batch.sinks.parts import PartLayout, prepare_parts
+    from openai_compat.errors import ConfigurationError
+
+    layout = PartLayout(
+        "Spark",
+        {"parquet": "part-*.parquet", "jsonl": "part-*.txt"},
+        unfinished=("_temporary", ".part-*.tmp"),
+    )
+    out = tmp_path / "out"
+    assert prepare_parts(out, "jsonl", "new", layout) == [] and out.is_dir()
+    part = out / "part-0001.txt"
+    part.write_text('{"key": "a"}\n')
+    (out / "_temporary" / "0").mkdir(parents=True)
+    (out / ".part-9.tmp").write_text("torn")
+    with pytest.raises(ConfigurationError, match="already holds results: --resume"):
+        prepare_parts(out, "jsonl", "new", layout)
+    assert prepare_parts(out, "jsonl", "resume", layout) == [part]
+    # What a killed run left unfinished is gone; its rows run again.
+    assert not (out / "_temporary").exists() and not (out / ".part-9.tmp").exists()
+    with pytest.raises(ConfigurationError, match="holds jsonl results: use the same"):
+        prepare_parts(out, "parquet", "resume", layout)
+    assert prepare_parts(out, "jsonl", "overwrite", layout) == [] and not part.exists()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ConfigurationError) as caught:
+        prepare_parts(a_file, "jsonl", "new", layout)
+    assert caught.value.field == "output"
+    assert "is a file: a Spark run writes a directory of part files" in caught.value.reason

@@ -93,3 +93,64 @@ def test_the_local_engine_refuses_through_the_spec() -> None:
     run = BatchRun({"url": URL}, [], key="id", rate="5/second")
     assert run.spec.key == "id" and run.scheduler is not None
     assert run.spec.rate == Rate(5, 1.0)
+
+
+def test_prices_and_a_budget_are_options_of_the_spec() -> None:
+    spec = RunSpec.build(
+        {"url": URL}, prices={"input": 1, "output": 2}, max_cost=5, max_tokens=1000
+    )
+    assert (spec.max_cost, spec.max_tokens) == (5.0, 1000)
+    assert spec.prices == {"input": 1, "output": 2}  # kept as given, for a view to show
+    price_table = spec.price_table
+    assert price_table is not None
+    # One object of the price names is one price for every model, on every door.
+    assert price_table.price_of("any-model") == price_table.price_of("another")
+    per_model = RunSpec.build({"url": URL}, prices={"gpt-4o": "input=1,output=2"}).price_table
+    assert per_model is not None and per_model.price_of("other") is None
+
+
+def test_a_cost_budget_without_prices_has_one_message() -> None:
+    ((field, message),) = _problems(max_cost=5)
+    assert field == "max_cost"
+    assert message.startswith("a cost budget needs prices to count the cost")
+    # Wrong prices are their own problem: the budget is not also said to lack them.
+    problems = _problems(max_cost=5, prices="cheap")
+    assert [field for field, _ in problems] == ["prices"]
+    assert problems[0][1].startswith("cannot read 'cheap'")
+
+
+def test_budget_and_cache_problems_are_found_with_the_others() -> None:
+    problems = _problems(
+        concurrency=0, max_cost=-1, max_tokens=0, cache=3, cache_mode="sometimes", prices=7
+    )
+    assert [field for field, _ in problems] == [
+        "concurrency",
+        "prices",
+        "max_cost",
+        "max_tokens",
+        "cache",
+        "cache_mode",
+    ]
+    assert ("max_tokens", "must be a whole number of tokens, 1 or more, got 0") in problems
+    assert (
+        "cache_mode",
+        "a cache mode needs a cache file: give cache too, or leave cache_mode out",
+    ) in _problems(cache_mode="refresh")
+
+
+def test_a_results_table_is_checked_through_the_spec() -> None:
+    spec = RunSpec.build({"url": URL}, key="id", include_input=True)
+    with pytest.raises(ConfigurationError) as caught:
+        spec.check_table(["id", "error_message"])
+    assert caught.value.field == "outputs" and "'error_message'" in caught.value.reason
+    spec.check_table(["id", "error_message"], lines=True)  # lines hold the input apart
+    with pytest.raises(ConfigurationError, match="has no column 'id'"):
+        spec.check_table(["text"])
+
+
+def test_a_run_built_from_a_spec_takes_no_option_of_the_spec() -> None:
+    spec = RunSpec.build({"url": URL}, key="id", concurrency=3)
+    run = BatchRun(spec, [])
+    assert run.spec is spec and run.concurrency == 3
+    with pytest.raises(TypeError, match="key with a RunSpec"):
+        BatchRun(spec, [], key="other")

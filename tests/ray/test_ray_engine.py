@@ -28,7 +28,7 @@ from openai_compat.batch.scheduler import Rate
 from openai_compat.cli import main
 from openai_compat.config import SourceConfig
 from openai_compat.errors import ConfigurationError
-from openai_compat.ray import ClusterScheduler, coordinator_for, map_endpoint
+from openai_compat.ray import ClusterScheduler, EndpointUDF, coordinator_for, map_endpoint
 from openai_compat.ray._coordinator import Coordinator, _Bucket, _Claims, kept_coordinator
 from openai_compat.testing import MockServer, chat_completion, json_reply, raw_reply
 from openai_compat.testing._app import MockApp
@@ -307,6 +307,12 @@ def test_mistakes_fail_before_any_request() -> None:
             map_endpoint(ds, conf(srv.url), concurrency=10_001, rate=None)
         assert str(caught.value) == (
             "concurrency: must be 1 to 10000 (requests in flight at once), got 10001"
+        )
+        # The UDF used on its own (``ds.map_batches(EndpointUDF, ...)``) too.
+        with pytest.raises(ConfigurationError) as caught:
+            EndpointUDF(conf(srv.url), concurrency=0)
+        assert str(caught.value) == (
+            "concurrency: must be 1 to 10000 (requests in flight at once), got 0"
         )
         with pytest.raises(ConfigurationError) as caught:
             map_endpoint(ds, conf(srv.url), key="ID", rate=None)

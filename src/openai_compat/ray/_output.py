@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from ..batch.checkpoint import prepare_output
 from ..batch.keys import key_token
 from ..batch.results import BatchResult, BatchSummary
+from ..batch.sinks.parts import PartLayout, prepare_parts
 from ..batch.writers import JsonlWriter
-from ..errors import ConfigurationError
 from ._udf import KEY_COLUMN, LINE_COLUMN, UNKEYED_COLUMN
 from ._unique import DUPLICATE_START
 
@@ -33,38 +33,18 @@ _PART = "part-"
 _FLUSH_ROWS = 5000
 
 
-def _parts(directory: Path, fmt: str) -> list[Path]:
-    return sorted(p for p in directory.glob(f"{_PART}*.{fmt}") if p.is_file())
+_LAYOUT = PartLayout(
+    "Ray",
+    {"jsonl": f"{_PART}*.jsonl", "parquet": f"{_PART}*.parquet"},
+    # A part the driver did not finish: its rows are not in the output.
+    unfinished=(f".{_PART}*.tmp",),
+)
 
 
 def prepare_directory(path: str, fmt: str, mode: str, key: str) -> set[str]:
     """Make the output directory ready for ``mode``; the key texts already written."""
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise ConfigurationError(
-            f"{path} is a file: a Ray run writes a directory of part files", field="output"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob(f".{_PART}*.tmp"):
-        stale.unlink()  # a part the driver did not finish: its rows are not in the output
-    parts = _parts(directory, fmt)
-    other = "jsonl" if fmt == "parquet" else "parquet"
-    if _parts(directory, other):
-        raise ConfigurationError(
-            f"{path} holds {other} results: use the same --output-format, or another --output",
-            field="output",
-        )
-    if mode == "overwrite":
-        for part in parts:
-            part.unlink()
-        return set()
-    if mode == "new" and parts:
-        raise ConfigurationError(
-            f"{path} already holds results: --resume finishes that run, --overwrite starts again",
-            field="output",
-        )
     done: set[str] = set()
-    for part in parts:
+    for part in prepare_parts(path, fmt, mode, _LAYOUT):
         if fmt == "jsonl":
             checkpoint = prepare_output(str(part), "jsonl", "resume")
             done.update(checkpoint.done)

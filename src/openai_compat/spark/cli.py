@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from .._text import excerpt
 from ..batch.engines import ENGINES, EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
+from ..batch.sinks.parts import PartLayout, prepare_parts
 from ..batch.sources import InputFormat, format_of_input
 from ..batch.spec import missing_column
 from ..errors import ConfigurationError, redact
@@ -42,7 +42,12 @@ from ._session import spark_session
 __all__ = ["ROWS_PER_TASK", "run_on_spark"]
 
 # Spark's names of the data files each format writes (JSON Lines: the text writer's).
-_PARTS = {"parquet": "part-*.parquet", "jsonl": "part-*.txt"}
+_LAYOUT = PartLayout(
+    "Spark",
+    {"parquet": "part-*.parquet", "jsonl": "part-*.txt"},
+    # What a killed job left: the files of tasks that never committed (their rows run again).
+    unfinished=("_temporary",),
+)
 _TOKEN = "_openai_compat_key"
 _POLL_S = 0.5
 # A task's rows by default: 100 rounds of its rows in flight (20 s at 200 ms an answer).
@@ -87,28 +92,7 @@ def _has_magic(pattern: str) -> bool:
 
 def _prepare_directory(path: str, fmt: str, mode: str) -> bool:
     """Make a local output directory ready for ``mode``; True when it holds results."""
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise _refuse(f"{path} is a file: a Spark run writes a directory of part files", "output")
-    other = "jsonl" if fmt == "parquet" else "parquet"
-    if directory.is_dir() and any(directory.glob(_PARTS[other])):
-        raise _refuse(
-            f"{path} holds {other} results: use the same --output-format, or another --output",
-            "output",
-        )
-    parts = sorted(directory.glob(_PARTS[fmt])) if directory.is_dir() else []
-    if mode == "new" and parts:
-        raise _refuse(
-            f"{path} already holds results: --resume finishes that run, --overwrite starts again",
-            "output",
-        )
-    # What a killed job left: the files of tasks that never committed (their rows run again).
-    shutil.rmtree(directory / "_temporary", ignore_errors=True)
-    if mode == "overwrite":
-        for part in parts:
-            part.unlink()
-        return False
-    return bool(parts)
+    return bool(prepare_parts(path, fmt, mode, _LAYOUT))
 
 
 def _leave_out_done(

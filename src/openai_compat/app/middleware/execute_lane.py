@@ -3,7 +3,7 @@
 A well-formed request (a canonical connector id, a JSON body that is an object whose
 ``payload`` is an object or a string, sent as ``application/json``) is answered here, by the
 route's own body (`execute_saved`), without FastAPI's routing, dependency solving and body
-validation: together they cost about as much CPU as the connector's whole request (issue 14,
+validation: together they cost about as much CPU as the connector's whole request (see
 ``docs/performance.md``). Anything else (a body that is not JSON, is not an object, has no
 payload, holds NaN or a lone surrogate escape, another content type...) goes on to FastAPI's
 route with the body as it was read, so every error is the route's own answer, word for word.

@@ -7,6 +7,10 @@ into any sink with the same progress, notices and signal handling.
 
 - `files.FileResults`: a JSON Lines or CSV file, or an OpenAI batch output file.
 - `table.TableResults`: a database table, upserted in small transactions.
+- The application's run store: ``openai_compat.app.runs.sink.RunResults``.
+
+The cluster engines write part files from their workers, not results in one process:
+`parts.prepare_parts` makes their directory ready per mode the same way for both.
 """
 
 from __future__ import annotations
