@@ -132,7 +132,10 @@ def openapi_reference(document: dict[str, Any]) -> str:
                 parts += [op["description"].strip(), ""]
             params = op.get("parameters", [])
             if params:
-                parts += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]
+                parts += [
+                    "| parameter | in | type | required | description |",
+                    "|---|---|---|---|---|",
+                ]
                 for p in params:
                     parts.append(
                         f"| `{p['name']}` | {p['in']} | {_schema_name(p.get('schema', {}))} | "
