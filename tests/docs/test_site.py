@@ -1,0 +1,126 @@
+"""The README stays short and the site stays whole: its pages, its generated references."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from openai_compat.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+
+
+def _tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_docs_{name}", ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_is_short_and_starts_with_the_two_commands() -> None:
+    lines = README.read_text(encoding="utf-8").split("\n")
+    assert len(lines) <= 150
+    fence = lines.index("```sh")
+    commands = lines[fence + 1 : lines.index("```", fence)]
+    assert [c.split("#")[0].strip() for c in commands] == ["make run", "make test"]
+    # Nothing but the title and the block's marker before them.
+    before = [x for x in lines[:fence] if x.strip()]
+    assert before[0] == "# openai-compat" and len(before) <= 2
+
+
+def test_the_readme_holds_no_benchmark_figures() -> None:
+    text = README.read_text(encoding="utf-8")
+    for figure in ("chunks/s", "rows/s  ", "p99", "load average", "[PASS]", "x ideal"):
+        assert figure not in text, figure
+
+
+def test_the_readme_links_only_to_files_that_exist() -> None:
+    text = README.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)", text)
+    assert "docs/compat.md" in targets
+    assert [t for t in targets if not (ROOT / t).exists()] == []
+
+
+def _nav_pages(nav: list[Any]) -> list[str]:
+    pages: list[str] = []
+    for item in nav:
+        for value in item.values() if isinstance(item, dict) else [item]:
+            pages += _nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
+def test_every_page_is_in_the_navigation() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    nav = _nav_pages(config["nav"])
+    on_disk = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
+    assert sorted(nav) == on_disk
+
+
+def test_the_cli_reference_names_every_command_and_option() -> None:
+    reference = _tool("docs_hooks").cli_reference()
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if a.dest == "command"]
+    for name, command in sub.choices.items():  # type: ignore[union-attr]
+        assert f"## `openai-compat {name}`" in reference
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            for option in action.option_strings:
+                assert f"`{option}`" in reference, (name, option)
+
+
+def test_the_http_reference_names_every_operation() -> None:
+    hooks = _tool("docs_hooks")
+    document = hooks.openapi_document()
+    reference = hooks.openapi_reference(document)
+    operations = [(m, p) for p, ops in document["paths"].items() for m in ops]
+    assert len(operations) > 20
+    for method, path in operations:
+        assert f"### `{method.upper()} {path}`" in reference
+    for name in document["components"]["schemas"]:
+        assert f"### {name}\n" in reference
+
+
+def test_doctest_runs_become_code_blocks() -> None:
+    fence = _tool("griffe_doctests").fence_doctests
+    text = "Adds.\n\n>>> [1 + 1]\n[2]\n\nDone.\n\n```python\n>>> kept\n```"
+    assert fence(text) == (
+        "Adds.\n\n```pycon\n>>> [1 + 1]\n[2]\n```\n\nDone.\n\n```python\n>>> kept\n```"
+    )
+
+
+def test_the_compatibility_table_is_written_into_its_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tool = _tool("compat_table")
+    page = tmp_path / "compat.md"
+    page.write_text((DOCS / "compat.md").read_text(encoding="utf-8"), encoding="utf-8")
+    results = {
+        "servers": {"llama": {"name": "llama.cpp llama-server", "version": "b1"}},
+        "cells": [
+            {"server": "llama", "cell": "check", "outcome": "passed"},
+            {"server": "llama", "cell": "stream", "outcome": "failed", "note": "cut off"},
+        ],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["compat_table.py", str(tmp_path / "results.json"), str(page)])
+    tool.main()
+    text = page.read_text(encoding="utf-8")
+    table = text.split(tool.START)[1].split(tool.END)[0]
+    assert "| llama.cpp llama-server b1 | ✅ 1/1 | not tested | ❌ 0/1 (cut off) |" in table
+    assert "1 of 2 compatibility tests passed" in table
+    # The rest of the page is kept.
+    assert text.startswith("# Compatibility") and "## Departures from the spec" in text
