@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -124,3 +126,72 @@ def test_the_compatibility_table_is_written_into_its_page(
     assert "1 of 2 compatibility tests passed" in table
     # The rest of the page is kept.
     assert text.startswith("# Compatibility") and "## Departures from the spec" in text
+
+
+# Names of the public surfaces the API page cannot show, and why.
+NOT_RENDERED = {
+    # Dunder names are left out of every page by the handler's filter.
+    "__version__",
+    # Bound by unpacking a tuple (``A, B = ...``), which static analysis cannot attribute.
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_RATE",
+}
+
+_BUILD = """
+import sys
+from mkdocs.__main__ import cli
+try:
+    cli(["build", "--strict", "--site-dir", sys.argv[1]])
+except SystemExit as exit:
+    if exit.code:
+        raise
+heavy = sorted(m for m in ("ray", "pyspark", "pyarrow") if m in sys.modules)
+assert not heavy, f"building the site imported {heavy}"
+"""
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _BUILD, str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return site
+
+
+def test_the_site_builds_strict_without_ray_or_spark(built_site: Path) -> None:
+    for page in ("index.html", "getting-started/index.html", "search/search_index.json"):
+        assert (built_site / page).is_file(), page
+    assert (built_site / "screenshots" / "09-runs-done.png").is_file()
+
+
+def test_the_python_api_page_shows_every_public_name(built_site: Path) -> None:
+    import openai_compat
+    import openai_compat.batch
+    import openai_compat.ray
+    import openai_compat.spark
+
+    html = (built_site / "python-api" / "index.html").read_text(encoding="utf-8")
+    missing = [
+        f"{module.__name__}.{name}"
+        for module in (openai_compat, openai_compat.batch, openai_compat.ray, openai_compat.spark)
+        for name in module.__all__
+        if name not in NOT_RENDERED and f'id="{module.__name__}.{name}"' not in html
+    ]
+    assert missing == []
+
+
+def test_the_generated_pages_are_in_the_site(built_site: Path) -> None:
+    cli = (built_site / "cli" / "index.html").read_text(encoding="utf-8")
+    assert "--max-cost" in cli and "--spark-master" in cli
+    http = (built_site / "app" / "http-api" / "index.html").read_text(encoding="utf-8")
+    assert "/api/v1/connectors/{connector_id}/execute_model" in http
+    assert "<!-- generated:" not in cli + http
