@@ -195,3 +195,14 @@ def test_the_generated_pages_are_in_the_site(built_site: Path) -> None:
     http = (built_site / "app" / "http-api" / "index.html").read_text(encoding="utf-8")
     assert "/api/v1/connectors/{connector_id}/execute_model" in http
     assert "<!-- generated:" not in cli + http
+
+
+def test_every_environment_variable_of_the_package_is_documented() -> None:
+    used = {
+        name
+        for path in (ROOT / "src" / "openai_compat").rglob("*.py")
+        for name in re.findall(r"OPENAI_COMPAT_[A-Z_]+[A-Z]", path.read_text(encoding="utf-8"))
+    }
+    assert len(used) >= 10
+    table = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert sorted(n for n in used if f"| `{n}` |" not in table) == []
