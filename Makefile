@@ -63,17 +63,17 @@ test-compat: system-packages-compat $(COMPAT_STAMP)
 # The documentation site (mkdocs-material) into site/; the application serves it at /guide/.
 # The command line and HTTP API pages are generated from the code as it builds.
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # The site on http://127.0.0.1:8001/, rebuilt on every change.
 docs-serve: $(STAMP)
-	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # What make test checks of the site: it builds with no warning (no broken link or anchor, no
 # page left out), into a scratch directory so that site/ stays as make docs left it. The
 # examples of the pages run in pytest (tests/docs).
 docs-check: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --site-dir build/site-check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site-check
 
 bench: $(STAMP)
 	$(PY) bench/stream_parse.py
