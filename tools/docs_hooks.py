@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 CLI_MARKER = "<!-- generated: cli -->"
 OPENAPI_MARKER = "<!-- generated: openapi -->"
 # argparse wraps help to the terminal's width: fixed, so the page is the same everywhere.
-HELP_WIDTH = "100"
+HELP_WIDTH = "80"
 
 
 def _cell(text: str) -> str:
