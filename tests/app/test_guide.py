@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from openai_compat.app import AppSettings, create_app
-from openai_compat.app.routers.guide import GUIDE_CONTENT_SECURITY_POLICY, _file
+from openai_compat.app.http.page_headers import CONTENT_SECURITY_POLICY
+from openai_compat.app.routers.guide import _file, page_policy
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,11 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A built site, as mkdocs lays one out, named by OPENAI_COMPAT_GUIDE_DIR."""
     (tmp_path / "getting-started").mkdir()
     (tmp_path / "assets").mkdir()
-    (tmp_path / "index.html").write_text("<h1>openai-compat guide</h1>")
+    (tmp_path / "index.html").write_text(
+        '<h1>openai-compat guide</h1><script>var theme = "light"</script>'
+        '<script id="__config" type="application/json">{"base": "."}</script>'
+        '<script src="assets/bundle.js"></script>'
+    )
     (tmp_path / "getting-started" / "index.html").write_text("<h1>Getting started</h1>")
     (tmp_path / "assets" / "site.css").write_text("body { margin: 0 }")
     (tmp_path / "404.html").write_text("<h1>No such page</h1>")
@@ -42,12 +47,24 @@ def test_the_built_site_is_served_without_the_token(app: FastAPI, site: Path) ->
     assert home.status_code == 200
     assert "openai-compat guide" in home.text
     assert home.headers["content-type"].startswith("text/html")
-    assert home.headers["content-security-policy"] == GUIDE_CONTENT_SECURITY_POLICY
     assert home.headers["x-frame-options"] == "DENY"
     page = client.get("/guide/getting-started/")
     assert page.status_code == 200 and "Getting started" in page.text
     css = client.get("/guide/assets/site.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def test_a_page_may_run_its_own_inline_scripts_and_no_other(app: FastAPI, site: Path) -> None:
+    client = TestClient(app)
+    policy = client.get("/guide/").headers["content-security-policy"]
+    # sha256 of `var theme = "light"`; the JSON block is data, and needs no hash.
+    digest = "'sha256-XUhpX07VPwOwT0W6e8WrRNnwXBrcASgAKgQ/Wy3x+2E='"
+    assert policy == f"{CONTENT_SECURITY_POLICY}; script-src 'self' {digest}"
+    assert "unsafe-inline" not in policy
+    assert policy == page_policy((site / "index.html").read_text())
+    # A page without inline scripts, and any other file, keep the application's policy.
+    for path in ("/guide/getting-started/", "/guide/assets/site.css"):
+        assert client.get(path).headers["content-security-policy"] == CONTENT_SECURITY_POLICY
 
 
 def test_guide_without_a_slash_redirects_so_relative_links_resolve(

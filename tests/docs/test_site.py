@@ -206,3 +206,47 @@ def test_every_environment_variable_of_the_package_is_documented() -> None:
     assert len(used) >= 10
     table = (DOCS / "configuration.md").read_text(encoding="utf-8")
     assert sorted(n for n in used if f"| `{n}` |" not in table) == []
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_a_newcomer_finds_the_guide_from_the_web_page(built_site: Path, tmp_path: Path) -> None:
+    """The application serves the built site: from the sign-in card to a search of the guide,
+    in a real Chromium, with nothing blocked by the pages' policy and nothing from outside."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.app_support import AppProcess
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: make test installs it"
+    app = AppProcess(tmp_path / "data", env={"OPENAI_COMPAT_GUIDE_DIR": str(built_site)})
+    blocked: list[str] = []
+    errors: list[str] = []
+    requests: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True
+            )
+            page = browser.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("request", lambda request: requests.append(request.url))
+            page.on(
+                "console",
+                lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            page.goto(app.url + "/")
+            page.click("text=Read the guide")
+            page.wait_for_url(app.url + "/guide/")
+            page.click("nav >> text=Getting started")
+            page.wait_for_url(app.url + "/guide/getting-started/")
+            assert "llama-server" in page.content()
+            # The theme's search runs (a worker from the site, its index fetched).
+            page.keyboard.press("/")
+            page.keyboard.type("resume")
+            page.wait_for_selector(".md-search-result__item", timeout=15_000)
+            browser.close()
+    finally:
+        app.stop()
+    assert blocked == [] and errors == []
+    assert [u for u in requests if not u.startswith((app.url, "data:", "blob:"))] == []

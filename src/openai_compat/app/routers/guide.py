@@ -6,14 +6,18 @@ The directory is ``OPENAI_COMPAT_GUIDE_DIR``, else ``site`` in the current direc
 start is served without a restart. Outside the OpenAPI document and without the token, as
 the web page is.
 
-The generated site has inline scripts (its theme's), which the application's policy
-(``'self'`` only) would block; its pages get a policy of their own that allows inline
-script and style and nothing else the application's does not.
+The generated site's pages hold a few inline scripts (the theme's), which the application's
+policy (``'self'`` only) would block. Each page is sent with that policy plus the SHA-256
+of each of its own inline scripts, so exactly those run and nothing injected into a page
+could (no ``'unsafe-inline'``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -21,14 +25,13 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from ..http.page_headers import CONTENT_SECURITY_POLICY
 
-__all__ = ["GUIDE_CONTENT_SECURITY_POLICY", "GUIDE_PATH", "guide_dir", "router"]
+__all__ = ["GUIDE_PATH", "guide_dir", "page_policy", "router"]
 
 GUIDE_PATH = "/guide"
 
-GUIDE_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
-    "default-src 'self'",
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'",
-)
+# An inline script: no src, and a type a browser runs (a JSON data block is never run).
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.DOTALL)
+_DATA_TYPE = re.compile(r"""\btype=["']?application/(?:ld\+)?json""")
 
 _NOT_BUILT = """<!doctype html>
 <html lang="en">
@@ -56,8 +59,33 @@ def guide_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.cwd() / "site"
 
 
-def _headers() -> dict[str, str]:
-    return {"Content-Security-Policy": GUIDE_CONTENT_SECURITY_POLICY}
+def page_policy(html: str) -> str:
+    """The application's policy, plus the hash of each inline script of ``html``.
+
+    >>> page_policy("<p>no script</p>") == CONTENT_SECURITY_POLICY
+    True
+    >>> "script-src 'self' 'sha256-" in page_policy("<script>let a = 1</script>")
+    True
+    """
+    hashes = sorted(
+        {
+            "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+            for attributes, body in _INLINE_SCRIPT.findall(html)
+            if not _DATA_TYPE.search(attributes)
+        }
+    )
+    if not hashes:
+        return CONTENT_SECURITY_POLICY
+    return f"{CONTENT_SECURITY_POLICY}; script-src 'self' {' '.join(hashes)}"
+
+
+def _send(path: Path, status_code: int = 200) -> Response:
+    if path.suffix != ".html":
+        return FileResponse(path, status_code=status_code)
+    html = path.read_text(encoding="utf-8", errors="replace")
+    return HTMLResponse(
+        html, status_code=status_code, headers={"Content-Security-Policy": page_policy(html)}
+    )
 
 
 def _file(root: Path, path: str) -> Path | None:
@@ -80,11 +108,11 @@ async def guide_root() -> Response:
 async def guide(path: str) -> Response:
     root = guide_dir().resolve()
     if not (root / "index.html").is_file():
-        return HTMLResponse(_NOT_BUILT, status_code=404, headers=_headers())
+        return HTMLResponse(_NOT_BUILT, status_code=404)
     found = _file(root, path)
     if found is not None:
-        return FileResponse(found, headers=_headers())
+        return _send(found)
     missing = root / "404.html"
     if missing.is_file():
-        return FileResponse(missing, status_code=404, headers=_headers())
-    return HTMLResponse("<h1>Not found</h1>", status_code=404, headers=_headers())
+        return _send(missing, status_code=404)
+    return HTMLResponse("<h1>Not found</h1>", status_code=404)
