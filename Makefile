@@ -1,8 +1,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The site's build code, checked by ruff with the package.
+DOCS_TOOLS := tools/docs_hooks.py tools/griffe_doctests.py tools/compat_table.py
 
-.PHONY: run demo test test-compat system-packages system-packages-compat lint typecheck pytest bench bench-app bench-batch screenshots clean
+.PHONY: run demo docs docs-serve docs-check test test-compat system-packages system-packages-compat lint typecheck pytest bench bench-app bench-batch screenshots clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -27,11 +29,11 @@ demo: $(STAMP)
 system-packages:
 	bash tools/install_system_packages.sh main
 
-test: system-packages lint typecheck pytest
+test: system-packages lint typecheck docs-check pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests $(wildcard bench)
-	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
+	$(VENV)/bin/ruff check src tests $(DOCS_TOOLS) $(wildcard bench)
+	$(VENV)/bin/ruff format --check src tests $(DOCS_TOOLS) $(wildcard bench)
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
@@ -42,7 +44,7 @@ pytest: $(STAMP) system-packages
 
 # The compatibility tier: real LiteLLM proxy, llama.cpp llama-server and llmock on 127.0.0.1.
 # llama-server is built once (minutes) and cached in ~/.cache/openai-compat/llama-server-<ver>/.
-# The table in README.md is rewritten from the outcomes, even when a test fails.
+# The table of docs/compat.md is rewritten from the outcomes, even when a test fails.
 COMPAT_STAMP := $(VENV)/.compat-installed
 
 $(COMPAT_STAMP): pyproject.toml $(STAMP)
@@ -56,7 +58,22 @@ system-packages-compat:
 test-compat: system-packages-compat $(COMPAT_STAMP)
 	$(PY) tools/build_llama_server.py
 	$(VENV)/bin/pytest -q -m compat tests/compat; status=$$?; \
-	  $(PY) tools/compat_table.py build/compat-results.json README.md && exit $$status
+	  $(PY) tools/compat_table.py build/compat-results.json docs/compat.md && exit $$status
+
+# The documentation site (mkdocs-material) into site/; the application serves it at /guide/.
+# The command line and HTTP API pages are generated from the code as it builds.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The site on http://127.0.0.1:8001/, rebuilt on every change.
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
+
+# What make test checks of the site: it builds with no warning (no broken link or anchor, no
+# page left out), into a scratch directory so that site/ stays as make docs left it. The
+# examples of the pages run in pytest (tests/docs).
+docs-check: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site-check
 
 bench: $(STAMP)
 	$(PY) bench/stream_parse.py
@@ -66,14 +83,14 @@ bench: $(STAMP)
 bench-app: $(STAMP)
 	$(PY) bench/app.py
 
-# Re-take the README's screenshots of the web page (headless Chromium, as in the test).
+# Re-take the screenshots of the web page in docs/screenshots (headless Chromium, as in the test).
 screenshots: $(STAMP) system-packages
 	OPENAI_COMPAT_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/app/test_app_browser.py tests/app/test_app_runs_browser.py
 
 # Batch runs: 20,000 rows at 20 ms / concurrency 64 against the ideal and the SDK loop, then
-# peak memory over 1,000,000 rows (several minutes; figures in README.md).
+# peak memory over 1,000,000 rows (several minutes; figures in docs/performance.md).
 bench-batch: $(STAMP)
 	$(PY) bench/batch.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Write the compatibility table of README.md from the outcomes of ``make test-compat``.
+"""Write the compatibility table of docs/compat.md from the outcomes of ``make test-compat``.
 
 The compat tests record, per server and column, which tests passed
 (``build/compat-results.json``, written by ``tests/compat/conftest.py``). This script turns

@@ -48,6 +48,8 @@ class _Payload(BaseModel):
 
 
 class ConnectorSpecification(_Payload):
+    """The connector's specification (``spec``): its configuration's JSON schema and kind."""
+
     _type: MessageType = "connector_spec"
     documentation_url: str
     stream_type: str
@@ -58,12 +60,16 @@ class ConnectorSpecification(_Payload):
 
 
 class ConnectionStatus(_Payload):
+    """The result of ``check``: ``succeeded``, or ``failed`` with a message saying why."""
+
     _type: MessageType = "connection_status"
     status: Literal["succeeded", "failed"]
     message: str | None = None
 
 
 class Catalog(_Payload):
+    """What ``discover`` answers: the streams, and the request-rate limits the platform uses."""
+
     _type: MessageType = "catalog"
     streams: list[dict[str, Any]] = Field(default_factory=list)
     request_rate_limit: int
@@ -74,12 +80,16 @@ class Catalog(_Payload):
 
 
 class RecordMessage(_Payload):
+    """One record of ``read``: an answer, a streamed chunk or the assembled answer."""
+
     _type: MessageType = "record"
     data: dict[str, Any]
     emitted_at: int = Field(default_factory=lambda: int(time.time()))
 
 
 class LogMessage(_Payload):
+    """A log line of the protocol: a warning (a cut-off stream) or an error (a failed read)."""
+
     _type: MessageType = "log"
     level: LogLevel
     message: str

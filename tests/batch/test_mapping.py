@@ -127,7 +127,7 @@ def test_string_cast(value: Any, expected: str) -> None:
 def test_number_cast_keeps_integers_integers_and_decimals_decimals(
     value: Any, expected: Any
 ) -> None:
-    # The original turned "3.7" into 3: we keep 3.7 (documented in README.md).
+    # The original turned "3.7" into 3: we keep 3.7 (documented in docs/batch/index.md).
     result = cast_value(value, "number")
     assert result == expected
     assert type(result) is type(expected)

@@ -4,7 +4,7 @@ Every test here is marked ``compat`` (deselected by plain ``make test``; ``make 
 runs them), ``server(ID)`` and ``cell(COLUMN)``. The outcome of each test is recorded per
 server and column of the compatibility table and written to ``build/compat-results.json``
 at the end of the session; ``tools/compat_table.py`` turns that into the table of
-``README.md``.
+``docs/compat.md``.
 """
 
 from __future__ import annotations

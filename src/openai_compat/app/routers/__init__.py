@@ -3,8 +3,9 @@
 ``definitions`` (the connector's spec, a configuration tested before saving), ``connectors``
 (the saved connectors, ``execute_model``), ``mapping_preview``, ``uploads``,
 ``input_formats`` (what a run's input may be), ``queries``, ``runs`` (a connector's runs,
-and the runs with their events and results), ``health`` (``/health``, ``/metrics``) and
-``pages`` (the web page, the docs page, the OpenAPI document). `ROUTERS` is every router in
+and the runs with their events and results), ``health`` (``/health``, ``/metrics``),
+``pages`` (the web page, the docs page, the OpenAPI document) and ``guide`` (the
+documentation site under ``/guide/``). `ROUTERS` is every router in
 the order the application includes them; the paths the middlewares watch come from here
 (`EXECUTE_PATH`, `UPLOADS_PATH`, `is_protected`), never written again by hand.
 """
@@ -16,6 +17,7 @@ from fastapi import APIRouter
 from . import (
     connectors,
     definitions,
+    guide,
     health,
     input_formats,
     mapping_preview,
@@ -42,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     runs.router,
     health.router,
     pages.router,
+    guide.router,
 )
 
 
