@@ -23,6 +23,13 @@ from typing import Any
 import httpx
 import pytest
 
+from openai_compat.app.http import ApiError
+from openai_compat.app.runs.uploads import (
+    MAX_LINE_BYTES,
+    Inspected,
+    UploadedFile,
+    inspect_upload,
+)
 from openai_compat.testing import MockServer
 from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config
@@ -47,6 +54,14 @@ def keyed() -> Iterator[MockServer]:
 def client(app: AppProcess) -> Iterator[httpx.Client]:
     with app.client() as c:
         yield c
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[AppProcess]:
+    """An application of its own, whose peak memory no earlier test has raised."""
+    proc = AppProcess(tmp_path / "data")
+    yield proc
+    proc.stop()
 
 
 def _peak_rss(app: AppProcess) -> int:
@@ -141,12 +156,14 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 # -- bombs ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("rows_before", [0, 20], ids=["first-line", "after-the-sample"])
 def test_a_gzipped_line_bomb_is_refused_naming_the_limit(
-    app: AppProcess, client: httpx.Client, rows_before: int
+    fresh: AppProcess, rows_before: int
 ) -> None:
+    app = fresh
     bomb = _gzipped_jsonl(rows_before, 96 * _MIB)
     assert len(bomb) < 200 * 1024  # small on disk
     files, rows, peak = _files(app), _uploads_rows(app), _peak_rss(app)
-    refused = client.post("/api/v1/uploads", files={"file": ("bomb.jsonl.gz", bomb)})
+    with app.client() as client:
+        refused = client.post("/api/v1/uploads", files={"file": ("bomb.jsonl.gz", bomb)})
     assert refused.status_code == 422, refused.text[:300]
     error = refused.json()["error"]["errors"][0]
     assert error["field"] == "file"
@@ -169,7 +186,7 @@ def test_a_long_value_is_cut_in_the_stored_sample(app: AppProcess, client: httpx
     assert len(stored_text.encode()) <= 64 * 1024
 
 
-def test_a_parquet_bomb_is_read_a_few_rows_at_a_time(app: AppProcess, client: httpx.Client) -> None:
+def test_a_parquet_bomb_is_read_a_few_rows_at_a_time(fresh: AppProcess) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -181,12 +198,44 @@ def test_a_parquet_bomb_is_read_a_few_rows_at_a_time(app: AppProcess, client: ht
     pq.write_table(table, out, compression="zstd")
     data = out.getvalue()
     assert len(data) < 64 * 1024  # small on disk: over 1 GB as Python rows
-    peak = _peak_rss(app)
-    found = _upload(client, "bomb.parquet", data)
-    assert _peak_rss(app) - peak < _MEMORY_SLACK
+    peak = _peak_rss(fresh)
+    with fresh.client() as client:
+        found = _upload(client, "bomb.parquet", data)
+    assert _peak_rss(fresh) - peak < _MEMORY_SLACK
     assert found["columns"] == ["id", "body"] and found["rows_estimate"] == n
     assert found["sample"][0] == {"id": "p-0", "body": "z" * 1000 + "…"}
     assert len(json.dumps(found["sample"]).encode()) <= 64 * 1024
+
+
+def _inspect(tmp_path: Path, name: str, data: bytes) -> Inspected:
+    received = tmp_path / "received"
+    received.write_bytes(data)
+    return inspect_upload(tmp_path, UploadedFile(received, name, len(data)))
+
+
+def _jsonl_line(length: int) -> bytes:
+    """One JSON Lines row of exactly ``length`` bytes before its line end."""
+    return b'{"id": "x", "body": "' + b"b" * (length - 23) + b'"}'
+
+
+def test_a_line_of_exactly_the_limit_is_taken_one_byte_more_is_not(tmp_path: Path) -> None:
+    short = b'{"id": "s", "body": "a"}\n'
+    taken = _inspect(tmp_path, "edge.jsonl", short + _jsonl_line(MAX_LINE_BYTES) + b"\n" + short)
+    assert taken.rows_estimate == 3 and taken.columns == ["id", "body"]
+    for ending in (b"\n", b""):  # the longest line last, with or without its line end
+        with pytest.raises(ApiError) as refused:
+            _inspect(tmp_path, "edge.jsonl", short + _jsonl_line(MAX_LINE_BYTES + 1) + ending)
+        assert refused.value.status == 422
+        assert "line 2 is longer than the 8 MiB" in str(refused.value)
+    assert list((tmp_path / "uploads").iterdir()) == [tmp_path / "uploads" / f"{taken.id}.jsonl"]
+
+
+def test_a_csv_with_carriage_returns_for_line_ends_is_measured_line_by_line(
+    tmp_path: Path,
+) -> None:
+    rows = b"".join(b"%d,%s\r" % (i, b"v" * 90) for i in range(MAX_LINE_BYTES // 90))
+    taken = _inspect(tmp_path, "old-mac.csv", b"id,body\r" + rows)
+    assert taken.columns == ["id", "body"] and taken.sample[0] == {"id": "0", "body": "v" * 90}
 
 
 # -- malformed bodies -----------------------------------------------------------------------

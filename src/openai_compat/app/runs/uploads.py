@@ -299,37 +299,39 @@ def _mib(size: int) -> str:
     return f"{size // (1024 * 1024)} MiB" if size % (1024 * 1024) == 0 else f"{size} bytes"
 
 
+def _too_long(line: int) -> ConfigurationError:
+    return ConfigurationError(
+        f"line {line} is longer than the {_mib(MAX_LINE_BYTES)} a line of an upload may hold; "
+        "split that row or shorten its values",
+        field="file",
+    )
+
+
 def _scan_lines(path: Path, compressed: bool, fmt: str) -> int | None:
     """Count the lines of a JSON Lines or CSV file (its rows estimate) in bounded memory;
     ``ConfigurationError`` naming the limit at the first line over `MAX_LINE_BYTES`."""
+    # The CSV reader also ends a line at a lone CR; the JSON Lines reader only at LF.
+    breaks = (b"\n", b"\r") if fmt == "csv" else (b"\n",)
     lines = 0
     current = 0  # the bytes of the line not ended yet
     last = b"\n"
     try:
         with gzip.open(path, "rb") if compressed else open(path, "rb") as f:
             while chunk := f.read(_SCAN_CHUNK):
-                ends = chunk.count(b"\n")
-                current += chunk.index(b"\n") if ends else len(chunk)
+                found = [at for at in (chunk.find(b) for b in breaks) if at >= 0]
+                current += min(found) if found else len(chunk)
                 if current > MAX_LINE_BYTES:
-                    raise ConfigurationError(
-                        f"line {lines + 1} is longer than the {_mib(MAX_LINE_BYTES)} a line of "
-                        "an upload may hold; split that row or shorten its values",
-                        field="file",
-                    )
-                if ends:
-                    lines += ends
-                    current = len(chunk) - chunk.rindex(b"\n") - 1
+                    raise _too_long(lines + 1)
+                if found:
+                    current = len(chunk) - max(chunk.rfind(b) for b in breaks) - 1
+                lines += chunk.count(b"\n")
                 last = chunk[-1:]
     except (OSError, EOFError, zlib.error):
         # A damaged stream: its rows cannot be read past this point either (the readers say
         # so row by row), so no longer line can reach a run.
         return None
     if current > MAX_LINE_BYTES:
-        raise ConfigurationError(
-            f"line {lines + 1} is longer than the {_mib(MAX_LINE_BYTES)} a line of an upload "
-            "may hold; split that row or shorten its values",
-            field="file",
-        )
+        raise _too_long(lines + 1)
     if last != b"\n":
         lines += 1
     return max(0, lines - 1) if fmt == "csv" else lines
@@ -364,13 +366,17 @@ def _text_start(path: Path, fmt: str, compressed: bool) -> tuple[list[str], list
     columns: list[str] = []
     sample: list[Any] = []
     problems: list[str] = []
+    full = False
     for read, row in enumerate(source, start=1):
         if isinstance(row, UnreadableRow):
             problems.append(row.reason)
         else:
             columns += [c for c in row if c not in columns]
             shown = _showable(row)
-            if _within_sample(sample, shown):
+            # The first rows, in order: none after one that does not fit.
+            if full or not _within_sample(sample, shown):
+                full = True
+            else:
                 sample.append(shown)
         if read >= SAMPLE_ROWS:
             break
