@@ -155,8 +155,8 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 def spreadsheet_safe(cell: str) -> str:
     """``cell`` as a spreadsheet shows it but never runs it: a formula gets a leading ``'``.
 
-    >>> spreadsheet_safe("=HYPERLINK(\"http://x\")"), spreadsheet_safe("-3"), spreadsheet_safe("a")
-    ('\'=HYPERLINK("http://x")', '-3', 'a')
+    >>> spreadsheet_safe("=1+1"), spreadsheet_safe("@SUM(A1)"), spreadsheet_safe("-3")
+    ("'=1+1", "'@SUM(A1)", '-3')
     """
     if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
         return "'" + cell
