@@ -5,6 +5,11 @@ chunk by chunk to ``<data dir>/uploads/``; nothing holds the file in memory, and
 upload is refused (413) as soon as it passes the cap. The file is then opened with the
 batch readers (the same as the CLI's: JSON Lines, CSV, Parquet, any of them gzipped), and
 its columns, first rows and an estimate of its row count are kept with it.
+
+A small file can hold a lot once read (a gzipped line of hundreds of MB, a Parquet value
+repeated by its dictionary), so every line of a text upload is measured before any row is
+read (at most `MAX_LINE_BYTES`), Parquet is looked at a row at a time, and the stored
+sample is bounded (`SAMPLE_VALUE_CHARS`, `SAMPLE_BYTES`).
 """
 
 from __future__ import annotations
