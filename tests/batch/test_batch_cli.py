@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from openai_compat.testing import MockServer
+from openai_compat.testing import MockServer, json_reply
 from tests.conftest import CANARY, make_config
 
 TEMPLATE_FORMAT = json.dumps(
@@ -152,6 +152,39 @@ def test_failed_rows_exit_1_and_retry_failed_fixes_them(
     assert "running 5 failed rows again" in err
     assert sorted(line["key"] for line in lines_of(out)) == sorted(f"t{i}" for i in range(5))
     assert all(line["error"] is None for line in lines_of(out))
+
+
+def test_a_failed_rows_error_body_is_its_response_when_responses_are_asked_for(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 2)
+    denial = {
+        "error": {"message": "The guardrail checks failed.", "type": "hooks_failed"},
+        # A server may echo the request's key back: it is masked in the stored response too.
+        "hook_results": {
+            "before_request_hooks": [
+                {
+                    "id": "guard",
+                    "checks": [{"id": "default.regexMatch", "verdict": False, "data": CANARY}],
+                }
+            ]
+        },
+    }
+    server.enqueue(json_reply(denial, status=446), json_reply(denial, status=446))
+    out = tmp_path / "out.jsonl"
+    code, err = run_main(
+        batch_args(config, rows, out, "--key", "id", "--include-response", "--concurrency", "1"),
+        capsys,
+    )
+    assert code == 1, err
+    lines = lines_of(out)
+    assert len(lines) == 2
+    for line in lines:
+        assert line["error"]["status"] == 446
+        assert "failed default.regexMatch (before_request_hooks guard)" in line["error"]["message"]
+        assert line["response"]["hook_results"]["before_request_hooks"][0]["id"] == "guard"
+        assert line["response"]["error"]["type"] == "hooks_failed"
+    assert CANARY not in out.read_text()
 
 
 @pytest.mark.parametrize(
