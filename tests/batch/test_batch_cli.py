@@ -392,6 +392,7 @@ def parquet_rows(path: Path) -> list[dict[str, Any]]:
     [
         ("results.parquet", []),
         ("results.PARQUET", []),
+        ("results.pq", []),
         ("results.out", ["--output-format", "parquet"]),
     ],
 )
@@ -509,5 +510,18 @@ def test_a_parquet_output_without_pyarrow_names_the_extra(
     assert result.returncode == 2, result.stderr
     assert "pip install 'openai-compat[parquet]'" in result.stderr
     assert "Traceback" not in result.stderr
+    assert server.requests == []
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("engine", ["ray", "spark"])
+def test_a_cluster_engine_refuses_an_output_named_for_a_format_it_cannot_write(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 2)
+    out = tmp_path / "results.csv"
+    code, err = run_main(batch_args(config, rows, out, "--key", "id", "--engine", engine), capsys)
+    assert code == 2, err
+    assert f"--engine {engine} writes parquet or jsonl, not csv" in err
     assert server.requests == []
     assert not out.exists()

@@ -41,7 +41,7 @@ __all__ = [
 # written whole at the end (`sinks.parquet`), with pyarrow.
 OUTPUT_FORMATS = ("jsonl", "csv", "openai-batch", "parquet")
 # The formats an output's name picks (any other name is JSON Lines).
-_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet"}
+_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # What encoding a value that is not strict JSON raises (UnicodeEncodeError is a ValueError).
 _NOT_STRICT = (ValueError, TypeError, RecursionError)
