@@ -132,7 +132,7 @@ class Engine:
             raise ValueError(f"the {self.name} engine picks its format by the output's name")
         how = ""
         if args.output_format:
-            fmt = args.output_format.lower()
+            fmt = str(args.output_format).lower()
         else:
             # A name that says a format gets it, as on the local engine; a plain directory
             # name gets the engine's first.
