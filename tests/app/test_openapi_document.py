@@ -90,3 +90,43 @@ def test_the_error_answers_are_documented_as_json(document: dict[str, Any]) -> N
             assert response["content"][JSON]["schema"] == {
                 "$ref": "#/components/schemas/ErrorOut"
             }, (method, path, status)
+
+
+def test_path_ids_are_declared_as_the_api_takes_them(document: dict[str, Any]) -> None:
+    # The API refuses 0, negatives and ids past 2**63-1: the document says so, so that a
+    # client (or a fuzzer) reading it never sends an id it will refuse.
+    declared = 0
+    for method, path, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "path" or parameter["name"] not in ("connector_id", "run_id"):
+                continue
+            declared += 1
+            schema = parameter["schema"]
+            assert schema["type"] == "integer", (method, path, schema)
+            assert schema["minimum"] == 1, (method, path, schema)
+            assert schema["maximum"] == 2**63 - 1, (method, path, schema)
+    assert declared >= 15
+
+
+def test_a_method_a_path_does_not_take_is_answered_with_every_method_it_does(
+    tmp_path_factory: pytest.TempPathFactory, document: dict[str, Any]
+) -> None:
+    from starlette.testclient import TestClient
+
+    app = create_app(AppSettings(data_dir=tmp_path_factory.mktemp("allow"), token="t" * 16))
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            for path, operations in document["paths"].items():
+                url = path.replace("{connector_id}", "1").replace("{run_id}", "1")
+                url = url.replace("{upload_id}", "u1")
+                declared = {method.upper() for method in operations}
+                for method in ("OPTIONS", "PATCH"):
+                    answer = client.request(
+                        method, url, headers={"Authorization": "Bearer " + "t" * 16}
+                    )
+                    assert answer.status_code == 405, (method, path, answer.status_code)
+                    allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+                    assert allowed - {"HEAD"} == declared, (method, path, allowed)
+                    assert answer.json()["error"]["message"]
+    finally:
+        app.state.container.services.store.engine.dispose()

@@ -7,6 +7,7 @@ security headers of every response (``page_headers``).
 
 from .ids import (
     ID_PATTERN,
+    ID_SCHEMA,
     BodyConnectorId,
     PathConnectorId,
     decode_cursor,
@@ -50,6 +51,7 @@ from .schemas import (
 
 __all__ = [
     "ID_PATTERN",
+    "ID_SCHEMA",
     "SECURITY_HEADERS",
     "ApiError",
     "BodyConnectorId",

@@ -13,11 +13,12 @@ import binascii
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StrictInt
+from pydantic import BeforeValidator, Field, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ID_PATTERN",
+    "ID_SCHEMA",
     "MAX_ID",
     "BodyConnectorId",
     "PathConnectorId",
@@ -59,10 +60,14 @@ def _path_id(value: Any) -> int:
     return parsed
 
 
-PathConnectorId = Annotated[int, BeforeValidator(_path_id)]
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+"""What the OpenAPI document says of an id: exact bounds (a generated ``le`` is written as
+a float, 9.223372036854776e+18, which is 2**63 itself, an id the API refuses)."""
+
+PathConnectorId = Annotated[int, BeforeValidator(_path_id), WithJsonSchema(ID_SCHEMA)]
 """A connector id in a URL path (``/connectors/{connector_id}``)."""
 
-BodyConnectorId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+BodyConnectorId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), WithJsonSchema(ID_SCHEMA)]
 """A connector id in a JSON body: a JSON integer (not a string or a float) in range."""
 
 

@@ -13,12 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep
 from ..http import (
+    ID_SCHEMA,
     ApiError,
     FieldError,
     PathConnectorId,
@@ -67,7 +68,7 @@ def _run_id(value: Any) -> int:
     return parsed
 
 
-PathRunId = Annotated[int, BeforeValidator(_run_id)]
+PathRunId = Annotated[int, BeforeValidator(_run_id), WithJsonSchema(ID_SCHEMA)]
 
 
 class EventStream(StreamingResponse):
