@@ -130,3 +130,46 @@ def test_a_method_a_path_does_not_take_is_answered_with_every_method_it_does(
                     assert answer.json()["error"]["message"]
     finally:
         app.state.container.services.store.engine.dispose()
+
+
+def test_the_cursor_pattern_is_exactly_the_cursors_the_api_takes(document: dict[str, Any]) -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from openai_compat.app.http import decode_cursor, encode_cursor
+
+    patterns = set()
+    for method, path, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == "cursor":
+                schema = parameter["schema"]
+                schema = next((s for s in schema.get("anyOf", [schema]) if "pattern" in s), {})
+                assert "pattern" in schema, (method, path, parameter)
+                patterns.add(schema["pattern"])
+    assert len(patterns) == 1
+    pattern = re.compile(patterns.pop())
+    # Every cursor the API writes matches, the largest id's too.
+    for last_id in (1, 9, 10, 41, 99, 100, 123456, 10**17, 2**63 - 1):
+        assert pattern.fullmatch(encode_cursor(last_id)), last_id
+    for text in ("", "x", "YWZ0ZXI6MA", "YWZ0ZXI6NDE!", "YWZ0ZXI6MDE", "YWZ0ZXI6"):
+        assert not pattern.fullmatch(text), text
+        assert decode_cursor(text) is None, text
+
+    # And every text the pattern takes is a cursor the API takes (the fuzz sends them).
+    @given(st.from_regex(pattern, fullmatch=True))
+    @settings(max_examples=300, deadline=None, database=None)
+    def taken(text: str) -> None:
+        assert decode_cursor(text) is not None, text
+
+    taken()
+
+    @given(st.integers(min_value=1, max_value=10**19 - 1))
+    @settings(max_examples=300, deadline=None, database=None)
+    def written(value: int) -> None:
+        text = encode_cursor(value)
+        assert pattern.fullmatch(text), (value, text)
+        assert decode_cursor(text) == min(value, 2**63 - 1)
+
+    written()

@@ -33,6 +33,7 @@ from ..http import (
     ConnectionStatusOut,
     ConnectorOut,
     ConnectorPageOut,
+    CursorText,
     ExecuteOut,
     FieldError,
     PathConnectorId,
@@ -84,7 +85,8 @@ async def list_connectors(
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="connectors per page")
     ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
-        str | None, Query(description="the previous page's next_cursor, for the next page")
+        CursorText | None,
+        Query(description="the previous page's next_cursor, for the next page"),
     ] = None,
 ) -> Response:
     """The saved connectors, oldest first, a page at a time (keys masked).

@@ -21,6 +21,7 @@ from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep
 from ..http import (
     ID_SCHEMA,
     ApiError,
+    CursorText,
     FieldError,
     PathConnectorId,
     ResultsPageOut,
@@ -114,7 +115,9 @@ async def list_runs(
     connector_id: Annotated[int | None, Query(ge=1, description="only this connector's")] = None,
     status: Annotated[str | None, Query(description="only runs in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(description="the previous page's next_cursor")] = None,
+    cursor: Annotated[
+        CursorText | None, Query(description="the previous page's next_cursor")
+    ] = None,
 ) -> Response:
     """The runs, newest first, a page at a time: ``{"data", "total", "next_cursor"}``."""
     errors: list[FieldError] = []
@@ -270,7 +273,9 @@ async def run_results(
         str | None, Query(description="jsonl or csv: a download of every result")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query()] = None,
+    cursor: Annotated[
+        CursorText | None, Query(description="the previous page's next_cursor")
+    ] = None,
     failed: Annotated[bool, Query(description="only the failed rows (JSON pages)")] = False,
 ) -> Response:
     """The results: with ``format``, a streamed download (exactly the CLI's output); else a
