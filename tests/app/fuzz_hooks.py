@@ -23,8 +23,9 @@ _NOWHERE_DATABASE = "postgresql://fuzz@127.0.0.1:1/fuzz"
 
 # Requests valid by the document that the API still refuses, because what it checks is
 # not declared yet: the contents of a connector configuration (JSON texts, a URL, a name's
-# characters), a database URL and query, and an uploaded file's format. Each operation here
-# is fuzzed with every check; only "schema-valid request rejected" is not counted for it.
+# characters; its required keys are declared), a payload or mapping given as JSON text, a
+# run's input and options, a database URL and query, and an uploaded file's format. Each operation here is fuzzed with every check; only "schema-valid request
+# rejected" is not counted for it.
 UNDECLARED = frozenset(
     {
         "POST /api/v1/connector_definitions/check_connection",

@@ -179,3 +179,32 @@ def test_the_cursor_pattern_is_exactly_the_cursors_the_api_takes(document: dict[
         assert decode_cursor(text) == min(value, 2**63 - 1)
 
     written()
+
+
+def test_the_required_body_fields_are_declared(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+
+    def body(method: str, path: str) -> dict[str, Any]:
+        content = document["paths"][path][method]["requestBody"]["content"]
+        ref = content["application/json"]["schema"]["$ref"]
+        found: dict[str, Any] = schemas[ref.rsplit("/", 1)[-1]]
+        return found
+
+    new = body("post", "/api/v1/connectors")
+    assert new["required"] == ["name", "configuration"]
+    assert new["properties"]["name"]["type"] == "string"
+    assert sorted(new["properties"]["configuration"]["required"]) == [
+        "api_key",
+        "request_format",
+        "response_format",
+        "url",
+    ]
+    # An update keeps what it leaves out: nothing is required there.
+    assert "required" not in body("put", "/api/v1/connectors/{connector_id}")
+    check = body("post", "/api/v1/connector_definitions/check_connection")
+    assert check["required"] == ["configuration"]
+    assert sorted(check["properties"]["configuration"]["required"]) == [
+        "request_format",
+        "response_format",
+        "url",
+    ]

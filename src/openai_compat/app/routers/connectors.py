@@ -14,7 +14,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from ..connectors import (
@@ -67,6 +67,28 @@ class ConnectorIn(BaseModel):
 
     name: str | None = None
     configuration: dict[str, Any] | None = None
+
+
+# What every configuration must hold (on create, the API key too: an update keeps it).
+_CONFIGURATION_REQUIRED = ["url", "request_format", "response_format"]
+
+
+def _declare_new_connector(schema: dict[str, Any]) -> None:
+    # The route checks these itself (with its own messages); the document says them.
+    schema["required"] = ["name", "configuration"]
+    schema["properties"]["name"] = {"type": "string", "pattern": r"\S", "title": "Name"}
+    schema["properties"]["configuration"] = {
+        "type": "object",
+        "additionalProperties": True,
+        "required": ["api_key", *_CONFIGURATION_REQUIRED],
+        "title": "Configuration",
+    }
+
+
+class NewConnectorIn(ConnectorIn):
+    """A connector to create: a name, and a configuration with its API key."""
+
+    model_config = ConfigDict(json_schema_extra=_declare_new_connector)
 
 
 class ExecuteIn(BaseModel):
@@ -153,7 +175,7 @@ def _unstorable(exc: Unstorable) -> ApiError:
     response_model=ConnectorOut,
     responses=error_responses(400),
 )
-async def create_connector(body: ConnectorIn, services: ServicesDep) -> Response:
+async def create_connector(body: NewConnectorIn, services: ServicesDep) -> Response:
     """Save a new connector.
 
     Everything is validated first; the row is written and its answer rendered in one
