@@ -115,6 +115,114 @@ _TYPE_HINTS = {
 }
 
 
+# Causes a message names in words, whatever the server's type and code (OpenAI's own context
+# error carries neither llama.cpp's type nor a code on every server that copies its wording).
+_CONTEXT_WORDS = re.compile(
+    r"maximum context length|context (?:length|window|size) (?:exceeded|of \d+|is \d+)"
+    r"|exceeds? (?:the )?(?:\w+'s )?(?:maximum )?context (?:length|window|size)",
+    re.IGNORECASE,
+)
+_MODEL_WORDS = re.compile(
+    r"\bmodel\b[^.]*?(?:does not exist|doesn't exist|not found|is not (?:available|served|"
+    r"supported|loaded))|\b(?:unknown|invalid|unsupported) model\b",
+    re.IGNORECASE,
+)
+_HEADER_WORDS = re.compile(
+    r"\bheaders?\b[^.]*?\b(?:required|missing|not provided|not set)\b"
+    r"|\bmissing\b[^.]*?\bheaders?\b",
+    re.IGNORECASE,
+)
+_MODEL_HINT = (
+    'the endpoint does not know the model named in the request; check "model" in '
+    "request_format against the models the server serves (GET /v1/models)"
+)
+_HEADER_HINT = (
+    "the endpoint wants a request header it did not get (its message names it); send it "
+    "with advanced.headers (advanced.secret_headers for a key)"
+)
+_TYPE_HINTS["model_not_found"] = _MODEL_HINT  # OpenAI's code
+
+
+def _hint_from_words(status: int, text: str) -> str | None:
+    """The hint of a cause the message names in words, or None."""
+    if _CONTEXT_WORDS.search(text):
+        return _CONTEXT_HINT
+    if 400 <= status < 500 and _MODEL_WORDS.search(text):
+        return _MODEL_HINT
+    # A missing Authorization header is the key's business, which 401 and 403 hint at.
+    if 400 <= status < 500 and status not in (401, 403) and _HEADER_WORDS.search(text):
+        return _HEADER_HINT
+    return None
+
+
+# How many items of a body's own detail list a message shows, and how long each may be.
+_DETAIL_ITEMS = 5
+_DETAIL_LENGTH = 200
+_PATH_KEYS = ("path", "loc", "field", "param", "location", "property")
+_TEXT_KEYS = ("message", "msg", "detail", "reason", "description", "error")
+
+
+def _detail_item(item: Any, secrets: tuple[str, ...]) -> str:
+    """One entry of a detail list as ``path: message`` (masked before it is cut)."""
+    if isinstance(item, dict):
+        path = next((item[k] for k in _PATH_KEYS if item.get(k) not in (None, "", [])), None)
+        text = next((item[k] for k in _TEXT_KEYS if isinstance(item.get(k), str)), None)
+        if isinstance(path, list):
+            path = ".".join(str(part) for part in path)
+        if text is None:
+            text = json.dumps(item, default=str)
+        line = f"{path}: {text}" if path is not None else text
+    else:
+        line = item if isinstance(item, str) else json.dumps(item, default=str)
+    return excerpt(redact(line, secrets), _DETAIL_LENGTH)
+
+
+def _listed(items: list[str]) -> str:
+    shown = "; ".join(items[:_DETAIL_ITEMS])
+    if len(items) > _DETAIL_ITEMS:
+        shown += f"; and {len(items) - _DETAIL_ITEMS} more"
+    return shown
+
+
+def _failed_checks(hook_results: Any, secrets: tuple[str, ...]) -> list[str]:
+    """The checks a guardrail gateway's ``hook_results`` says failed, with where they ran."""
+    failed: list[str] = []
+    if not isinstance(hook_results, dict):
+        return failed
+    for group, hooks in hook_results.items():
+        for hook in hooks if isinstance(hooks, list) else ():
+            if not isinstance(hook, dict):
+                continue
+            where = f"{group} {hook['id']}" if hook.get("id") else str(group)
+            checks = hook.get("checks")
+            for check in checks if isinstance(checks, list) else ():
+                if isinstance(check, dict) and check.get("verdict") is False:
+                    name = str(check.get("id") or "a check")
+                    failed.append(excerpt(redact(f"{name} ({where})", secrets), _DETAIL_LENGTH))
+    return failed
+
+
+def _body_details(data: Any, secrets: tuple[str, ...]) -> list[str]:
+    """The detail lists a body holds beside its message, each as ``[name: items]``.
+
+    Gateways put the cause there (``errors`` of a config check, ``hook_results`` of a
+    guardrail), and the message alone ("Invalid config passed") says nothing to act on.
+    """
+    if not isinstance(data, dict):
+        return []
+    found: list[str] = []
+    err = data.get("error")
+    for holder in (data, err if isinstance(err, dict) else {}):
+        for name in ("errors", "details"):
+            items = holder.get(name)
+            if isinstance(items, list) and items:
+                found.append(f"[{name}: {_listed([_detail_item(i, secrets) for i in items])}]")
+    checks = _failed_checks(data.get("hook_results"), secrets)
+    if checks:
+        found.append(f"[hook_results: failed {_listed(checks)}]")
+    return found
+
+
 def _as_text(value: Any) -> str | None:
     """A field as text (an integer ``code`` becomes ``"429"``), or None when absent."""
     if value is None or isinstance(value, bool):
@@ -134,15 +242,17 @@ def error_from_body(
     *,
     secrets: Iterable[str] = (),
     hint: str | None = None,
+    cause: str | None = None,
     parsed: bool = False,
     attempts: int = 0,
     dialect: Dialect = CHAT,
 ) -> EndpointError:
     """An ``EndpointError`` for an error answer; ``body`` is raw bytes, or JSON if ``parsed``.
 
-    The message carries the status, the provider's message/type/code, the request id,
-    and a hint on what to fix (worded for ``dialect``'s API). The class is the status's
-    (`errors.endpoint_error_class`).
+    The message carries the status, the provider's message/type/code, the body's own
+    detail lists, the request id, and a hint on what to fix (worded for ``dialect``'s API):
+    ``cause``, or the cause the body names, replaces the status's generic hint; ``hint`` is
+    added to it. The class is the status's (`errors.endpoint_error_class`).
     """
     content_type = headers.get("content-type", "")
     data: Any = body if parsed else None
@@ -177,18 +287,23 @@ def error_from_body(
     if request_id:
         details.append(f"request id {request_id}")
     # One line: providers put paragraphs in messages (LiteLLM), and logs want one line.
-    shown = " ".join(message.split())
+    shown = " ".join([*message.split(), *_body_details(data, secrets)])
     text = f"{head} from the endpoint: {shown}" if shown else f"{head} from the endpoint"
     if details:
         text += f" ({'; '.join(details)})"
-    specific = _TYPE_HINTS.get(kind or "") or _TYPE_HINTS.get(code or "")
+    specific = (
+        cause
+        or _TYPE_HINTS.get(kind or "")
+        or _TYPE_HINTS.get(code or "")
+        or _hint_from_words(status, shown)
+    )
     # A hint that names the cause replaces the generic one of the status.
     generic = dialect.status_hint(status) or _HINTS.get(status)
     hints = [h for h in (specific or generic, hint) if h]
     if status >= 500 and not hints:
         hints.append("the server failed; try again later or check the server's logs")
     if hints:
-        text += ". Hint: " + "; ".join(hints)
+        text += (" " if text.endswith((".", "!", "?")) else ". ") + "Hint: " + "; ".join(hints)
     return endpoint_error_class(status)(
         redact(text, secrets),
         status=status,
@@ -201,6 +316,11 @@ def error_from_body(
         body=redact_data(data, secrets),
         attempts=attempts,
     )
+
+
+# ``WWW-Authenticate`` schemes of servers that want the key as is, in a header of their own.
+_KEY_SCHEMES = frozenset({"apikey", "api-key", "api_key", "x-api-key"})
+_HEADER_PARAM = re.compile(r"\b(?:header|header_name|name)\s*=\s*\"?([!#$%&'*+.^_`|~\w-]+)")
 
 
 class ErrorBuilder:
@@ -244,8 +364,33 @@ class ErrorBuilder:
             body,
             secrets=self.secrets,
             hint=hint,
+            cause=self._auth_hint(headers) if status == 401 else None,
             attempts=attempts,
             dialect=self._config.dialect,
+        )
+
+    def _auth_hint(self, headers: Mapping[str, str]) -> str | None:
+        """What a 401's ``WWW-Authenticate`` says about where the key goes, or None."""
+        challenge = headers.get("www-authenticate", "").strip()
+        scheme = challenge.split(maxsplit=1)[0].rstrip(",") if challenge else ""
+        if scheme.lower() not in _KEY_SCHEMES:
+            return None
+        advanced = self._config.advanced
+        if advanced.auth == "header":
+            return (
+                f'check the API key, and that "{advanced.auth_header}" (advanced.auth_header) '
+                "is the header the server reads its key from"
+            )
+        named = _HEADER_PARAM.search(challenge)
+        header = f'"{named.group(1)}"' if named else '"X-API-Key", if its docs say so'
+        sent = {
+            "bearer": 'not as "Authorization: Bearer"',
+            "api-key": 'not in "api-key"',
+        }.get(advanced.auth, 'and none is sent (advanced.auth is "none")')
+        return (
+            f"the server wants its key in a header (WWW-Authenticate: {scheme}), {sent}; set "
+            f'advanced.auth to "header" and advanced.auth_header to the header it reads '
+            f"({header})"
         )
 
     def error_in_answer(

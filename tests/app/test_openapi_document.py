@@ -71,8 +71,14 @@ def test_every_route_documents_its_success(document: dict[str, Any]) -> None:
         if (method, path) in NOT_JSON:
             seen_not_json.add((method, path))
             assert media_types == NOT_JSON[method, path], (method, path, media_types)
-            for content in response["content"].values():
-                assert content["schema"] == {"type": "string"}, (method, path)
+            for media_type, content in response["content"].items():
+                if media_type == "text/event-stream":
+                    # Each event as a reader parses it: a name, and JSON text as its data.
+                    schema = content["schema"]
+                    assert schema["required"] == ["event", "data"], (method, path)
+                    assert schema["properties"]["data"]["contentMediaType"] == JSON
+                else:
+                    assert content["schema"] == {"type": "string"}, (method, path)
         else:
             # A JSON answer, and maybe other forms of the same (a stream, a download).
             assert JSON in media_types, (method, path, media_types)
@@ -90,3 +96,115 @@ def test_the_error_answers_are_documented_as_json(document: dict[str, Any]) -> N
             assert response["content"][JSON]["schema"] == {
                 "$ref": "#/components/schemas/ErrorOut"
             }, (method, path, status)
+
+
+def test_path_ids_are_declared_as_the_api_takes_them(document: dict[str, Any]) -> None:
+    # The API refuses 0, negatives and ids past 2**63-1: the document says so, so that a
+    # client (or a fuzzer) reading it never sends an id it will refuse.
+    declared = 0
+    for method, path, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "path" or parameter["name"] not in ("connector_id", "run_id"):
+                continue
+            declared += 1
+            schema = parameter["schema"]
+            assert schema["type"] == "integer", (method, path, schema)
+            assert schema["minimum"] == 1, (method, path, schema)
+            assert schema["maximum"] == 2**63 - 1, (method, path, schema)
+    assert declared >= 15
+
+
+def test_a_method_a_path_does_not_take_is_answered_with_every_method_it_does(
+    tmp_path_factory: pytest.TempPathFactory, document: dict[str, Any]
+) -> None:
+    from starlette.testclient import TestClient
+
+    app = create_app(AppSettings(data_dir=tmp_path_factory.mktemp("allow"), token="t" * 16))
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            for path, operations in document["paths"].items():
+                url = path.replace("{connector_id}", "1").replace("{run_id}", "1")
+                url = url.replace("{upload_id}", "u1")
+                declared = {method.upper() for method in operations}
+                for method in ("OPTIONS", "PATCH"):
+                    answer = client.request(
+                        method, url, headers={"Authorization": "Bearer " + "t" * 16}
+                    )
+                    assert answer.status_code == 405, (method, path, answer.status_code)
+                    allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+                    assert allowed - {"HEAD"} == declared, (method, path, allowed)
+                    assert answer.json()["error"]["message"]
+    finally:
+        app.state.container.services.store.engine.dispose()
+
+
+def test_the_cursor_pattern_is_exactly_the_cursors_the_api_takes(document: dict[str, Any]) -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from openai_compat.app.http import decode_cursor, encode_cursor
+
+    patterns = set()
+    for method, path, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == "cursor":
+                schema = parameter["schema"]
+                schema = next((s for s in schema.get("anyOf", [schema]) if "pattern" in s), {})
+                assert "pattern" in schema, (method, path, parameter)
+                patterns.add(schema["pattern"])
+    assert len(patterns) == 1
+    pattern = re.compile(patterns.pop())
+    # Every cursor the API writes matches, the largest id's too.
+    for last_id in (1, 9, 10, 41, 99, 100, 123456, 10**17, 2**63 - 1):
+        assert pattern.fullmatch(encode_cursor(last_id)), last_id
+    for text in ("", "x", "YWZ0ZXI6MA", "YWZ0ZXI6NDE!", "YWZ0ZXI6MDE", "YWZ0ZXI6"):
+        assert not pattern.fullmatch(text), text
+        assert decode_cursor(text) is None, text
+
+    # And every text the pattern takes is a cursor the API takes (the fuzz sends them).
+    @given(st.from_regex(pattern, fullmatch=True))
+    @settings(max_examples=300, deadline=None, database=None)
+    def taken(text: str) -> None:
+        assert decode_cursor(text) is not None, text
+
+    taken()
+
+    @given(st.integers(min_value=1, max_value=10**19 - 1))
+    @settings(max_examples=300, deadline=None, database=None)
+    def written(value: int) -> None:
+        text = encode_cursor(value)
+        assert pattern.fullmatch(text), (value, text)
+        assert decode_cursor(text) == min(value, 2**63 - 1)
+
+    written()
+
+
+def test_the_required_body_fields_are_declared(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+
+    def body(method: str, path: str) -> dict[str, Any]:
+        content = document["paths"][path][method]["requestBody"]["content"]
+        ref = content["application/json"]["schema"]["$ref"]
+        found: dict[str, Any] = schemas[ref.rsplit("/", 1)[-1]]
+        return found
+
+    new = body("post", "/api/v1/connectors")
+    assert new["required"] == ["name", "configuration"]
+    assert new["properties"]["name"]["type"] == "string"
+    assert sorted(new["properties"]["configuration"]["required"]) == [
+        "api_key",
+        "request_format",
+        "response_format",
+        "url",
+    ]
+    # An update keeps what it leaves out: nothing is required there.
+    assert "required" not in body("put", "/api/v1/connectors/{connector_id}")
+    check = body("post", "/api/v1/connector_definitions/check_connection")
+    assert check["required"] == ["configuration"]
+    assert sorted(check["properties"]["configuration"]["required"]) == [
+        "request_format",
+        "response_format",
+        "url",
+    ]

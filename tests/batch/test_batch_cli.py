@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from openai_compat.testing import MockServer
+from openai_compat.testing import MockServer, json_reply
 from tests.conftest import CANARY, make_config
 
 TEMPLATE_FORMAT = json.dumps(
@@ -152,6 +152,39 @@ def test_failed_rows_exit_1_and_retry_failed_fixes_them(
     assert "running 5 failed rows again" in err
     assert sorted(line["key"] for line in lines_of(out)) == sorted(f"t{i}" for i in range(5))
     assert all(line["error"] is None for line in lines_of(out))
+
+
+def test_a_failed_rows_error_body_is_its_response_when_responses_are_asked_for(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 2)
+    denial = {
+        "error": {"message": "The guardrail checks failed.", "type": "hooks_failed"},
+        # A server may echo the request's key back: it is masked in the stored response too.
+        "hook_results": {
+            "before_request_hooks": [
+                {
+                    "id": "guard",
+                    "checks": [{"id": "default.regexMatch", "verdict": False, "data": CANARY}],
+                }
+            ]
+        },
+    }
+    server.enqueue(json_reply(denial, status=446), json_reply(denial, status=446))
+    out = tmp_path / "out.jsonl"
+    code, err = run_main(
+        batch_args(config, rows, out, "--key", "id", "--include-response", "--concurrency", "1"),
+        capsys,
+    )
+    assert code == 1, err
+    lines = lines_of(out)
+    assert len(lines) == 2
+    for line in lines:
+        assert line["error"]["status"] == 446
+        assert "failed default.regexMatch (before_request_hooks guard)" in line["error"]["message"]
+        assert line["response"]["hook_results"]["before_request_hooks"][0]["id"] == "guard"
+        assert line["response"]["error"]["type"] == "hooks_failed"
+    assert CANARY not in out.read_text()
 
 
 @pytest.mark.parametrize(
@@ -342,3 +375,153 @@ def test_sigkill_at_five_random_moments_then_resume_gives_each_row_exactly_once(
     for line in lines:
         number = line["key"][1:]
         assert line["output"] == {"choices.0.message.content": f"You said: row {number}"}
+
+
+# -- Parquet output --------------------------------------------------------------------------
+
+
+def parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("results.parquet", []),
+        ("results.PARQUET", []),
+        ("results.pq", []),
+        ("results.out", ["--output-format", "parquet"]),
+    ],
+)
+def test_a_parquet_output_is_parquet(
+    server: MockServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    extra: list[str],
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 4)
+    out = tmp_path / name
+    code, err = run_main(
+        batch_args(config, rows, out, "--key", "id", "--include-response", *extra), capsys
+    )
+    assert code == 0, err
+    assert out.read_bytes()[:4] == b"PAR1"
+    written = parquet_rows(out)
+    assert sorted(row["key"] for row in written) == [f"t{i}" for i in range(4)]
+    for row in written:
+        assert row["choices.0.message.content"] == f"You said: row {row['key'][1:]}"
+        assert row["error_message"] is None and row["attempts"] == 1
+        assert row["total_tokens"] > 0
+        assert json.loads(row["http_response"])["object"] == "chat.completion"
+    assert CANARY not in out.read_bytes().decode("latin-1")
+
+
+def test_a_parquet_output_resumes_and_retries_failed_rows(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 3)
+    rows.write_text(
+        rows.read_text()
+        .replace('"text"', '"n": 5, "text"')
+        .replace('"n": 5, "text": "row 1"', '"n": "x", "text": "row 1"')
+    )
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps([{"name": "max_tokens", "value": "n", "type": "number"}]))
+    out = tmp_path / "results.parquet"
+    args = batch_args(config, rows, out, "--key", "id", "--mapping", str(mapping))
+    code, err = run_main(args, capsys)
+    assert code == 1, err  # t1's n cannot be cast: failed, not sent
+    assert len(server.requests) == 2
+    assert {r["key"]: r["error_message"] is None for r in parquet_rows(out)} == {
+        "t0": True,
+        "t1": False,
+        "t2": True,
+    }
+    code, err = run_main(args, capsys)
+    assert code == 2 and "already has results" in err
+    with rows.open("a") as more:
+        more.write(json.dumps({"id": "t3", "n": 5, "text": "row 3"}) + "\n")
+    code, err = run_main([*args, "--resume"], capsys)
+    assert code == 0, err  # as for JSON Lines: the failed t1 is left as it is
+    assert len(server.requests) == 3
+    assert sorted(r["key"] for r in parquet_rows(out)) == ["t0", "t1", "t2", "t3"]
+    rows.write_text(rows.read_text().replace('"n": "x"', '"n": 7'))
+    code, err = run_main([*args, "--retry-failed"], capsys)
+    assert code == 0, err
+    assert len(server.requests) == 4
+    written = parquet_rows(out)
+    assert sorted(r["key"] for r in written) == ["t0", "t1", "t2", "t3"]
+    assert all(r["error_message"] is None for r in written)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".results.parquet")]
+
+
+@pytest.mark.parametrize(
+    ("output", "extra", "words"),
+    [
+        ("-", ["--output-format", "parquet"], "Parquet cannot be written to stdout"),
+        ("results.parquet", ["--error-file", "e.jsonl"], "--error-file goes with --output-format"),
+    ],
+)
+def test_parquet_outputs_it_cannot_write_are_refused_before_sending(
+    server: MockServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    output: str,
+    extra: list[str],
+    words: str,
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 2)
+    out = output if output == "-" else str(tmp_path / output)
+    code, err = run_main(batch_args(config, rows, out, *extra), capsys)  # type: ignore[arg-type]
+    assert code == 2, err
+    assert words in err
+    assert server.requests == []
+
+
+def test_resuming_a_parquet_output_that_is_not_parquet_is_refused(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 2)
+    out = tmp_path / "results.parquet"
+    out.write_text('{"key": "t0"}\n')  # what an earlier version wrote under this name
+    code, err = run_main(batch_args(config, rows, out, "--key", "id", "--resume"), capsys)
+    assert code == 2, err
+    assert "is not a Parquet file" in err and "--overwrite" in err
+    assert server.requests == []
+    assert out.read_text() == '{"key": "t0"}\n'
+
+
+def test_a_parquet_output_without_pyarrow_names_the_extra(
+    server: MockServer, tmp_path: Path
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 2)
+    out = tmp_path / "results.parquet"
+    # The same command in an interpreter where pyarrow cannot be imported.
+    program = (
+        "import sys; sys.modules['pyarrow'] = None; from openai_compat.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    args = batch_args(config, rows, out, "--key", "id")
+    result = run_cli([sys.executable, "-c", program, *args[3:]])
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'openai-compat[parquet]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert server.requests == []
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("engine", ["ray", "spark"])
+def test_a_cluster_engine_refuses_an_output_named_for_a_format_it_cannot_write(
+    server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
+) -> None:
+    config, rows = write_inputs(tmp_path, server, 2)
+    out = tmp_path / "results.csv"
+    code, err = run_main(batch_args(config, rows, out, "--key", "id", "--engine", engine), capsys)
+    assert code == 2, err
+    assert f"--engine {engine} writes parquet or jsonl, not csv" in err
+    assert server.requests == []
+    assert not out.exists()

@@ -116,3 +116,26 @@ def test_a_missing_engine_library_names_its_extra() -> None:
     assert caught.value.reason.startswith(
         "--engine nowhere needs Nowhere: pip install 'openai-compat[nowhere]' ("
     )
+
+
+@pytest.mark.parametrize("engine", ["ray", "spark"])
+@pytest.mark.parametrize(
+    ("output", "fmt"),
+    [("out/", "parquet"), ("results.parquet", "parquet"), ("results.JSONL", "jsonl")],
+)
+def test_a_cluster_engine_picks_its_format_by_the_outputs_name(
+    engine: str, output: str, fmt: str
+) -> None:
+    # As the local engine does: a name that says a format gets that format, never another.
+    assert ENGINES[engine].output_format(_args(output=output)) == fmt
+    assert ENGINES[engine].output_format(_args(output=output, output_format="jsonl")) == "jsonl"
+
+
+@pytest.mark.parametrize("engine", ["ray", "spark"])
+def test_a_cluster_engine_refuses_a_name_saying_a_format_it_does_not_write(engine: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ENGINES[engine].check(_args(output="results.csv"))
+    assert caught.value.field == "output"
+    assert f"--engine {engine} writes parquet or jsonl, not csv (by the name results.csv;" in str(
+        caught.value
+    )

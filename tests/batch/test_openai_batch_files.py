@@ -143,6 +143,9 @@ def test_failed_requests_go_inline_or_to_the_error_file(server: MockServer, tmp_
     failed = [entry for entry in read_lines(inline) if entry["error"] is not None]
     assert len(failed) == 1 and len(read_lines(inline)) == 2
     assert failed[0]["response"]["status_code"] == 500
+    # The endpoint's own error body, as OpenAI's batch output keeps it.
+    assert failed[0]["response"]["body"]["error"]["message"] == "the model fell over"
+    assert failed[0]["response"]["body"]["error"]["type"] == "server_error"
     assert failed[0]["error"]["code"] == "http_500"
     assert "the model fell over" in failed[0]["error"]["message"]
     # In an error file, as OpenAI writes them.

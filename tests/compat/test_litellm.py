@@ -159,8 +159,9 @@ def test_context_window_exceeded(litellm: Running) -> None:
     )
     assert "\n" not in message
     assert message.endswith(
-        "(type invalid_request_error; code 400). Hint: the endpoint rejected the request body; "
-        "compare it with the OpenAI chat-completions spec"
+        "(type invalid_request_error; code 400). Hint: the prompt is longer than the model's "
+        "context window; shorten the messages, lower max_tokens, or use a model (or server "
+        "setting) with a larger context"
     )
 
 
@@ -170,8 +171,9 @@ def test_unknown_model(litellm: Running) -> None:
     assert message == (
         "HTTP 400 Bad Request from the endpoint: /chat/completions: Invalid model name passed in "
         "model=no-such-model. Call `/v1/models` to view available models for your key. "
-        "(type invalid_request_error; code 400). Hint: the endpoint rejected the request body; "
-        "compare it with the OpenAI chat-completions spec"
+        "(type invalid_request_error; code 400). Hint: the endpoint does not know the model "
+        'named in the request; check "model" in request_format against the models the server '
+        "serves (GET /v1/models)"
     )
 
 

@@ -114,3 +114,23 @@ async def test_context_window_errors_say_so(server: MockServer, kind: str, code:
         "Hint: the prompt is longer than the model's context window; shorten the messages, "
         "lower max_tokens, or use a model (or server setting) with a larger context"
     )
+
+
+async def test_trailing_usage_chunk_does_not_hide_a_truncated_answer(server: MockServer) -> None:
+    chunks = chat_chunks("Hello there", finish_reason="length")
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    chunks.append(
+        {
+            "id": chunks[0]["id"],
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+    )
+    server.enqueue(sse_reply(chunks))
+    config = make_config(server.url, is_stream=True)
+    async with Endpoint(config, retry=NO_RETRY) as endpoint:
+        done = await endpoint.complete(PAYLOAD)
+    assert done.usage == usage
+    assert done.response["choices"][0]["finish_reason"] == "length"
+    assert done.response["choices"][0]["message"]["content"] == "Hello there"

@@ -140,3 +140,27 @@ def test_non_chat_chunks_assemble_to_an_empty_message_without_error() -> None:
     asm.add({"message": "streaming data chunk 1"})
     assert asm.result()["choices"] == []
     assert not asm.finished
+
+
+def test_a_chunk_without_content_keeps_the_finish_reason_already_given() -> None:
+    # A server's trailing usage chunk with an empty delta and "stop" must not turn a
+    # truncated answer ("length") into a complete one.
+    asm = ChunkAssembler()
+    asm.add(_delta("Hello"))
+    asm.add({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+    asm.add(
+        {
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"total_tokens": 7},
+        }
+    )
+    result = asm.result()
+    assert result["choices"][0]["finish_reason"] == "length"
+    assert result["usage"] == {"total_tokens": 7}
+
+
+def test_a_chunk_with_content_after_a_finish_reason_gives_its_own() -> None:
+    asm = ChunkAssembler()
+    asm.add({"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "length"}]})
+    asm.add({"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "stop"}]})
+    assert asm.result()["choices"][0]["finish_reason"] == "stop"

@@ -51,7 +51,9 @@ class ChunkAssembler:
 
     Content, refusal and reasoning text are concatenated per choice; tool calls are merged
     by ``index`` (falling back to ``id``, then to the call currently open, for servers that
-    omit or reuse indices); the last non-null ``finish_reason`` and ``usage`` win.
+    omit or reuse indices); the last non-null ``usage`` wins, and so does the last
+    ``finish_reason`` of a chunk that carries something (one with an empty delta never
+    overwrites a ``finish_reason`` already given).
 
     >>> asm = ChunkAssembler()
     >>> asm.add({"id": "c1", "choices": [{"index": 0, "delta": {"content": "Hi"}}]})
@@ -110,6 +112,7 @@ class ChunkAssembler:
             delta = {}
         if delta.get("role"):
             state["role"] = delta["role"]
+        has_content = False
         for key, target in (
             ("content", "content"),
             ("refusal", "refusal"),
@@ -119,13 +122,16 @@ class ChunkAssembler:
             piece = delta.get(key)
             if isinstance(piece, str) and piece:
                 state[target].append(piece)
+                has_content = True
         tool_calls = delta.get("tool_calls")
         if isinstance(tool_calls, list):
             for fragment in tool_calls:
                 if isinstance(fragment, dict):
                     self._add_tool_fragment(state, fragment)
+                    has_content = True
         function_call = delta.get("function_call")
         if isinstance(function_call, dict):
+            has_content = True
             merged = state["function_call"] or {"name": None, "arguments": ""}
             if function_call.get("name"):
                 merged["name"] = function_call["name"]
@@ -134,7 +140,9 @@ class ChunkAssembler:
         if choice.get("logprobs") is not None:
             state["logprobs"] = choice["logprobs"]
         finish = choice.get("finish_reason")
-        if finish:
+        # A chunk that adds nothing (a trailing usage chunk) does not get to overwrite how
+        # the answer ended: "length" followed by an empty "stop" is still a truncated answer.
+        if finish and (has_content or not state["finish_reason"]):
             state["finish_reason"] = finish
 
     @staticmethod

@@ -19,7 +19,9 @@ from ._options import BatchFileOptions, split_file_options
 from .engine import BatchRun, Rows
 from .results import BatchResult, BatchSummary
 from .run import Notices, drive
+from .sinks import ResultSink
 from .sinks.files import FileResults
+from .sinks.parquet import ParquetResults
 from .sources import RowSource
 from .writers import detect_output_format
 
@@ -57,16 +59,23 @@ async def arun_batch_to_file(
     if fmt == openai_batch_format.FORMAT:
         run.include_response = True  # the answer is the line's response.body
     accounting = run.accounting
-    sink = FileResults(
-        path,
-        fmt,
-        run.output_names,
-        include_input=run.include_input,
-        include_response=run.include_response,
-        include_cached=accounting is not None and accounting.cache is not None,
-        include_cost=accounting is not None and accounting.prices is not None,
-        error_path=error_path,
-    )
+    columns = {
+        "include_input": run.include_input,
+        "include_response": run.include_response,
+        "include_cached": accounting is not None and accounting.cache is not None,
+        "include_cost": accounting is not None and accounting.prices is not None,
+    }
+    sink: ResultSink
+    if fmt == "parquet":
+        if error_path is not None:
+            raise ConfigurationError(
+                "--error-file goes with --output-format openai-batch (other formats write "
+                "failed rows inline)",
+                field="error_file",
+            )
+        sink = ParquetResults(path, run.output_names, **columns)
+    else:
+        sink = FileResults(path, fmt, run.output_names, error_path=error_path, **columns)
     return await drive(run, sink, file_options, notices, shown=path, on_result=on_result)
 
 

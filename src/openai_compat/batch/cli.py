@@ -77,7 +77,8 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
         "--output",
         required=True,
         metavar="FILE",
-        help="results, one per row (JSON Lines, or CSV for a .csv name); - = stdout",
+        help="results, one per row (JSON Lines; CSV for a .csv name, Parquet for a .parquet "
+        "one); - = stdout",
     )
     p.add_argument("--mapping", metavar="FILE", help="the platform's mapping list (JSON)")
     p.add_argument(
@@ -127,7 +128,7 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--input-format", choices=FORMATS, help="input format (default: by name)")
     p.add_argument(
         "--output-format",
-        choices=(*OUTPUT_FORMATS, "parquet"),
+        choices=OUTPUT_FORMATS,
         help="output format (default: by name; --engine ray: parquet, or jsonl)",
     )
     p.add_argument(

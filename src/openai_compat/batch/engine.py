@@ -21,7 +21,13 @@ from typing import Any, Unpack
 from .._transports import Sendable
 from ..config import SourceConfig
 from ..endpoint import Endpoint
-from ..errors import ConfigurationError, EndpointError, OpenAICompatError, redact
+from ..errors import (
+    ConfigurationError,
+    EndpointError,
+    OpenAICompatError,
+    StreamError,
+    redact,
+)
 from ..mapping import (
     OutputField,
     RowMappingError,
@@ -491,6 +497,8 @@ class BatchRun:
             )
             if isinstance(exc, EndpointError):
                 result.request_id = exc.request_id
+            if isinstance(exc, EndpointError | StreamError):
+                self.results.refused(result, exc.body)
         except Exception as exc:  # A bug must not lose the row: record it as failed.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
             result = failed(key, index, message, None, 1)

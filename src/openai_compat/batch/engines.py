@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,16 @@ _LOCAL_FLAGS = (
     ("--retry-failed", "retry_failed"),
     ("--input-format", "input_format"),
 )
+
+
+# The formats an output's name says (the local engine's `writers.detect_output_format` too).
+_NAMED_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 class EngineJobError(OpenAICompatError):
@@ -115,14 +126,22 @@ class Engine:
             self.output_format(args)
 
     def output_format(self, args: argparse.Namespace) -> str:
-        """The format of an engine that writes a directory of part files (its first one
-        unless ``--output-format`` names another it writes)."""
+        """The format of an engine that writes a directory of part files: ``--output-format``,
+        else the one the output's name says (``.jsonl``, ``.parquet``), else its first."""
         if self.output_formats is None:
             raise ValueError(f"the {self.name} engine picks its format by the output's name")
-        fmt = (args.output_format or self.output_formats[0]).lower()
+        how = ""
+        if args.output_format:
+            fmt = str(args.output_format).lower()
+        else:
+            # A name that says a format gets it, as on the local engine; a plain directory
+            # name gets the engine's first.
+            suffix = os.path.splitext(str(args.output).rstrip("/"))[1].lower()
+            fmt = _NAMED_FORMATS.get(suffix, self.output_formats[0])
+            how = f" (by the name {args.output}; name the output after a format it writes)"
         if fmt not in self.output_formats:
             raise ConfigurationError(
-                f"--engine {self.name} writes {' or '.join(self.output_formats)}, not {fmt}",
+                f"--engine {self.name} writes {' or '.join(self.output_formats)}, not {fmt}{how}",
                 field="output",
             )
         return fmt

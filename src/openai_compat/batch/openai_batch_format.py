@@ -156,15 +156,13 @@ def output_line(result: BatchResult) -> dict[str, Any]:
     body = result.response if result.has_response else None
     error = result.error
     response: dict[str, Any] | None = None
-    if body is not None:
+    if error is not None and error.get("status") is not None:
+        # A refused request keeps the endpoint's own error body when there was one.
+        if body is None:
+            body = {"error": {"message": error.get("message"), "type": None, "code": None}}
+        response = {"status_code": error["status"], "request_id": result.request_id, "body": body}
+    elif body is not None:
         response = {"status_code": 200, "request_id": result.request_id, "body": body}
-    elif error is not None and error.get("status") is not None:
-        message = error.get("message")
-        response = {
-            "status_code": error["status"],
-            "request_id": result.request_id,
-            "body": {"error": {"message": message, "type": None, "code": None}},
-        }
     return {
         "id": f"batch_req_{uuid.uuid4().hex}",
         "custom_id": key_token(result.key),

@@ -4,8 +4,9 @@ every line of the run has.
 `RowResults` makes the `BatchResult` of each row for the row engine: a failure before or
 after a request (``error``, ``attempts``), an answer sent now or found in the cache (the
 outputs picked out; a missing output or a cut-off answer is the row's error), and then the
-keys the run adds to every line alike: ``input`` and ``response`` when asked for, ``cached``
-and ``cost`` when the run has a cache or prices (`RowAccounting`).
+keys the run adds to every line alike: ``input`` and ``response`` when asked for (for a
+refused row, the error answer's body), ``cached`` and ``cost`` when the run has a cache or
+prices (`RowAccounting`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ class RowResults:
         )
         if self.include_response:
             result.response = response
+        return result
+
+    def refused(self, result: BatchResult, body: Any) -> BatchResult:
+        """Keep an error answer's body as the failed row's ``response`` when responses are
+        asked for: a gateway puts the cause there (a guardrail's ``hook_results``)."""
+        if self.include_response and body is not None:
+            result.response = body
         return result
 
     def complete(self, result: BatchResult, row: Any) -> BatchResult:

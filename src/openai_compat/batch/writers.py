@@ -1,4 +1,5 @@
-"""Result writers: JSON Lines (the default) or CSV, appended and flushed one result at a time.
+"""Result writers: JSON Lines (the default) or CSV, appended and flushed one result at a time
+(Parquet, written whole at the end, is `sinks.parquet`'s).
 
 Each result is encoded whole and handed to the OS in one ``write`` on an unbuffered file,
 so a crash leaves at most one torn last line, which `checkpoint` repairs on resume.
@@ -36,8 +37,11 @@ __all__ = [
     "open_writer",
 ]
 
-# "openai-batch": OpenAI's batch output lines (`_openai_batch_format`).
-OUTPUT_FORMATS = ("jsonl", "csv", "openai-batch")
+# "openai-batch": OpenAI's batch output lines (`_openai_batch_format`); "parquet": one file
+# written whole at the end (`sinks.parquet`), with pyarrow.
+OUTPUT_FORMATS = ("jsonl", "csv", "openai-batch", "parquet")
+# The formats an output's name picks (any other name is JSON Lines).
+_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # What encoding a value that is not strict JSON raises (UnicodeEncodeError is a ValueError).
 _NOT_STRICT = (ValueError, TypeError, RecursionError)
@@ -51,7 +55,12 @@ def json_line(data: dict[str, Any]) -> bytes:
 
 
 def detect_output_format(path: str, given: str | None = None) -> str:
-    """``given``, else ``csv`` for a ``.csv`` name, else JSON Lines."""
+    """``given``, else ``csv`` for a ``.csv`` name, ``parquet`` for a ``.parquet`` one,
+    else JSON Lines.
+
+    >>> detect_output_format("results.PARQUET"), detect_output_format("out.txt")
+    ('parquet', 'jsonl')
+    """
     if given:
         fmt = given.lower()
         if fmt not in OUTPUT_FORMATS:
@@ -62,7 +71,7 @@ def detect_output_format(path: str, given: str | None = None) -> str:
                 field="output",
             )
         return fmt
-    return "csv" if path.lower().endswith(".csv") else "jsonl"
+    return _BY_SUFFIX.get(os.path.splitext(path)[1].lower(), "jsonl")
 
 
 class ResultWriter(Protocol):

@@ -6,8 +6,11 @@ security headers of every response (``page_headers``).
 """
 
 from .ids import (
+    CURSOR_PATTERN,
     ID_PATTERN,
+    ID_SCHEMA,
     BodyConnectorId,
+    CursorText,
     PathConnectorId,
     decode_cursor,
     encode_cursor,
@@ -49,7 +52,9 @@ from .schemas import (
 )
 
 __all__ = [
+    "CURSOR_PATTERN",
     "ID_PATTERN",
+    "ID_SCHEMA",
     "SECURITY_HEADERS",
     "ApiError",
     "BodyConnectorId",
@@ -58,6 +63,7 @@ __all__ = [
     "ConnectionStatusOut",
     "ConnectorOut",
     "ConnectorPageOut",
+    "CursorText",
     "DefinitionOut",
     "ExecuteOut",
     "FieldError",

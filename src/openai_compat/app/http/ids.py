@@ -13,13 +13,16 @@ import binascii
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StrictInt
+from pydantic import BeforeValidator, Field, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "CURSOR_PATTERN",
     "ID_PATTERN",
+    "ID_SCHEMA",
     "MAX_ID",
     "BodyConnectorId",
+    "CursorText",
     "PathConnectorId",
     "decode_cursor",
     "encode_cursor",
@@ -59,10 +62,14 @@ def _path_id(value: Any) -> int:
     return parsed
 
 
-PathConnectorId = Annotated[int, BeforeValidator(_path_id)]
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+"""What the OpenAPI document says of an id: exact bounds (a generated ``le`` is written as
+a float, 9.223372036854776e+18, which is 2**63 itself, an id the API refuses)."""
+
+PathConnectorId = Annotated[int, BeforeValidator(_path_id), WithJsonSchema(ID_SCHEMA)]
 """A connector id in a URL path (``/connectors/{connector_id}``)."""
 
-BodyConnectorId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+BodyConnectorId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), WithJsonSchema(ID_SCHEMA)]
 """A connector id in a JSON body: a JSON integer (not a string or a float) in range."""
 
 
@@ -76,7 +83,11 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int | None:
-    """The id a cursor from ``encode_cursor`` continues after; None if it is not one."""
+    """The id a cursor from ``encode_cursor`` continues after; None if it is not one.
+
+    Every text `CURSOR_PATTERN` takes is one: an id past ``MAX_ID`` (19 digits can say
+    more) is read as ``MAX_ID``, after which there is nothing.
+    """
     if not cursor.isascii():
         return None
     try:
@@ -84,6 +95,31 @@ def decode_cursor(cursor: str) -> int | None:
     except (binascii.Error, ValueError):
         return None
     found = _CURSOR.fullmatch(text)
-    value = parse_connector_id(found.group(1)) if found else None
+    if found is None:
+        return None
+    value = int(found.group(1))
     # The decoder skips stray characters: only the exact form the API writes is taken.
-    return value if value is not None and encode_cursor(value) == cursor else None
+    return min(value, MAX_ID) if encode_cursor(value) == cursor else None
+
+
+def _cursor_pattern() -> str:
+    # base64url("after:") is "YWZ0ZXI6" (6 bytes, so the digits start a new group); then
+    # base64url of 1 to 19 ASCII digits, no padding, the first digit not 0. A digit
+    # (0x30-0x39) starts a group as [MN][DTjz] or O[DT] (8 and 9); a group's second digit
+    # is [AEIMQUYcgk], its third [w-z0-5]; a last lone digit ends [AQgw] (O: [AQ]).
+    first, digit = r"(?:M[Tjz]|N[DTjz]|O[DT])", r"(?:[MN][DTjz]|O[DT])"
+    second, third = "[AEIMQUYcgk]", "[w-z0-5]"
+    lone_first, lone = r"(?:M[Qgw]|N[AQgw]|O[AQ])", r"(?:[MN][AQgw]|O[AQ])"
+    group = digit + second + third
+    tail = f"(?:{lone}|{digit}{second})?"
+    return (
+        f"^YWZ0ZXI6(?:{lone_first}|{first}{second}"
+        f"|{first}{second}{third}(?:(?:{group}){{0,4}}{tail}|(?:{group}){{5}}(?:{lone})?))$"
+    )
+
+
+CURSOR_PATTERN = _cursor_pattern()
+"""Exactly the cursors `decode_cursor` takes, as the OpenAPI document declares them."""
+
+CursorText = Annotated[str, WithJsonSchema({"type": "string", "pattern": CURSOR_PATTERN})]
+"""A list's ``cursor`` query parameter: declared by its pattern, read by `decode_cursor`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -195,7 +196,32 @@ async def _on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
             f"{MAX_DEPTH} levels (objects and arrays inside each other)"
         )
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only; a path
+        # served by several routes (GET and DELETE /runs/{id}) takes all of theirs.
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return ApiError(exc.status_code, detail, headers=headers).response()
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the application takes at the request's path."""
+    path = request.scope.get("path", "")
+    allowed: set[str] = set()
+    for route in _routes(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            allowed.update(getattr(route, "methods", None) or ())
+    return sorted(allowed)
+
+
+def _routes(routes: Iterable[Any]) -> Iterator[Any]:
+    # An included router is one entry of the application's routes: its own routes are inside.
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from ..connectors import (
@@ -33,6 +33,7 @@ from ..http import (
     ConnectionStatusOut,
     ConnectorOut,
     ConnectorPageOut,
+    CursorText,
     ExecuteOut,
     FieldError,
     PathConnectorId,
@@ -68,6 +69,28 @@ class ConnectorIn(BaseModel):
     configuration: dict[str, Any] | None = None
 
 
+# What every configuration must hold (on create, the API key too: an update keeps it).
+_CONFIGURATION_REQUIRED = ["url", "request_format", "response_format"]
+
+
+def _declare_new_connector(schema: dict[str, Any]) -> None:
+    # The route checks these itself (with its own messages); the document says them.
+    schema["required"] = ["name", "configuration"]
+    schema["properties"]["name"] = {"type": "string", "pattern": r"\S", "title": "Name"}
+    schema["properties"]["configuration"] = {
+        "type": "object",
+        "additionalProperties": True,
+        "required": ["api_key", *_CONFIGURATION_REQUIRED],
+        "title": "Configuration",
+    }
+
+
+class NewConnectorIn(ConnectorIn):
+    """A connector to create: a name, and a configuration with its API key."""
+
+    model_config = ConfigDict(json_schema_extra=_declare_new_connector)
+
+
 class ExecuteIn(BaseModel):
     """The request body to send: a JSON object, or a string holding one."""
 
@@ -84,7 +107,8 @@ async def list_connectors(
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="connectors per page")
     ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
-        str | None, Query(description="the previous page's next_cursor, for the next page")
+        CursorText | None,
+        Query(description="the previous page's next_cursor, for the next page"),
     ] = None,
 ) -> Response:
     """The saved connectors, oldest first, a page at a time (keys masked).
@@ -151,7 +175,7 @@ def _unstorable(exc: Unstorable) -> ApiError:
     response_model=ConnectorOut,
     responses=error_responses(400),
 )
-async def create_connector(body: ConnectorIn, services: ServicesDep) -> Response:
+async def create_connector(body: NewConnectorIn, services: ServicesDep) -> Response:
     """Save a new connector.
 
     Everything is validated first; the row is written and its answer rendered in one

@@ -31,7 +31,10 @@ router = api_router("/connector_definitions", tags=["definitions"])
 class CheckConnectionIn(BaseModel):
     """A configuration to test before saving it."""
 
-    configuration: dict[str, Any]
+    configuration: dict[str, Any] = Field(
+        # Checked by the route, with its own messages; declared for the document.
+        json_schema_extra={"required": ["url", "request_format", "response_format"]},
+    )
     connector_id: BodyConnectorId | None = Field(
         default=None,
         description="a saved connector whose stored secrets (API key, secret headers, proxy) "

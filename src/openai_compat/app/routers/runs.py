@@ -13,13 +13,15 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep, SettingsDep
 from ..http import (
+    ID_SCHEMA,
     ApiError,
+    CursorText,
     FieldError,
     PathConnectorId,
     ResultsPageOut,
@@ -68,7 +70,7 @@ def _run_id(value: Any) -> int:
     return parsed
 
 
-PathRunId = Annotated[int, BeforeValidator(_run_id)]
+PathRunId = Annotated[int, BeforeValidator(_run_id), WithJsonSchema(ID_SCHEMA)]
 
 
 class EventStream(StreamingResponse):
@@ -112,9 +114,14 @@ async def create_run(
 async def list_runs(
     store: RunStoreDep,
     connector_id: Annotated[int | None, Query(ge=1, description="only this connector's")] = None,
-    status: Annotated[str | None, Query(description="only runs in this status")] = None,
+    status: Annotated[
+        Annotated[str, WithJsonSchema({"type": "string", "enum": list(RUN_STATUSES)})] | None,
+        Query(description="only runs in this status"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(description="the previous page's next_cursor")] = None,
+    cursor: Annotated[
+        CursorText | None, Query(description="the previous page's next_cursor")
+    ] = None,
 ) -> Response:
     """The runs, newest first, a page at a time: ``{"data", "total", "next_cursor"}``."""
     errors: list[FieldError] = []
@@ -159,11 +166,23 @@ async def get_run(run_id: PathRunId, store: RunStoreDep) -> Response:
     return json_document(await _run_or_404(store, run_id))
 
 
+# One event of the stream, as an event-stream reader parses it: its name and its JSON data.
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "done"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
+
+
 @router.get(
     "/{run_id}/events",
     response_class=EventStream,
     # The router's statuses too: the errors are JSON, the events are not.
     responses={
+        200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}},
         **error_responses(401, 413, 422, beside=True),
         **error_responses(404, why=RUNS_WHY, beside=True),
     },
@@ -275,10 +294,13 @@ async def run_results(
     run_id: PathRunId,
     store: RunStoreDep,
     format: Annotated[
-        str | None, Query(description="jsonl or csv: a download of every result")
+        Annotated[str, WithJsonSchema({"type": "string", "enum": ["jsonl", "csv"]})] | None,
+        Query(description="jsonl or csv: a download of every result"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query()] = None,
+    cursor: Annotated[
+        CursorText | None, Query(description="the previous page's next_cursor")
+    ] = None,
     failed: Annotated[bool, Query(description="only the failed rows (JSON pages)")] = False,
 ) -> Response:
     """The results: with ``format``, a streamed download (exactly the CLI's output); else a

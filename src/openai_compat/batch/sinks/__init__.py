@@ -6,6 +6,7 @@ ready, `ResultSink.aclose` makes them durable. `drive` (``batch.run``) runs any 
 into any sink with the same progress, notices and signal handling.
 
 - `files.FileResults`: a JSON Lines or CSV file, or an OpenAI batch output file.
+- `parquet.ParquetResults`: a Parquet file, written whole when the run ends.
 - `table.TableResults`: a database table, upserted in small transactions.
 - The application's run store: ``openai_compat.app.runs.sink.RunResults``.
 
