@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..._sync import loop_factory
 from ...batch import BatchRun
+from ...batch.budget import usd
 from ...batch.openai_batch_format import is_batch_input
 from ...batch.run import Notices, drive
 from ...batch.sources import read_in_thread
@@ -82,14 +83,15 @@ def _budget_left(claimed: Claimed) -> tuple[float | None, int | None, str | None
     take-overs, so an instance that continues a run never gets a fresh budget."""
     stored = claimed.stored
     base = stored.budget_from or BudgetFrom()
-    cost = (claimed.cost or 0.0) - base.cost
+    # Money in exact decimals: a budget of $1.00 is spent by ten $0.10 rows.
+    cost = usd(claimed.cost) - usd(base.cost)
     tokens = claimed.tokens - base.tokens
     max_cost, max_tokens = stored.max_cost, stored.max_tokens
-    if max_cost is not None and cost >= max_cost:
+    if max_cost is not None and cost >= usd(max_cost):
         return None, None, f"spent ${cost:.4f} of the max_cost budget of ${max_cost:.2f}"
     if max_tokens is not None and tokens >= max_tokens:
         return None, None, f"spent {tokens} tokens of the max_tokens budget of {max_tokens}"
-    left_cost = max_cost - cost if max_cost is not None else None
+    left_cost = float(usd(max_cost) - cost) if max_cost is not None else None
     left_tokens = max_tokens - tokens if max_tokens is not None else None
     return left_cost, left_tokens, None
 

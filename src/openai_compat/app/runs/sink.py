@@ -15,8 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+from ...batch.budget import usd
 from ...batch.keys import key_token
 from ...batch.results import BatchResult, BatchSummary
 from ...batch.sinks import Prepared
@@ -69,13 +71,13 @@ class _Counts:
     of the results that have one."""
 
     rows: BatchSummary = field(default_factory=BatchSummary)
-    cost: float | None = None
+    cost: Decimal | None = None
 
     def add(self, result: BatchResult) -> None:
         self.rows.add(result)
         cost = result.cost if result.has_cost else None
         if isinstance(cost, int | float) and not isinstance(cost, bool):
-            self.cost = (self.cost or 0.0) + cost
+            self.cost = usd(self.cost) + usd(cost)
 
     def progress(self) -> Progress:
         rows = self.rows
@@ -86,7 +88,7 @@ class _Counts:
             rows.prompt_tokens,
             rows.completion_tokens,
             rows.total_tokens,
-            self.cost,
+            None if self.cost is None else float(self.cost),
         )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from ...batch.budget import usd
 from .stored import BudgetFrom, StoredRun
 from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
 
@@ -338,16 +339,12 @@ class RunStore:
         """Store results with the run's progress, in one transaction, if ``owner`` still
         holds the run and it is still running; False (nothing written) otherwise."""
         now = _now()
-        extra: dict[str, Any] = {}
-        if progress.cost is not None:
-            extra["cost"] = func.coalesce(_RUNS.c.cost, 0.0) + progress.cost
         try:
             with self.engine.begin() as connection:
                 held = connection.execute(
                     update(_RUNS)
                     .where(self._held(run_id, owner))
                     .values(
-                        **extra,
                         ok=_RUNS.c.ok + progress.ok,
                         failed=_RUNS.c.failed + progress.failed,
                         requests=_RUNS.c.requests + progress.requests,
@@ -362,6 +359,17 @@ class RunStore:
                 )
                 if held.rowcount != 1:
                     raise _Lost("lost")
+                if progress.cost is not None:
+                    # Added exactly, in decimal (the row is locked by the update above):
+                    # in floating point ten $0.10 rows would not make $1.00.
+                    before = connection.execute(
+                        select(_RUNS.c.cost).where(_RUNS.c.id == run_id)
+                    ).scalar()
+                    connection.execute(
+                        update(_RUNS)
+                        .where(_RUNS.c.id == run_id)
+                        .values(cost=float(usd(before) + usd(progress.cost)))
+                    )
                 if records:
                     connection.execute(
                         insert(_RESULTS),
