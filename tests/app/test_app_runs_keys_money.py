@@ -8,7 +8,9 @@ scripted server on loopback.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -96,3 +98,80 @@ def test_a_json_answer_never_holds_nan_or_infinity() -> None:
         "rows_per_s": None,
         "ok": 1.5,
     }
+
+
+def test_a_run_whose_real_key_looks_like_a_fallback_ends_with_every_row_once(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    connector_id = base._connector(client, keyed.url)
+    rows = [{"id": "row:1", "body": "a"}, {"id": "", "body": "b"}, {"id": "x", "body": "c"}]
+    upload = base._upload(client, "rows.jsonl", base._jsonl(rows))
+    sent = len(keyed.requests)
+    run_id = base._start(client, connector_id, upload["id"])
+    view = base._wait(client, run_id, ("succeeded", "failed"), timeout=20)
+    assert (view["status"], view["ok"], view["failed"]) == ("succeeded", 2, 1), view
+    lines = _results(client, run_id)
+    assert len({line["key"] for line in lines}) == 3
+    assert len(keyed.requests) - sent == 2  # each row sent once, never again
+
+
+def test_a_nul_in_a_key_is_stored_and_the_run_ends(client: httpx.Client, keyed: MockServer) -> None:
+    connector_id = base._connector(client, keyed.url)
+    rows = [
+        {"id": "a\x00b", "body": "a"},
+        {"id": "a\ufffdb", "body": "b"},
+        {"id": "a\\0b", "body": "c"},
+    ]
+    upload = base._upload(client, "rows.jsonl", base._jsonl(rows))
+    sent = len(keyed.requests)
+    run_id = base._start(client, connector_id, upload["id"])
+    view = base._wait(client, run_id, ("succeeded", "failed"), timeout=20)
+    assert (view["status"], view["ok"], view["failed"]) == ("succeeded", 3, 0), view
+    assert sorted(line["key"] for line in _results(client, run_id)) == sorted(r["id"] for r in rows)
+    # Run again, it finds every key stored: nothing is sent again.
+    again = client.post(f"/api/v1/runs/{run_id}/retry_failed")
+    assert again.status_code == 200 and again.json()["status"] == "queued", again.text
+    assert base._wait(client, run_id, ("succeeded", "failed"), timeout=20)["ok"] == 3
+    assert len(keyed.requests) - sent == 3
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def run_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A run store on a fresh real database, migrated as the application migrates it."""
+    from openai_compat.app.db.database import database_url, migrate, open_engine
+    from openai_compat.app.runs.store import RunStore
+
+    configured = ""
+    if request.param == "postgresql":
+        configured = request.getfixturevalue("postgres").create_database(
+            f"s_{uuid.uuid4().hex[:12]}"
+        )
+    engine = open_engine(database_url(configured, tmp_path / "app.db"))
+    migrate(engine)
+    yield RunStore(engine)
+    engine.dispose()
+
+
+def test_a_write_the_database_refuses_ends_the_run_instead_of_letting_it_go(
+    run_store: Any,
+) -> None:
+    from openai_compat.app.runs.store import Progress, ResultRecord, ResultsRefused
+    from openai_compat.app.runs.stored import StoredRun
+
+    created = run_store.create(1, StoredRun(input={"upload_id": "u"}), ["reply"], 3)
+    assert run_store.claim("me", 30.0).id == created.id
+    keys = ["a\x00b", "\u2400x", "\u2400a\\0b"]  # NUL, and what an escape could look like
+
+    def write(*records: ResultRecord) -> bool:
+        done: bool = run_store.write_results(
+            created.id, "me", 30.0, list(records), Progress(ok=len(records)), 0.1, {}
+        )
+        return done
+
+    assert write(*(ResultRecord(k, i, True, "{}") for i, k in enumerate(keys)))
+    assert run_store.done_keys(created.id) == set(keys)
+    with pytest.raises(ResultsRefused) as refused:
+        write(ResultRecord("a\x00b", 3, True, "{}"))
+    assert "refused to store 1 results" in str(refused.value)
+    assert "no row is sent again" in str(refused.value)
+    assert run_store.get(created.id).ok == 3  # the refused write changed nothing

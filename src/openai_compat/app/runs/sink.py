@@ -5,7 +5,8 @@ lines a command-line run writes (an echoed secret redacted), counted as every ru
 them, and written to the database every ``_FLUSH_ROWS`` results or ``_FLUSH_S`` seconds, in
 one transaction with the run's progress, live figures and lease
 (`RunStore.write_results`). Once a write finds the run no longer held (cancelled, deleted,
-or taken over after a stall) nothing more is written and ``on_lost`` stops the run.
+or taken over after a stall) nothing more is written and ``on_lost`` stops the run; a write
+the database refuses (`ResultsRefused`) is raised, and nothing more is written either.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ...batch.results import BatchResult, BatchSummary
 from ...batch.sinks import Prepared
 from ...batch.writers import jsonl_line
 from ...errors import redact
-from .store import Claimed, Progress, ResultRecord, RunStore
+from .store import Claimed, Progress, ResultRecord, ResultsRefused, RunStore
 
 __all__ = ["RunResults"]
 
@@ -159,17 +160,23 @@ class RunResults:
         now = time.perf_counter()
         figures = self._window.figures(now, now - self._started)
         self.live(figures)
-        held = await asyncio.to_thread(
-            self.store.write_results,
-            self.claimed.id,
-            self.owner,
-            self.lease_s,
-            self._records,
-            self._counts.progress(),
-            self.claimed.active_s + (now - self._started),
-            figures,
-        )
+        records, counts = self._records, self._counts
         self._records, self._counts, self._last_write = [], _Counts(), now
+        try:
+            held = await asyncio.to_thread(
+                self.store.write_results,
+                self.claimed.id,
+                self.owner,
+                self.lease_s,
+                records,
+                counts.progress(),
+                self.claimed.active_s + (now - self._started),
+                figures,
+            )
+        except ResultsRefused:
+            # Nothing more is written (the run ends as failed, by the executor).
+            self.lost = True
+            raise
         if not held:
             self.lost = True
             self.on_lost()

@@ -4,7 +4,11 @@ Exactly once: a run's results are written with its progress counters in one tran
 (`RunStore.write_results`), and only while the writer holds the run's lease and the run is
 still ``running``; the lease row is updated first, so on PostgreSQL the row lock orders
 the write against a take-over or a cancel. A write after the lease was lost changes
-nothing. ``(run_id, key)`` is unique besides, so a key can never be stored twice.
+nothing. ``(run_id, key)`` is unique besides, so a key can never be stored twice. A write
+the database refuses (a key stored already, a value it cannot hold) is `ResultsRefused`:
+the run then ends as failed, rather than being let go and claimed again, its rows sent
+again after every lease, forever. A key holding NUL, which PostgreSQL's text cannot hold,
+is stored escaped (`stored_key`), on every database alike.
 
 Leases: an instance claims a run (``queued``, ``interrupted``, or ``running`` with an
 expired lease) with a conditional UPDATE (PostgreSQL: after ``SELECT ... FOR UPDATE SKIP
@@ -15,6 +19,7 @@ continues from its stored results.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,13 +27,21 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from ...batch.budget import usd
 from .stored import BudgetFrom, StoredRun
 from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
 
-__all__ = ["Claimed", "Progress", "ResultRecord", "RunStore"]
+__all__ = [
+    "Claimed",
+    "Progress",
+    "ResultRecord",
+    "ResultsRefused",
+    "RunStore",
+    "read_key",
+    "stored_key",
+]
 
 _RUNS = cast(Table, RunRow.__table__)
 _RESULTS = cast(Table, RunResultRow.__table__)
@@ -37,6 +50,36 @@ _UPLOADS = cast(Table, UploadRow.__table__)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# The first character of a key stored escaped: "␀" (U+2400, SYMBOL FOR NULL).
+_ESCAPED = "\u2400"
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def stored_key(key: str) -> str:
+    r"""A result's key as the results table holds it: as it is, unless it holds NUL (which
+    PostgreSQL's text cannot hold) or starts with "␀"; then "␀" and the key with ``\``
+    and NUL escaped (``\\``, ``\0``), so no two keys are ever stored alike.
+
+    >>> stored_key("a"), stored_key("a\x00b"), read_key(stored_key("a\x00b")) == "a\x00b"
+    ('a', '␀a\\0b', True)
+    """
+    if "\x00" not in key and not key.startswith(_ESCAPED):
+        return key
+    return _ESCAPED + key.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def read_key(stored: str) -> str:
+    """The key `stored_key` stored as ``stored``."""
+    if not stored.startswith(_ESCAPED):
+        return stored
+    return _ESCAPE.sub(lambda m: "\x00" if m.group(1) == "0" else m.group(1), stored[1:])
+
+
+class ResultsRefused(Exception):
+    """The database refused to store a run's results (a key stored already, a value it
+    cannot hold): the run cannot go on, and ends as failed with this message."""
 
 
 class _Lost(Exception):
@@ -280,7 +323,7 @@ class RunStore:
         """The keys already stored (a continued run skips their rows)."""
         with self.engine.connect() as connection:
             rows = connection.execute(select(_RESULTS.c.key).where(_RESULTS.c.run_id == run_id))
-            return {row.key for row in rows}
+            return {read_key(row.key) for row in rows}
 
     # -- execution -------------------------------------------------------------------------
     def _claimable(self, now: datetime) -> Any:
@@ -376,7 +419,7 @@ class RunStore:
                         [
                             {
                                 "run_id": run_id,
-                                "key": r.key,
+                                "key": stored_key(r.key),
                                 "row_index": r.row_index,
                                 "ok": r.ok,
                                 "line": r.line,
@@ -386,9 +429,16 @@ class RunStore:
                     )
         except _Lost:
             return False
-        except IntegrityError:
-            # A key already stored: another writer got there; this write is dropped whole.
-            return False
+        except (IntegrityError, DataError) as exc:
+            # Only the lease holder writes, and a run's keys are unique: a refused write is
+            # not a race to retry. Let go, the run would be claimed again and its rows sent
+            # again after every lease; so it ends here, and nothing is stored twice.
+            raise ResultsRefused(
+                f"the database refused to store {len(records)} results of this run "
+                f"({type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__}); "
+                "the run was stopped so that no row is sent again: its stored results are "
+                "kept, and resume continues after them"
+            ) from None
         return True
 
     def heartbeat(self, owner: str, run_ids: Sequence[int], lease_s: float) -> set[int]:
