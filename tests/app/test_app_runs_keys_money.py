@@ -8,6 +8,7 @@ scripted server on loopback.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,45 @@ def test_a_write_the_database_refuses_ends_the_run_instead_of_letting_it_go(
     assert "refused to store 1 results" in str(refused.value)
     assert "no row is sent again" in str(refused.value)
     assert run_store.get(created.id).ok == 3  # the refused write changed nothing
+
+
+def _executing(client: httpx.Client) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("openai_compat_runs_executing "):
+            return float(line.split()[1])
+    raise AssertionError("no openai_compat_runs_executing in /metrics")
+
+
+def test_cancel_then_resume_back_to_back_keeps_the_executor_counting(
+    client: httpx.Client,
+) -> None:
+    # Answers take 0.2 s, so each run is still running while the test looks.
+    with MockServer(latency_s=0.2, api_key=CANARY) as slow:
+        connector_id = base._connector(client, slow.url)
+        upload = base._upload(client, "rows.jsonl", base._jsonl(base._rows(300)))
+        runs = [base._start(client, connector_id, upload["id"], concurrency=2)]
+        base._wait(client, runs[0], ("running",))
+        time.sleep(0.5)
+        assert client.post(f"/api/v1/runs/{runs[0]}/cancel").status_code == 200
+        resumed = client.post(f"/api/v1/runs/{runs[0]}/resume")
+        assert resumed.status_code == 200, resumed.text
+        runs += [base._start(client, connector_id, upload["id"], concurrency=2) for _ in "bc"]
+        try:
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                statuses = [client.get(f"/api/v1/runs/{r}").json()["status"] for r in runs]
+                running = statuses.count("running")
+                assert running <= 2, f"{running} runs execute with the limit at 2: {statuses}"
+                if running:
+                    assert _executing(client) >= 1, statuses
+                time.sleep(0.1)
+            # The resumed run is still executed, and counted: the limit (2) is full with it.
+            statuses = [client.get(f"/api/v1/runs/{r}").json()["status"] for r in runs]
+            assert statuses == ["running", "running", "queued"], statuses
+            assert _executing(client) == 2
+        finally:
+            for run_id in runs:
+                client.post(f"/api/v1/runs/{run_id}/cancel")
+            for run_id in runs:
+                base._wait(client, run_id, ("cancelled",))
+            time.sleep(1.0)  # the executor lets go of them before the server stops

@@ -62,7 +62,7 @@ _SWITCH_INTERVAL_S = 0.001
 _READ_CHUNK = 256
 
 
-@dataclass
+@dataclass(eq=False)  # kept in a set: each execution is itself
 class _Active:
     claimed: Claimed
     batch: BatchRun | None = None
@@ -130,7 +130,11 @@ class RunExecutor:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.owner = instance_id()
+        # The execution that holds each run now; and every execution not finished yet,
+        # which is what ``max_runs`` bounds (one stopped but still finishing its rows in
+        # flight counts until it has).
         self._active: dict[int, _Active] = {}
+        self._executions: set[_Active] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -190,9 +194,9 @@ class RunExecutor:
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
         finally:
             heartbeat.cancel()
-            for active in list(self._active.values()):
+            for active in list(self._executions):
                 active.stop()
-            tasks = [a.task for a in self._active.values() if a.task is not None]
+            tasks = [a.task for a in self._executions if a.task is not None]
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
                 released = await asyncio.to_thread(self.store.release, self.owner)
@@ -204,7 +208,7 @@ class RunExecutor:
 
     async def _claim_what_fits(self) -> None:
         assert self._stopping is not None
-        while len(self._active) < self.max_runs and not self._stopping.is_set():
+        while len(self._executions) < self.max_runs and not self._stopping.is_set():
             try:
                 claimed = await asyncio.to_thread(self.store.claim, self.owner, self.lease_s)
             except Exception as exc:
@@ -212,10 +216,19 @@ class RunExecutor:
                 return
             if claimed is None:
                 return
+            # A run cancelled and resumed at once may be claimed again while its previous
+            # execution here still finishes: that one is stopped (it holds the run no
+            # more), and the new one starts once it has ended, after the rows it stored.
+            previous = self._active.get(claimed.id)
+            if previous is not None:
+                previous.stop()
             active = _Active(claimed)
             self._active[claimed.id] = active
+            self._executions.add(active)
             self.metrics.runs_executing.set(len(self._active))
-            active.task = asyncio.create_task(self._execute(active))
+            active.task = asyncio.create_task(
+                self._execute(active, None if previous is None else previous.task)
+            )
 
     async def _heartbeat(self) -> None:
         while True:
@@ -234,9 +247,11 @@ class RunExecutor:
                     # Cancelled, deleted, or taken over: stop sending its rows.
                     active.stop()
 
-    async def _execute(self, active: _Active) -> None:
+    async def _execute(self, active: _Active, after: asyncio.Task[None] | None = None) -> None:
         claimed = active.claimed
         try:
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
             try:
                 status, error = await self._run(active)
             except asyncio.CancelledError:
@@ -265,7 +280,10 @@ class RunExecutor:
         except Exception as exc:
             _log.error("run %d: could not record its end: %s", claimed.id, type(exc).__name__)
         finally:
-            self._active.pop(claimed.id, None)
+            self._executions.discard(active)
+            # Only its own entry: the run may be held by a newer execution already.
+            if self._active.get(claimed.id) is active:
+                del self._active[claimed.id]
             self.metrics.runs_executing.set(len(self._active))
             if self._wake is not None:
                 self._wake.set()
