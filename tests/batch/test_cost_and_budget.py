@@ -179,17 +179,18 @@ def test_the_price_of_a_model_is_found_by_name_then_prefix() -> None:
     assert Price(1, 1).cost({"object": "no counts"}) is None
 
 
-@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("stream_options", [None, {"include_usage": True}, {}])
 def test_the_budget_counts_the_usage_a_stream_reports(
-    server: MockServer, tmp_path: Path, include_usage: bool
+    server: MockServer, tmp_path: Path, stream_options: dict[str, Any] | None
 ) -> None:
-    # The scripted server reports usage in a stream only when asked for it, as OpenAI does.
+    # The scripted server reports usage in a stream only when asked for it, as OpenAI does;
+    # a run asks for it itself, unless the request format has stream_options of its own.
     body: dict[str, Any] = {
         "model": "mock-model",
         "messages": [{"role": "user", "content": "{{text}}"}],
     }
-    if include_usage:
-        body["stream_options"] = {"include_usage": True}
+    if stream_options is not None:
+        body["stream_options"] = stream_options
     config = tmp_path / "conn.json"
     config.write_text(
         json.dumps(make_config(server.url, is_stream=True, request_format=json.dumps(body)))
@@ -200,11 +201,14 @@ def test_the_budget_counts_the_usage_a_stream_reports(
     args = batch_args(config, source, out, "--max-tokens", "30", "--concurrency", "1")
     done = run_cli(args)
     lines = read_lines(out)
-    if include_usage:
+    sent = [request.json.get("stream_options") for request in server.requests]
+    if stream_options != {}:
+        assert sent == [{"include_usage": True}] * 3
         assert done.returncode == 3, done.stderr
         assert len(lines) == 3  # 14 tokens a row: the third passes 30
         assert all(line["usage"]["total_tokens"] == 14 for line in lines)
     else:
+        assert sent == [{}] * 12  # the user's own stream_options are sent as given
         assert done.returncode == 0, done.stderr
         assert len(lines) == 12
         assert "reported no token usage" in done.stderr
