@@ -218,3 +218,30 @@ def test_cancel_then_resume_back_to_back_keeps_the_executor_counting(
             for run_id in runs:
                 base._wait(client, run_id, ("cancelled",))
             time.sleep(1.0)  # the executor lets go of them before the server stops
+
+
+def _streaming_connector(client: httpx.Client, url: str, **extra: Any) -> int:
+    body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "{{body}}"}]}
+    body.update(extra)
+    config = make_config(url, request_format=json.dumps(body), is_stream=True)
+    created = client.post("/api/v1/connectors", json={"name": "s", "configuration": config})
+    assert created.status_code == 201, created.text
+    connector_id: int = created.json()["id"]
+    return connector_id
+
+
+def test_streamed_rows_ask_for_usage_and_a_run_says_when_cost_cannot_be_counted(
+    client: httpx.Client, keyed: MockServer
+) -> None:
+    upload = base._upload(client, "rows.jsonl", base._jsonl(base._rows(8)))
+    budget = {"concurrency": 1, "prices": "input=0,output=25000", "max_cost": 0.3}
+    counted = base._start(client, _streaming_connector(client, keyed.url), upload["id"], **budget)
+    view = base._wait(client, counted, ("cancelled", "succeeded", "failed"))
+    assert (view["status"], view["ok"], view["cost"]) == ("cancelled", 3, 0.3), view
+    # The request format's own stream_options are kept: no usage, so no cost to count.
+    bare = _streaming_connector(client, keyed.url, stream_options={"include_usage": False})
+    uncounted = base._start(client, bare, upload["id"], **budget)
+    view = base._wait(client, uncounted, ("cancelled", "succeeded", "failed"))
+    assert (view["status"], view["ok"]) == ("succeeded", 8), view
+    assert "its cost could not be counted" in view["error"]
+    assert "stream_options.include_usage" in view["error"]

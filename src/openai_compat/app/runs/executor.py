@@ -373,6 +373,14 @@ class RunExecutor:
             return "cancelled", _budget_error(spent)
         if active.lost or batch.summary.interrupted:
             return None, None
+        uncounted = batch.accounting.uncounted if batch.accounting is not None else []
+        if uncounted:
+            # Said in the run, not only in the log: its cost and budget missed some answers.
+            return "succeeded", redact(
+                "the run succeeded, but its cost could not be counted for every answer (a "
+                f"budget cannot count them): {'; '.join(uncounted)}",
+                secrets,
+            )
         return "succeeded", None
 
 
