@@ -245,3 +245,40 @@ def test_streamed_rows_ask_for_usage_and_a_run_says_when_cost_cannot_be_counted(
     assert (view["status"], view["ok"]) == ("succeeded", 8), view
     assert "its cost could not be counted" in view["error"]
     assert "stream_options.include_usage" in view["error"]
+
+
+def test_a_run_whose_results_the_database_refuses_fails_and_is_not_sent_again(
+    app: AppProcess, client: httpx.Client, keyed: MockServer
+) -> None:
+    import sqlalchemy as sa
+
+    # The database refuses the results of one key, as a constraint of its own would.
+    url = app.database or f"sqlite:///{app.data_dir / 'openai-compat.db'}"
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    if engine.dialect.name == "postgresql":
+        create = "ALTER TABLE run_results ADD CONSTRAINT poison CHECK (key <> 'poison')"
+        drop = "ALTER TABLE run_results DROP CONSTRAINT poison"
+    else:
+        create = (
+            "CREATE TRIGGER poison BEFORE INSERT ON run_results WHEN NEW.key = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poison'); END"
+        )
+        drop = "DROP TRIGGER poison"
+    with engine.begin() as connection:
+        connection.execute(sa.text(create))
+    try:
+        connector_id = base._connector(client, keyed.url)
+        rows = [{"id": "poison", "body": "a"}]
+        upload = base._upload(client, "rows.jsonl", base._jsonl(rows))
+        sent = len(keyed.requests)
+        run_id = base._start(client, connector_id, upload["id"])
+        view = base._wait(client, run_id, ("failed", "succeeded"), timeout=20)
+        assert view["status"] == "failed", view
+        assert "the database refused to store 1 results" in view["error"]
+        time.sleep(1.0)
+        assert client.get(f"/api/v1/runs/{run_id}").json()["status"] == "failed"
+        assert len(keyed.requests) - sent == 1  # sent once, never again
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(drop))
+        engine.dispose()

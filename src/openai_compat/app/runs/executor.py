@@ -45,7 +45,7 @@ from ..http import ApiError
 from ._inputs import RunInputError, open_input
 from .placeholders import alias_row
 from .sink import RunResults
-from .store import Claimed, ResultsRefused, RunStore
+from .store import Claimed, RunStore
 from .stored import BudgetFrom
 
 if TYPE_CHECKING:
@@ -256,10 +256,6 @@ class RunExecutor:
                 status, error = await self._run(active)
             except asyncio.CancelledError:
                 status, error = None, None
-            except ResultsRefused as exc:
-                # Let go, it would be claimed again and its rows sent again, forever.
-                _log.error("run %d: its results were refused by the database", claimed.id)
-                status, error = "failed", str(exc)
             except SQLAlchemyError as exc:
                 # The database failed, not the run: it is let go as it is (its lease runs
                 # out, then it continues here or on another instance).
@@ -360,7 +356,9 @@ class RunExecutor:
                 ),
             )
         except OpenAICompatError as exc:
-            # The input as a whole cannot be run (a key column the rows lack, ...).
+            # The input as a whole cannot be run (a key column the rows lack, ...), or the
+            # database refused its results (`ResultsRefused`): let go, the run would be
+            # claimed again and its rows sent again, forever; so it fails.
             error = redact(str(exc), secrets)
         if sink.lost:
             return None, None

@@ -129,6 +129,7 @@ class RunResults:
         self.on_lost = on_lost
         self.live = live
         self.lost = False
+        self.refused = False
         self._started = time.perf_counter()
         self._last_write = self._started
         self._window = _Window()
@@ -141,7 +142,7 @@ class RunResults:
 
     async def write(self, results: Sequence[BatchResult]) -> None:
         """Keep ``results``; write them with the others kept when it is time."""
-        if self.lost:
+        if self.lost or self.refused:
             return
         now = time.perf_counter()
         for result in results:
@@ -153,7 +154,7 @@ class RunResults:
 
     async def aclose(self) -> None:
         """Write what is kept (the run's figures too, when no result is left)."""
-        if not self.lost:
+        if not self.lost and not self.refused:
             await self._flush()
 
     async def _flush(self) -> None:
@@ -174,8 +175,8 @@ class RunResults:
                 figures,
             )
         except ResultsRefused:
-            # Nothing more is written (the run ends as failed, by the executor).
-            self.lost = True
+            # Nothing more is written: the run ends as failed, with this error.
+            self.refused = True
             raise
         if not held:
             self.lost = True

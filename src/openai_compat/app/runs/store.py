@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from ...batch.budget import usd
+from ...errors import OpenAICompatError
 from .stored import BudgetFrom, StoredRun
 from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
 
@@ -77,7 +78,7 @@ def read_key(stored: str) -> str:
     return _ESCAPE.sub(lambda m: "\x00" if m.group(1) == "0" else m.group(1), stored[1:])
 
 
-class ResultsRefused(Exception):
+class ResultsRefused(OpenAICompatError):
     """The database refused to store a run's results (a key stored already, a value it
     cannot hold): the run cannot go on, and ends as failed with this message."""
 
