@@ -91,14 +91,15 @@ def test_prices_out_of_bounds_are_refused_and_answers_are_always_json(
 
 
 def test_a_json_answer_never_holds_nan_or_infinity() -> None:
-    from openai_compat.app.http import json_document
+    from openai_compat.app.http import json_answer, json_document
 
-    answer = json_document({"cost": float("inf"), "rows_per_s": float("nan"), "ok": 1.5})
-    assert json.loads(answer.body, parse_constant=lambda name: pytest.fail(name)) == {
-        "cost": None,
-        "rows_per_s": None,
-        "ok": 1.5,
-    }
+    for render in (json_document, json_answer):
+        answer = render({"cost": float("inf"), "rows_per_s": float("nan"), "ok": 1.5})
+        assert json.loads(answer.body, parse_constant=lambda name: pytest.fail(name)) == {
+            "cost": None,
+            "rows_per_s": None,
+            "ok": 1.5,
+        }
 
 
 def test_a_run_whose_real_key_looks_like_a_fallback_ends_with_every_row_once(

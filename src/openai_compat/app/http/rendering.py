@@ -83,17 +83,21 @@ def json_response(body: bytes, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
+def _strict(document: Any) -> bytes:
+    try:
+        return render_json(document)
+    except ValueError:
+        return render_json(json_safe(document))
+
+
 def json_document(document: Any, status_code: int = 200) -> Response:
     """``document`` answered as strict JSON (`render_json`): a NaN or an infinity, which
     JSON cannot hold and clients refuse to parse, is answered as null (`json_safe`)."""
-    try:
-        body = render_json(document)
-    except ValueError:
-        body = render_json(json_safe(document))
-    return json_response(body, status_code)
+    return json_response(_strict(document), status_code)
 
 
 def json_answer(content: Any, status_code: int = 200) -> Response:
     """``content`` answered as FastAPI answers a value a route returns (``jsonable_encoder``,
-    then ``JSONResponse``'s rendering), for a route whose response model only documents."""
-    return json_response(render_json(jsonable_encoder(content)), status_code)
+    then ``JSONResponse``'s rendering), for a route whose response model only documents;
+    strict JSON, as `json_document`'s."""
+    return json_response(_strict(jsonable_encoder(content)), status_code)
