@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,6 +110,19 @@ def test_a_mapping_that_cannot_be_used_is_a_422_per_item(
     response = _preview(client, connector_id, mapping=[{"name": "a", "value_type": "sometimes"}])
     assert response.status_code == 422
     assert response.json()["error"]["errors"][0]["field"] == "mapping[0].value_type"
+
+
+def test_a_mapping_that_would_pad_lists_without_bound_is_a_422(
+    client: httpx.Client, connector_id: int
+) -> None:
+    mapping = [{"name": f"a{i}.10000", "value": "x", "value_type": "static"} for i in range(2500)]
+    started = time.monotonic()
+    response = _preview(client, connector_id, mapping=mapping, row={"body": "b", "team": "t"})
+    assert response.status_code == 422, response.text[:300]
+    assert time.monotonic() - started < 5
+    error = response.json()["error"]["errors"][0]
+    assert error["field"] == "mapping[1].name"
+    assert "at most 20000" in error["message"]
 
 
 def test_preview_needs_the_token_and_a_saved_connector(

@@ -179,17 +179,18 @@ def test_the_price_of_a_model_is_found_by_name_then_prefix() -> None:
     assert Price(1, 1).cost({"object": "no counts"}) is None
 
 
-@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("stream_options", [None, {"include_usage": True}, {}])
 def test_the_budget_counts_the_usage_a_stream_reports(
-    server: MockServer, tmp_path: Path, include_usage: bool
+    server: MockServer, tmp_path: Path, stream_options: dict[str, Any] | None
 ) -> None:
-    # The scripted server reports usage in a stream only when asked for it, as OpenAI does.
+    # The scripted server reports usage in a stream only when asked for it, as OpenAI does;
+    # a run asks for it itself, unless the request format has stream_options of its own.
     body: dict[str, Any] = {
         "model": "mock-model",
         "messages": [{"role": "user", "content": "{{text}}"}],
     }
-    if include_usage:
-        body["stream_options"] = {"include_usage": True}
+    if stream_options is not None:
+        body["stream_options"] = stream_options
     config = tmp_path / "conn.json"
     config.write_text(
         json.dumps(make_config(server.url, is_stream=True, request_format=json.dumps(body)))
@@ -200,11 +201,14 @@ def test_the_budget_counts_the_usage_a_stream_reports(
     args = batch_args(config, source, out, "--max-tokens", "30", "--concurrency", "1")
     done = run_cli(args)
     lines = read_lines(out)
-    if include_usage:
+    sent = [request.json.get("stream_options") for request in server.requests]
+    if stream_options != {}:
+        assert sent == [{"include_usage": True}] * 3
         assert done.returncode == 3, done.stderr
         assert len(lines) == 3  # 14 tokens a row: the third passes 30
         assert all(line["usage"]["total_tokens"] == 14 for line in lines)
     else:
+        assert sent == [{}] * 12  # the user's own stream_options are sent as given
         assert done.returncode == 0, done.stderr
         assert len(lines) == 12
         assert "reported no token usage" in done.stderr
@@ -231,3 +235,40 @@ def test_the_cli_explains_bad_cache_price_and_budget_arguments(
         assert "Traceback" not in done.stderr
     assert server.requests == []
     assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").stat().st_size == 0
+
+
+def test_money_is_counted_exactly_ten_dimes_make_a_dollar(tmp_path: Path) -> None:
+    from openai_compat.batch.budget import Budget
+
+    budget = Budget(max_cost=1.0)
+    for _ in range(9):
+        budget.add(0.1, None)
+    assert budget.spent is None
+    budget.add(0.1, None)
+    assert budget.spent == "spent $1.0000 of the --max-cost budget of $1.00"
+    with MockServer() as server:
+        config, source = write_inputs(tmp_path, server, 20, "?latency_ms=1")
+        out = tmp_path / "out.jsonl"
+        # Each answer reports 4 completion tokens: $0.10 a row.
+        price = ("--price", "input=0,output=25000", "--max-cost", "1")
+        done = run_cli(batch_args(config, source, out, *price, "--concurrency", "1"))
+        assert done.returncode == 3, done.stderr
+        lines = read_lines(out)
+        assert [line["cost"] for line in lines] == [0.1] * 10  # the eleventh never starts
+        assert len(server.requests) == 10
+        assert "spent $1.0000 of the --max-cost budget of $1.00" in done.stderr
+
+
+def test_prices_are_bounded_and_say_the_bound(server: MockServer, tmp_path: Path) -> None:
+    for prices in (
+        "input=1e308,output=1",
+        {"input": 1, "output": 1e308},
+        {"m": "input=2e6,output=1"},
+    ):
+        with pytest.raises(ConfigurationError, match="at most 1000000 USD per million tokens"):
+            run_batch_sync(make_config(server.url), [{"x": 1}], tmp_path / "o.jsonl", prices=prices)
+    assert Price.parse("input=1000000,output=0").input == 1_000_000
+    # A count no endpoint could report costs nothing rather than infinity.
+    huge = {"prompt_tokens": 10**400, "completion_tokens": 1}
+    assert Price(1_000_000, 1_000_000).cost(huge) is None
+    assert server.requests == []

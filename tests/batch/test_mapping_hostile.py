@@ -203,3 +203,19 @@ def test_a_parser_of_thousands_of_digits_is_named_not_a_crash() -> None:
         parse_outputs([{"name": "model", "parse": 10**5000}])
     assert caught.value.field == "outputs[0].parse"
     assert "an integer of 5001 digits" in str(caught.value)
+
+
+def test_the_padding_a_mapping_asks_for_is_bounded_in_all_not_per_path() -> None:
+    # Each path alone is allowed; together they would pad lists to 25 million nulls.
+    mapping = [{"name": f"a{i}.10000", "value": "x", "value_type": "static"} for i in range(2500)]
+    with pytest.raises(ConfigurationError) as caught:
+        parse_mapping(mapping)
+    assert caught.value.field == "mapping[1].name"
+    assert "20000 list items in all" in str(caught.value)
+    assert "a1.10000" in str(caught.value)
+    # Paths into the same list count its longest index once: 150 messages are fine.
+    many = [{"name": f"messages.{i}.content", "value": "x"} for i in range(150)]
+    many.append({"name": "big.10000", "value": "x", "value_type": "static"})
+    builder = PayloadBuilder({"model": "m"}, many)
+    payload = builder.build({"x": "hi"})
+    assert len(payload["messages"]) == 150 and len(payload["big"]) == 10001

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
 
+from openai_compat.batch import run_batch_sync
 from openai_compat.batch.engine import BatchRun
 from openai_compat.batch.keys import Shard
 from openai_compat.batch.results import BatchResult, BatchSummary
@@ -61,3 +64,49 @@ def test_rows_fed_with_their_numbers_come_back_under_them(server: MockServer) ->
     )
     results = asyncio.run(_results(keyed))
     assert sorted((r.index, r.key) for r in results) == [(3, "x"), (5, "y")]
+
+
+def test_a_fallback_key_never_equals_a_real_key() -> None:
+    keys = RowKeys("id", None, BatchSummary())
+    assert keys.admit(0, {"id": "row:1"}, True) == ("row:1", None)
+    key, problem = keys.admit(1, {"id": ""}, True) or (None, None)
+    assert key not in ("row:1", "x") and problem is not None and "no value" in problem
+    assert keys.admit(2, {"id": "x"}, True) == ("x", None)
+    # A real key equal to a fallback key given before: that row is told apart too.
+    later = RowKeys("id", None, BatchSummary())
+    first, _ = later.admit(0, {"id": None}, True) or (None, None)
+    assert first == "row:0"
+    second, problem = later.admit(1, {"id": "row:0"}, True) or (None, None)
+    assert second != "row:0" and problem is not None
+    assert "the key given to row 0, which has no key of its own" in problem
+    third, problem = later.admit(2, {"id": second}, True) or (None, None)
+    assert len({first, second, third}) == 3 and problem is not None
+
+
+def test_a_run_writes_one_line_per_row_when_a_real_key_looks_like_a_fallback(
+    server: MockServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    rows = [{"id": "row:1", "q": "a"}, {"id": "", "q": "b"}, {"id": "x", "q": "c"}]
+    summary = run_batch_sync(
+        make_config(server.url), rows, out, key="id", retry=NO_RETRY, include_input=True
+    )
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len({line["key"] for line in lines}) == 3
+    assert sorted(line["input"]["q"] for line in lines) == ["a", "b", "c"]
+    assert (summary.ok, summary.failed) == (2, 1)
+
+
+def test_a_table_output_keeps_the_row_without_a_key_apart(
+    server: MockServer, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'out.db'}"
+    rows = [{"id": "row:1", "q": "a"}, {"id": "", "q": "b"}, {"id": "x", "q": "c"}]
+    summary = run_batch_sync(
+        make_config(server.url), rows, url, key="id", output_table="res", retry=NO_RETRY
+    )
+    with sqlite3.connect(tmp_path / "out.db") as connection:
+        stored = connection.execute("SELECT id, error_message IS NOT NULL FROM res").fetchall()
+    assert len(stored) == 3 and sum(failed for _, failed in stored) == summary.failed == 1

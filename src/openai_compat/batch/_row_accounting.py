@@ -56,6 +56,9 @@ class RowAccounting:
         self.budget = budget
         self._notice = notice
         self._told: set[str] = set()
+        # Why some answers have no cost or tokens counted, once each (the application says
+        # so in the run: its budget could not count them).
+        self.uncounted: list[str] = []
         if prices is not None:
             summary.cost = 0.0
 
@@ -74,6 +77,8 @@ class RowAccounting:
     def _tell_once(self, topic: str, message: str) -> None:
         if topic not in self._told:
             self._told.add(topic)
+            if topic in ("price", "usage"):
+                self.uncounted.append(message)
             self._notice(message)
 
     # -- the cache --------------------------------------------------------------------------
@@ -120,7 +125,7 @@ class RowAccounting:
             self._tell_once(
                 "price",
                 f"no cost for answers of model {model!r}: no price for it, or the endpoint "
-                "reported no token usage",
+                "reported no token usage (for streamed answers: stream_options.include_usage)",
             )
 
     def complete(self, result: BatchResult) -> None:

@@ -5,6 +5,10 @@ a JSON object of model name to price (each an object of the same names, or that 
 cost of an answer is computed from the usage the endpoint reported: prompt tokens (those it
 reports as cached, ``usage.prompt_tokens_details.cached_tokens``, at ``cached_input`` when
 given) and completion tokens.
+
+A price is at most `MAX_RATE` USD per million tokens (a dollar a token: far above any
+model's) and a token count at most `MAX_TOKENS`: a cost is always a finite number, counted
+exactly (in `decimal.Decimal`, then rounded to ``COST_DIGITS`` places of a dollar).
 """
 
 from __future__ import annotations
@@ -13,12 +17,21 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from ..apis import Usage
 from ..errors import ConfigurationError
+from .budget import COST_DIGITS
 
-__all__ = ["Price", "Prices", "parse_prices"]
+__all__ = ["MAX_RATE", "MAX_TOKENS", "Price", "Prices", "parse_prices"]
+
+# The largest price, in USD per million tokens, and the largest token count an answer's
+# usage may report to be priced (a larger one is not a real count: it is not priced).
+MAX_RATE = 1_000_000
+MAX_TOKENS = 10**15
+_ONE_MILLION = Decimal(1_000_000)
+_QUANTUM = Decimal(1).scaleb(-COST_DIGITS)
 
 _NAMES = ("input", "output", "cached_input")
 _ITEM = re.compile(r"\s*([a-z_]+)\s*=\s*([^,]+?)\s*")
@@ -31,7 +44,11 @@ _SHAPES = (
 
 
 def _count(value: int | None) -> int | None:
-    return value if value is not None and value >= 0 else None
+    return value if value is not None and 0 <= value <= MAX_TOKENS else None
+
+
+def _exact(rate: float) -> Decimal:
+    return Decimal(repr(rate))
 
 
 def _rate(value: Any, name: str) -> float:
@@ -46,6 +63,12 @@ def _rate(value: Any, name: str) -> float:
     if not math.isfinite(rate) or rate < 0:
         raise ConfigurationError(
             f"{name} must be 0 or more (USD per million tokens), got {value!r}", field="prices"
+        )
+    if rate > MAX_RATE:
+        raise ConfigurationError(
+            f"{name} must be at most {MAX_RATE} USD per million tokens (a dollar a token), "
+            f"got {value!r}",
+            field="prices",
         )
     return rate
 
@@ -109,13 +132,20 @@ class Price:
         completion = _count(counts.output)
         if prompt is None and completion is None:
             return None
+        if (counts.input is not None and prompt is None) or (
+            counts.output is not None and completion is None
+        ):
+            return None  # a count past MAX_TOKENS: not priced, rather than priced wrong
         prompt = prompt or 0
         cached = min(_count(counts.cached) or 0, prompt)
-        cached_rate = self.input if self.cached_input is None else self.cached_input
+        rate = _exact(self.input)
+        cached_rate = rate if self.cached_input is None else _exact(self.cached_input)
         micro = (
-            (prompt - cached) * self.input + cached * cached_rate + (completion or 0) * self.output
+            (prompt - cached) * rate
+            + cached * cached_rate
+            + (completion or 0) * _exact(self.output)
         )
-        return round(micro / 1_000_000, 10)
+        return float((micro / _ONE_MILLION).quantize(_QUANTUM))
 
 
 class Prices:

@@ -64,6 +64,19 @@ def _open_input(rows: str | os.PathLike[str], options: BatchOptions) -> RowSourc
     return open_rows(rows, options.get("input_format"))
 
 
+def _asking_for_usage(
+    payload: dict[str, Any], encoded: bytes | None
+) -> tuple[dict[str, Any], bytes | None]:
+    """A streamed row's payload asking for its usage (OpenAI's ``stream_options``): a stream
+    reports it only when asked, and without it a run counts no tokens, no cost, and its
+    budget never stops it. A request format's own ``stream_options`` are left as they are.
+    The body is ``encoded`` with the key added last, as in the dict (None: encode again)."""
+    asked = {**payload, "stream_options": {"include_usage": True}}
+    if encoded is None or not payload:
+        return asked, None
+    return asked, encoded[:-1] + b', "stream_options": {"include_usage": true}}'
+
+
 class BatchRun:
     """An async iterator of `BatchResult`, one per row (in completion order).
 
@@ -390,6 +403,8 @@ class BatchRun:
             return self.results.complete(failed(key, index, problem), row)
         try:
             payload, encoded = self.builder.build_body(row)
+            if self.config.is_stream and "stream_options" not in payload:
+                payload, encoded = _asking_for_usage(payload, encoded)
         except RowMappingError as exc:
             return self.results.complete(failed(key, index, str(exc)), row)
         except Exception as exc:  # A bug must not stop the run: the row alone fails.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..apis import Usage
+from .budget import usd
 
 __all__ = ["FLAT_RESULT_COLUMNS", "RESPONSE_COLUMN", "BatchResult", "BatchSummary", "flat_columns"]
 
@@ -213,7 +214,8 @@ class BatchSummary:
         if result.cached:
             self.cached += 1
         if self.cost is not None and isinstance(result.cost, int | float):
-            self.cost += result.cost
+            # Exactly: ten $0.10 rows cost $1.00, not $0.9999999999999999.
+            self.cost = float(usd(self.cost) + usd(result.cost))
         # A cached answer's usage was paid for by an earlier run: not counted again.
         counts = None if result.cached else Usage.parse(result.usage)
         if counts is not None:

@@ -9,13 +9,40 @@ from typing import Any
 from .._json import load_json_text
 from ..errors import ConfigurationError
 from ._kinds import require_object
-from ._paths import Path, parse_path
+from ._paths import MAX_LIST_ITEMS, Path, parse_path
 
 __all__ = ["MappingItem", "parse_mapping"]
 
 _EXAMPLE = (
     '{"name": "messages.0.content", "value": "question", "value_type": "dynamic", "type": "string"}'
 )
+
+
+class _ListReach:
+    """The list items a mapping's paths reach: each list counts its largest index once
+    (``messages.0`` and ``messages.1`` reach two items), kept under `MAX_LIST_ITEMS`."""
+
+    def __init__(self) -> None:
+        self._longest: dict[Path, int] = {}
+        self.items = 0
+
+    def add(self, path: Path, field: str) -> None:
+        for depth, segment in enumerate(path):
+            if not isinstance(segment, int):
+                continue
+            prefix = path[:depth]
+            before = self._longest.get(prefix, 0)
+            if segment + 1 > before:
+                self._longest[prefix] = segment + 1
+                self.items += segment + 1 - before
+        if self.items > MAX_LIST_ITEMS:
+            shown = ".".join(str(s) for s in path)
+            raise ConfigurationError(
+                f"with {shown} the mapping's paths reach {self.items} list items in all "
+                f"(a list is padded with nulls up to its largest index); at most "
+                f"{MAX_LIST_ITEMS} list items in all are allowed: use smaller list indices",
+                field=field,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +73,13 @@ def parse_mapping(raw: Any) -> list[MappingItem]:
             'must be a list of {"name", "value", "value_type", "type"} objects', field="mapping"
         )
     items = []
+    reach = _ListReach()
     for i, entry in enumerate(raw):
         where = f"mapping[{i}]"
         entry = require_object(entry, example=_EXAMPLE, field=where)
         name = entry.get("name")
         path = parse_path(name, field=f"{where}.name")
+        reach.add(path, f"{where}.name")
         value_type = str(entry.get("value_type") or "dynamic").strip().lower()
         if value_type not in ("static", "dynamic"):
             raise ConfigurationError(

@@ -29,6 +29,9 @@ MISSING = object()
 # The largest list index a path may set: padding a list to a larger one is a typo (or an
 # attack) that would fill memory with nulls.
 MAX_INDEX = 10_000
+# The list items a whole mapping's paths may reach, padding included: each path alone is
+# bounded by MAX_INDEX, but thousands of paths into thousands of lists would not be.
+MAX_LIST_ITEMS = 20_000
 
 
 def is_index(segment: str) -> bool:

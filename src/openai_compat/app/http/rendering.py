@@ -22,6 +22,7 @@ from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
 from ..._characters import printable, strings_of, surrogate_problem, surrogate_problems
+from ..._strict_json import json_safe
 from .problems import FieldError
 
 __all__ = [
@@ -71,8 +72,7 @@ def render_json(document: Any, *, allow_nan: bool = False) -> bytes:
     """``document`` as compact UTF-8 JSON, as ``JSONResponse`` renders it.
 
     Raises ``UnicodeEncodeError`` (a lone surrogate) or ``ValueError`` (a cycle, or NaN
-    unless ``allow_nan``: the run views have always written it as ``NaN``) when it cannot
-    be shown.
+    unless ``allow_nan``) when it cannot be shown.
     """
     text = json.dumps(document, ensure_ascii=False, allow_nan=allow_nan, separators=(",", ":"))
     return text.encode("utf-8")
@@ -83,13 +83,21 @@ def json_response(body: bytes, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
+def _strict(document: Any) -> bytes:
+    try:
+        return render_json(document)
+    except ValueError:
+        return render_json(json_safe(document))
+
+
 def json_document(document: Any, status_code: int = 200) -> Response:
-    """``document`` answered as the run routes always answered theirs: `render_json`, a NaN
-    written as ``NaN`` (``json.dumps``'s default)."""
-    return json_response(render_json(document, allow_nan=True), status_code)
+    """``document`` answered as strict JSON (`render_json`): a NaN or an infinity, which
+    JSON cannot hold and clients refuse to parse, is answered as null (`json_safe`)."""
+    return json_response(_strict(document), status_code)
 
 
 def json_answer(content: Any, status_code: int = 200) -> Response:
     """``content`` answered as FastAPI answers a value a route returns (``jsonable_encoder``,
-    then ``JSONResponse``'s rendering), for a route whose response model only documents."""
-    return json_response(render_json(jsonable_encoder(content)), status_code)
+    then ``JSONResponse``'s rendering), for a route whose response model only documents;
+    strict JSON, as `json_document`'s."""
+    return json_response(_strict(jsonable_encoder(content)), status_code)

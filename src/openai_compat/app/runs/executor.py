@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..._sync import loop_factory
 from ...batch import BatchRun
+from ...batch.budget import usd
 from ...batch.openai_batch_format import is_batch_input
 from ...batch.run import Notices, drive
 from ...batch.sources import read_in_thread
@@ -61,7 +62,7 @@ _SWITCH_INTERVAL_S = 0.001
 _READ_CHUNK = 256
 
 
-@dataclass
+@dataclass(eq=False)  # kept in a set: each execution is itself
 class _Active:
     claimed: Claimed
     batch: BatchRun | None = None
@@ -82,14 +83,15 @@ def _budget_left(claimed: Claimed) -> tuple[float | None, int | None, str | None
     take-overs, so an instance that continues a run never gets a fresh budget."""
     stored = claimed.stored
     base = stored.budget_from or BudgetFrom()
-    cost = (claimed.cost or 0.0) - base.cost
+    # Money in exact decimals: a budget of $1.00 is spent by ten $0.10 rows.
+    cost = usd(claimed.cost) - usd(base.cost)
     tokens = claimed.tokens - base.tokens
     max_cost, max_tokens = stored.max_cost, stored.max_tokens
-    if max_cost is not None and cost >= max_cost:
+    if max_cost is not None and cost >= usd(max_cost):
         return None, None, f"spent ${cost:.4f} of the max_cost budget of ${max_cost:.2f}"
     if max_tokens is not None and tokens >= max_tokens:
         return None, None, f"spent {tokens} tokens of the max_tokens budget of {max_tokens}"
-    left_cost = max_cost - cost if max_cost is not None else None
+    left_cost = float(usd(max_cost) - cost) if max_cost is not None else None
     left_tokens = max_tokens - tokens if max_tokens is not None else None
     return left_cost, left_tokens, None
 
@@ -128,7 +130,11 @@ class RunExecutor:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.owner = instance_id()
+        # The execution that holds each run now; and every execution not finished yet,
+        # which is what ``max_runs`` bounds (one stopped but still finishing its rows in
+        # flight counts until it has).
         self._active: dict[int, _Active] = {}
+        self._executions: set[_Active] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -188,9 +194,9 @@ class RunExecutor:
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
         finally:
             heartbeat.cancel()
-            for active in list(self._active.values()):
+            for active in list(self._executions):
                 active.stop()
-            tasks = [a.task for a in self._active.values() if a.task is not None]
+            tasks = [a.task for a in self._executions if a.task is not None]
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
                 released = await asyncio.to_thread(self.store.release, self.owner)
@@ -202,7 +208,7 @@ class RunExecutor:
 
     async def _claim_what_fits(self) -> None:
         assert self._stopping is not None
-        while len(self._active) < self.max_runs and not self._stopping.is_set():
+        while len(self._executions) < self.max_runs and not self._stopping.is_set():
             try:
                 claimed = await asyncio.to_thread(self.store.claim, self.owner, self.lease_s)
             except Exception as exc:
@@ -210,10 +216,19 @@ class RunExecutor:
                 return
             if claimed is None:
                 return
+            # A run cancelled and resumed at once may be claimed again while its previous
+            # execution here still finishes: that one is stopped (it holds the run no
+            # more), and the new one starts once it has ended, after the rows it stored.
+            previous = self._active.get(claimed.id)
+            if previous is not None:
+                previous.stop()
             active = _Active(claimed)
             self._active[claimed.id] = active
+            self._executions.add(active)
             self.metrics.runs_executing.set(len(self._active))
-            active.task = asyncio.create_task(self._execute(active))
+            active.task = asyncio.create_task(
+                self._execute(active, None if previous is None else previous.task)
+            )
 
     async def _heartbeat(self) -> None:
         while True:
@@ -232,9 +247,11 @@ class RunExecutor:
                     # Cancelled, deleted, or taken over: stop sending its rows.
                     active.stop()
 
-    async def _execute(self, active: _Active) -> None:
+    async def _execute(self, active: _Active, after: asyncio.Task[None] | None = None) -> None:
         claimed = active.claimed
         try:
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
             try:
                 status, error = await self._run(active)
             except asyncio.CancelledError:
@@ -259,7 +276,10 @@ class RunExecutor:
         except Exception as exc:
             _log.error("run %d: could not record its end: %s", claimed.id, type(exc).__name__)
         finally:
-            self._active.pop(claimed.id, None)
+            self._executions.discard(active)
+            # Only its own entry: the run may be held by a newer execution already.
+            if self._active.get(claimed.id) is active:
+                del self._active[claimed.id]
             self.metrics.runs_executing.set(len(self._active))
             if self._wake is not None:
                 self._wake.set()
@@ -336,7 +356,9 @@ class RunExecutor:
                 ),
             )
         except OpenAICompatError as exc:
-            # The input as a whole cannot be run (a key column the rows lack, ...).
+            # The input as a whole cannot be run (a key column the rows lack, ...), or the
+            # database refused its results (`ResultsRefused`): let go, the run would be
+            # claimed again and its rows sent again, forever; so it fails.
             error = redact(str(exc), secrets)
         if sink.lost:
             return None, None
@@ -349,6 +371,14 @@ class RunExecutor:
             return "cancelled", _budget_error(spent)
         if active.lost or batch.summary.interrupted:
             return None, None
+        uncounted = batch.accounting.uncounted if batch.accounting is not None else []
+        if uncounted:
+            # Said in the run, not only in the log: its cost and budget missed some answers.
+            return "succeeded", redact(
+                "the run succeeded, but its cost could not be counted for every answer (a "
+                f"budget cannot count them): {'; '.join(uncounted)}",
+                secrets,
+            )
         return "succeeded", None
 
 

@@ -5,7 +5,8 @@ lines a command-line run writes (an echoed secret redacted), counted as every ru
 them, and written to the database every ``_FLUSH_ROWS`` results or ``_FLUSH_S`` seconds, in
 one transaction with the run's progress, live figures and lease
 (`RunStore.write_results`). Once a write finds the run no longer held (cancelled, deleted,
-or taken over after a stall) nothing more is written and ``on_lost`` stops the run.
+or taken over after a stall) nothing more is written and ``on_lost`` stops the run; a write
+the database refuses (`ResultsRefused`) is raised, and nothing more is written either.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+from ...batch.budget import usd
 from ...batch.keys import key_token
 from ...batch.results import BatchResult, BatchSummary
 from ...batch.sinks import Prepared
 from ...batch.writers import jsonl_line
 from ...errors import redact
-from .store import Claimed, Progress, ResultRecord, RunStore
+from .store import Claimed, Progress, ResultRecord, ResultsRefused, RunStore
 
 __all__ = ["RunResults"]
 
@@ -69,13 +72,13 @@ class _Counts:
     of the results that have one."""
 
     rows: BatchSummary = field(default_factory=BatchSummary)
-    cost: float | None = None
+    cost: Decimal | None = None
 
     def add(self, result: BatchResult) -> None:
         self.rows.add(result)
         cost = result.cost if result.has_cost else None
         if isinstance(cost, int | float) and not isinstance(cost, bool):
-            self.cost = (self.cost or 0.0) + cost
+            self.cost = usd(self.cost) + usd(cost)
 
     def progress(self) -> Progress:
         rows = self.rows
@@ -86,7 +89,7 @@ class _Counts:
             rows.prompt_tokens,
             rows.completion_tokens,
             rows.total_tokens,
-            self.cost,
+            None if self.cost is None else float(self.cost),
         )
 
 
@@ -126,6 +129,7 @@ class RunResults:
         self.on_lost = on_lost
         self.live = live
         self.lost = False
+        self.refused = False
         self._started = time.perf_counter()
         self._last_write = self._started
         self._window = _Window()
@@ -138,7 +142,7 @@ class RunResults:
 
     async def write(self, results: Sequence[BatchResult]) -> None:
         """Keep ``results``; write them with the others kept when it is time."""
-        if self.lost:
+        if self.lost or self.refused:
             return
         now = time.perf_counter()
         for result in results:
@@ -150,24 +154,30 @@ class RunResults:
 
     async def aclose(self) -> None:
         """Write what is kept (the run's figures too, when no result is left)."""
-        if not self.lost:
+        if not self.lost and not self.refused:
             await self._flush()
 
     async def _flush(self) -> None:
         now = time.perf_counter()
         figures = self._window.figures(now, now - self._started)
         self.live(figures)
-        held = await asyncio.to_thread(
-            self.store.write_results,
-            self.claimed.id,
-            self.owner,
-            self.lease_s,
-            self._records,
-            self._counts.progress(),
-            self.claimed.active_s + (now - self._started),
-            figures,
-        )
+        records, counts = self._records, self._counts
         self._records, self._counts, self._last_write = [], _Counts(), now
+        try:
+            held = await asyncio.to_thread(
+                self.store.write_results,
+                self.claimed.id,
+                self.owner,
+                self.lease_s,
+                records,
+                counts.progress(),
+                self.claimed.active_s + (now - self._started),
+                figures,
+            )
+        except ResultsRefused:
+            # Nothing more is written: the run ends as failed, with this error.
+            self.refused = True
+            raise
         if not held:
             self.lost = True
             self.on_lost()

@@ -4,7 +4,11 @@ Exactly once: a run's results are written with its progress counters in one tran
 (`RunStore.write_results`), and only while the writer holds the run's lease and the run is
 still ``running``; the lease row is updated first, so on PostgreSQL the row lock orders
 the write against a take-over or a cancel. A write after the lease was lost changes
-nothing. ``(run_id, key)`` is unique besides, so a key can never be stored twice.
+nothing. ``(run_id, key)`` is unique besides, so a key can never be stored twice. A write
+the database refuses (a key stored already, a value it cannot hold) is `ResultsRefused`:
+the run then ends as failed, rather than being let go and claimed again, its rows sent
+again after every lease, forever. A key holding NUL, which PostgreSQL's text cannot hold,
+is stored escaped (`stored_key`), on every database alike.
 
 Leases: an instance claims a run (``queued``, ``interrupted``, or ``running`` with an
 expired lease) with a conditional UPDATE (PostgreSQL: after ``SELECT ... FOR UPDATE SKIP
@@ -15,6 +19,7 @@ continues from its stored results.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,12 +27,22 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
+from ...batch.budget import usd
+from ...errors import OpenAICompatError
 from .stored import BudgetFrom, StoredRun
 from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
 
-__all__ = ["Claimed", "Progress", "ResultRecord", "RunStore"]
+__all__ = [
+    "Claimed",
+    "Progress",
+    "ResultRecord",
+    "ResultsRefused",
+    "RunStore",
+    "read_key",
+    "stored_key",
+]
 
 _RUNS = cast(Table, RunRow.__table__)
 _RESULTS = cast(Table, RunResultRow.__table__)
@@ -41,6 +56,36 @@ def _now() -> datetime:
 def _uses_upload(upload_id: str) -> Any:
     """The runs whose input is the upload ``upload_id``."""
     return _RUNS.c.spec[("input", "upload_id")].as_string() == upload_id
+
+
+# The first character of a key stored escaped: "␀" (U+2400, SYMBOL FOR NULL).
+_ESCAPED = "\u2400"
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def stored_key(key: str) -> str:
+    r"""A result's key as the results table holds it: as it is, unless it holds NUL (which
+    PostgreSQL's text cannot hold) or starts with "␀"; then "␀" and the key with ``\``
+    and NUL escaped (``\\``, ``\0``), so no two keys are ever stored alike.
+
+    >>> stored_key("a"), stored_key("a\x00b"), read_key(stored_key("a\x00b")) == "a\x00b"
+    ('a', '␀a\\0b', True)
+    """
+    if "\x00" not in key and not key.startswith(_ESCAPED):
+        return key
+    return _ESCAPED + key.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def read_key(stored: str) -> str:
+    """The key `stored_key` stored as ``stored``."""
+    if not stored.startswith(_ESCAPED):
+        return stored
+    return _ESCAPE.sub(lambda m: "\x00" if m.group(1) == "0" else m.group(1), stored[1:])
+
+
+class ResultsRefused(OpenAICompatError):
+    """The database refused to store a run's results (a key stored already, a value it
+    cannot hold): the run cannot go on, and ends as failed with this message."""
 
 
 class _Lost(Exception):
@@ -330,7 +375,7 @@ class RunStore:
         """The keys already stored (a continued run skips their rows)."""
         with self.engine.connect() as connection:
             rows = connection.execute(select(_RESULTS.c.key).where(_RESULTS.c.run_id == run_id))
-            return {row.key for row in rows}
+            return {read_key(row.key) for row in rows}
 
     # -- execution -------------------------------------------------------------------------
     def _claimable(self, now: datetime) -> Any:
@@ -389,16 +434,12 @@ class RunStore:
         """Store results with the run's progress, in one transaction, if ``owner`` still
         holds the run and it is still running; False (nothing written) otherwise."""
         now = _now()
-        extra: dict[str, Any] = {}
-        if progress.cost is not None:
-            extra["cost"] = func.coalesce(_RUNS.c.cost, 0.0) + progress.cost
         try:
             with self.engine.begin() as connection:
                 held = connection.execute(
                     update(_RUNS)
                     .where(self._held(run_id, owner))
                     .values(
-                        **extra,
                         ok=_RUNS.c.ok + progress.ok,
                         failed=_RUNS.c.failed + progress.failed,
                         requests=_RUNS.c.requests + progress.requests,
@@ -413,13 +454,24 @@ class RunStore:
                 )
                 if held.rowcount != 1:
                     raise _Lost("lost")
+                if progress.cost is not None:
+                    # Added exactly, in decimal (the row is locked by the update above):
+                    # in floating point ten $0.10 rows would not make $1.00.
+                    before = connection.execute(
+                        select(_RUNS.c.cost).where(_RUNS.c.id == run_id)
+                    ).scalar()
+                    connection.execute(
+                        update(_RUNS)
+                        .where(_RUNS.c.id == run_id)
+                        .values(cost=float(usd(before) + usd(progress.cost)))
+                    )
                 if records:
                     connection.execute(
                         insert(_RESULTS),
                         [
                             {
                                 "run_id": run_id,
-                                "key": r.key,
+                                "key": stored_key(r.key),
                                 "row_index": r.row_index,
                                 "ok": r.ok,
                                 "line": r.line,
@@ -429,9 +481,16 @@ class RunStore:
                     )
         except _Lost:
             return False
-        except IntegrityError:
-            # A key already stored: another writer got there; this write is dropped whole.
-            return False
+        except (IntegrityError, DataError) as exc:
+            # Only the lease holder writes, and a run's keys are unique: a refused write is
+            # not a race to retry. Let go, the run would be claimed again and its rows sent
+            # again after every lease; so it ends here, and nothing is stored twice.
+            raise ResultsRefused(
+                f"the database refused to store {len(records)} results of this run "
+                f"({type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__}); "
+                "the run was stopped so that no row is sent again: its stored results are "
+                "kept, and resume continues after them"
+            ) from None
         return True
 
     def heartbeat(self, owner: str, run_ids: Sequence[int], lease_s: float) -> set[int]:

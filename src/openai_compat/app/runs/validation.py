@@ -2,8 +2,9 @@
 
 The options are the run's `RunSpec` (checked there as for every engine: mapping, outputs,
 key, concurrency, rate, prices and budget); here the input (an upload, or a database query
-probed for its columns), the placeholders, the columns the mapping and key name against the
-input's, and the outputs against the connector's response format.
+probed for its columns), the placeholders, and the columns the mapping and key name against
+the input's. An output path the response format lacks is accepted, as the CLI accepts it:
+that format is a sample of an answer, and a real answer may hold more.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ...batch.scheduler import MAX_CONCURRENCY
 from ...batch.spec import RunSpec, missing_column, shown_columns
 from ...config import SourceConfig
 from ...errors import ConfigurationError
-from ...mapping import PayloadBuilder, get_path
+from ...mapping import PayloadBuilder
 from ..connectors import ConnectorServices
 from ..http import ApiError, FieldError
 from ._inputs import DatabaseProbe, api_field, database_host, probe_database
@@ -228,22 +229,6 @@ def _check_placeholders(
     return {} if problems else dict(given)
 
 
-def _check_outputs_in_format(spec: RunSpec, errors: list[FieldError]) -> None:
-    """Each output the request names is a path of the response format (the page offers its
-    leaves; a path outside it would pick out nothing)."""
-    if spec.outputs is None:
-        return
-    for i, output in enumerate(spec.output_fields):
-        if get_path(spec.config.response_format, output.path) is None:
-            errors.append(
-                FieldError(
-                    f"outputs[{i}].name",
-                    f"{output.source!r} is not a path of the connector's response format; "
-                    "pick one of its leaves (or change the response format)",
-                )
-            )
-
-
 def _shape(config: SourceConfig, mapping: Any, outputs: Any) -> RunSpec | None:
     """A spec of the mapping and outputs alone (None: they are wrong themselves)."""
     try:
@@ -276,8 +261,8 @@ async def validate_run(
 ) -> CheckedRun:
     """Check a run request whole against the saved connector's ``config``: its options as
     the run's `RunSpec` (mapping, outputs, key, concurrency, rate, prices and budget), then
-    against the input (the columns the mapping, the placeholders and the key name) and the
-    response format (the outputs); the 422 ``ApiError`` lists every problem."""
+    against the input (the columns the mapping, the placeholders and the key name); the 422
+    ``ApiError`` lists every problem."""
     errors: list[FieldError] = []
     found = await _checked_input(store, services, body.input, errors)
     columns = found.columns
@@ -300,13 +285,12 @@ async def validate_run(
         spec = stored.run_spec(config)
     except ConfigurationError as exc:
         errors.extend(FieldError(p.field or "options", p.message) for p in exc.problems)
-    # What the mapping and outputs mean, even when another option is wrong: their problems
-    # against the input and the response format are reported with the others.
-    shape = spec if spec is not None else _shape(config, body.mapping, body.outputs)
-    if shape is not None:
-        if columns is not None:
+    # What the mapping means, even when another option is wrong: its problems against the
+    # input are reported with the others.
+    if columns is not None:
+        shape = spec if spec is not None else _shape(config, body.mapping, body.outputs)
+        if shape is not None:
             _check_mapping_columns(shape.payload_builder, columns, errors, chosen)
-        _check_outputs_in_format(shape, errors)
     if body.key is not None and columns is not None and body.key not in columns:
         errors.append(FieldError("key", missing_column(body.key, columns)))
     if found.encrypted_url is not None and body.key is None:
