@@ -149,16 +149,16 @@ def probe_database(
     refuse_application_database(parsed, connecting)
     rows = database_rows(url, query, params=params, environment=False, connecting=connecting)
     sample: list[dict[str, Any]] = []
-    columns: list[str] = []
+    columns: dict[str, None] = {}  # in the order first seen; linear in the names
     for row in rows:
-        columns += [c for c in row if c not in columns]
+        columns.update(dict.fromkeys(row))
         sample.append(row)
         if len(sample) >= SAMPLE_ROWS:
             break
     return DatabaseProbe(
         shown=shown_url(parsed),
         host=host,
-        columns=columns if sample else None,
+        columns=list(columns) if sample else None,
         sample=sample,
         # A query is not counted (that would run it twice: the batch core's choice too);
         # the run's total is exact once it has read every row.

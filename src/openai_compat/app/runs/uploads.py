@@ -258,14 +258,14 @@ def inspect_upload(data_dir: Path, received: UploadedFile) -> Inspected:
     shutil.move(received.path, path)
     try:
         source = RowSource(path)
-        columns: list[str] = []
+        columns: dict[str, None] = {}  # in the order first seen; linear in the names
         sample: list[Any] = []
         problems: list[str] = []
         for row in source:
             if isinstance(row, UnreadableRow):
                 problems.append(row.reason)
             else:
-                columns += [c for c in row if c not in columns]
+                columns.update(dict.fromkeys(row))
                 sample.append(_showable(row))
             if len(sample) + len(problems) >= SAMPLE_ROWS:
                 break
@@ -291,7 +291,7 @@ def inspect_upload(data_dir: Path, received: UploadedFile) -> Inspected:
         compressed=compressed,
         size_bytes=received.size,
         rows_estimate=estimate,
-        columns=columns,
+        columns=list(columns),
         sample=sample,
         created_at=datetime.now(UTC),
     )
