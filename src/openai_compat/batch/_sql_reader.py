@@ -109,6 +109,11 @@ class DatabaseRows:
         if table is not None:
             self._check_table(table)
 
+    @property
+    def engine(self) -> Engine | None:
+        """The engine the rows are read with; None once they are being read."""
+        return self._engine
+
     def _build_statement(self) -> Executable:
         from sqlalchemy import literal_column, select, table, text
 
