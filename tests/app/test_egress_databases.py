@@ -105,6 +105,7 @@ def test_a_socket_directory_is_refused(url: str) -> None:
         ("postgresql://u:p@db.test/db?hostaddr=db.test", "not an IP address"),
         ("postgresql://u:p@nowhere.test/db", "cannot be resolved"),
         ("postgresql://u:p@db.test/db?nonsense_option=1", "cannot be read"),
+        ("postgresql://u:p@/db?host=db.test&port=abc", "port"),
     ],
 )
 def test_what_the_guard_cannot_judge_is_refused_clearly(url: str, words: str) -> None:
@@ -116,6 +117,11 @@ def test_what_the_guard_cannot_judge_is_refused_clearly(url: str, words: str) ->
 def test_other_dialects_take_no_query_parameters_from_the_api() -> None:
     reason = _refused(_guard(), "mysql+pymysql://u:p@db.test/x?unix_socket=/run/mysqld.sock")
     assert "no query parameters" in reason
+
+
+def test_a_dialect_that_is_not_installed_is_left_to_the_connection() -> None:
+    # Nothing can connect to it; opening it says which driver is missing.
+    assert _guard().check_url(_url("nosuchdb://u:p@db.test/x")) == []  # type: ignore[arg-type]
 
 
 def test_allowed_names_are_pinned_to_the_addresses_judged() -> None:

@@ -88,7 +88,7 @@ class DatabaseGuard:
         """Judge every host ``url`` would connect to, before anything connects; the targets,
         or `EgressRefused`. Blocking (it resolves names): call it in a worker thread."""
         from sqlalchemy import create_engine
-        from sqlalchemy.exc import ArgumentError
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
         dialect = url.get_backend_name()
         if dialect != "postgresql" and url.query:
@@ -99,7 +99,10 @@ class DatabaseGuard:
             )
         try:
             engine = create_engine(url)
-        except ArgumentError as exc:  # SQLAlchemy's words name ports and hosts, no secret
+        except NoSuchModuleError:
+            return []  # nothing can connect: opening it says which driver is missing
+        except (ArgumentError, TypeError, ValueError) as exc:
+            # SQLAlchemy's words name the hosts and ports it could not match, no secret.
             raise EgressRefused(f"the database URL's hosts cannot be read: {exc}") from None
         try:
             _cargs, params = engine.dialect.create_connect_args(url)
