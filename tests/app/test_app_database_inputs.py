@@ -310,3 +310,32 @@ def test_a_dataset_of_twenty_thousand_columns_is_listed_in_linear_time(
     assert answer.json()["columns"] == columns
     # Listed one by one against those already seen, it takes minutes; linear, about a second.
     assert took < 30, took
+
+
+def test_connections_and_statements_have_time_limits(tickets: str) -> None:
+    from openai_compat.batch import database_rows
+    from openai_compat.batch.sql_url import Connecting
+    from openai_compat.errors import ConfigurationError
+
+    hung = Listener(hold=True)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConfigurationError, match="timeout"):
+            database_rows(
+                f"postgresql://u:pw@127.0.0.1:{hung.port}/db",
+                "SELECT 1",
+                connecting=Connecting(connect_timeout_s=2),
+            )
+        assert time.monotonic() - started < 15
+    finally:
+        hung.close()
+    # A URL's own longer (or endless) limit does not lift the preview's.
+    rows = database_rows(
+        f"{tickets}?connect_timeout=0",
+        "SELECT pg_sleep(20), id FROM tickets",
+        connecting=Connecting(connect_timeout_s=2, statement_timeout_s=1),
+    )
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match="statement timeout"):
+        list(rows)
+    assert time.monotonic() - started < 15
