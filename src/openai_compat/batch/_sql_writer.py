@@ -50,14 +50,14 @@ _ESCAPED = "\ufffd"
 
 
 def stored_key(token: str) -> str:
-    """The text a key is stored as: itself, or, when it holds a NUL (which PostgreSQL text
+    r"""The text a key is stored as: itself, or, when it holds a NUL (which PostgreSQL text
     cannot hold) or starts with the mark, the mark and the key as a JSON string.
 
     Every key is stored as a different text and read back as itself (`read_key`), so a
     resumed run knows every row, and ``a\x00b`` never takes the place of ``a\ufffdb``.
 
-    >>> stored_key("t-1"), stored_key("a\x00b")
-    ('t-1', '\ufffd"a\\u0000b"')
+    >>> stored_key("t-1"), stored_key("a\x00b") == '\ufffd"a\\u0000b"'
+    ('t-1', True)
     """
     if "\x00" not in token and not token.startswith(_ESCAPED):
         return token
