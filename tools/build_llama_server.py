@@ -7,8 +7,14 @@ results live outside the checkout, keyed by the sdist version, and are reused wh
     ~/.cache/openai-compat/llama-server-<version>/llama-server
     ~/.cache/openai-compat/llama-server-<version>/tiny-llama.gguf
 
-usage: python tools/build_llama_server.py [--cache DIR]     (prints the cache directory)
-Needs cmake and a C++ compiler; ``gguf`` and ``numpy`` for the model.
+usage: python tools/build_llama_server.py [--cache DIR] [--server-only]
+                                                             (prints the cache directory)
+Needs cmake and a C++ compiler; ``gguf`` and ``numpy`` for the model. ``--server-only`` builds
+the server alone, with nothing but the standard library and pip: CI starts it in the
+background before the main suite, whose packages the model's generator needs.
+
+The server is compiled at ``-O1``: the tests run a tiny random model, whose answers take
+milliseconds either way, while ``-O3`` costs the build most of its time.
 """
 
 from __future__ import annotations
@@ -62,21 +68,22 @@ def _version(sdist: Path) -> str:
     return sdist.name.removeprefix("llama_cpp_python-").removesuffix(".tar.gz")
 
 
-def build(cache: Path) -> Path:
-    """Return the cache directory holding ``llama-server`` and ``tiny-llama.gguf``."""
+def build(cache: Path, *, server_only: bool = False) -> Path:
+    """Return the cache directory holding ``llama-server`` and ``tiny-llama.gguf`` (only the
+    server with ``server_only``)."""
     cache.mkdir(parents=True, exist_ok=True)
     sdist = _download_sdist(cache / "sdist")
     out = cache / f"llama-server-{_version(sdist)}"
     server = out / "llama-server"
     model = out / "tiny-llama.gguf"
-    if server.is_file() and model.is_file():
+    if server.is_file() and (server_only or model.is_file()):
         return out
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llama-build-", dir=cache) as tmp:
         with tarfile.open(sdist) as tar:
             tar.extractall(tmp, filter="data")
         root = next(Path(tmp).glob("llama_cpp_python-*"))
-        if not model.is_file():
+        if not server_only and not model.is_file():
             subprocess.run(
                 [
                     sys.executable,
@@ -98,6 +105,8 @@ def build(cache: Path) -> Path:
                     "-B",
                     str(build_dir),
                     "-DCMAKE_BUILD_TYPE=Release",
+                    "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG",
+                    "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG",
                     "-DLLAMA_USE_PREBUILT_UI=OFF",
                     "-DLLAMA_BUILD_UI=OFF",
                     "-DLLAMA_OPENSSL=OFF",
@@ -130,7 +139,9 @@ def build(cache: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    print(build(parser.parse_args().cache))
+    parser.add_argument("--server-only", action="store_true", help="build llama-server alone")
+    args = parser.parse_args()
+    print(build(args.cache, server_only=args.server_only))
 
 
 if __name__ == "__main__":

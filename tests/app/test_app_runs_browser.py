@@ -313,6 +313,12 @@ def test_cancel_then_resume_a_run(page: Page, web_app: AppProcess, tmp_path: Pat
             line["error"] is None
             for line in map(json.loads, Path(info.value.path()).read_text().splitlines())
         )
+        # The upload goes with its last run: the form then asks for the file again.
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#run-delete")
+        expect(page.locator("#run-view")).to_be_hidden(timeout=20000)
+        expect(page.locator("#run-upload-status")).to_contain_text("upload it again")
+        expect(page.locator("#run-sample tbody tr")).to_have_count(0)
 
 
 def test_a_database_query_looked_at_then_run(

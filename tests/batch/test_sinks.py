@@ -104,3 +104,9 @@ def test_a_part_directory_is_made_ready_per_mode_for_every_cluster_engine(
         prepare_parts(a_file, "jsonl", "new", layout)
     assert caught.value.field == "output"
     assert "is a file: a Spark run writes a directory of part files" in caught.value.reason
+    # Left to the engine's writer: nothing made here, nothing held.
+    engines_own = PartLayout("Spark", {"jsonl": "part-*.txt"}, create=False)
+    assert prepare_parts(tmp_path / "later", "jsonl", "new", engines_own) == []
+    assert not (tmp_path / "later").exists()
+    with pytest.raises(ConfigurationError, match="cannot create /proc/x/y"):
+        prepare_parts("/proc/x/y", "jsonl", "new", layout)

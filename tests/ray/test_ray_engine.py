@@ -24,6 +24,7 @@ import pytest
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a cluster started here: 127.0.0.1 only
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray
+from openai_compat.batch import BatchRun
 from openai_compat.batch.scheduler import Rate
 from openai_compat.cli import main
 from openai_compat.config import SourceConfig
@@ -381,6 +382,54 @@ def test_without_a_rate_rows_do_not_wait_for_a_coordinator_still_starting() -> N
             asyncio.run(go(Rate.parse("100/second")))  # tokens: they must come from it
     finally:
         ray.kill(stuck)
+
+
+def test_a_coordinator_restarted_elsewhere_is_asked_again() -> None:
+    # Ray restarts the coordinator when its node is lost: the leases asked meanwhile fail,
+    # and the rows wait for the new one instead of their workers dying with the error.
+    coordinator = Coordinator.remote(None)
+    ray.get(coordinator.state.remote())
+
+    async def go() -> int:
+        scheduler = ClusterScheduler(coordinator, Rate.parse("100/second"), 4)
+        for _ in range(3):
+            await scheduler.ready()
+        ray.kill(coordinator, no_restart=False)
+        done = 0
+        for _ in range(12):  # past the tokens leased before the kill: new leases
+            await asyncio.wait_for(scheduler.ready(), 60)
+            done += 1
+        return done
+
+    try:
+        assert asyncio.run(go()) == 12
+    finally:
+        ray.kill(coordinator, no_restart=True)
+
+
+def test_a_coordinator_lost_for_good_fails_the_rows_left_within_a_bound() -> None:
+    lost = Coordinator.remote(None)
+    ray.get(lost.state.remote())
+    ray.kill(lost, no_restart=True)
+    scheduler = ClusterScheduler(lost, Rate.parse("600/minute"), 4, give_up_s=1.0)
+
+    async def go(url: str) -> list[Any]:
+        found = []
+        async with BatchRun(conf(url), rows(6), scheduler=scheduler, retry=NO_RETRY) as run:
+            async for result in run:
+                found.append(result)
+        return found
+
+    with MockServer() as srv:
+        started = time.monotonic()
+        results = asyncio.run(asyncio.wait_for(go(srv.url), 60))
+        assert time.monotonic() - started < 30
+        assert srv.requests == []  # nothing sent past the job's rate limit
+    assert sorted(r.key for r in results) == list(range(6))  # every row, failed, none lost
+    assert all(r.error is not None and r.attempts == 0 for r in results)
+    message = results[0].error["message"]
+    assert message.startswith("not sent: the run's rate limit failed: CoordinatorLost")
+    assert "has not answered" in message and "--resume sends them" in message
 
 
 def test_runs_of_one_driver_share_their_coordinator() -> None:

@@ -26,7 +26,7 @@ from .http import install_handlers
 from .metrics import AppMetrics
 from .middleware import ExecuteLane, ExecuteMetrics, RequestGate, SecurityHeaders, too_large_handler
 from .routers import ROUTERS, STATIC_DIR, UPLOADS_PATH
-from .runs import RunExecutor, RunStore, upload_body_cap
+from .runs import RunExecutor, RunStore, sweep_orphan_uploads, upload_body_cap
 from .secrets import (
     KeyCipher,
     Provisioned,
@@ -42,6 +42,8 @@ from .settings import AppSettings
 __all__ = ["StartupReport", "create_app"]
 
 _log = logging.getLogger("openai_compat.app")
+# An upload file without a row is an orphan once it is this old (seconds).
+_ORPHAN_GRACE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,15 @@ def create_app(
     )
     metrics = AppMetrics()
     run_store = RunStore(engine)
+    # Instances sharing a PostgreSQL database share the data directory: a file another one
+    # is receiving right now has no row yet.
+    swept = sweep_orphan_uploads(
+        settings.data_dir,
+        run_store.upload_ids,
+        older_than_s=_ORPHAN_GRACE_S if run_store.postgres else 0.0,
+    )
+    if swept:
+        _log.info("removed %d upload files that no upload names", len(swept))
     metrics.watch_runs(run_store.counts_by_status)
     executor = RunExecutor(
         run_store,

@@ -320,9 +320,10 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
     ray.add_argument(
         "--num-cpus",
         type=float,
-        default=0.25,
+        default=0.0,
         metavar="X",
-        help="CPUs each actor reserves (default 0.25: it waits on the network)",
+        help="CPUs each actor reserves (default 0: it waits on the network, and a whole CPU "
+        "stays for Ray Data's reading on every node, 1-CPU nodes too)",
     )
     ray.add_argument(
         "--batch-size", type=int, default=256, metavar="N", help="rows per batch (default 256)"

@@ -469,7 +469,13 @@ class BatchRun:
     ) -> BatchResult:
         assert self._endpoint is not None
         if not self._unlimited or self.scheduler.pauses:
-            await self.scheduler.ready()
+            try:
+                await self.scheduler.ready()
+            except Exception as exc:  # the row fails, never its worker (which would hang)
+                message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
+                return self.results.complete(
+                    failed(key, index, f"not sent: the run's rate limit failed: {message}"), row
+                )
         started = time.perf_counter()
         try:
             completion = await self._endpoint.complete(payload, encoded=encoded)

@@ -19,17 +19,35 @@ from array import array
 from bisect import bisect_left
 from typing import Any
 
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
 import ray
 
+from ..batch.engines import EngineJobError
 from ..batch.results import BatchSummary
 from ..batch.scheduler import Rate, Scheduler
 
-__all__ = ["ClusterScheduler", "Coordinator", "coordinator_for", "kept_coordinator"]
+__all__ = [
+    "ClusterScheduler",
+    "Coordinator",
+    "CoordinatorLost",
+    "coordinator_for",
+    "kept_coordinator",
+]
 
 _CHECK_EVERY_S = 0.25
 _LEASE_S = 0.05
+# A call to the coordinator not answered in this long is asked again (its node may be gone,
+# the actor restarting on another one); one unanswered this long in all fails the rows left.
+_CALL_TIMEOUT_S = 10.0
+_RETRY_S = 0.5
+_GIVE_UP_S = 120.0
 # The keys of a run are kept until no batch of it has come for this long.
 _FORGET_RUN_S = 3600.0
+
+
+class CoordinatorLost(EngineJobError):
+    """The job's coordinator gave no lease for too long: rows are no longer sent."""
 
 
 class _Bucket:
@@ -161,15 +179,19 @@ def kept_coordinator(rate: Rate | None, url: str) -> Any:
     """The coordinator of this driver's runs against ``url`` at ``rate`` (made on first use).
 
     Runs one after another share it: the bucket refills between them as it would across
-    one long run, and a 429's pause holds for every run against that endpoint.
+    one long run, and a 429's pause holds for every run against that endpoint. It lives on
+    the driver's node.
     """
     per_second = rate.per_second if rate is not None else None
-    cluster = ray.get_runtime_context().get_node_id()
-    key = (cluster, url, per_second)
-    for stale in [k for k in _KEPT if k[0] != cluster]:
+    node = ray.get_runtime_context().get_node_id()
+    key = (node, url, per_second)
+    for stale in [k for k in _KEPT if k[0] != node]:
         del _KEPT[stale]  # of a cluster this driver left
     if key not in _KEPT:
-        _KEPT[key] = Coordinator.remote(per_second)
+        # On the driver's node: a worker node lost takes the run's actors there, never the
+        # job's rate limit and keys with them (the driver's node lost ends the job anyway).
+        here = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+        _KEPT[key] = Coordinator.options(scheduling_strategy=here).remote(per_second)
     return _KEPT[key]
 
 
@@ -177,11 +199,22 @@ class ClusterScheduler(Scheduler):
     """The `Scheduler` of one UDF actor: tokens and pauses from the job's `Coordinator`.
 
     The local pause logic is the base class's; a pause met here (a 429) is also sent to the
-    coordinator, and one the coordinator knows of is taken on here.
+    coordinator, and one the coordinator knows of is taken on here. A lease not answered
+    (the coordinator's node lost, the actor restarting on another) is asked for again; after
+    ``give_up_s`` without one, `ready` raises `CoordinatorLost` (each row then fails with it,
+    rather than the run waiting forever).
     """
 
-    def __init__(self, coordinator: Any, rate: Rate | None, concurrency: int) -> None:
+    def __init__(
+        self,
+        coordinator: Any,
+        rate: Rate | None,
+        concurrency: int,
+        *,
+        give_up_s: float = _GIVE_UP_S,
+    ) -> None:
         super().__init__(None)
+        self.give_up_s = give_up_s
         self.rate = rate
         self._coordinator = coordinator
         self.coordinator = coordinator  # the job's coordinator actor (its keys, its counts)
@@ -195,6 +228,7 @@ class ClusterScheduler(Scheduler):
         self._checked = 0.0
         self._asking: asyncio.Lock | None = None
         self._checking: asyncio.Future[None] | None = None
+        self._unanswered_since: float | None = None
 
     def pause(self, seconds: float) -> None:
         super().pause(seconds)
@@ -224,7 +258,9 @@ class ClusterScheduler(Scheduler):
 
     async def _check(self) -> None:
         try:
-            _, _, paused = await self._coordinator.lease.remote(0)
+            _, _, paused = await asyncio.wait_for(
+                self._coordinator.lease.remote(0), _CALL_TIMEOUT_S
+            )
             if paused > 0:
                 Scheduler.pause(self, paused)  # learnt from another actor: not sent back
         except Exception:
@@ -240,13 +276,35 @@ class ClusterScheduler(Scheduler):
             if self._tokens > 0 and time.monotonic() - self._checked < _CHECK_EVERY_S:
                 return  # another row asked meanwhile
             wanted = 0 if self._tokens > 0 else self._lease
-            granted, wait, paused = await self._coordinator.lease.remote(wanted)
+            try:
+                granted, wait, paused = await asyncio.wait_for(
+                    self._coordinator.lease.remote(wanted), _CALL_TIMEOUT_S
+                )
+            except Exception as exc:  # its node lost, the actor restarting elsewhere
+                self._unanswered(exc)
+                await asyncio.sleep(_RETRY_S)
+                return
+            self._unanswered_since = None
             self._checked = time.monotonic()
             if paused > 0:
                 Scheduler.pause(self, paused)  # learnt from another actor: not sent back
             self._tokens += granted
             if not granted and not self._tokens and wait > 0:
                 await asyncio.sleep(wait)
+
+    def _unanswered(self, exc: Exception) -> None:
+        """Note a lease the coordinator did not give; raise once it has given none for
+        ``give_up_s`` (the row then fails with the reason, and so do the rows after it)."""
+        now = time.monotonic()
+        if self._unanswered_since is None:
+            self._unanswered_since = now
+        silent = now - self._unanswered_since
+        if silent >= self.give_up_s:
+            raise CoordinatorLost(
+                f"the job's rate coordinator has not answered for {silent:.0f} s "
+                f"({type(exc).__name__}): its node may be lost; the rows left are not sent "
+                "(--resume sends them)"
+            )
 
     def report(self, summary: BatchSummary) -> None:
         """Send one batch's counts to the coordinator (for the driver's progress)."""

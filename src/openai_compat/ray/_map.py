@@ -21,8 +21,10 @@ __all__ = ["DEFAULT_ACTORS", "DEFAULT_BATCH_SIZE", "DEFAULT_NUM_CPUS", "map_endp
 
 DEFAULT_ACTORS = 2
 DEFAULT_BATCH_SIZE = 256
-# The actors wait on the network: a quarter of a CPU each leaves room for the rest of the job.
-DEFAULT_NUM_CPUS = 0.25
+# The actors wait on the network, so they reserve no CPU: any fraction of one would leave a
+# 1-CPU node less than the whole CPU each of Ray Data's read and repartition tasks needs, and
+# the job would wait forever with nothing sent.
+DEFAULT_NUM_CPUS = 0.0
 
 
 def _one_batch_per_block(ds: ray.data.Dataset, batch_size: int) -> ray.data.Dataset:
@@ -113,5 +115,7 @@ def map_endpoint(
         # Two batches per actor at most (one running, one waiting): an actor that starts
         # first must not take every batch while the others are still starting.
         compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
+        # Placed by Ray Data's scheduling strategy (SPREAD unless the job's DataContext says
+        # otherwise): over the nodes, so a lost node takes only its share of the rows in flight.
         num_cpus=num_cpus,
     )

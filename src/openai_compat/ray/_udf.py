@@ -123,7 +123,7 @@ class EndpointUDF:
     """Sends each row of a batch through the endpoint; use it with ``Dataset.map_batches``.
 
     ``ds.map_batches(EndpointUDF, fn_constructor_kwargs={"config": config, "outputs": [...]},
-    batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.25)``.
+    batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0)``.
 
     Keywords: ``config`` (a dict, JSON text or `SourceConfig`), ``mapping``, ``outputs``,
     ``key`` (the column identifying a row; always kept), ``concurrency`` (rows in flight per

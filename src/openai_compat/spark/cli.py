@@ -47,6 +47,7 @@ _LAYOUT = PartLayout(
     {"parquet": "part-*.parquet", "jsonl": "part-*.txt"},
     # What a killed job left: the files of tasks that never committed (their rows run again).
     unfinished=("_temporary",),
+    create=False,
 )
 _TOKEN = "_openai_compat_key"
 _POLL_S = 0.5

@@ -17,7 +17,7 @@ from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep
+from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep, SettingsDep
 from ..http import (
     ApiError,
     FieldError,
@@ -40,6 +40,7 @@ from ..runs import (
     csv_chunks,
     event,
     jsonl_chunks,
+    remove_upload_file,
     results_page,
     run_view,
     validate_run,
@@ -247,10 +248,18 @@ async def retry_failed(run_id: PathRunId, store: RunStoreDep, executor: Executor
 
 
 @router.delete("/{run_id}", status_code=204, responses=error_responses(404, why=RUNS_WHY))
-async def delete_run(run_id: PathRunId, store: RunStoreDep) -> Response:
-    """Delete a run and its results (a running one is stopped)."""
-    if run_id > _MAX_RUN_ID or not await run_in_threadpool(store.delete, run_id):
+async def delete_run(run_id: PathRunId, store: RunStoreDep, settings: SettingsDep) -> Response:
+    """Delete a run and its results (a running one is stopped), and its upload when no
+    other run uses it."""
+    gone, upload = (
+        await run_in_threadpool(store.delete_with_upload, run_id)
+        if run_id <= _MAX_RUN_ID
+        else (False, None)
+    )
+    if not gone:
         raise ApiError(404, f"there is no run with id {run_id}")
+    if upload is not None:
+        await run_in_threadpool(remove_upload_file, settings.data_dir, upload)
     return Response(status_code=204)
 
 

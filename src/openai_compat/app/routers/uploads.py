@@ -15,6 +15,7 @@ from ..runs import (
     MULTIPART_SLACK,
     inspect_upload,
     receive_upload,
+    remove_upload_file,
     too_large,
     upload_dir,
     upload_view,
@@ -61,7 +62,12 @@ async def create_upload(request: Request, settings: SettingsDep, store: RunStore
         request.headers.get("content-type", ""), request.stream(), partial, limit
     )
     found = await run_in_threadpool(inspect_upload, settings.data_dir, received)
-    row = await run_in_threadpool(store.add_upload, found.row())
+    try:
+        row = await run_in_threadpool(store.add_upload, found.row())
+    except BaseException:
+        # No row, no file: an upload the store refused leaves nothing behind.
+        remove_upload_file(settings.data_dir, found)
+        raise
     return json_document(upload_view(row), 201)
 
 
@@ -76,3 +82,28 @@ async def get_upload(upload_id: str, store: RunStoreDep) -> Response:
     if row is None:
         raise ApiError(404, f"there is no upload with id {upload_id}")
     return json_document(upload_view(row))
+
+
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    responses=error_responses(
+        404, 409, why={**RUNS_WHY, 409: "a queued, running or interrupted run uses the upload"}
+    ),
+)
+async def delete_upload(upload_id: str, settings: SettingsDep, store: RunStoreDep) -> Response:
+    """Delete an upload and its file: 409 while a queued, running or interrupted run uses
+    it (the finished runs that used it keep their results)."""
+    row, busy = await run_in_threadpool(store.delete_upload, upload_id)
+    if row is None:
+        raise ApiError(404, f"there is no upload with id {upload_id}")
+    if busy:
+        runs = ", ".join(str(run_id) for run_id in busy)
+        raise ApiError(
+            409,
+            f"upload {upload_id} is the input of runs not finished yet ({runs}): cancel them, "
+            "or wait for them to end, then delete it",
+            runs=busy,
+        )
+    await run_in_threadpool(remove_upload_file, settings.data_dir, row)
+    return Response(status_code=204)

@@ -38,6 +38,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _uses_upload(upload_id: str) -> Any:
+    """The runs whose input is the upload ``upload_id``."""
+    return _RUNS.c.spec[("input", "upload_id")].as_string() == upload_id
+
+
 class _Lost(Exception):
     """The run is no longer held by this writer: a signal inside the store's write (raised
     to roll the transaction back, caught around it), never an error a caller sees."""
@@ -99,6 +104,33 @@ class RunStore:
         """The upload's row, or None."""
         with self.engine.connect() as connection:
             return connection.execute(select(_UPLOADS).where(_UPLOADS.c.id == upload_id)).first()
+
+    def upload_ids(self) -> set[str]:
+        """The id of every upload recorded (files without one are orphans)."""
+        with self.engine.connect() as connection:
+            return {row.id for row in connection.execute(select(_UPLOADS.c.id))}
+
+    def delete_upload(self, upload_id: str) -> tuple[Any | None, list[int]]:
+        """Delete an upload's row unless a run that is not finished uses it.
+
+        ``(its row, [])`` when deleted (the caller removes its file); ``(its row, run ids)``
+        when runs not finished use it (nothing deleted); ``(None, [])`` when there is none.
+        """
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(_UPLOADS).where(_UPLOADS.c.id == upload_id).with_for_update()
+            ).first()
+            if row is None:
+                return None, []
+            busy = connection.execute(
+                select(_RUNS.c.id)
+                .where(_uses_upload(upload_id), _RUNS.c.status.in_(ACTIVE_STATUSES))
+                .order_by(_RUNS.c.id)
+            ).all()
+            if busy:
+                return row, [int(r.id) for r in busy]
+            connection.execute(delete(_UPLOADS).where(_UPLOADS.c.id == upload_id))
+        return row, []
 
     # -- runs ------------------------------------------------------------------------------
     def create(
@@ -234,10 +266,29 @@ class RunStore:
 
     def delete(self, run_id: int) -> bool:
         """Delete a run and its results (a running one stops at its next write)."""
+        return self.delete_with_upload(run_id)[0]
+
+    def delete_with_upload(self, run_id: int) -> tuple[bool, Any | None]:
+        """Delete a run and its results, and its upload's row when no other run uses it:
+        whether the run was there, and that upload's row (the caller removes its file)."""
         with self.engine.begin() as connection:
+            spec = connection.execute(select(_RUNS.c.spec).where(_RUNS.c.id == run_id)).scalar()
             connection.execute(delete(_RESULTS).where(_RESULTS.c.run_id == run_id))
             gone = connection.execute(delete(_RUNS).where(_RUNS.c.id == run_id)).rowcount
-        return gone == 1
+            given = (spec or {}).get("input") or {}
+            upload_id = given.get("upload_id") if isinstance(given, dict) else None
+            if gone != 1 or not isinstance(upload_id, str):
+                return gone == 1, None
+            upload = connection.execute(
+                select(_UPLOADS).where(_UPLOADS.c.id == upload_id).with_for_update()
+            ).first()
+            used = connection.execute(
+                select(func.count()).select_from(_RUNS).where(_uses_upload(upload_id))
+            ).scalar_one()
+            if upload is None or used:
+                return True, None
+            connection.execute(delete(_UPLOADS).where(_UPLOADS.c.id == upload_id))
+        return True, upload
 
     def counts_by_status(self) -> dict[str, int]:
         """How many runs are in each status."""

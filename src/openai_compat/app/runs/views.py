@@ -1,14 +1,17 @@
 """What the API shows of runs and uploads: their views, their progress events, a page of
-results, and the downloads (JSON Lines or CSV, exactly the CLI's output).
+results, and the downloads (JSON Lines exactly the CLI's output; CSV the CLI's, safe to
+open in a spreadsheet).
 
 A result is stored as the CLI's JSON Lines line; a page or a download is made of those
-lines as they are (a CSV download writes them through the CLI's own ``CsvWriter``).
+lines as they are (a CSV download writes them through the CLI's own ``CsvWriter``, each
+cell that a spreadsheet would run as a formula prefixed with ``'``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +21,15 @@ from .store import RunStore
 from .stored import StoredRun
 from .tables import FINAL_STATUSES
 
-__all__ = ["csv_chunks", "event", "jsonl_chunks", "results_page", "run_view", "upload_view"]
+__all__ = [
+    "csv_chunks",
+    "event",
+    "jsonl_chunks",
+    "results_page",
+    "run_view",
+    "spreadsheet_safe",
+    "upload_view",
+]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -134,6 +145,41 @@ class _Chunks:
         pass
 
 
+# A cell a spreadsheet would read as a formula (OWASP's CSV injection): one starting with
+# = + - @, a tab or a carriage return. A plain number (-3, +1.5e3) is a number, not one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NEEDS_QUOTES = (",", '"', "\r", "\n")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it but never runs it: a formula gets a leading ``'``.
+
+    >>> spreadsheet_safe("=1+1"), spreadsheet_safe("@SUM(A1)"), spreadsheet_safe("-3")
+    ("'=1+1", "'@SUM(A1)", '-3')
+    """
+    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+class _SpreadsheetCsv(CsvWriter):
+    """The CLI's CSV with every cell (the header too) made `spreadsheet_safe`: a download is
+    opened in a spreadsheet; the CLI's file is data and stays exact."""
+
+    @staticmethod
+    def _encode(values: Sequence[str]) -> bytes:
+        # Quoted by hand: Python's csv writer leaves a bare CR unquoted when the line end is
+        # "\n", and a reader then splits the record there.
+        return (",".join(_quoted(spreadsheet_safe(value)) for value in values) + "\n").encode()
+
+
+def _quoted(cell: str) -> str:
+    if any(c in cell for c in _NEEDS_QUOTES):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
 def jsonl_chunks(store: RunStore, run_id: int) -> Iterator[bytes]:
     """The JSON Lines download of a run's results, a chunk at a time (blocking)."""
     for lines in store.iter_lines(run_id):
@@ -144,7 +190,7 @@ def csv_chunks(store: RunStore, run_id: int, names: list[str]) -> Iterator[bytes
     """The CSV download of a run's results (``names``: its outputs), a chunk at a time
     (blocking)."""
     sink = _Chunks()
-    writer = CsvWriter("", names, sink=sink)
+    writer = _SpreadsheetCsv("", names, sink=sink)
     yield sink.take()
     for lines in store.iter_lines(run_id):
         for line in lines:

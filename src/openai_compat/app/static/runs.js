@@ -617,6 +617,7 @@
   async function deleteRun() {
     if (!s.run || !confirm("Delete run " + s.run.id + " and its results?")) return;
     const mine = s;
+    const input = s.run.input || {};
     try {
       await api("DELETE", "/api/v1/runs/" + s.run.id);
       if (mine !== s) return;
@@ -624,9 +625,22 @@
       s.run = null;
       $("#run-view", s.root).hidden = true;
       refreshHistory();
+      if (s.upload && input.upload_id === s.upload.id) await forgetGoneUpload(mine);
     } catch (err) {
       if (mine !== s || err.status === 401) return;
       showError($("#run-error", s.root), "✗ " + problemLines(err).join("\n"));
+    }
+  }
+
+  // An upload goes with its last run: once it is gone the form asks for the file again.
+  async function forgetGoneUpload(mine) {
+    try {
+      await api("GET", "/api/v1/uploads/" + s.upload.id);
+    } catch (err) {
+      if (mine !== s || err.status !== 404) return;
+      s.upload = null;
+      $("#run-upload-status", s.root).textContent = "The file was deleted with its last run: upload it again to run it.";
+      if (s.source === "file") setColumns([], []);
     }
   }
 

@@ -35,26 +35,37 @@ __all__ = ["PartLayout", "prepare_parts"]
 @dataclass(frozen=True)
 class PartLayout:
     """How an engine names its parts: ``patterns`` maps a format to the glob of a finished
-    part; ``unfinished`` are the globs of what a killed run leaves (files or directories)."""
+    part; ``unfinished`` are the globs of what a killed run leaves (files or directories);
+    ``create``: the directory is made here (Ray's driver writes into it), or left to the
+    engine's own writer (Spark's, which reports what stops it from the job)."""
 
     engine: str
     patterns: Mapping[str, str]
     unfinished: tuple[str, ...] = ()
+    create: bool = True
 
 
 def prepare_parts(
     path: str | os.PathLike[str], fmt: str, mode: str, layout: PartLayout
 ) -> list[Path]:
-    """Make the directory ``path`` ready for a run in ``mode`` writing ``fmt`` parts (it is
-    created when missing); the finished parts it holds from earlier runs (none after
-    ``overwrite``)."""
+    """Make the directory ``path`` ready for a run in ``mode`` writing ``fmt`` parts
+    (created when missing, if the layout says so); the finished parts it holds from earlier
+    runs (none after ``overwrite``)."""
     directory = Path(path)
     if directory.exists() and not directory.is_dir():
         raise ConfigurationError(
             f"{os.fspath(path)} is a file: a {layout.engine} run writes a directory of part files",
             field="output",
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    if layout.create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create {os.fspath(path)}: {exc.strerror or exc}", field="output"
+            ) from None
+    elif not directory.is_dir():
+        return []
     for pattern in layout.unfinished:
         for stale in directory.glob(pattern):
             if stale.is_dir():

@@ -1,0 +1,111 @@
+"""Batch runs on a Ray cluster of several nodes on this machine: raylets of 1 CPU each, the
+head and its workers all on 127.0.0.1, started by the test (``ray.cluster_utils.Cluster``).
+
+A run must end, with every key once, whatever node is lost, and its default options must
+send rows on nodes of one CPU. Each run is waited for in a thread with a bound, so a hang is
+a failed test, never a stuck suite.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ray.cluster_utils import Cluster
+
+import ray
+from openai_compat.ray import map_endpoint
+from openai_compat.testing import MockServer
+from tests.conftest import make_config
+from tests.ray.test_ray_engine import _LOOPBACK, _children, _listening
+
+TEMPLATE = '{"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}'
+# Far above what a run of these sizes takes on a busy 2-core machine, far below forever.
+_BOUND_S = 300.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A head and one worker node of 1 CPU each; the driver connects to the head."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only
+    temp = tmp_path_factory.mktemp("ray")  # its own session files, not the shared /tmp/ray
+    nodes = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "include_dashboard": False,
+            "node_ip_address": "127.0.0.1",
+            "temp_dir": str(temp),
+        },
+    )
+    nodes.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    ray.init(address=nodes.address, log_to_driver=False, logging_level="WARNING")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+
+
+def _rows(n: int) -> list[dict[str, Any]]:
+    return [{"id": i, "text": f"t{i}"} for i in range(n)]
+
+
+def _collect(ds: Any) -> tuple[threading.Thread, list[list[dict[str, Any]]]]:
+    """``ds``'s rows, taken in a thread (joined with a bound by the caller)."""
+    out: list[list[dict[str, Any]]] = []
+    thread = threading.Thread(target=lambda: out.append(ds.take_all()), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _finished(thread: threading.Thread, out: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    thread.join(_BOUND_S)
+    assert not thread.is_alive(), f"the run did not end within {_BOUND_S:.0f} s"
+    assert out, "the run failed (see the thread's error above)"
+    return out[0]
+
+
+def test_default_options_send_every_row_on_nodes_of_one_cpu(cluster: Cluster) -> None:
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+    with MockServer() as srv:
+        ds = ray.data.from_items(_rows(60))
+        thread, out = _collect(map_endpoint(ds, make_config(srv.url, request_format=TEMPLATE)))
+        found = _finished(thread, out)
+        assert len(srv.requests) == 60
+    assert sorted(r["id"] for r in found) == list(range(60))
+    assert all(r["error_message"] is None for r in found)
+    sockets = _listening(_children(os.getpid()))
+    assert len(sockets) >= 4  # the GCS, two raylets, the workers
+    assert [(pid, address) for pid, address in sockets if address not in _LOOPBACK] == []
+
+
+def test_a_worker_node_lost_mid_run_ends_with_every_key_once(cluster: Cluster) -> None:
+    node = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    with MockServer(latency_s=0.05) as srv:
+        ds = ray.data.from_items(_rows(200))
+        out_ds = map_endpoint(
+            ds, make_config(srv.url, request_format=TEMPLATE), key="id", actors=3, batch_size=20
+        )
+        thread, out = _collect(out_ds)
+        deadline = time.monotonic() + _BOUND_S
+        while len(srv.requests) < 30 and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.05)
+        assert len(srv.requests) >= 30, "the run never got going"
+        cluster.remove_node(node, allow_graceful=False)  # its raylet and workers, killed
+        found = _finished(thread, out)
+    keys = [r["id"] for r in found]
+    assert sorted(keys) == list(range(200))  # every key, once
+    failed = [r for r in found if r["error_message"] is not None]
+    assert failed == []
+
+
+def test_the_next_run_after_a_lost_node_starts_and_ends(cluster: Cluster) -> None:
+    with MockServer() as srv:
+        out = map_endpoint(
+            ray.data.from_items(_rows(5)), make_config(srv.url, request_format=TEMPLATE), rate=None
+        )
+        assert out.count() == 5
