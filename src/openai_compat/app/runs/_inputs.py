@@ -59,7 +59,7 @@ WHERE table_name = 'connectors' AND column_name = 'secrets_encrypted'
 # A preview is answered while someone waits: a server that accepts and never answers fails
 # it in seconds (a statement, on a server that answers, may take longer).
 PREVIEW_CONNECT_TIMEOUT_S = 10
-PREVIEW_STATEMENT_TIMEOUT_S = 30
+PREVIEW_STATEMENT_TIMEOUT_S = 15
 # A run's query may be a long warehouse query: only its connections are limited.
 _RUN_CONNECT_TIMEOUT_S = 30
 
