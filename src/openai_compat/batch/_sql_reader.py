@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from .sql_url import (
+    Connecting,
     DatabaseError,
     failure_text,
     open_database,
@@ -75,6 +76,7 @@ class DatabaseRows:
     The URL is resolved and connected to, the query's parameters checked, and a table's
     existence confirmed when it is made, so a mistake is a `ConfigurationError` before
     anything is sent. ``fetch_rows``: rows fetched from the server at a time.
+    ``connecting``: a hook asked at each connection, and time limits (`sql_url.Connecting`).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class DatabaseRows:
         params: Mapping[str, Any] | None = None,
         fetch_rows: int = DEFAULT_FETCH_ROWS,
         environment: bool = True,
+        connecting: Connecting | None = None,
     ) -> None:
         if (query is None) == (table is None):
             raise ConfigurationError(
@@ -100,10 +103,16 @@ class DatabaseRows:
         self.table = table
         self.params = dict(params or {})
         self.fetch_rows = fetch_rows
+        self.connecting = connecting
         self._statement = self._build_statement()
-        self._engine: Engine | None = open_database(self.url, "input")
+        self._engine: Engine | None = open_database(self.url, "input", connecting=connecting)
         if table is not None:
             self._check_table(table)
+
+    @property
+    def engine(self) -> Engine | None:
+        """The engine the rows are read with; None once they are being read."""
+        return self._engine
 
     def _build_statement(self) -> Executable:
         from sqlalchemy import literal_column, select, table, text
@@ -200,7 +209,7 @@ class DatabaseRows:
 
         if self.query is not None:
             return None
-        engine = open_database(self.url, "input")
+        engine = open_database(self.url, "input", connecting=self.connecting)
         try:
             inner = self._statement.subquery("rows")  # type: ignore[attr-defined]
             with engine.connect() as connection:
@@ -224,6 +233,7 @@ def database_rows(
     params: Mapping[str, Any] | None = None,
     fetch_rows: int = DEFAULT_FETCH_ROWS,
     environment: bool = True,
+    connecting: Connecting | None = None,
 ) -> DatabaseRows:
     """The rows of a database query (or of a whole ``table``), streamed as dicts.
 
@@ -234,6 +244,7 @@ def database_rows(
     ``fetch_rows`` at a time, so memory stays flat. Iterate the result once (in any thread);
     `run_batch` takes it as its rows and reads it on a thread. ``environment=False``: an
     ``ENV["NAME"]`` in ``url`` is refused instead of read (for URLs from other people).
+    ``connecting``: a hook asked at every connection, and time limits (`sql_url.Connecting`).
 
     A URL that cannot be connected to, a missing table, or a parameter without a value is a
     `ConfigurationError` here, before any row is read.
@@ -249,5 +260,11 @@ def database_rows(
     [{'id': 1, 'body': 'hi'}]
     """
     return DatabaseRows(
-        url, query, table=table, params=params, fetch_rows=fetch_rows, environment=environment
+        url,
+        query,
+        table=table,
+        params=params,
+        fetch_rows=fetch_rows,
+        environment=environment,
+        connecting=connecting,
     )

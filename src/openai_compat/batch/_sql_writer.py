@@ -1,8 +1,9 @@
 """Results into a database table, exactly once by transaction; the table is the checkpoint.
 
-The table has the key as its primary key (text: a row without a key gets ``row:<n>``), one
-column per output, then the flat result columns of `results.flat_columns` (the columns of
-the Ray engine's rows), typed by their kind. It is created when missing; an existing table
+The table has the key as its primary key (text: a row without a key gets ``row:<n>``; a key
+no database text can hold is stored escaped, see `stored_key`), one column per output, then
+the flat result columns of `results.flat_columns` (the columns of the Ray engine's rows),
+typed by their kind. It is created when missing; an existing table
 with other columns, or another primary key, is a `ConfigurationError` before anything is sent.
 
 Results are written in small batches, each in one transaction, as an upsert on the key
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import operator
 import os
 import re
@@ -34,13 +36,44 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import URL, Connection, Engine
 
-__all__ = ["TableCheckpoint", "TableOutput", "TableWriter"]
+__all__ = ["TableCheckpoint", "TableOutput", "TableWriter", "read_key", "stored_key"]
 
 # A batch is committed when it has this many rows, or its first row waited this long.
 BATCH_ROWS = 200
 BATCH_DELAY_S = 0.2
 _KEY_READ_ROWS = 10_000
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+# The mark of an escaped key: U+FFFD, which already stands for what text could not hold.
+_ESCAPED = "\ufffd"
+
+
+def stored_key(token: str) -> str:
+    r"""The text a key is stored as: itself, or, when it holds a NUL (which PostgreSQL text
+    cannot hold) or starts with the mark, the mark and the key as a JSON string.
+
+    Every key is stored as a different text and read back as itself (`read_key`), so a
+    resumed run knows every row, and ``a\x00b`` never takes the place of ``a\ufffdb``.
+
+    >>> stored_key("t-1"), stored_key("a\x00b") == '\ufffd"a\\u0000b"'
+    ('t-1', True)
+    """
+    if "\x00" not in token and not token.startswith(_ESCAPED):
+        return token
+    return _ESCAPED + json.dumps(token, ensure_ascii=False)
+
+
+def read_key(stored: str) -> str:
+    """The key stored as ``stored`` (`stored_key` undone)."""
+    if stored.startswith(_ESCAPED + '"') and stored.endswith('"'):
+        try:
+            value = json.loads(stored[len(_ESCAPED) :])
+        except ValueError:
+            return stored  # not written by stored_key (another program's row): as it is
+        if isinstance(value, str):
+            return value
+    return stored
 
 
 def _clean_text(value: str) -> str:
@@ -269,7 +302,7 @@ class TableOutput:
             )
             for partition in result.partitions(_KEY_READ_ROWS):
                 for token, is_failed in partition:
-                    yield key_token(token), bool(is_failed)
+                    yield key_token(read_key(token)), bool(is_failed)
 
     # -- writing -----------------------------------------------------------------------------
     def row(
@@ -277,7 +310,7 @@ class TableOutput:
     ) -> dict[str, Any]:
         """The table row of ``result``."""
         flat = result.to_flat(output_names, include_response=include_response)
-        row: dict[str, Any] = {self.key_column: _clean_text(key_token(result.key))}
+        row: dict[str, Any] = {self.key_column: stored_key(key_token(result.key))}
         for name, value in flat.items():
             row[name] = _clean_text(value) if isinstance(value, str) else value
         return row

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ..config import SourceConfig
 from ..errors import ConfigurationError
 from ._options import BatchFileOptions, split_file_options
-from ._sql_reader import DatabaseRows
+from ._sql_reader import DatabaseRows, split_table_name
 from ._sql_writer import TableOutput
 from .engine import BatchRun, Rows
 from .results import BatchResult, BatchSummary
 from .run import Notices, drive
 from .sinks.table import TableResults
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 __all__ = ["arun_batch_to_table"]
 
@@ -83,15 +86,66 @@ async def arun_batch_to_table(
 
 
 def _refuse_output_over_input(rows: Any, target: TableOutput) -> None:
-    """Refuse writing results into the very table the rows are read from."""
+    """Refuse writing results into the very table the rows are read from.
+
+    Judged by what the URLs lead to, not by how they are spelled: the same SQLite file (by
+    its real path, as SQLite reports it), the same PostgreSQL table (by its oid on the same
+    server and database, as the server resolves the name), else the same host, port,
+    database and schema-qualified table.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
     if not isinstance(rows, DatabaseRows) or rows.table is None:
         return
-    same_database = rows.url.render_as_string(hide_password=False) == target.url.render_as_string(
-        hide_password=False
-    )
-    if same_database and rows.table.strip() == target.name.strip():
+    engine = rows.engine
+    if engine is None:
+        return
+    try:
+        same = _table_identity(engine, rows.table) == _table_identity(target.engine, target.name)
+    except SQLAlchemyError:
+        same = False  # cannot be asked: the writes themselves will say what is wrong
+    if same:
         raise ConfigurationError(
             f"--output-table {target.name!r} is the input table: writing results there would "
             "destroy the rows; choose another --output-table",
             field="output_table",
         )
+
+
+def _table_identity(engine: Engine, name: str) -> tuple[Any, ...] | None:
+    """What the table ``name`` of ``engine``'s database is, whatever the spelling; None
+    when it does not exist (PostgreSQL) or the database is in memory (SQLite)."""
+    from sqlalchemy import table, text
+
+    schema, table_name = split_table_name(name, "output_table")
+    dialect = engine.dialect
+    with engine.connect() as connection:
+        if dialect.name == "sqlite":
+            files = {r[1]: r[2] for r in connection.exec_driver_sql("PRAGMA database_list")}
+            path = files.get(schema or "main")
+            if not path:
+                return None
+            # SQLite's names are case-blind (ASCII).
+            return ("sqlite", os.path.realpath(path), table_name.lower())
+        if dialect.name == "postgresql":
+            quoted = dialect.identifier_preparer.format_table(table(table_name, schema=schema))
+            found = connection.execute(
+                text(
+                    "SELECT to_regclass(:name)::oid, current_database(), "
+                    "pg_postmaster_start_time(), inet_server_port()"
+                ),
+                {"name": quoted},
+            ).first()
+            if found is None or found[0] is None:
+                return None
+            return ("postgresql", *found)
+    url = engine.url
+    default = dialect.default_schema_name
+    return (
+        url.get_backend_name(),
+        (url.host or "").lower(),
+        url.port,
+        url.database,
+        schema or default,
+        table_name,
+    )

@@ -9,7 +9,9 @@ Such a URL comes from whoever holds the application's token, so it never reaches
 application's own secrets: ``ENV["NAME"]`` is refused in it (never read from the server's
 environment), and a database that holds an application's tables (its encrypted keys) is
 refused as an input, however its URL is spelled: that is checked on the connection itself,
-before the query runs.
+before the query runs. Every connection is judged by the address policy when it is made
+(`egress.DatabaseGuard`: every host the driver would try, pinned to the addresses judged),
+and has time limits: a server that accepts and never answers fails a preview in seconds.
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from ...batch import database_rows
 from ...batch.sources import RowSource
-from ...batch.sql_url import failure_text, open_database, parse_database_url, shown_url
+from ...batch.sql_url import (
+    Connecting,
+    failure_text,
+    open_database,
+    parse_database_url,
+    shown_url,
+)
 from ...errors import ConfigurationError, OpenAICompatError
+from ..egress import AddressPolicy, DatabaseGuard
 from ..secrets import KeyCipher
 from .store import RunStore
 from .stored import StoredRun
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 __all__ = [
+    "PREVIEW_CONNECT_TIMEOUT_S",
+    "PREVIEW_STATEMENT_TIMEOUT_S",
     "DatabaseProbe",
     "RunInputError",
     "database_host",
@@ -44,6 +55,13 @@ _APPLICATION_MARK = """
 SELECT 1 FROM information_schema.columns
 WHERE table_name = 'connectors' AND column_name = 'secrets_encrypted'
 """
+
+# A preview is answered while someone waits: a server that accepts and never answers fails
+# it in seconds (a statement, on a server that answers, may take longer).
+PREVIEW_CONNECT_TIMEOUT_S = 10
+PREVIEW_STATEMENT_TIMEOUT_S = 15
+# A run's query may be a long warehouse query: only its connections are limited.
+_RUN_CONNECT_TIMEOUT_S = 30
 
 # The fields of a database input's ConfigurationError, as the API names them.
 _FIELDS = {"input": "input.database", "query": "input.query", "param": "input.params"}
@@ -84,14 +102,19 @@ def database_host(url: str) -> str | None:
     return host
 
 
-def refuse_application_database(url: URL) -> None:
+def _preview_connecting(guard: DatabaseGuard) -> Connecting:
+    """How a preview's connections are made: judged by ``guard``, with a preview's limits."""
+    return Connecting(guard, PREVIEW_CONNECT_TIMEOUT_S, PREVIEW_STATEMENT_TIMEOUT_S)
+
+
+def refuse_application_database(url: URL, connecting: Connecting) -> None:
     """``ConfigurationError`` when ``url`` connects to an application's database (this
     one's, or another instance's): asked of the database itself, so that no spelling of its
     URL (another host name, port form or scheme) gets through. Blocking."""
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    engine = open_database(url, "input")
+    engine = open_database(url, "input", connecting=connecting)
     try:
         with engine.connect() as connection:
             marked = connection.execute(text(_APPLICATION_MARK)).first() is not None
@@ -113,24 +136,29 @@ def refuse_application_database(url: URL) -> None:
         )
 
 
-def probe_database(url: str, query: str, params: dict[str, Any] | None) -> DatabaseProbe:
-    """Connect, run the query for its first rows. ``ConfigurationError`` when
-    the URL, the query or its parameters are wrong. Blocking: call it in a worker thread."""
+def probe_database(
+    url: str, query: str, params: dict[str, Any] | None, guard: DatabaseGuard
+) -> DatabaseProbe:
+    """Judge every host of the URL, connect, run the query for its first rows.
+    ``ConfigurationError`` (`egress.EgressRefused` for a refused host) when the URL, the
+    query or its parameters are wrong. Blocking: call it in a worker thread."""
     host = database_host(url)
     parsed = parse_database_url(url, "input", environment=False)
-    refuse_application_database(parsed)
-    rows = database_rows(url, query, params=params, environment=False)
+    guard.check_url(parsed)
+    connecting = _preview_connecting(guard)
+    refuse_application_database(parsed, connecting)
+    rows = database_rows(url, query, params=params, environment=False, connecting=connecting)
     sample: list[dict[str, Any]] = []
-    columns: list[str] = []
+    columns: dict[str, None] = {}  # in the order first seen; linear in the names
     for row in rows:
-        columns += [c for c in row if c not in columns]
+        columns.update(dict.fromkeys(row))
         sample.append(row)
         if len(sample) >= SAMPLE_ROWS:
             break
     return DatabaseProbe(
         shown=shown_url(parsed),
         host=host,
-        columns=columns if sample else None,
+        columns=list(columns) if sample else None,
         sample=sample,
         # A query is not counted (that would run it twice: the batch core's choice too);
         # the run's total is exact once it has read every row.
@@ -138,11 +166,18 @@ def probe_database(url: str, query: str, params: dict[str, Any] | None) -> Datab
     )
 
 
-def open_input(stored: StoredRun, data_dir: Path, store: RunStore, cipher: KeyCipher) -> Any:
-    """The rows of the run's ``input``, streamed. Blocking: call it in a worker thread."""
+def open_input(
+    stored: StoredRun,
+    data_dir: Path,
+    store: RunStore,
+    cipher: KeyCipher,
+    guard: DatabaseGuard | None = None,
+) -> Any:
+    """The rows of the run's ``input``, streamed; a database's every connection judged by
+    ``guard`` (the default address policy when None). Blocking: call it in a worker thread."""
     given = stored.input
     if "database" in given:
-        return _database(stored, cipher)
+        return _database(stored, cipher, guard or DatabaseGuard(AddressPolicy()))
     upload_id = given.get("upload_id")
     if not isinstance(upload_id, str):
         raise RunInputError("the run's input has no upload_id")
@@ -157,7 +192,7 @@ def open_input(stored: StoredRun, data_dir: Path, store: RunStore, cipher: KeyCi
         raise RunInputError(f"the upload {upload_id} cannot be read: {shown}") from None
 
 
-def _database(stored: StoredRun, cipher: KeyCipher) -> Any:
+def _database(stored: StoredRun, cipher: KeyCipher, guard: DatabaseGuard) -> Any:
     given = stored.input
     try:
         if stored.database_url_encrypted is None:
@@ -168,8 +203,17 @@ def _database(stored: StoredRun, cipher: KeyCipher) -> Any:
             "the run's database URL cannot be decrypted (the application's secret key "
             "changed); create the run again"
         ) from None
+    connecting = Connecting(guard, _RUN_CONNECT_TIMEOUT_S)
     try:
-        refuse_application_database(parse_database_url(url, "input", environment=False))
-        return database_rows(url, given.get("query"), params=given.get("params"), environment=False)
+        parsed = parse_database_url(url, "input", environment=False)
+        guard.check_url(parsed)
+        refuse_application_database(parsed, connecting)
+        return database_rows(
+            url,
+            given.get("query"),
+            params=given.get("params"),
+            environment=False,
+            connecting=connecting,
+        )
     except ConfigurationError as exc:
         raise RunInputError(f"the database input cannot be read: {exc.reason}") from None

@@ -40,7 +40,7 @@ from ...batch.run import Notices, drive
 from ...batch.sources import read_in_thread
 from ...errors import OpenAICompatError, redact
 from ..connectors import ConnectorServices
-from ..egress import guarded_pool
+from ..egress import DatabaseGuard, guarded_pool
 from ..http import ApiError
 from ._inputs import RunInputError, open_input
 from .placeholders import alias_row
@@ -307,8 +307,10 @@ class RunExecutor:
         except OpenAICompatError as exc:
             return "failed", f"the run no longer fits its connector: {redact(str(exc), secrets)}"
         try:
+            # Every connection to a database input is judged by today's policy.
+            guard = DatabaseGuard(self.services.policy)
             rows = await asyncio.to_thread(
-                open_input, stored, self.data_dir, self.store, self.services.cipher
+                open_input, stored, self.data_dir, self.store, self.services.cipher, guard
             )
         except RunInputError as exc:
             return "failed", redact(str(exc), secrets)

@@ -368,7 +368,7 @@ def _text_start(path: Path, fmt: str, compressed: bool) -> tuple[list[str], list
     line is measured first, so no row read here or by a run is over `MAX_LINE_BYTES`."""
     estimate = _scan_lines(path, compressed, fmt) if fmt != "parquet" else None
     source = RowSource(path)
-    columns: list[str] = []
+    names: dict[str, None] = {}  # in the order first seen; linear in the names
     sample: list[Any] = []
     problems: list[str] = []
     full = False
@@ -376,7 +376,7 @@ def _text_start(path: Path, fmt: str, compressed: bool) -> tuple[list[str], list
         if isinstance(row, UnreadableRow):
             problems.append(row.reason)
         else:
-            columns += [c for c in row if c not in columns]
+            names.update(dict.fromkeys(row))
             shown = _showable(row)
             # The first rows, in order: none after one that does not fit.
             if full or not _within_sample(sample, shown):
@@ -387,6 +387,7 @@ def _text_start(path: Path, fmt: str, compressed: bool) -> tuple[list[str], list
             break
     if not sample and problems:
         raise ConfigurationError(f"its first rows cannot be read: {problems[0]}", field="file")
+    columns = list(names)
     if not columns and fmt == "csv":
         # A header without rows still names the columns a run is checked against.
         columns = probe_columns(str(path), fmt)

@@ -9,9 +9,15 @@ that format is a sample of an answer, and a real answer may hold more.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -22,8 +28,9 @@ from ...config import SourceConfig
 from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder
 from ..connectors import ConnectorServices
+from ..egress import DatabaseGuard
 from ..http import ApiError, FieldError
-from ._inputs import DatabaseProbe, api_field, database_host, probe_database
+from ._inputs import PREVIEW_CONNECT_TIMEOUT_S, DatabaseProbe, api_field, probe_database
 from .placeholders import placeholders_of
 from .store import RunStore
 from .stored import StoredRun
@@ -31,6 +38,37 @@ from .stored import StoredRun
 __all__ = ["CheckedRun", "DatabaseIn", "RunIn", "probe_database_input", "validate_run"]
 
 _DEFAULT_RATE = str(DEFAULT_RATE) if DEFAULT_RATE is not None else None
+# Database previews run on threads counted apart from the pool the routes that read the
+# store use: previews of a database that never answers fill these, never that pool.
+_PREVIEW_THREADS = 16
+# A preview answers by then, whatever the database does (its connection gives up first,
+# after PREVIEW_CONNECT_TIMEOUT_S; a preview waiting for a thread waits within this too).
+_PREVIEW_DEADLINE_S = 2 * PREVIEW_CONNECT_TIMEOUT_S
+_T = TypeVar("_T")
+_preview_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]
+_preview_limiters = weakref.WeakKeyDictionary()
+
+
+async def _on_preview_thread(func: Callable[..., _T], *args: Any) -> _T:
+    """``func(*args)`` on a preview thread; `ConfigurationError` past the deadline."""
+    loop = asyncio.get_running_loop()
+    limiter = _preview_limiters.get(loop)
+    if limiter is None:
+        limiter = _preview_limiters[loop] = anyio.CapacityLimiter(_PREVIEW_THREADS)
+    try:
+        with anyio.fail_after(_PREVIEW_DEADLINE_S):
+            # Abandoned at the deadline: the thread ends on its own when its connection
+            # gives up (every connection of a preview has a time limit).
+            return await anyio.to_thread.run_sync(
+                functools.partial(func, *args), limiter=limiter, abandon_on_cancel=True
+            )
+    except TimeoutError:
+        raise ConfigurationError(
+            f"the database did not answer within {_PREVIEW_DEADLINE_S} s (or too many "
+            "previews are waiting for one that does not answer); check its host and port, "
+            "and try again",
+            field="input",
+        ) from None
 
 
 class RunIn(BaseModel):
@@ -153,16 +191,15 @@ async def probe_database_input(
         return None
     clean = _CleanDatabase(given.database.strip(), given.query, given.params)
     try:
-        # The host is judged by the address policy before anything connects to it.
-        host = await run_in_threadpool(database_host, clean.database)
-        if host:
-            shown = f"[{host}]" if ":" in host else host
-            try:
-                await services.check_address(f"tcp://{shown}", f"{at}database")
-            except ApiError as exc:
-                errors += exc.body.get("errors", [])
-                return None
-        found = await run_in_threadpool(probe_database, clean.database, clean.query, clean.params)
+        # Every host is judged by the address policy before anything connects to it, and
+        # again at each connection.
+        found = await _on_preview_thread(
+            probe_database,
+            clean.database,
+            clean.query,
+            clean.params,
+            DatabaseGuard(services.policy),
+        )
     except ConfigurationError as exc:
         field = api_field(exc).removeprefix("input.")
         errors.append(FieldError(f"{at}{field}", exc.reason))
