@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from openai_compat.batch._sql_writer import read_key
+from openai_compat.batch.keys import read_key
 from openai_compat.testing import MockServer
 from tests.app_support import free_port
 from tests.batch.test_batch_sql import (

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import operator
 import os
 import re
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigurationError
 from ._sql_reader import split_table_name
 from .checkpoint import MODES
-from .keys import key_token
+from .keys import key_token, read_key, stored_key
 from .results import BatchResult, flat_columns
 from .sql_url import DatabaseError, failure_text, open_database, parse_database_url, shown_url
 
@@ -36,44 +35,13 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import URL, Connection, Engine
 
-__all__ = ["TableCheckpoint", "TableOutput", "TableWriter", "read_key", "stored_key"]
+__all__ = ["TableCheckpoint", "TableOutput", "TableWriter"]
 
 # A batch is committed when it has this many rows, or its first row waited this long.
 BATCH_ROWS = 200
 BATCH_DELAY_S = 0.2
 _KEY_READ_ROWS = 10_000
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
-# The mark of an escaped key: U+FFFD, which already stands for what text could not hold.
-_ESCAPED = "\ufffd"
-
-
-def stored_key(token: str) -> str:
-    r"""The text a key is stored as: itself, or, when it holds a NUL (which PostgreSQL text
-    cannot hold) or starts with the mark, the mark and the key as a JSON string.
-
-    Every key is stored as a different text and read back as itself (`read_key`), so a
-    resumed run knows every row, and ``a\x00b`` never takes the place of ``a\ufffdb``.
-
-    >>> stored_key("t-1"), stored_key("a\x00b") == '\ufffd"a\\u0000b"'
-    ('t-1', True)
-    """
-    if "\x00" not in token and not token.startswith(_ESCAPED):
-        return token
-    return _ESCAPED + json.dumps(token, ensure_ascii=False)
-
-
-def read_key(stored: str) -> str:
-    """The key stored as ``stored`` (`stored_key` undone)."""
-    if stored.startswith(_ESCAPED + '"') and stored.endswith('"'):
-        try:
-            value = json.loads(stored[len(_ESCAPED) :])
-        except ValueError:
-            return stored  # not written by stored_key (another program's row): as it is
-        if isinstance(value, str):
-            return value
-    return stored
 
 
 def _clean_text(value: str) -> str:

@@ -1,4 +1,5 @@
-"""Row keys and shards: what identifies a row in the output, and which machine runs it."""
+"""Row keys and shards: what identifies a row in the output, which machine runs it, and the
+text a key is stored as in a database (`stored_key`, `read_key`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["Shard", "key_token", "row_key"]
+__all__ = ["Shard", "key_token", "read_key", "row_key", "stored_key"]
 
 Key = str | int
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The mark of a key stored escaped (`stored_key`): U+FFFD, which already stands for what
+# text could not hold.
+_ESCAPED = "\ufffd"
 
 
 def _unicode(text: str) -> str:
@@ -100,3 +104,30 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.k}/{self.n}"
+
+
+def stored_key(token: str) -> str:
+    r"""The text a key is stored as: itself, or, when it holds a NUL (which PostgreSQL text
+    cannot hold) or starts with the mark, the mark and the key as a JSON string.
+
+    Every key is stored as a different text and read back as itself (`read_key`), so a
+    resumed run knows every row, and ``a\x00b`` never takes the place of ``a\ufffdb``.
+
+    >>> stored_key("t-1"), stored_key("a\x00b") == '\ufffd"a\\u0000b"'
+    ('t-1', True)
+    """
+    if "\x00" not in token and not token.startswith(_ESCAPED):
+        return token
+    return _ESCAPED + json.dumps(token, ensure_ascii=False)
+
+
+def read_key(stored: str) -> str:
+    """The key stored as ``stored`` (`stored_key` undone)."""
+    if stored.startswith(_ESCAPED + '"') and stored.endswith('"'):
+        try:
+            value = json.loads(stored[len(_ESCAPED) :])
+        except ValueError:
+            return stored  # not written by stored_key (another program's row): as it is
+        if isinstance(value, str):
+            return value
+    return stored

@@ -19,7 +19,6 @@ continues from its stored results.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from ...batch.budget import usd
+from ...batch.keys import read_key, stored_key
 from ...errors import OpenAICompatError
 from .stored import BudgetFrom, StoredRun
 from .tables import ACTIVE_STATUSES, FINAL_STATUSES, RunResultRow, RunRow, UploadRow
@@ -40,8 +40,6 @@ __all__ = [
     "ResultRecord",
     "ResultsRefused",
     "RunStore",
-    "read_key",
-    "stored_key",
 ]
 
 _RUNS = cast(Table, RunRow.__table__)
@@ -56,31 +54,6 @@ def _now() -> datetime:
 def _uses_upload(upload_id: str) -> Any:
     """The runs whose input is the upload ``upload_id``."""
     return _RUNS.c.spec[("input", "upload_id")].as_string() == upload_id
-
-
-# The first character of a key stored escaped: "␀" (U+2400, SYMBOL FOR NULL).
-_ESCAPED = "\u2400"
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-
-
-def stored_key(key: str) -> str:
-    r"""A result's key as the results table holds it: as it is, unless it holds NUL (which
-    PostgreSQL's text cannot hold) or starts with "␀"; then "␀" and the key with ``\``
-    and NUL escaped (``\\``, ``\0``), so no two keys are ever stored alike.
-
-    >>> stored_key("a"), stored_key("a\x00b"), read_key(stored_key("a\x00b")) == "a\x00b"
-    ('a', '␀a\\0b', True)
-    """
-    if "\x00" not in key and not key.startswith(_ESCAPED):
-        return key
-    return _ESCAPED + key.replace("\\", "\\\\").replace("\x00", "\\0")
-
-
-def read_key(stored: str) -> str:
-    """The key `stored_key` stored as ``stored``."""
-    if not stored.startswith(_ESCAPED):
-        return stored
-    return _ESCAPE.sub(lambda m: "\x00" if m.group(1) == "0" else m.group(1), stored[1:])
 
 
 class ResultsRefused(OpenAICompatError):
