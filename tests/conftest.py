@@ -17,6 +17,10 @@ from hypothesis import settings
 from openai_compat import RetryPolicy
 from openai_compat.testing import MockServer
 
+# Schemathesis's hooks for the API fuzz's own process (`st run` loads them from the
+# environment it is given): never imported by the suite, whose doctest collection would.
+collect_ignore = ["app/fuzz_hooks.py"]
+
 # Hypothesis's per-example deadline (200 ms) measures the machine's load, not the code: on
 # a busy 2-core machine an example that sends a real request can take longer. Off for all.
 settings.register_profile("suite", deadline=None)

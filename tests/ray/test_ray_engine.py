@@ -230,9 +230,15 @@ def test_each_actor_call_gets_one_whole_batch_however_the_input_is_cut() -> None
             ray.data.from_items(rows(120), override_num_blocks=1),
         ):
             out = map_endpoint(ds, conf(srv.url), key="id", rate=None, batch_size=32)
-            sizes = [b.num_rows for b in out.iter_batches(batch_format="pyarrow", batch_size=None)]
-            assert sorted(sizes, reverse=True) == [32, 32, 32, 24]
-            cut = re.search(r"StreamingRepartition\[[^]]*\]: (\d+) tasks executed", out.stats())
+            done = out.materialize()
+            assert done.count() == 120
+            stats = done.stats()
+            # Whole batches reach the actors: 120 rows at 32 are at most 4 actor tasks (Ray
+            # Data may hand the last short block in one task with another; map_batches still
+            # calls the UDF a batch of at most 32 at a time), never one per tiny input block.
+            calls = re.search(r"MapBatches\(EndpointUDF\): (\d+) tasks executed", stats)
+            assert calls is not None and 3 <= int(calls.group(1)) <= 4, stats
+            cut = re.search(r"StreamingRepartition\[[^]]*\]: (\d+) tasks executed", stats)
             assert cut is not None and int(cut.group(1)) <= 4
 
 

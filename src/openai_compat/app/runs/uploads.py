@@ -80,9 +80,11 @@ _NAME_LIMIT = 255
 
 
 def upload_dir(data_dir: Path) -> Path:
-    """Where uploads are kept (owner-only)."""
+    """Where uploads are kept (owner-only; a directory left looser is tightened)."""
     path = data_dir / "uploads"
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
     return path
 
 
