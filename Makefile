@@ -3,6 +3,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The site's build code, checked by ruff with the package.
 DOCS_TOOLS := tools/docs_hooks.py tools/griffe_doctests.py tools/compat_table.py
+# import-linter in an environment of its own (pyproject.toml's `lint` extra says why): it
+# reads the package's source from src/, so the package is not installed there.
+LINT_VENV := .venv-lint
+LINT_STAMP := $(LINT_VENV)/.installed
 
 .PHONY: run demo docs docs-serve docs-check test test-compat system-packages system-packages-compat lint typecheck pytest bench bench-app bench-batch screenshots clean
 
@@ -13,6 +17,12 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(LINT_STAMP): pyproject.toml
+	python3 -m venv $(LINT_VENV)
+	python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"], sep="\n")' \
+	  | xargs $(LINT_VENV)/bin/pip install --quiet
+	touch $(LINT_STAMP)
 
 # The main job on embedded defaults: the application (HTTP API + web page) on
 # 127.0.0.1:8000, SQLite in the per-user data directory (OPENAI_COMPAT_DATA_DIR overrides).
@@ -31,10 +41,10 @@ system-packages:
 
 test: system-packages lint typecheck docs-check pytest
 
-lint: $(STAMP)
+lint: $(STAMP) $(LINT_STAMP)
 	$(VENV)/bin/ruff check src tests $(DOCS_TOOLS) $(wildcard bench)
 	$(VENV)/bin/ruff format --check src tests $(DOCS_TOOLS) $(wildcard bench)
-	$(VENV)/bin/lint-imports
+	PYTHONPATH=src $(LINT_VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -93,4 +103,4 @@ bench-batch: $(STAMP)
 	$(PY) bench/batch.py
 
 clean:
-	rm -rf $(VENV) build site *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LINT_VENV) build site *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
