@@ -26,14 +26,13 @@ from ..._strict_json import json_safe
 from ...errors import ConfigurationError
 from ..checkpoint import MODES
 from ..keys import key_token
-from ..results import BatchResult, flat_columns
+from ..results import BatchResult
 from ._base import Prepared
 
 __all__ = ["ParquetResults", "require_pyarrow"]
 
 # Results are held until this many make one row group (few, large groups read fast).
 _ROW_GROUP = 5000
-_TYPES = {"text": "large_string", "integer": "int64", "decimal": "float64"}
 
 
 def require_pyarrow(path: str) -> None:
@@ -78,11 +77,11 @@ class ParquetResults:
         self._extra = [
             name for name, wanted in (("cached", include_cached), ("cost", include_cost)) if wanted
         ]
+        from ..arrow import result_schema  # pyarrow's: loaded once pyarrow is known to be here
+
+        # The flat result row in the same Arrow types as Ray's and Spark's part files.
         fields = [pa.field("key", pa.large_string())]
-        fields += [
-            pa.field(name, getattr(pa, _TYPES[kind])())
-            for name, kind in flat_columns(self._names, include_response=include_response)
-        ]
+        fields += list(result_schema(self._names, include_response=include_response))
         if include_input:
             fields.append(pa.field("input", pa.large_string()))
         if include_cached:
