@@ -107,3 +107,17 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     yield proc
     proc.stop()
     assert CANARY not in proc.log_text(), "the API key leaked to the server log"
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[Any]:
+    """An HTTP client of the application (``app``), signed in with its token."""
+    with app.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[MockServer]:
+    """A scripted server that wants the canary key: every row that succeeds used it."""
+    with MockServer(api_key=CANARY) as srv:
+        yield srv

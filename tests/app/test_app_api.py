@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,19 +12,6 @@ from openai_compat.testing import MockServer, error_reply, json_reply
 from tests.app_support import AppProcess
 from tests.conftest import APP_KEY_ENV as KEY_ENV
 from tests.conftest import CANARY, make_config
-
-
-@pytest.fixture(scope="module")
-def keyed() -> Iterator[MockServer]:
-    """A scripted server that wants the canary key."""
-    with MockServer(api_key=CANARY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
 
 
 def _create(client: httpx.Client, url: str, name: str = "test", **extra: Any) -> dict[str, Any]:

@@ -32,12 +32,6 @@ DEFAULT_CAP = 4 * 1024 * 1024
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options")
 
 
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
-
-
 # -- raw HTTP/1.1, to see when the server answers while the body is still being sent ------
 
 

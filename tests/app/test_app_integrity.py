@@ -26,12 +26,6 @@ _JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
-
-
-@pytest.fixture
 def other_server() -> Iterator[MockServer]:
     """A second model endpoint: another port on 127.0.0.1 is another origin."""
     with MockServer() as srv:

@@ -31,19 +31,6 @@ _MAPPING = [{"name": "messages.0.content", "value": "body", "value_type": "dynam
 _OUTPUTS = [{"name": "choices.0.message.content", "as": "reply"}]
 
 
-@pytest.fixture(scope="module")
-def keyed() -> Iterator[MockServer]:
-    """A scripted server that wants the canary key."""
-    with MockServer(api_key=CANARY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
-
-
 def _connector(client: httpx.Client, url: str) -> int:
     config = make_config(url, request_format=_REQUEST)
     created = client.post("/api/v1/connectors", json={"name": "runs", "configuration": config})

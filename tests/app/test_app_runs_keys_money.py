@@ -23,18 +23,6 @@ from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config
 
 
-@pytest.fixture(scope="module")
-def keyed() -> Iterator[MockServer]:
-    with MockServer(api_key=CANARY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
-
-
 def _results(client: httpx.Client, run_id: int) -> list[dict[str, Any]]:
     answer = client.get(f"/api/v1/runs/{run_id}/results", params={"limit": 1000})
     assert answer.status_code == 200, answer.text

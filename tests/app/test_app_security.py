@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,6 @@ from tests.app_support import AppProcess
 from tests.conftest import CANARY, make_config
 
 PUBLIC = {("GET", "/health"), ("GET", "/"), ("GET", "/docs")}
-
-
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
 
 
 def _routes(client: httpx.Client) -> list[tuple[str, str]]:

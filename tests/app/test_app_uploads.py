@@ -43,19 +43,6 @@ _MIB = 1024 * 1024
 _MEMORY_SLACK = 120 * _MIB
 
 
-@pytest.fixture(scope="module")
-def keyed() -> Iterator[MockServer]:
-    """A scripted server that wants the canary key."""
-    with MockServer(api_key=CANARY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
-
-
 @pytest.fixture
 def fresh(tmp_path: Path) -> Iterator[AppProcess]:
     """An application of its own, whose peak memory no earlier test has raised."""

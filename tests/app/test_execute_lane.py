@@ -9,7 +9,6 @@ be the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +18,6 @@ from starlette.types import Message, Receive, Scope, Send
 from openai_compat.app.http.problems import ApiError
 from openai_compat.app.middleware.execute_lane import ExecuteLane
 from openai_compat.testing import MockServer
-from tests.app_support import AppProcess
 from tests.conftest import make_config
 
 ROUTE_ONLY = "application/x-lane-test+json"
@@ -57,12 +55,6 @@ def _without_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_ids(item) for item in value]
     return value
-
-
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
 
 
 def _answer(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,12 +17,6 @@ REQUEST_FORMAT = {
     "model": "mock-model",
     "messages": [{"role": "user", "content": "Summarise this ticket: {{body}} ({{ team }})"}],
 }
-
-
-@pytest.fixture
-def client(app: AppProcess) -> Iterator[httpx.Client]:
-    with app.client() as c:
-        yield c
 
 
 @pytest.fixture
