@@ -7,7 +7,12 @@ that caused it.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +25,19 @@ from openai_compat.testing import MockServer
 # Schemathesis's hooks for the API fuzz's own process (`st run` loads them from the
 # environment it is given): never imported by the suite, whose doctest collection would.
 collect_ignore = ["app/fuzz_hooks.py"]
+
+# Every Ray cluster the suite starts (in this process, in the CLI's, on every node) asks for
+# a token, given through the environment, and keeps its session files in a directory of its
+# own rather than the shared ~/.ray and /tmp/ray. Ray reads the mode once, when it is first
+# imported: this runs before any test module imports it.
+if "RAY_AUTH_MODE" not in os.environ:
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+if "RAY_TMPDIR" not in os.environ:
+    _ray_tmp = tempfile.mkdtemp(prefix="oc-ray-")  # short: Ray's socket paths must fit 107 bytes
+    os.makedirs(os.path.join(_ray_tmp, "ray"))
+    os.environ["RAY_TMPDIR"] = _ray_tmp
+    atexit.register(shutil.rmtree, _ray_tmp, ignore_errors=True)
 
 # Hypothesis's per-example deadline (200 ms) measures the machine's load, not the code: on
 # a busy 2-core machine an example that sends a real request can take longer. Off for all.

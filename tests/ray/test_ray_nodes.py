@@ -9,6 +9,8 @@ a failed test, never a stuck suite.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +22,9 @@ from ray.cluster_utils import Cluster
 import ray
 from openai_compat.ray import map_endpoint
 from openai_compat.testing import MockServer
+from tests._servers import serve_asgi
 from tests.conftest import make_config
-from tests.ray.test_ray_engine import _LOOPBACK, _children, _listening
+from tests.ray.test_ray_engine import _LOOPBACK, Stamped, _children, _listening
 
 TEMPLATE = '{"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}'
 # Far above what a run of these sizes takes on a busy 2-core machine, far below forever.
@@ -109,3 +112,94 @@ def test_the_next_run_after_a_lost_node_starts_and_ends(cluster: Cluster) -> Non
             ray.data.from_items(_rows(5)), make_config(srv.url, request_format=TEMPLATE), rate=None
         )
         assert out.count() == 5
+
+
+def test_the_cluster_refuses_a_driver_without_its_token(cluster: Cluster) -> None:
+    # The suite's clusters take their token from the environment (tests/conftest.py): a
+    # driver given none, or another, is turned away instead of running code on the nodes.
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    probe = f"import ray; ray.init(address={cluster.address!r}); print('connected')"
+    for token in (None, "0" * 64):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+        if token is not None:
+            env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+        done = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=240
+        )
+        assert done.returncode != 0
+        assert "connected" not in done.stdout
+        assert "InvalidAuthToken" in done.stderr or "token" in done.stderr.lower()
+
+
+class _ByNode(Stamped):
+    """Stamped, also noting the raylet (one per node) whose worker sent each request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raylets: set[int] = set()
+        self.senders: set[int | None] = set()
+        self._seen: set[int] = set()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["client"][1] not in self._seen:
+            self._seen.add(scope["client"][1])
+            owner = _owner_of(scope["client"][1], scope["server"][1])
+            self.senders.add(owner)
+            if owner is not None:
+                self.raylets.add(_parent(owner))
+        await super().__call__(scope, receive, send)
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def _owner_of(client_port: int, server_port: int) -> int | None:
+    """The pid holding the client end of a loopback connection, from /proc."""
+    wanted = f"0100007F:{client_port:04X}", f"0100007F:{server_port:04X}"
+    inode = None
+    with open("/proc/net/tcp") as table:
+        for line in table.read().splitlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == wanted:
+                inode = fields[9]
+    if inode is None:
+        return None
+    for pid in _children(os.getppid()) | _children(os.getpid()):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def test_the_rate_holds_for_the_job_across_nodes_with_work_on_both(cluster: Cluster) -> None:
+    app = _ByNode()
+    with serve_asgi(app) as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        ds = map_endpoint(
+            ray.data.from_items(_rows(90)),
+            make_config(url, request_format=TEMPLATE),
+            rate="15/second",
+            actors=4,
+            concurrency=4,
+            batch_size=10,
+        )
+        thread, out = _collect(ds)
+        found = _finished(thread, out)
+    assert sorted(r["id"] for r in found) == list(range(90))
+    assert len(app.raylets) == 2, f"both nodes' workers sent requests (senders: {app.senders})"
+    stamps = sorted(app.stamps)
+    # One second's burst (15), then 15/s for both nodes' actors together. Stamps are taken
+    # when a request arrives: one granted just before a window may land in it (the slack).
+    assert len(stamps) == 90
+    assert stamps[-1] - stamps[0] >= (90 - 15) / 15 * 0.9
+    busiest = max(sum(start <= s < start + 2.0 for s in stamps) for start in stamps)
+    assert busiest <= 2 * 15 + 15 + 3
