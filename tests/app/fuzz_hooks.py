@@ -1,6 +1,6 @@
 """Schemathesis hooks of the API fuzz (``test_api_fuzz.py``), loaded by ``st run`` from
 ``SCHEMATHESIS_HOOKS``: traffic kept on loopback, the canary check, and the one list of
-findings not fixed yet.
+refusals no JSON Schema could prevent.
 
 ``FUZZ_MOCK_URL`` is the MockServer's chat URL; ``FUZZ_CANARY`` the key that must never
 be in an answer.
@@ -10,34 +10,60 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import schemathesis
 from schemathesis.checks import ServerError
 from schemathesis.openapi.checks import RejectedPositiveData
 
+from openai_compat.app.http import configuration_schema
+
 _MOCK_URL = os.environ["FUZZ_MOCK_URL"]
 _CANARY = os.environ["FUZZ_CANARY"]
 # A database URL that can be reached only on loopback, on a port nothing listens on.
 _NOWHERE_DATABASE = "postgresql://fuzz@127.0.0.1:1/fuzz"
+_DECLARED_URL = re.compile(configuration_schema(api_key=True)["properties"]["url"]["pattern"])
 
-# Requests valid by the document that the API still refuses, because what it checks is
-# not declared yet: the contents of a connector configuration (JSON texts, a URL, a name's
-# characters; its required keys are declared), a payload or mapping given as JSON text, a
-# run's input and options, a database URL and query, and an uploaded file's format. Each operation here is fuzzed with every check; only "schema-valid request
-# rejected" is not counted for it.
-UNDECLARED = frozenset(
-    {
-        "POST /api/v1/connector_definitions/check_connection",
-        "POST /api/v1/connectors",
-        "PUT /api/v1/connectors/{connector_id}",
-        "POST /api/v1/connectors/{connector_id}/execute_model",
-        "POST /api/v1/connectors/{connector_id}/mapping_preview",
-        "POST /api/v1/connectors/{connector_id}/runs",
-        "POST /api/v1/queries",
-        "POST /api/v1/uploads",
-    }
+# What the document cannot say, and so the only refusals of a schema-valid request that are
+# not findings: a 422 each of whose problems is one of these. JSON Schema has no rule for
+# "this text parses as JSON" (a mapping given as text), "this database answers" (a URL on
+# loopback where nothing listens), "this upload exists", "this file's name says its format"
+# (a multipart part's filename), or what depends on the saved connector and the input: the
+# request format's placeholders, the input's columns, the row's; nor that output names
+# differ from each other. Nor can a pattern name a
+# lone surrogate (ECMA-262 classes hold characters), which a name or key must not hold, and
+# OpenAPI 3.0 cannot constrain an object's keys (the mapping shorthand's are paths). Its
+# "more than" (a boolean exclusiveMinimum) does not survive FastAPI's document model, which
+# types it as 3.1's number: a budget of 0 is refused without the document saying so.
+UNDECLARABLE = (
+    "is not valid JSON",
+    "the request format has no placeholder",
+    "names no column of the input",
+    "the row has no column",
+    "must name a column of the input",
+    "is used twice",
+    "write a dotted path such as",
+    "must be a dotted path such as",
+    "must be a number of USD above 0",
+    "a lone surrogate",
+    "cannot connect to the database",
+    "there is no upload",
+    "cannot tell the format from the name",
 )
+
+
+def _undeclarable(response: Any) -> bool:
+    """True when ``response`` refuses a request only for what the document cannot say."""
+    if response.status_code != 422:
+        return False
+    try:
+        problems = json.loads(response.content)["error"]["errors"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(problems) and all(
+        any(rule in str(p.get("message")) for rule in UNDECLARABLE) for p in problems
+    )
 
 
 @schemathesis.hook
@@ -49,8 +75,11 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
         return
     configuration = body.get("configuration")
     if isinstance(configuration, dict):
-        if isinstance(configuration.get("url"), str):
-            configuration["url"] = _MOCK_URL
+        url = configuration.get("url")
+        if isinstance(url, str):
+            # A URL the document allows goes to the MockServer; one it refuses stays refused
+            # (as a text that is no URL at all), never reaching any address.
+            configuration["url"] = _MOCK_URL if _DECLARED_URL.match(url) else "no URL"
         advanced = configuration.get("advanced")
         if isinstance(advanced, dict):
             advanced.pop("proxy", None)
@@ -87,10 +116,10 @@ RELAYS = frozenset(
 
 @schemathesis.hook
 def filter_failure(ctx: Any, failure: Any, case: Any, response: Any) -> bool:
-    """Keep every finding but the listed operations' rejected schema-valid requests, and a
-    relay's documented answer to the endpoint's failure."""
+    """Keep every finding but a schema-valid request refused only for what the document
+    cannot say, and a relay's documented answer to the endpoint's failure."""
     label = f"{case.operation.method.upper()} {case.operation.path}"
-    if isinstance(failure, RejectedPositiveData) and label in UNDECLARED:
+    if isinstance(failure, RejectedPositiveData) and _undeclarable(response):
         return False
     relayed = label in RELAYS and response.status_code in (502, 504)
     return not (isinstance(failure, ServerError) and relayed)

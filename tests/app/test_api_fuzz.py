@@ -13,8 +13,9 @@ Traffic stays on loopback (`fuzz_hooks.before_call`): a generated body's endpoin
 dropped, and a generated database URL becomes a loopback one nothing listens on; the saved
 connectors point at the MockServer too. (The application's egress policy can refuse
 link-local or private addresses, not allow loopback alone, so the bodies are constrained
-instead.) `fuzz_hooks.UNDECLARED` lists the operations whose bodies hold more rules than the
-document declares yet: for them only, a schema-valid request refused is not counted.
+instead.) A schema-valid request refused is a finding unless each of the 422's problems is
+one the document cannot declare (`fuzz_hooks.UNDECLARABLE`: a text that must parse as JSON,
+a database that must answer, an upload that must exist, a filename that must say its format).
 Bounded and reproducible: a fixed number of examples per operation, deterministic.
 """
 
@@ -125,6 +126,7 @@ def test_every_operation_answers_as_documented_with_every_check(
         "--workers",
         "1",
         "--no-color",
+        *os.environ.get("FUZZ_EXTRA", "").split(),
     ]
     done = subprocess.run(command, cwd=_ROOT, env=env, capture_output=True, text=True, timeout=170)
     report = done.stdout + done.stderr

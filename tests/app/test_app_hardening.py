@@ -290,6 +290,33 @@ def test_body_connector_id_out_of_range_is_422(client: httpx.Client, server: Moc
     assert missing.status_code == 404
 
 
+def test_a_secret_that_is_not_text_is_refused_beside_a_saved_connector(
+    client: httpx.Client, server: MockServer
+) -> None:
+    # Beside a saved connector (a check with connector_id, an update) a secret given as a
+    # number or a list was written as JSON text and used; alone it was refused. Refused in
+    # both, naming the field.
+    saved = client.post(
+        "/api/v1/connectors", json={"name": "typed", "configuration": make_config(server.url)}
+    ).json()
+    sent = len(server.requests)
+    for bad in (0, 123, [], ["k"], True, {}, {"k": "v"}):
+        config = {**make_config(server.url), "api_key": bad}
+        for method, path, body in (
+            (
+                "POST",
+                "/api/v1/connector_definitions/check_connection",
+                {"configuration": config, "connector_id": saved["id"]},
+            ),
+            ("PUT", f"/api/v1/connectors/{saved['id']}", {"configuration": config}),
+        ):
+            response = client.request(method, path, json=body)
+            assert response.status_code == 422, (bad, path, response.text)
+            fields = [e["field"] for e in response.json()["error"]["errors"]]
+            assert fields == ["configuration.api_key"], (bad, path, fields)
+    assert len(server.requests) == sent  # nothing reached the endpoint
+
+
 @pytest.mark.parametrize(
     ("char", "label"),
     [

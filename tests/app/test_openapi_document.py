@@ -208,3 +208,46 @@ def test_the_required_body_fields_are_declared(document: dict[str, Any]) -> None
         "response_format",
         "url",
     ]
+
+
+def _patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
+def test_every_pattern_is_an_ecma_regex_a_validator_compiles(document: dict[str, Any]) -> None:
+    # A pattern the validators of other languages cannot compile (a Python-only construct,
+    # a class of lone surrogates) makes them reject the whole document, or skip the rule.
+    import jsonschema_rs
+
+    patterns = sorted(set(_patterns(document)))
+    assert len(patterns) >= 8
+    for pattern in patterns:
+        jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+
+
+def test_the_declared_rules_accept_and_refuse_what_the_routes_do(document: dict[str, Any]) -> None:
+    import jsonschema_rs
+
+    schemas = document["components"]["schemas"]
+    # The document is OpenAPI 3.0 (its schemas are draft 4's dialect: a boolean
+    # exclusiveMinimum), with FastAPI's type null.
+    run = jsonschema_rs.Draft4Validator({**schemas["RunIn"], "components": document["components"]})
+    good = {"input": {"upload_id": "u1"}, "rate": "10/S", "max_tokens": 5, "mapping": []}
+    assert run.is_valid(good)
+    for bad in (
+        {"input": {}},
+        {"input": {"upload_id": ""}},
+        {"input": {"database": "sqlite:///x.db"}},  # no query
+        {"input": {"upload_id": "u1"}, "rate": "fast"},
+        {"input": {"upload_id": "u1"}, "max_tokens": 0},
+        {"input": {"upload_id": "u1"}, "mapping": [{"name": "a..b", "value": "c"}]},
+        {"input": {"upload_id": "u1"}, "placeholders": {"p": ""}},
+    ):
+        assert not run.is_valid(bad), bad

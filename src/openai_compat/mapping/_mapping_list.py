@@ -80,7 +80,10 @@ def parse_mapping(raw: Any) -> list[MappingItem]:
         name = entry.get("name")
         path = parse_path(name, field=f"{where}.name")
         reach.add(path, f"{where}.name")
-        value_type = str(entry.get("value_type") or "dynamic").strip().lower()
+        given_type = entry.get("value_type")
+        value_type = given_type.strip().lower() if isinstance(given_type, str) else given_type
+        if value_type is None:
+            value_type = "dynamic"
         if value_type not in ("static", "dynamic"):
             raise ConfigurationError(
                 f'must be "static" or "dynamic", got {value_type!r}', field=f"{where}.value_type"

@@ -5,6 +5,19 @@ API writes them (``ids``), JSON rendered to bytes before it is sent (``rendering
 security headers of every response (``page_headers``).
 """
 
+from .declared import (
+    DATABASE_INPUT_SCHEMA,
+    JSON_OBJECT_OR_TEXT,
+    MAPPING_SCHEMA,
+    NAME_SCHEMA,
+    OUTPUTS_SCHEMA,
+    PLACEHOLDERS_SCHEMA,
+    PRICES_SCHEMA,
+    RATE_SCHEMA,
+    RUN_INPUT_SCHEMA,
+    configuration_schema,
+    declared_as,
+)
 from .ids import (
     CURSOR_PATTERN,
     ID_PATTERN,
@@ -53,8 +66,17 @@ from .schemas import (
 
 __all__ = [
     "CURSOR_PATTERN",
+    "DATABASE_INPUT_SCHEMA",
     "ID_PATTERN",
     "ID_SCHEMA",
+    "JSON_OBJECT_OR_TEXT",
+    "MAPPING_SCHEMA",
+    "NAME_SCHEMA",
+    "OUTPUTS_SCHEMA",
+    "PLACEHOLDERS_SCHEMA",
+    "PRICES_SCHEMA",
+    "RATE_SCHEMA",
+    "RUN_INPUT_SCHEMA",
     "SECURITY_HEADERS",
     "ApiError",
     "BodyConnectorId",
@@ -77,6 +99,8 @@ __all__ = [
     "RunPageOut",
     "UploadOut",
     "body_too_large",
+    "configuration_schema",
+    "declared_as",
     "decode_cursor",
     "encode_cursor",
     "endpoint_error_body",

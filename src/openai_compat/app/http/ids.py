@@ -62,7 +62,7 @@ def _path_id(value: Any) -> int:
     return parsed
 
 
-ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
 """What the OpenAPI document says of an id: exact bounds (a generated ``le`` is written as
 a float, 9.223372036854776e+18, which is 2**63 itself, an id the API refuses)."""
 

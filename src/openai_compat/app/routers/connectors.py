@@ -14,7 +14,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..connectors import (
@@ -28,6 +28,8 @@ from ..connectors import (
 from ..dependencies import ServicesDep
 from ..http import (
     ID_PATTERN,
+    JSON_OBJECT_OR_TEXT,
+    NAME_SCHEMA,
     ApiError,
     CatalogOut,
     ConnectionStatusOut,
@@ -37,6 +39,8 @@ from ..http import (
     ExecuteOut,
     FieldError,
     PathConnectorId,
+    configuration_schema,
+    declared_as,
     decode_cursor,
     encode_cursor,
     error_responses,
@@ -62,27 +66,29 @@ MAX_PAGE_SIZE = 500
 router = api_router("/connectors", tags=["connectors"])
 
 
+def _declare_update(schema: dict[str, Any]) -> None:
+    # The route checks these itself (with its own messages); the document says them.
+    schema["properties"]["name"] = {"anyOf": [NAME_SCHEMA, {"type": "null"}], "title": "Name"}
+    schema["properties"]["configuration"] = {
+        "anyOf": [configuration_schema(api_key=False), {"type": "null"}],
+        "title": "Configuration",
+    }
+
+
 class ConnectorIn(BaseModel):
     """A connector to save. On update, a left-out (or masked) secret keeps the stored one."""
+
+    model_config = ConfigDict(json_schema_extra=_declare_update)
 
     name: str | None = None
     configuration: dict[str, Any] | None = None
 
 
-# What every configuration must hold (on create, the API key too: an update keeps it).
-_CONFIGURATION_REQUIRED = ["url", "request_format", "response_format"]
-
-
 def _declare_new_connector(schema: dict[str, Any]) -> None:
     # The route checks these itself (with its own messages); the document says them.
     schema["required"] = ["name", "configuration"]
-    schema["properties"]["name"] = {"type": "string", "pattern": r"\S", "title": "Name"}
-    schema["properties"]["configuration"] = {
-        "type": "object",
-        "additionalProperties": True,
-        "required": ["api_key", *_CONFIGURATION_REQUIRED],
-        "title": "Configuration",
-    }
+    schema["properties"]["name"] = {**NAME_SCHEMA, "title": "Name"}
+    schema["properties"]["configuration"] = configuration_schema(api_key=True)
 
 
 class NewConnectorIn(ConnectorIn):
@@ -94,7 +100,7 @@ class NewConnectorIn(ConnectorIn):
 class ExecuteIn(BaseModel):
     """The request body to send: a JSON object, or a string holding one."""
 
-    payload: dict[str, Any] | str
+    payload: dict[str, Any] | str = Field(json_schema_extra=declared_as(JSON_OBJECT_OR_TEXT))
 
 
 @router.get(

@@ -18,6 +18,8 @@ from ..http import (
     ConnectionStatusOut,
     DefinitionOut,
     FieldError,
+    configuration_schema,
+    declared_as,
     error_responses,
     json_answer,
 )
@@ -33,7 +35,7 @@ class CheckConnectionIn(BaseModel):
 
     configuration: dict[str, Any] = Field(
         # Checked by the route, with its own messages; declared for the document.
-        json_schema_extra={"required": ["url", "request_format", "response_format"]},
+        json_schema_extra=declared_as(configuration_schema(api_key=False)),
     )
     connector_id: BodyConnectorId | None = Field(
         default=None,

@@ -25,10 +25,12 @@ from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder, RowMappingError
 from ..dependencies import ServicesDep
 from ..http import (
+    MAPPING_SCHEMA,
     ApiError,
     FieldError,
     MappingPreviewOut,
     PathConnectorId,
+    declared_as,
     error_responses,
     json_answer,
 )
@@ -44,9 +46,7 @@ class MappingPreviewIn(BaseModel):
     """A mapping list and one row to build the payload of."""
 
     mapping: list[Any] | dict[str, Any] | str | None = Field(
-        default=None,
-        description='the platform\'s mapping list: [{"name": "messages.0.content", "value": '
-        '"question", "value_type": "dynamic", "type": "string"}]',
+        default=None, json_schema_extra=declared_as(MAPPING_SCHEMA)
     )
     row: dict[str, Any] = Field(default_factory=dict, description="one input row")
     placeholders: dict[str, str] = Field(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...batch import DEFAULT_RATE
@@ -29,7 +29,18 @@ from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder
 from ..connectors import ConnectorServices
 from ..egress import DatabaseGuard
-from ..http import ApiError, FieldError
+from ..http import (
+    DATABASE_INPUT_SCHEMA,
+    MAPPING_SCHEMA,
+    OUTPUTS_SCHEMA,
+    PLACEHOLDERS_SCHEMA,
+    PRICES_SCHEMA,
+    RATE_SCHEMA,
+    RUN_INPUT_SCHEMA,
+    ApiError,
+    FieldError,
+    declared_as,
+)
 from ._inputs import PREVIEW_CONNECT_TIMEOUT_S, DatabaseProbe, api_field, probe_database
 from .placeholders import placeholders_of
 from .store import RunStore
@@ -74,39 +85,25 @@ async def _on_preview_thread(func: Callable[..., _T], *args: Any) -> _T:
 class RunIn(BaseModel):
     """A run to create for a saved connector."""
 
-    input: dict[str, Any] = Field(
-        description='{"upload_id": "..."} (an upload\'s id), or {"database": url, "query": sql}'
-    )
-    mapping: Any = Field(
-        default=None, description="the platform's mapping list: [{name, value, value_type, type}]"
-    )
-    outputs: Any = Field(
-        default=None,
-        description='[{"name": path, "as": name, "parse": "json"}]; default: the string '
-        "leaves of the response format",
-    )
+    input: dict[str, Any] = Field(json_schema_extra=declared_as(RUN_INPUT_SCHEMA))
+    mapping: Any = Field(default=None, json_schema_extra=declared_as(MAPPING_SCHEMA))
+    outputs: Any = Field(default=None, json_schema_extra=declared_as(OUTPUTS_SCHEMA))
     key: str | None = Field(default=None, description="the column identifying a row")
     concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
-    rate: str | None = Field(
-        default=_DEFAULT_RATE, description='a rate limit such as "600/minute"; null: none'
-    )
-    prices: Any = Field(
-        default=None,
-        description='token prices, USD per million: "input=0.15,output=0.60[,cached_input=0.075]"'
-        ', {"input": 0.15, "output": 0.6, "cached_input": 0.075}, or an object of model name to '
-        "such prices; each result gets cost",
-    )
+    rate: str | None = Field(default=_DEFAULT_RATE, json_schema_extra=declared_as(RATE_SCHEMA))
+    prices: Any = Field(default=None, json_schema_extra=declared_as(PRICES_SCHEMA))
     max_cost: float | None = Field(
-        default=None, description="stop starting rows once the run spent this (USD; needs prices)"
+        default=None,
+        description="stop starting rows once the run spent this (USD, more than 0; needs prices)",
     )
     max_tokens: int | None = Field(
-        default=None, description="stop starting rows once the run used this many tokens"
-    )
-    placeholders: Any = Field(
         default=None,
-        description='{"placeholder": "column"}: fill a {{placeholder}} of the request format '
-        "from a column of another name",
+        description="stop starting rows once the run used this many tokens",
+        json_schema_extra=declared_as(
+            {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}
+        ),
     )
+    placeholders: Any = Field(default=None, json_schema_extra=declared_as(PLACEHOLDERS_SCHEMA))
 
 
 @dataclass
@@ -159,6 +156,9 @@ async def _checked_input(
 
 class DatabaseIn(BaseModel):
     """A database query as a run's input (or to preview)."""
+
+    # Typed loosely so that the route words each problem; the document says the rules.
+    model_config = ConfigDict(json_schema_extra=declared_as(DATABASE_INPUT_SCHEMA))
 
     database: Any = Field(
         default=None, description="a SQLAlchemy URL: postgresql://user:password@host/db"

@@ -52,10 +52,11 @@ def _parent(config: dict[str, Any], path: str, *, create: bool) -> dict[str, Any
     return node
 
 
-def _stored_form(value: Any) -> str:
+def _stored_form(value: Any) -> Any:
     # A secret is stored as text: a JSON object (secret headers given as an object) is
-    # kept as its JSON, which every secret field also accepts.
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    # kept as its JSON, which every secret field also accepts. Anything else (a number, a
+    # list) is left as given, for validation to refuse: written as JSON text it would pass.
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else value
 
 
 class SecretFields:
@@ -71,20 +72,21 @@ class SecretFields:
             if parent is not None and leaf in parent:
                 yield path, parent, leaf
 
-    def split(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    def split(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """A copy of ``config`` without its secrets, and the secrets given (path -> text).
 
         A secret left out, ``None`` or the mask is not "given": the stored one is kept.
         """
         public = copy.deepcopy(config)
-        given: dict[str, str] = {}
+        given: dict[str, Any] = {}
         for path, parent, leaf in self._present(public):
             value = parent.pop(leaf)
             if value is not None and value != MASK:
-                given[path] = _stored_form(value)
+                # The API key is text only: an object given for it stays one, to be refused.
+                given[path] = value if path == "api_key" else _stored_form(value)
         return public, given
 
-    def merge(self, config: dict[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
+    def merge(self, config: dict[str, Any], secrets: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of ``config`` with ``secrets`` (path -> clear value) put in place."""
         merged = copy.deepcopy(config)
         for path, value in secrets.items():
