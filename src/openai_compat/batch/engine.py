@@ -403,7 +403,11 @@ class BatchRun:
             return self.results.complete(failed(key, index, problem), row)
         try:
             payload, encoded = self.builder.build_body(row)
-            if self.config.is_stream and "stream_options" not in payload:
+            if (
+                self.config.is_stream
+                and "stream_options" not in payload
+                and self.config.dialect.asks_stream_usage
+            ):
                 payload, encoded = _asking_for_usage(payload, encoded)
         except RowMappingError as exc:
             return self.results.complete(failed(key, index, str(exc)), row)

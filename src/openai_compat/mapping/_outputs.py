@@ -127,8 +127,12 @@ def default_outputs(
             leaves.append(path)
 
     walk(response_format, ())
+    if leaves and not dialect.fits_sample(response_format):
+        leaves = []  # a sample of another API's answer (the chat sample by default)
     if not leaves:
-        leaves = [dialect.default_output]
+        path = dialect.default_output
+        name = dialect.default_output_name or path_text(path)
+        return [OutputField(path_text(path), path, name)]
     return [OutputField(path_text(p), p, path_text(p)) for p in leaves]
 
 
@@ -148,6 +152,12 @@ def output_fields(
 def output_names(fields: Iterable[OutputField]) -> list[str]:
     """Every name ``fields`` write, in order (a field parsed as JSON may write several)."""
     return [name for field in fields for name in field.names]
+
+
+_REASONING: dict[str | int, str] = {
+    "reasoning": "reasoning_content",
+    "reasoning_content": "reasoning",
+}
 
 
 def _parse_json_text(value: Any, source: str) -> Any:
@@ -183,6 +193,9 @@ def extract_outputs(
     problems: list[str] = []
     for field in fields:
         value = get_path(response, field.path)
+        if value is None and field.path and field.path[-1] in _REASONING:
+            # Servers name the reasoning text either way: a path naming one reads the other.
+            value = get_path(response, (*field.path[:-1], _REASONING[field.path[-1]]))
         if field.parse == "json":
             try:
                 value = _parse_json_text(value, field.source)
