@@ -23,12 +23,14 @@ from openai_compat.apis import (
 from openai_compat.config import SourceConfig
 from openai_compat.errors import ConfigurationError, StreamError
 from openai_compat.mapping import extract_outputs, output_fields
-from openai_compat.testing import MockServer, chat_chunks, sse_reply
-from openai_compat.testing._dialects import (
+from openai_compat.testing import (
+    MockServer,
+    chat_chunks,
     embedding_vector,
     encode_typed_sse,
     response_events,
     responses_sse_reply,
+    sse_reply,
 )
 from tests.conftest import CANARY, NO_RETRY, make_config
 

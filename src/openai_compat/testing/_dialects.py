@@ -45,6 +45,8 @@ __all__ = [
     "dialect_reply",
     "embedding_vector",
     "embeddings_answer",
+    "encode_typed_sse",
+    "is_dialect_path",
     "response_events",
     "response_object",
     "responses_sse_reply",
