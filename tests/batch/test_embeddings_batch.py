@@ -5,13 +5,17 @@ exactly its row, a 400 for one bad input fails only that row, base64 asked for a
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import create_engine, text
 
 from openai_compat import ConfigurationError, run_batch, run_batch_sync
 from openai_compat.batch.packing import share_tokens
@@ -229,3 +233,59 @@ def test_the_cli_packs_by_rows_per_request_and_writes_parquet(
     assert bad.returncode == 2 and "rows_per_request" in bad.stderr
     assert CANARY not in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# -- vectors are typed columns ---------------------------------------------------------------
+
+
+def test_parquet_holds_vectors_as_a_list_of_float32(server: MockServer, tmp_path: Path) -> None:
+    out = tmp_path / "out.parquet"
+    given = rows(70)
+    given[3]["text"] = ""  # a failed row: its vector is null, not text
+    run_batch_sync(cfg(server), given, out, key="id", rate=None, retry=NO_RETRY)
+    table = pq.read_table(out)
+    assert table.schema.field("embedding").type == pa.list_(pa.float32())
+    by_key = dict(
+        zip(table.column("key").to_pylist(), table.column("embedding").to_pylist(), strict=True)
+    )
+    assert by_key["r0"] == embedding_vector(given[0]["text"])
+    assert by_key["r3"] is None
+
+
+def test_csv_and_jsonl_hold_vectors_as_json_arrays(server: MockServer, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    given = rows(3)
+    run_batch_sync(cfg(server), given, out, key="id", rate=None)
+    with out.open(newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    assert json.loads(lines[0]["output.embedding"]) == embedding_vector(
+        {r["id"]: r["text"] for r in given}[lines[0]["key"]]
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_table_holds_vectors_as_real_arrays_or_json(
+    server: MockServer, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'v.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"v_{uuid.uuid4().hex[:12]}")
+    given = rows(80)
+    summary = run_batch_sync(cfg(server), given, url, key="id", rate=None, output_table="vectors")
+    assert summary.ok == 80
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT id, embedding FROM vectors")).all())
+        if kind == "postgresql":
+            column_type = conn.execute(
+                text(
+                    "SELECT data_type, udt_name FROM information_schema.columns "
+                    "WHERE table_name = 'vectors' AND column_name = 'embedding'"
+                )
+            ).one()
+            assert tuple(column_type) == ("ARRAY", "_float4")
+    engine.dispose()
+    vector = found["r5"] if kind == "postgresql" else json.loads(found["r5"])
+    assert vector == embedding_vector(given[5]["text"])
+    assert len(found) == 80

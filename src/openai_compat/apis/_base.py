@@ -63,6 +63,8 @@ class Dialect(ABC):
     #: The top-level field a sample answer of this API has (a ``response_format`` without
     #: it describes another API's answer, so the default output is used instead).
     answer_field: str = "choices"
+    #: The last field of the paths whose values are vectors (None: the API has none).
+    vector_output: str | None = None
 
     @abstractmethod
     def finishes(self, chunk: dict[str, Any], event: str) -> bool:

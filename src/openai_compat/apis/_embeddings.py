@@ -81,6 +81,7 @@ class EmbeddingsDialect(Dialect):
     streams = False
     asks_stream_usage = False
     answer_field = "data"
+    vector_output = "embedding"
 
     def finishes(self, chunk: dict[str, Any], event: str) -> bool:
         """Every answer is whole."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._json import load_json_text, loads, where_invalid
@@ -17,6 +17,7 @@ from ._paths import Path, get_path, is_index, parse_path, path_text
 
 __all__ = [
     "OutputField",
+    "VectorName",
     "default_outputs",
     "extract_outputs",
     "output_fields",
@@ -42,11 +43,26 @@ class OutputField:
     name: str | None
     parse: str | None = None
     fields: tuple[tuple[str, Path], ...] = ()
+    #: The value is a vector (an embedding): a list of float32 wherever columns are typed.
+    vector: bool = False
 
     @property
     def names(self) -> list[str]:
         """The output names this field produces, in order."""
+        if self.name is not None and self.vector:
+            return [VectorName(self.name)]
         return ([self.name] if self.name is not None else []) + [n for n, _ in self.fields]
+
+
+class VectorName(str):
+    """The name of an output whose values are vectors, so that every sink types its column
+    (a list of float32 in Parquet, Arrow, Ray and Spark; ``real[]`` in PostgreSQL).
+
+    >>> isinstance(VectorName("embedding"), str)
+    True
+    """
+
+    __slots__ = ()
 
 
 def parse_outputs(raw: Any) -> list[OutputField]:
@@ -144,9 +160,16 @@ def output_fields(
     >>> [f.source for f in output_fields(None, {"choices": [{"message": {"content": "x"}}]})]
     ['choices.0.message.content']
     """
-    if raw is not None:
-        return parse_outputs(raw)
-    return default_outputs(response_format, dialect)
+    fields = parse_outputs(raw) if raw is not None else default_outputs(response_format, dialect)
+    if dialect.vector_output is None:
+        return fields
+    # An embedding read whole (not parsed, not split) is a vector column.
+    return [
+        replace(f, vector=True)
+        if f.path and f.path[-1] == dialect.vector_output and f.parse is None and not f.fields
+        else f
+        for f in fields
+    ]
 
 
 def output_names(fields: Iterable[OutputField]) -> list[str]:
