@@ -96,7 +96,7 @@ def _sdk(base: str, rows: int, out: Path, *, encoding: str) -> float:
     from openai import AsyncOpenAI
 
     async def main() -> None:
-        client = AsyncOpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        client = AsyncOpenAI(base_url=base + "/v1", api_key="unused", timeout=60)
         gate = asyncio.Semaphore(CONCURRENCY)
         all_rows = list(_rows(rows))
         with out.open("w") as handle:
