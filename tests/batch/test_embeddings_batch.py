@@ -289,3 +289,39 @@ def test_a_table_holds_vectors_as_real_arrays_or_json(
     vector = found["r5"] if kind == "postgresql" else json.loads(found["r5"])
     assert vector == embedding_vector(given[5]["text"])
     assert len(found) == 80
+
+
+def test_openai_batch_lines_for_embeddings_are_packed_and_answered_per_line(
+    server: MockServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "batchinput.jsonl"
+    texts = {f"request-{i}": f"text number {i}" for i in range(100)}
+    source.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": custom_id,
+                    "method": "POST",
+                    "url": "/v1/embeddings",
+                    "body": {"model": "mock-model", "input": text},
+                }
+            )
+            + "\n"
+            for custom_id, text in texts.items()
+        )
+    )
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(source.read_text().replace("/v1/embeddings", "/v1/chat/completions", 1))
+    out = tmp_path / "output.jsonl"
+    summary = run_batch_sync(cfg(server), source, out, output_format="openai-batch", rate=None)
+    assert (summary.ok, summary.failed) == (100, 0)
+    assert len(_embedding_requests(server)) < 10
+    for entry in read_lines(out):
+        body = entry["response"]["body"]
+        assert entry["error"] is None and entry["response"]["status_code"] == 200
+        assert body["data"][0]["embedding"] == embedding_vector(texts[entry["custom_id"]])
+    # A line for another API than the connection's is a failed row, saying which.
+    summary = run_batch_sync(
+        cfg(server), wrong, tmp_path / "o2.jsonl", output_format="openai-batch", rate=None
+    )
+    assert (summary.ok, summary.failed) == (99, 1)
