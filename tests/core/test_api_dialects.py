@@ -294,3 +294,16 @@ async def test_reasoning_is_assembled_under_the_name_the_server_used(
         assert extract_outputs(completion.response, fields)[0] == {
             f"choices.0.message.{name}": "Let me think"
         }
+
+
+async def test_events_without_output_index_are_merged_by_item_id(server: MockServer) -> None:
+    # llama.cpp names each event's item by its id only.
+    events = response_events("Hi you", reasoning="Think first", with_response=False)
+    for event in events:
+        event.pop("output_index", None)
+    server.enqueue(responses_sse_reply(events))
+    completion = await _complete(server, "/v1/responses", RESPONSES_PAYLOAD)
+    answer = completion.response
+    assert [item["type"] for item in answer["output"]] == ["reasoning", "message"]
+    assert answer["output_text"] == "Hi you"
+    assert answer["output"][0]["content"][0]["text"] == "Think first"

@@ -55,9 +55,14 @@ def output_text(response: dict[str, Any]) -> str | None:
     return "".join(texts) if texts else None
 
 
-def _index(chunk: dict[str, Any], key: str) -> int:
+def _given_index(chunk: dict[str, Any], key: str) -> int | None:
     value = chunk.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _index(chunk: dict[str, Any], key: str) -> int:
+    found = _given_index(chunk, key)
+    return 0 if found is None else found
 
 
 class EventAssembler:
@@ -84,6 +89,9 @@ class EventAssembler:
         self._texts: dict[tuple[int, int], list[str]] = {}
         self._reasoning: dict[tuple[int, int], list[str]] = {}
         self._arguments: dict[int, list[str]] = {}
+        # Item id -> output index: servers that leave output_index out (llama.cpp) name
+        # the item of each event by its id.
+        self._ids: dict[str, int] = {}
         self.chunks = 0
 
     def add(self, chunk: dict[str, Any], event: str = "") -> None:
@@ -101,11 +109,11 @@ class EventAssembler:
         if kind == "response.output_item.added":
             item = chunk.get("item")
             if isinstance(item, dict):
-                self._items[_index(chunk, "output_index")] = dict(item)
+                self._items[self._output_index(chunk, item.get("id"), new=True)] = dict(item)
         elif kind == "response.output_item.done":
             item = chunk.get("item")
             if isinstance(item, dict):
-                self._done_items[_index(chunk, "output_index")] = item
+                self._done_items[self._output_index(chunk, item.get("id"))] = item
         elif kind == "response.output_text.delta":
             self._piece(self._texts, chunk, "message")
         elif kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
@@ -113,7 +121,7 @@ class EventAssembler:
         elif kind == "response.function_call_arguments.delta":
             delta = chunk.get("delta")
             if isinstance(delta, str):
-                output_index = _index(chunk, "output_index")
+                output_index = self._output_index(chunk, chunk.get("item_id"))
                 self._items.setdefault(output_index, {"type": "function_call"})
                 self._arguments.setdefault(output_index, []).append(delta)
 
@@ -123,9 +131,22 @@ class EventAssembler:
         delta = chunk.get("delta")
         if not isinstance(delta, str):
             return
-        output_index = _index(chunk, "output_index")
+        output_index = self._output_index(chunk, chunk.get("item_id"))
         self._items.setdefault(output_index, {"type": item_type, "role": "assistant"})
         into.setdefault((output_index, _index(chunk, "content_index")), []).append(delta)
+
+    def _output_index(self, chunk: dict[str, Any], item_id: Any, *, new: bool = False) -> int:
+        """The event's ``output_index``, else its item's (by id), else a new item's (for
+        an item added) or the last one's."""
+        index = _given_index(chunk, "output_index")
+        if index is None and isinstance(item_id, str):
+            index = self._ids.get(item_id)
+        if index is None:
+            known = self._items.keys() | self._done_items.keys()
+            index = (max(known) + 1 if new else max(known)) if known else 0
+        if isinstance(item_id, str):
+            self._ids.setdefault(item_id, index)
+        return index
 
     @property
     def finished(self) -> bool:
