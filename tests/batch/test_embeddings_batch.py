@@ -325,3 +325,19 @@ def test_openai_batch_lines_for_embeddings_are_packed_and_answered_per_line(
         cfg(server), wrong, tmp_path / "o2.jsonl", output_format="openai-batch", rate=None
     )
     assert (summary.ok, summary.failed) == (99, 1)
+
+
+def test_each_row_is_priced_by_its_share_of_the_tokens(server: MockServer, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    # One USD per thousand input tokens: a row's cost is its share of prompt_tokens / 1000.
+    summary = run_batch_sync(
+        cfg(server), rows(130), out, key="id", rate=None, prices="input=1000,output=0"
+    )
+    lines = read_lines(out)
+    reported = sum(
+        sum(max(len(t.split()), 1) for t in body["input"]) for body in _embedding_requests(server)
+    )
+    assert sum(line["usage"]["prompt_tokens"] for line in lines) == reported
+    for line in lines:
+        assert line["cost"] == pytest.approx(line["usage"]["prompt_tokens"] / 1000)
+    assert summary.cost == pytest.approx(reported / 1000)
