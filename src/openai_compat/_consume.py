@@ -81,6 +81,8 @@ class Consumer:
         if exchange.streamed:
             assembler = self._assembler
             answer = assembler.result() if assembler is not None and exchange.chunks else None
+        if answer is not None:
+            answer = exchange.dialect.finish_answer(answer)
         truncated = exchange.truncated
         return Outcome(
             answer=answer,

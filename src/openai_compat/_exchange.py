@@ -147,6 +147,10 @@ class Exchange:
         head = bytearray()
         loads = _fast_loads
         finishes = self.dialect.finishes
+        # Only a dialect with errors of its own shape (Responses' "error" and
+        # "response.failed" events) looks at each chunk for one.
+        own_errors = type(self.dialect).stream_error is not Dialect.stream_error
+        stream_error = self.dialect.stream_error
         try:
             async for piece in source:
                 if len(head) < _EXCERPT_BYTES:
@@ -161,6 +165,12 @@ class Exchange:
                         chunk = None
                     if type(chunk) is dict:
                         err = chunk.get("error")
+                        if own_errors and (err is None or err is False):
+                            err = stream_error(chunk, event)
+                            if err is not None:
+                                raise self._errors.in_stream(
+                                    _as_error(err, chunk), attempts=self.attempts
+                                )
                         if err is None or err is False:
                             self.chunks += 1
                             if not self.finished:
@@ -198,6 +208,9 @@ class Exchange:
                 err = error_from_chunk(chunk)
                 if err is not None:
                     raise err
+                own = self.dialect.stream_error(chunk, event)
+                if own is not None:
+                    raise _as_error(own, chunk)
                 self.chunks += 1
                 if not self.finished:
                     self.finished = self.dialect.finishes(chunk, event)
@@ -206,6 +219,14 @@ class Exchange:
             # The pure decoder says what is wrong; the error raised is redacted and counted.
             raise self._errors.in_stream(err, attempts=self.attempts) from None
         return out
+
+
+def _as_error(error: dict[str, Any], chunk: dict[str, Any]) -> StreamError:
+    """The error of a dialect's own error event, worded as an ``{"error": ...}`` chunk's."""
+    found = error_from_chunk({"error": error})
+    assert found is not None
+    found.body = chunk
+    return found
 
 
 class _Single:

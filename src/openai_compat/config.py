@@ -38,7 +38,7 @@ from .advanced import (
     parse_seconds,
     port_problem,
 )
-from .apis import Dialect, dialect_for
+from .apis import Dialect, dialect_for, dialect_named
 from .errors import ConfigurationError, FieldProblem, redact
 from .resources import connection_defaults
 
@@ -72,6 +72,17 @@ class SourceConfig(BaseModel):
         _DEFAULTS["response_format"], field="response_format"
     )
     advanced: AdvancedOptions = AdvancedOptions()
+    #: The OpenAI API the server speaks (None: the one the URL's path names).
+    api: str | None = None
+
+    @field_validator("api", mode="before")
+    @classmethod
+    def _check_api(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ValueError('must be one of "chat", "embeddings", "completions", "responses"')
+        return dialect_named(value.strip()).name
 
     @field_validator("url", mode="before")
     @classmethod
@@ -185,8 +196,9 @@ class SourceConfig(BaseModel):
 
     @property
     def dialect(self) -> Dialect:
-        """The OpenAI API the URL names (`openai_compat.apis`)."""
-        return dialect_for(self.url)
+        """The OpenAI API of the configuration: ``api``, else the one the URL's path names
+        (`openai_compat.apis`)."""
+        return dialect_for(self.url, self.api)
 
     def url_problem(self) -> str | None:
         """Explain why ``url`` is probably not a URL of its API, or return None.

@@ -169,8 +169,13 @@ class Endpoint:
         await self.client.aclose()
 
     def prepare(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """The body actually sent: ``"stream": true`` is set when streaming is on."""
-        if self.config.is_stream and payload.get("stream") is not True:
+        """The body actually sent: ``"stream": true`` is set when streaming is on (and the
+        API streams: embeddings never do)."""
+        if (
+            self.config.is_stream
+            and payload.get("stream") is not True
+            and self.client.dialect.streams
+        ):
             return {**payload, "stream": True}
         return payload
 
@@ -216,7 +221,7 @@ class Endpoint:
                 raise
             if answer is not None:
                 return Completion(
-                    response=answer,
+                    response=self.client.dialect.finish_answer(answer),
                     streamed=False,
                     attempts=exchange.attempts,
                     latency_s=time.perf_counter() - started,

@@ -421,6 +421,7 @@ def test_the_package_keeps_its_public_names() -> None:
         "OutputField",
         "PayloadBuilder",
         "RowMappingError",
+        "VectorName",
         "as_text",
         "cast_value",
         "default_outputs",

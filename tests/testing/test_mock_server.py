@@ -126,7 +126,7 @@ def test_bad_requests(srv: MockServer, client: httpx.Client) -> None:
         }
     }
 
-    r = client.post(srv.base_url + "/v1/completions", json=BODY)
+    r = client.post(srv.base_url + "/v1/other", json=BODY)
     assert r.status_code == 404
     assert r.json()["error"]["message"] == "Not found"
     assert "x-request-id" in r.headers

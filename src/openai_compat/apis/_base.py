@@ -54,6 +54,17 @@ class Dialect(ABC):
     end_marker: str
     #: Where the answer's text is, the output of a run that names none.
     default_output: tuple[str | int, ...]
+    #: The name of that default output (None: its path, as for chat).
+    default_output_name: str | None = None
+    #: Whether the API streams (embeddings never do: ``stream`` is not sent).
+    streams: bool = True
+    #: Whether a stream reports usage only when asked (``stream_options.include_usage``).
+    asks_stream_usage: bool = True
+    #: The top-level field a sample answer of this API has (a ``response_format`` without
+    #: it describes another API's answer, so the default output is used instead).
+    answer_field: str = "choices"
+    #: The last field of the paths whose values are vectors (None: the API has none).
+    vector_output: str | None = None
 
     @abstractmethod
     def finishes(self, chunk: dict[str, Any], event: str) -> bool:
@@ -62,6 +73,20 @@ class Dialect(ABC):
     @abstractmethod
     def assembler(self) -> Assembler:
         """A new assembler for one stream."""
+
+    def fits_sample(self, sample: Mapping[str, Any]) -> bool:
+        """Whether a sample answer (``response_format``) is one of this API's; the
+        connection's default sample is a chat answer, which fits no other API."""
+        return self.answer_field in sample
+
+    def stream_error(self, chunk: dict[str, Any], event: str) -> dict[str, Any] | None:
+        """The error object an event of the stream reports in this API's own shape, or
+        None (an ``{"error": ...}`` chunk is an error in every API and found before)."""
+        return None
+
+    def finish_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """The answer a door hands on (a dialect may add a convenience field)."""
+        return answer
 
     def usage(self, answer: Mapping[str, Any] | None) -> Usage | None:
         """The token counts an answer reports (None: it reports none)."""

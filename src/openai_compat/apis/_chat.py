@@ -49,9 +49,10 @@ class _ToolCall:
 class ChunkAssembler:
     """Merges streamed chunks into the ``chat.completion`` a non-streamed request returns.
 
-    Content, refusal and reasoning text are concatenated per choice; tool calls are merged
-    by ``index`` (falling back to ``id``, then to the call currently open, for servers that
-    omit or reuse indices); the last non-null ``usage`` wins, and so does the last
+    Content, refusal and reasoning text are concatenated per choice (reasoning under the
+    field name the server streamed it as: ``reasoning_content`` or ``reasoning``); tool
+    calls are merged by ``index`` (falling back to ``id``, then to the call currently open,
+    for servers that omit or reuse indices); the last non-null ``usage`` wins, and so does the last
     ``finish_reason`` of a chunk that carries something (one with an empty delta never
     overwrites a ``finish_reason`` already given).
 
@@ -100,6 +101,7 @@ class ChunkAssembler:
                 "role": None,
                 "content": [],
                 "reasoning": [],
+                "reasoning_key": None,
                 "refusal": [],
                 "tools": {},
                 "open_tool": None,
@@ -123,6 +125,10 @@ class ChunkAssembler:
             if isinstance(piece, str) and piece:
                 state[target].append(piece)
                 has_content = True
+                if target == "reasoning" and state["reasoning_key"] is None:
+                    # Assembled under the name the server used ("reasoning_content" for
+                    # llama.cpp, SGLang, LM Studio; "reasoning" for newer vLLM and Ollama).
+                    state["reasoning_key"] = key
         tool_calls = delta.get("tool_calls")
         if isinstance(tool_calls, list):
             for fragment in tool_calls:
@@ -196,7 +202,7 @@ class ChunkAssembler:
                 "content": "".join(state["content"]) if state["content"] else None,
             }
             if state["reasoning"]:
-                message["reasoning_content"] = "".join(state["reasoning"])
+                message[state["reasoning_key"]] = "".join(state["reasoning"])
             if state["refusal"]:
                 message["refusal"] = "".join(state["refusal"])
             if state["tools"]:

@@ -35,7 +35,8 @@ def run_batch(
     texts to leave out), ``include_input``, ``include_response``, ``retry``, ``client``,
     ``cache`` (a SQLite file's path or a `ResponseCache`: a request answered before is not
     sent again), ``cache_mode``, ``prices`` (``"input=0.15,output=0.60"`` or per model),
-    ``max_cost`` / ``max_tokens`` (stop starting rows once spent) (all of `BatchOptions`,
+    ``max_cost`` / ``max_tokens`` (stop starting rows once spent), ``rows_per_request``
+    (embeddings: rows whose inputs share one request, default 64) (all of `BatchOptions`,
     in ``openai_compat.batch._options``).
 
     >>> async def main(config, rows):

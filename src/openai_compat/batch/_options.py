@@ -44,6 +44,9 @@ class RowOptions(TypedDict, total=False):
     concurrency: int | None
     # A rate limit such as ``"600/minute"``; default `DEFAULT_RATE`; None = no limit.
     rate: Rate | str | None
+    # Rows whose inputs share one embeddings request, 1 to 2,048; default 64 for an
+    # embeddings URL, 1 (and nothing else allowed) for the other APIs.
+    rows_per_request: int | None
     # Run only shard ``"k/n"`` of the rows (split by key hash); default all rows.
     shard: Shard | str | None
     # Key texts to leave out; default none (a file run sets them from its checkpoint).

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import operator
 import os
 import re
@@ -83,6 +84,8 @@ class TableOutput:
         ]
         self._check_names()
         self.engine: Engine = open_database(self.url, "output", wal=True)
+        # Vectors are arrays where the database has them, JSON text elsewhere.
+        self._arrays = self.engine.dialect.name == "postgresql"
         self._check_identifier_lengths()
         self.table = self._table()
         self._upsert = self._upsert_statement()
@@ -113,12 +116,16 @@ class TableOutput:
             )
 
     def _table(self) -> Table:
-        from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, Text
+        from sqlalchemy import REAL, BigInteger, Column, Float, MetaData, String, Table, Text
+        from sqlalchemy.dialects.postgresql import ARRAY
 
         kinds: dict[str, Any] = {
             "text": Text(),
             "integer": BigInteger(),
             "decimal": Float(precision=53),
+            # A vector: real[] in PostgreSQL (pgvector casts it with ::vector), a JSON
+            # array as text elsewhere.
+            "vector": Text().with_variant(ARRAY(REAL()), "postgresql"),
         }
         # MySQL cannot index TEXT without a length: the key is a VARCHAR there.
         key_type = Text().with_variant(String(255), "mysql", "mariadb")
@@ -280,6 +287,8 @@ class TableOutput:
         flat = result.to_flat(output_names, include_response=include_response)
         row: dict[str, Any] = {self.key_column: stored_key(key_token(result.key))}
         for name, value in flat.items():
+            if isinstance(value, list) and not self._arrays:
+                value = json.dumps(value, separators=(",", ":"))
             row[name] = _clean_text(value) if isinstance(value, str) else value
         return row
 

@@ -15,7 +15,12 @@ from .results import BatchResult, flat_columns
 
 __all__ = ["result_schema", "result_table"]
 
-_TYPES = {"text": pa.large_string(), "integer": pa.int64(), "decimal": pa.float64()}
+_TYPES = {
+    "text": pa.large_string(),
+    "integer": pa.int64(),
+    "decimal": pa.float64(),
+    "vector": pa.list_(pa.float32()),
+}
 
 
 def result_schema(output_names: Sequence[str], *, include_response: bool = False) -> pa.Schema:

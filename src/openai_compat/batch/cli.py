@@ -95,6 +95,13 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
         f"at most {MAX_CONCURRENCY:,})",
     )
     p.add_argument(
+        "--rows-per-request",
+        type=int,
+        metavar="N",
+        help="embeddings: rows whose inputs share one request (default 64, at most 2,048); "
+        "each row keeps its own result",
+    )
+    p.add_argument(
         "--rate",
         default=str(DEFAULT_RATE),
         metavar="R",
@@ -405,6 +412,7 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
                     key=args.key,
                     concurrency=args.concurrency,
                     rate=args.rate,
+                    rows_per_request=args.rows_per_request,
                     shard=args.shard,
                     include_input=args.include_input,
                     include_response=args.include_response,

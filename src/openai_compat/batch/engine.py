@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Unpack
 
 from .._transports import Sendable
+from ..apis import EMBEDDINGS
 from ..config import SourceConfig
 from ..endpoint import Endpoint
 from ..errors import (
@@ -37,6 +38,7 @@ from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
 from .openai_batch_format import batch_row_settings, is_batch_input
+from .packing import EmbeddingsPacker
 from .results import BatchResult, BatchSummary
 from .row_keys import RowKeys
 from .row_results import RowResults, failed
@@ -150,7 +152,10 @@ class BatchRun:
         # Rows wait here for a worker: at most `_work_max`. Once full, the reader waits
         # until the workers have taken half (`_room`), not for each row they take.
         self._work: asyncio.Queue[Any] = asyncio.Queue()
-        self._work_max = self.concurrency * 2
+        self._work_max = self.concurrency * 2 * spec.pack_size
+        # Embeddings rows go through the packer (rows packed, base64, the answer split).
+        self._pack = spec.pack_size
+        self._packer: EmbeddingsPacker | None = None
         self._room = asyncio.Event()
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
         self._tasks: list[asyncio.Task[None]] = []
@@ -221,6 +226,15 @@ class BatchRun:
         )
         # No rate limit and the plain scheduler: its `ready` returns at once until a 429
         # first pauses the run (`pauses`), so each row does not await it until then.
+        if self.config.dialect is EMBEDDINGS:
+            self._packer = EmbeddingsPacker(
+                self._endpoint,
+                self.results,
+                self.accounting,
+                self.scheduler,
+                secrets=self.config.secrets,
+                notice=self._notice,
+            )
         self._unlimited = (
             type(self.scheduler).ready is Scheduler.ready and self.scheduler.rate is None
         )
@@ -403,7 +417,11 @@ class BatchRun:
             return self.results.complete(failed(key, index, problem), row)
         try:
             payload, encoded = self.builder.build_body(row)
-            if self.config.is_stream and "stream_options" not in payload:
+            if (
+                self.config.is_stream
+                and "stream_options" not in payload
+                and self.config.dialect.asks_stream_usage
+            ):
                 payload, encoded = _asking_for_usage(payload, encoded)
         except RowMappingError as exc:
             return self.results.complete(failed(key, index, str(exc)), row)
@@ -418,7 +436,7 @@ class BatchRun:
         await self._room.wait()
 
     def _took(self) -> None:
-        if self._work.qsize() <= self.concurrency and not self._room.is_set():
+        if self._work.qsize() <= self.concurrency * self._pack and not self._room.is_set():
             self._room.set()
 
     async def _put_result(self, result: BatchResult) -> None:
@@ -462,6 +480,10 @@ class BatchRun:
             if self._stopping:
                 self._left_out = True
                 continue  # queued, not started: left for a resumed run
+            if self._packer is not None:
+                if await self._send_packed(item):
+                    return
+                continue
             self._busy += 1
             try:
                 result = await self._send(*item)
@@ -470,6 +492,32 @@ class BatchRun:
             if self.accounting is not None:
                 self._count_spending(result)
             await self._put_result(result)
+
+    async def _send_packed(self, first: _Item) -> bool:
+        """Send ``first`` with the rows queued behind it (up to the pack size); True when
+        the end of the work was met among them."""
+        assert self._packer is not None
+        work, items, ending = self._work, [first], False
+        while len(items) < self._pack and not work.empty():
+            item = work.get_nowait()
+            self._took()
+            if item is None:
+                ending = True
+                break
+            items.append(item)
+        if self._stopping:
+            self._left_out = True
+            return ending
+        self._busy += 1
+        try:
+            results = await self._packer.send(items)
+        finally:
+            self._busy -= 1
+        for result in results:
+            if self.accounting is not None:
+                self._count_spending(result)
+            await self._put_result(result)
+        return ending
 
     def _count_spending(self, result: BatchResult) -> None:
         """Count what a sent row cost; once the budget is spent, start no new row."""

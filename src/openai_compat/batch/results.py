@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..apis import Usage
+from ..mapping import VectorName
 from .budget import usd
 
 __all__ = ["FLAT_RESULT_COLUMNS", "RESPONSE_COLUMN", "BatchResult", "BatchSummary", "flat_columns"]
@@ -45,7 +46,10 @@ def flat_columns(
     >>> [name for name, _ in flat_columns(["summary"])][:3]
     ['summary', 'error_status', 'error_message']
     """
-    columns = [(name, "text") for name in output_names]
+    # A vector output (`VectorName`) is a column of its own kind: a list of float32.
+    columns = [
+        (name, "vector" if isinstance(name, VectorName) else "text") for name in output_names
+    ]
     columns += FLAT_RESULT_COLUMNS
     if include_response:
         columns.append((RESPONSE_COLUMN, "text"))
@@ -56,6 +60,15 @@ def _flat_text(value: Any) -> str | None:
     from ..mapping import as_text
 
     return None if value is None else as_text(value, compact=True)
+
+
+def _flat_vector(value: Any) -> list[float] | None:
+    """A vector as a list of floats; anything else (a failed row's None) as None."""
+    if isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
+        return [float(v) for v in value]
+    return None
 
 
 @dataclass(slots=True)
@@ -155,7 +168,12 @@ class BatchResult:
         ('3', 5, None)
         """
         error = self.error or {}
-        flat: dict[str, Any] = {name: _flat_text(self.output.get(name)) for name in output_names}
+        flat: dict[str, Any] = {
+            name: (_flat_vector if isinstance(name, VectorName) else _flat_text)(
+                self.output.get(name)
+            )
+            for name in output_names
+        }
         flat["error_status"] = error.get("status")
         flat["error_message"] = error.get("message") if self.error is not None else None
         flat["attempts"] = self.attempts

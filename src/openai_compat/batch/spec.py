@@ -35,6 +35,7 @@ from pydantic import (
     field_validator,
 )
 
+from ..apis import EMBEDDINGS
 from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
 from ..mapping import OutputField, PayloadBuilder, output_fields, output_names
@@ -48,6 +49,10 @@ from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
 __all__ = ["SPEC_OPTIONS", "RunSpec", "missing_column", "shown_columns"]
 
 _SHOWN_COLUMNS = 20
+#: Rows per embeddings request unless ``rows_per_request`` says otherwise.
+DEFAULT_EMBEDDINGS_ROWS = 64
+#: OpenAI's limit of inputs in one embeddings request.
+MAX_ROWS_PER_REQUEST = 2048
 
 
 def missing_column(column: str, columns: Sequence[str], where: str = "the input") -> str:
@@ -95,6 +100,8 @@ class RunSpec(BaseModel):
     # A cache file's path or a `ResponseCache`; the mode one of `CACHE_MODES`.
     cache: Any = None
     cache_mode: str | None = None
+    # Rows per embeddings request (None: `pack_size`'s default).
+    rows_per_request: int | None = None
     # What the mapping, outputs and prices mean, kept from their check so each is built once.
     _payload_builder: PayloadBuilder | None = PrivateAttr(default=None)
     _output_fields: list[OutputField] | None = PrivateAttr(default=None)
@@ -254,6 +261,33 @@ class RunSpec(BaseModel):
                 field="cache_mode",
             )
         return str(value)
+
+    @field_validator("rows_per_request", mode="before")
+    @classmethod
+    def _rows_per_request(cls, value: Any, info: ValidationInfo) -> int:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or not 1 <= value <= MAX_ROWS_PER_REQUEST:
+            raise ConfigurationError(
+                f"must be 1 to {MAX_ROWS_PER_REQUEST} (rows whose inputs share one embeddings "
+                f"request), got {value!r}",
+                field="rows_per_request",
+            )
+        config = info.data.get("config")
+        if value > 1 and config is not None and config.dialect is not EMBEDDINGS:
+            raise ConfigurationError(
+                f"packs rows only into embeddings requests; the URL {config.url} is a "
+                f"{config.dialect.label} URL (one row per request): leave it out, or set "
+                '"api": "embeddings" in the configuration',
+                field="rows_per_request",
+            )
+        return int(value)
+
+    @property
+    def pack_size(self) -> int:
+        """Rows per request: ``rows_per_request``, else 64 for embeddings and 1 otherwise."""
+        if self.rows_per_request is not None:
+            return self.rows_per_request
+        return DEFAULT_EMBEDDINGS_ROWS if self.config.dialect is EMBEDDINGS else 1
 
     @property
     def price_table(self) -> Prices | None:

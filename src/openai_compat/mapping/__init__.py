@@ -39,6 +39,7 @@ from ._casts import as_text, cast_value
 from ._mapping_list import MappingItem, parse_mapping
 from ._outputs import (
     OutputField,
+    VectorName,
     default_outputs,
     extract_outputs,
     output_fields,
@@ -55,6 +56,7 @@ __all__ = [
     "OutputField",
     "PayloadBuilder",
     "RowMappingError",
+    "VectorName",
     "as_text",
     "cast_value",
     "default_outputs",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._json import load_json_text, loads, where_invalid
@@ -17,6 +17,7 @@ from ._paths import Path, get_path, is_index, parse_path, path_text
 
 __all__ = [
     "OutputField",
+    "VectorName",
     "default_outputs",
     "extract_outputs",
     "output_fields",
@@ -42,11 +43,26 @@ class OutputField:
     name: str | None
     parse: str | None = None
     fields: tuple[tuple[str, Path], ...] = ()
+    #: The value is a vector (an embedding): a list of float32 wherever columns are typed.
+    vector: bool = False
 
     @property
     def names(self) -> list[str]:
         """The output names this field produces, in order."""
+        if self.name is not None and self.vector:
+            return [VectorName(self.name)]
         return ([self.name] if self.name is not None else []) + [n for n, _ in self.fields]
+
+
+class VectorName(str):
+    """The name of an output whose values are vectors, so that every sink types its column
+    (a list of float32 in Parquet, Arrow, Ray and Spark; ``real[]`` in PostgreSQL).
+
+    >>> isinstance(VectorName("embedding"), str)
+    True
+    """
+
+    __slots__ = ()
 
 
 def parse_outputs(raw: Any) -> list[OutputField]:
@@ -127,8 +143,12 @@ def default_outputs(
             leaves.append(path)
 
     walk(response_format, ())
+    if leaves and not dialect.fits_sample(response_format):
+        leaves = []  # a sample of another API's answer (the chat sample by default)
     if not leaves:
-        leaves = [dialect.default_output]
+        path = dialect.default_output
+        name = dialect.default_output_name or path_text(path)
+        return [OutputField(path_text(path), path, name)]
     return [OutputField(path_text(p), p, path_text(p)) for p in leaves]
 
 
@@ -140,14 +160,27 @@ def output_fields(
     >>> [f.source for f in output_fields(None, {"choices": [{"message": {"content": "x"}}]})]
     ['choices.0.message.content']
     """
-    if raw is not None:
-        return parse_outputs(raw)
-    return default_outputs(response_format, dialect)
+    fields = parse_outputs(raw) if raw is not None else default_outputs(response_format, dialect)
+    if dialect.vector_output is None:
+        return fields
+    # An embedding read whole (not parsed, not split) is a vector column.
+    return [
+        replace(f, vector=True)
+        if f.path and f.path[-1] == dialect.vector_output and f.parse is None and not f.fields
+        else f
+        for f in fields
+    ]
 
 
 def output_names(fields: Iterable[OutputField]) -> list[str]:
     """Every name ``fields`` write, in order (a field parsed as JSON may write several)."""
     return [name for field in fields for name in field.names]
+
+
+_REASONING: dict[str | int, str] = {
+    "reasoning": "reasoning_content",
+    "reasoning_content": "reasoning",
+}
 
 
 def _parse_json_text(value: Any, source: str) -> Any:
@@ -183,6 +216,9 @@ def extract_outputs(
     problems: list[str] = []
     for field in fields:
         value = get_path(response, field.path)
+        if value is None and field.path and field.path[-1] in _REASONING:
+            # Servers name the reasoning text either way: a path naming one reads the other.
+            value = get_path(response, (*field.path[:-1], _REASONING[field.path[-1]]))
         if field.parse == "json":
             try:
                 value = _parse_json_text(value, field.source)

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 from pyspark.sql.types import (
+    ArrayType,
     DataType,
     DoubleType,
+    FloatType,
     LongType,
     StringType,
     StructField,
@@ -26,7 +28,12 @@ __all__ = ["LINE_COLUMN", "arrow_schema", "lines_schema", "result_schema"]
 # The one column of the ``lines`` form: the local run's result line, as JSON text.
 LINE_COLUMN = "line"
 
-_TYPES: dict[str, DataType] = {"text": StringType(), "integer": LongType(), "decimal": DoubleType()}
+_TYPES: dict[str, DataType] = {
+    "text": StringType(),
+    "integer": LongType(),
+    "decimal": DoubleType(),
+    "vector": ArrayType(FloatType(), True),
+}
 
 
 def result_schema(

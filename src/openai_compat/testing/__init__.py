@@ -1,4 +1,5 @@
-"""A scripted OpenAI-compatible chat-completions server for tests, benchmarks and demos.
+"""A scripted OpenAI-compatible server (chat completions, embeddings, completions, Responses)
+for tests, benchmarks and demos.
 
 ```python
 from openai_compat.testing import MockServer, sse_reply, chat_chunks
@@ -14,6 +15,16 @@ on the URL selects error and streaming edge cases (listed in `openai_compat.test
 """
 
 from ._app import RecordedRequest
+from ._dialects import (
+    completion_chunks,
+    embedding_vector,
+    embeddings_answer,
+    encode_typed_sse,
+    response_events,
+    response_object,
+    responses_sse_reply,
+    text_completion,
+)
 from ._replies import (
     Reply,
     chat_chunks,
@@ -32,10 +43,18 @@ __all__ = [
     "Reply",
     "chat_chunks",
     "chat_completion",
+    "completion_chunks",
+    "embedding_vector",
+    "embeddings_answer",
+    "encode_typed_sse",
     "error_reply",
     "html_reply",
     "json_reply",
     "raw_reply",
+    "response_events",
+    "response_object",
+    "responses_sse_reply",
     "serve_forever",
     "sse_reply",
+    "text_completion",
 ]

@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ._dialects import DIALECT_SCENARIOS, dialect_reply, is_dialect_path
 from ._replies import (
     JSON_CONTENT_TYPE,
     SSE_CONTENT_TYPE,
@@ -386,6 +387,9 @@ class MockApp:
         if static is not None:
             await send_reply(send, static, rid)
             return
+        if is_dialect_path(path):
+            await send_reply(send, _other_api(method, path, scenario, parsed), rid)
+            return
         if scenario not in _STREAM_SCENARIOS and scenario not in _DEFAULT_SCENARIOS:
             reply = error_reply(400, f"Unknown mock scenario {scenario!r}", param="scenario")
             await send_reply(send, reply, rid)
@@ -430,6 +434,22 @@ class MockApp:
             await _send_events(send, rid, [b"data: " + e + b"\n\n" for e in events])
             return
         await send_reply(send, _stream_scenario(scenario, events, query), rid)
+
+
+def _other_api(method: str, path: str, scenario: str, parsed: Any) -> Reply:
+    """The answer of the embeddings, completions and Responses paths (`_dialects`)."""
+    if scenario not in DIALECT_SCENARIOS:
+        return error_reply(400, f"Unknown mock scenario {scenario!r}", param="scenario")
+    if method != "POST":
+        return _METHOD_NOT_ALLOWED
+    if not isinstance(parsed, dict):
+        return _BAD_JSON
+    model = parsed.get("model")
+    if not isinstance(model, str) or not model:
+        return _NO_MODEL
+    reply = dialect_reply(path, parsed, model, scenario)
+    assert reply is not None
+    return reply
 
 
 async def _send_events(send: Send, rid: bytes, pieces: list[bytes]) -> None:

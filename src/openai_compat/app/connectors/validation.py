@@ -27,6 +27,7 @@ CONFIG_FIELDS = (
     "request_format",
     "response_format",
     "advanced",
+    "api",
 )
 _REQUIRED = ("url", "request_format", "response_format")
 

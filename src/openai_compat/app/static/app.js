@@ -576,22 +576,43 @@
     const payload = Object.assign({}, state.sample);
     const model = $("#pg-model").value.trim();
     if (model) payload.model = model;
-    payload.messages = [...document.querySelectorAll("#pg-messages .message")].map((m) => ({
+    const messages = [...document.querySelectorAll("#pg-messages .message")].map((m) => ({
       role: $("select", m).value, content: $("textarea", m).value,
     }));
     delete payload.stream;
+    // Embeddings and Responses take "input", legacy completions "prompt": the last user
+    // message is it; chat takes the messages.
+    const users = messages.filter((m) => m.role === "user");
+    const last = users.length ? users[users.length - 1].content : "";
+    if ("input" in payload && !("messages" in payload)) payload.input = last;
+    else if ("prompt" in payload && !("messages" in payload)) payload.prompt = last;
+    else payload.messages = messages;
     return payload;
   }
 
   function deltaText(data) {
+    if (data && data.type === "response.output_text.delta") {
+      return typeof data.delta === "string" ? data.delta : "";
+    }
     const choice = data && Array.isArray(data.choices) ? data.choices[0] : null;
     if (!choice) return "";
+    if (typeof choice.text === "string") return choice.text;
     const part = choice.delta || choice.message || {};
     return typeof part.content === "string" ? part.content : "";
   }
 
+  function vectorText(vector) {
+    const first = vector.slice(0, 5).map((v) => Number(v).toPrecision(4));
+    return "A vector of " + vector.length + " values: [" + first.join(", ") +
+      (vector.length > 5 ? ", …" : "") + "]";
+  }
+
   function answerText(answer) {
+    if (answer && typeof answer.output_text === "string") return answer.output_text;
+    const item = answer && Array.isArray(answer.data) ? answer.data[0] : null;
+    if (item && Array.isArray(item.embedding)) return vectorText(item.embedding);
     const choice = answer && Array.isArray(answer.choices) ? answer.choices[0] : null;
+    if (choice && typeof choice.text === "string") return choice.text;
     const message = choice ? choice.message || choice.delta || {} : {};
     return typeof message.content === "string" ? message.content : JSON.stringify(answer);
   }

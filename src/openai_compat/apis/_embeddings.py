@@ -1,0 +1,95 @@
+"""The embeddings dialect (``/embeddings``): ``data[].embedding``, never streamed.
+
+One request embeds one input or a list of them; the answer's ``data[]`` holds one vector
+per input, each with the ``index`` of its input. With ``encoding_format: "base64"`` a vector
+is sent as the base64 of its little-endian float32 values, a quarter of the bytes of the
+JSON numbers: `decode_embedding` turns it back into floats.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import sys
+from array import array
+from typing import Any
+
+from ._base import Dialect
+
+__all__ = ["EMBEDDINGS", "EmbeddingsDialect", "decode_embedding"]
+
+
+def decode_embedding(value: Any) -> list[float]:
+    """The floats of an embedding: a list as sent, or a base64 string of float32 values.
+
+    >>> decode_embedding("AACAPwAAAMA=")
+    [1.0, -2.0]
+    >>> decode_embedding([0.5, 1])
+    [0.5, 1.0]
+    """
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the embedding is a string that is not base64") from None
+        if len(raw) % 4:
+            raise ValueError(
+                f"the base64 embedding holds {len(raw)} bytes, not a whole number of float32"
+            )
+        floats = array("f")
+        floats.frombytes(raw)
+        if sys.byteorder == "big":  # the wire is little-endian whatever the machine
+            floats.byteswap()
+        return floats.tolist()
+    if isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
+        return [float(v) for v in value]
+    raise ValueError(f"the embedding is a {type(value).__name__}, not a list of numbers")
+
+
+class _WholeAnswer:
+    """An embeddings answer is one JSON object; a server that streams it anyway sends it
+    as one event, which is the answer."""
+
+    def __init__(self) -> None:
+        self._answer: dict[str, Any] = {}
+        self.chunks = 0
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.chunks += 1
+        self._answer = chunk
+
+    @property
+    def finished(self) -> bool:
+        return self.chunks > 0
+
+    def result(self) -> dict[str, Any]:
+        return self._answer
+
+
+class EmbeddingsDialect(Dialect):
+    """``/embeddings``: inputs in, one vector each out."""
+
+    name = "embeddings"
+    path = "/embeddings"
+    label = "embeddings"
+    noun = "embeddings requests"
+    end_marker = "an answer"
+    default_output = ("data", 0, "embedding")
+    default_output_name = "embedding"
+    streams = False
+    asks_stream_usage = False
+    answer_field = "data"
+    vector_output = "embedding"
+
+    def finishes(self, chunk: dict[str, Any], event: str) -> bool:
+        """Every answer is whole."""
+        return True
+
+    def assembler(self) -> _WholeAnswer:
+        """An assembler that keeps the one answer."""
+        return _WholeAnswer()
+
+
+EMBEDDINGS = EmbeddingsDialect()
