@@ -81,6 +81,8 @@ class BatchResult:
     request_id: str | None = None
     cached: bool | None = None
     cost: Any = _NOT_SET
+    # With a schema: {"mode", "answers", "valid"} (written as the line's "schema").
+    schema: dict[str, Any] | None = None
 
     @property
     def has_cost(self) -> bool:
@@ -115,6 +117,8 @@ class BatchResult:
             line["cached"] = self.cached
         if self.cost is not _NOT_SET:
             line["cost"] = self.cost
+        if self.schema is not None:
+            line["schema"] = self.schema
         return line
 
     @classmethod
@@ -142,6 +146,8 @@ class BatchResult:
             result.cached = line["cached"]
         if "cost" in line:
             result.cost = line["cost"]
+        if "schema" in line:
+            result.schema = line["schema"]
         return result
 
     def to_flat(
@@ -197,6 +203,11 @@ class BatchSummary:
     cached: int = 0
     cost: float | None = None
     budget_spent: str | None = None
+    # With a schema: the mode asked in, and rows by how their answer validated.
+    schema_mode: str | None = None
+    valid_first: int = 0
+    valid_reasked: int = 0
+    invalid: int = 0
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -213,6 +224,8 @@ class BatchSummary:
         self.requests += result.attempts
         if result.cached:
             self.cached += 1
+        if result.schema is not None:
+            self._count_schema(result.schema)
         if self.cost is not None and isinstance(result.cost, int | float):
             # Exactly: ten $0.10 rows cost $1.00, not $0.9999999999999999.
             self.cost = float(usd(self.cost) + usd(result.cost))
@@ -222,6 +235,15 @@ class BatchSummary:
             self.prompt_tokens += counts.input or 0
             self.completion_tokens += counts.output or 0
             self.total_tokens += counts.total or 0
+
+    def _count_schema(self, schema: Mapping[str, Any]) -> None:
+        self.schema_mode = schema.get("mode") or self.schema_mode
+        if not schema.get("valid"):
+            self.invalid += 1
+        elif schema.get("answers", 1) > 1:
+            self.valid_reasked += 1
+        else:
+            self.valid_first += 1
 
     def finish(self) -> None:
         """Stamp the wall time."""
@@ -245,6 +267,19 @@ class BatchSummary:
             "cached": self.cached,
             "cost": None if self.cost is None else round(self.cost, 6),
             "budget_spent": self.budget_spent,
+            **self._schema_dict(),
+        }
+
+    def _schema_dict(self) -> dict[str, Any]:
+        if self.schema_mode is None:
+            return {}
+        return {
+            "schema": {
+                "mode": self.schema_mode,
+                "valid_first": self.valid_first,
+                "valid_after_reasks": self.valid_reasked,
+                "invalid": self.invalid,
+            }
         }
 
     def __str__(self) -> str:
@@ -261,6 +296,11 @@ class BatchSummary:
         text = ", ".join(parts) + f"; {self.total_tokens} tokens"
         if self.cost is not None:
             text += f"; ${self.cost:.4f}"
+        if self.schema_mode is not None:
+            text += (
+                f"; schema mode {self.schema_mode}: {self.valid_first} valid first, "
+                f"{self.valid_reasked} after re-asks, {self.invalid} invalid"
+            )
         text += f"; {self.wall_s:.1f} s wall ({rate:.1f} rows/s)"
         if self.budget_spent:
             return text + f" - stopped: {self.budget_spent}; --resume runs the rest"
