@@ -38,14 +38,20 @@ RESPONSE_COLUMN = "http_response"
 
 
 def flat_columns(
-    output_names: Sequence[str], *, include_response: bool = False
+    output_names: Sequence[str],
+    *,
+    include_response: bool = False,
+    types: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, str]]:
     """The result columns of a flat row (after the input columns) and their kinds.
 
     >>> [name for name, _ in flat_columns(["summary"])][:3]
     ['summary', 'error_status', 'error_message']
     """
-    columns = [(name, "text") for name in output_names]
+    # With a schema, ``types`` (`openai_compat.structured.ColumnType` by output name) gives
+    # an output its kind: also ``boolean``, ``list``, ``struct`` or ``json``.
+    typed = types or {}
+    columns = [(name, typed[name].kind if name in typed else "text") for name in output_names]
     columns += FLAT_RESULT_COLUMNS
     if include_response:
         columns.append((RESPONSE_COLUMN, "text"))
@@ -56,6 +62,34 @@ def _flat_text(value: Any) -> str | None:
     from ..mapping import as_text
 
     return None if value is None else as_text(value, compact=True)
+
+
+def typed_value(value: Any, kind: str) -> Any:
+    """An output's value in a typed column of ``kind``: lists and structs as they are (each
+    engine writes them its way), ``json`` as JSON text, whole numbers of an integer column
+    as ints. A value of the wrong type (an output read from a row that failed) is None.
+
+    >>> typed_value(3.0, "integer"), typed_value(2, "decimal"), typed_value({"a": 1}, "json")
+    (3, 2.0, '{"a":1}')
+    """
+    if value is None:
+        return None
+    if kind == "json":
+        return _flat_text(value)
+    if kind == "text":
+        return value if isinstance(value, str) else _flat_text(value)
+    if kind == "integer":
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if kind == "decimal":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    if kind == "list":
+        return value if isinstance(value, list) else None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass(slots=True)
@@ -151,7 +185,11 @@ class BatchResult:
         return result
 
     def to_flat(
-        self, output_names: Sequence[str], *, include_response: bool = False
+        self,
+        output_names: Sequence[str],
+        *,
+        include_response: bool = False,
+        types: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The result columns of the flat row, as `flat_columns` names them (inputs apart).
 
@@ -161,7 +199,15 @@ class BatchResult:
         ('3', 5, None)
         """
         error = self.error or {}
-        flat: dict[str, Any] = {name: _flat_text(self.output.get(name)) for name in output_names}
+        if types:
+            flat: dict[str, Any] = {
+                name: typed_value(self.output.get(name), types[name].kind)
+                if name in types
+                else _flat_text(self.output.get(name))
+                for name in output_names
+            }
+        else:
+            flat = {name: _flat_text(self.output.get(name)) for name in output_names}
         flat["error_status"] = error.get("status")
         flat["error_message"] = error.get("message") if self.error is not None else None
         flat["attempts"] = self.attempts

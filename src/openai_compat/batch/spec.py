@@ -40,6 +40,7 @@ from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
 from ..mapping import OutputField, PayloadBuilder, output_fields, output_names
 from ..structured import ColumnType, Schema, Structured
+from ._structured_cli import schema_options
 from ._structured_spec import check_reasks, schema_outputs, schema_types, structured_schema
 from .budget import Budget
 from .cache import CACHE_MODES, ResponseCache
@@ -146,6 +147,7 @@ class RunSpec(BaseModel):
             key=args.key,
             concurrency=args.concurrency,
             rate=args.rate or None,
+            **schema_options(args),
         )
 
     @field_validator("config", mode="before")
