@@ -14,11 +14,11 @@ import argparse
 import sys
 from typing import Any
 
-from ._structured_cli import add_schema_arguments, schema_options
 from .._json import read_json_file
 from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
+from ._structured_cli import add_schema_arguments, schema_options
 from ._to_file import arun_batch_to_file
 from .cache import CACHE_MODES
 from .engines import ENGINES, EngineJobError
