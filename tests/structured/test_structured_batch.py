@@ -211,3 +211,48 @@ def test_a_bad_schema_is_refused_before_anything_is_sent(
     assert caught.value.field == "schema"
     assert server.requests == []
     assert CANARY not in str(caught.value)
+
+
+def _scenario_run(
+    server: Any, query: str, rows: int, **options: Any
+) -> tuple[Any, list[BatchResult]]:
+    results: list[BatchResult] = []
+    config = make_config(
+        f"{server.url}?scenario=structured&{query}",
+        request_format='{"model": "mock-model", "messages": [{"role": "user", "content": "{{text}}"}]}',
+    )
+    summary = run_batch_sync(
+        config,
+        [{"id": f"r{i}", "text": f"ticket {i}"} for i in range(rows)],
+        on_result=results.append,
+        key="id",
+        concurrency=8,
+        rate=None,
+        retry=NO_RETRY,
+        schema=SCHEMA,
+        **options,
+    )
+    return summary, results
+
+
+def test_thirty_percent_invalid_first_answers_cost_exactly_thirty_percent_more(server: Any) -> None:
+    summary, results = _scenario_run(server, "invalid_pct=30", 100)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    assert len(server.requests) == 130
+    assert summary.requests == 130
+    assert (summary.schema_mode, summary.valid_first, summary.valid_reasked) == (
+        "json_schema",
+        70,
+        30,
+    )
+    assert {r.output["label"] for r in results} <= {"bug", "question", "billing"}
+    assert all(isinstance(r.output["urgency"], int) for r in results)
+
+
+def test_auto_under_concurrency_probes_once_then_sends_tools(server: Any) -> None:
+    summary, results = _scenario_run(server, "refuse=response_format", 20)
+    assert all(r.ok for r in results)
+    refused = [r for r in server.requests if "response_format" in r.json]
+    assert len(refused) == 1  # one row found out; every other row waited for the mode
+    assert len(server.requests) == 21
+    assert summary.schema_mode == "tools"
