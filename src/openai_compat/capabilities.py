@@ -30,7 +30,7 @@ __all__ = ["probe_capabilities"]
 
 _PROBE_SCHEMA = {
     "type": "object",
-    "properties": {"answer": {"type": "integer"}},
+    "properties": {"answer": {"type": "integer", "minimum": 0, "maximum": 9}},
     "required": ["answer"],
     "additionalProperties": False,
 }
@@ -57,7 +57,7 @@ def _message(response: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _json_schema(endpoint: Endpoint, config: SourceConfig) -> str:
-    payload = _base(config, "Reply with the single word hello and nothing else.")
+    payload = _base(config, "Reply with the single word hello and nothing else.", 64)
     payload["response_format"] = {
         "type": "json_schema",
         "json_schema": {"name": "probe", "schema": _PROBE_SCHEMA, "strict": True},

@@ -15,7 +15,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +153,7 @@ def _build_module() -> Any:
 
 
 @contextmanager
-def start_llama_server(tmp: Path, key: str) -> Iterator[Running]:
+def start_llama_server(tmp: Path, key: str, extra_args: Sequence[str] = ()) -> Iterator[Running]:
     """llama-server (built once, cached outside the checkout) on a tiny random model."""
     build = _build_module()
     cache = build.build(build.DEFAULT_CACHE)
@@ -166,6 +166,7 @@ def start_llama_server(tmp: Path, key: str) -> Iterator[Running]:
         "--api-key", key,
         "-c", "1024", "-np", "1", "-t", "2",
         "--alias", "tiny-llama",
+        *extra_args,
     ]  # fmt: skip
     with _process(args, log) as proc:
         base = f"http://127.0.0.1:{port}"

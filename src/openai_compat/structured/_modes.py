@@ -154,9 +154,17 @@ def _is_bare_json(text: str) -> bool:
     return True
 
 
-def refuses_mode(mode: str, status: int | None, message: str) -> bool:
-    """True when an error answer (400 or 422) says the server does not take ``mode``."""
-    if status not in (400, 422):
+def refuses_mode(mode: str, status: int | None, message: str = "") -> bool:
+    """True when an error answer to a request in ``mode`` is the server refusing the mode:
+    a 400 or 422 (the request differs from one the server takes only by the mode's
+    fields), or another 4xx whose message names what the mode sends.
+
+    >>> refuses_mode("json_schema", 400), refuses_mode("tools", 501, "tools unsupported")
+    (True, False)
+    """
+    if status in (400, 422):
+        return True
+    if status is None or not 400 <= status < 500:
         return False
     lowered = message.lower()
     return any(word in lowered for word in _MODE_WORDS.get(mode, ()))

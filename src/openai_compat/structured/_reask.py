@@ -215,8 +215,10 @@ class Structured:
             try:
                 sent = await send(apply_mode(mode, payload, self.schema))
             except EndpointError as exc:
-                said = f"{exc} {exc.provider_message or ''} {exc.param or ''}"
-                if position < last and refuses_mode(mode, exc.status, said):
+                # The probe adds only the mode's fields to the row's payload, so a 400/422 to
+                # it is taken as the mode's refusal, named or not (llama-server answers
+                # "Failed to initialize samplers" to a schema its grammar cannot hold).
+                if position < last and refuses_mode(mode, exc.status):
                     spent += exc.attempts
                     self.notes.append(f"{mode}: refused ({exc.status})")
                     continue
