@@ -6,7 +6,7 @@ from typing import Any
 
 from ..structured import Answer, Structured
 
-__all__ = ["cached_answer", "cached_valid"]
+__all__ = ["cached_answer", "cached_valid", "structured_options"]
 
 
 def cached_valid(structured: Structured, response: dict[str, Any]) -> bool:
@@ -31,3 +31,17 @@ def cached_answer(structured: Structured, response: dict[str, Any], request_id: 
     )
     structured.counts.add(answer)
     return answer
+
+
+def structured_options(spec: Any) -> dict[str, Any]:
+    """The structured-output options of a `RunSpec` to rebuild it on another process
+    (a Ray actor, a Spark executor): the schema as OpenAI's wrapper (a file is read once,
+    here), the mode and the re-asks; none without a schema."""
+    if spec.schema is None:
+        return {}
+    options: dict[str, Any] = {"schema": spec.schema_value.to_json()}
+    if spec.schema_mode is not None:
+        options["schema_mode"] = spec.schema_mode
+    if spec.reasks is not None:
+        options["reasks"] = spec.reasks
+    return options
