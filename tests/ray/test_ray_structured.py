@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-import ray
 
+import ray
 from openai_compat.ray import map_endpoint
 from openai_compat.testing import MockServer
 from tests.structured.typed_columns import (
