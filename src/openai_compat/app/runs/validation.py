@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,11 @@ async def _on_preview_thread(func: Callable[..., _T], *args: Any) -> _T:
         ) from None
 
 
+# The run option is called ``schema`` at every door; pydantic's deprecated ``BaseModel.schema()``
+# it shadows is not used.
+warnings.filterwarnings("ignore", message='Field name "schema" in "RunIn"', category=UserWarning)
+
+
 class RunIn(BaseModel):
     """A run to create for a saved connector."""
 
@@ -106,6 +112,17 @@ class RunIn(BaseModel):
         default=None,
         description='{"placeholder": "column"}: fill a {{placeholder}} of the request format '
         "from a column of another name",
+    )
+    schema: Any = Field(
+        default=None,
+        description='a JSON Schema (or {"name", "schema", "strict"}) every answer must validate '
+        "against; each top-level property becomes an output column",
+    )
+    schema_mode: str | None = Field(
+        default=None, description="auto (default), json_schema, json_object, tools or prompt"
+    )
+    reasks: int | None = Field(
+        default=None, description="times an invalid answer is asked again (default 2)"
     )
 
 
@@ -275,7 +292,19 @@ def _shape(config: SourceConfig, mapping: Any, outputs: Any) -> RunSpec | None:
 
 
 # The problems of a request are listed in the order of the request's parts.
-_ORDER = ("input", "placeholders", "mapping", "outputs", "key", "prices", "max_cost", "max_tokens")
+_ORDER = (
+    "input",
+    "placeholders",
+    "mapping",
+    "outputs",
+    "key",
+    "prices",
+    "max_cost",
+    "max_tokens",
+    "schema",
+    "schema_mode",
+    "reasks",
+)
 
 
 def _in_order(error: FieldError) -> int:
@@ -316,6 +345,9 @@ async def validate_run(
         max_tokens=body.max_tokens,
         placeholders=chosen or None,
         database_url_encrypted=found.encrypted_url,
+        schema=body.schema,
+        schema_mode=body.schema_mode,
+        reasks=body.reasks,
     )
     spec: RunSpec | None = None
     try:
