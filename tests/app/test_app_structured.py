@@ -94,6 +94,7 @@ def test_a_bad_schema_is_a_422_naming_it(client: httpx.Client, keyed: MockServer
     }
     answer = client.post(f"/api/v1/connectors/{connector_id}/runs", json=body)
     assert answer.status_code == 422, answer.text
-    problems = {error["field"]: error["message"] for error in answer.json()["errors"]}
+    problems = {e["field"]: e["message"] for e in answer.json()["error"]["errors"]}
     assert "the top level must be an object" in problems["schema"]
+    assert problems["reasks"] == "must be 0 to 20 (times an invalid answer is asked again), got 99"
     assert len(keyed.requests) == before

@@ -281,9 +281,9 @@ class RunSpec(BaseModel):
     @field_validator("schema_mode", "reasks", mode="before")
     @classmethod
     def _schema_options(cls, value: Any, info: ValidationInfo) -> Any:
-        return check_reasks(
-            info.field_name or "", value, "schema" in info.data and info.data["schema"] is not None
-        )
+        # A schema that failed its own check is reported there, not as missing here.
+        has_schema = "schema" not in info.data or info.data["schema"] is not None
+        return check_reasks(info.field_name or "", value, has_schema)
 
     @property
     def schema_value(self) -> Schema:
