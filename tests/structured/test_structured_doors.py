@@ -178,3 +178,33 @@ def test_parse_sync_raises_with_the_last_answer_when_never_valid(server: Any) ->
     assert caught.value.answers == 3
     assert caught.value.response["choices"][0]["message"]["content"] == '{"label": "soon"}'
     assert CANARY not in str(caught.value)
+
+
+def test_cli_sql_table_columns_are_typed(tmp_path: Path, server: Any, capsys: Any) -> None:
+    import sqlite3
+
+    server.enqueue(*[json_reply(chat_completion(json.dumps(ANSWER)))] * 2)
+    db = tmp_path / "out.db"
+    code = main(
+        [*_files(tmp_path, server), "--schema-mode", "json_schema",
+         "--output", f"sqlite:///{db}", "--output-table", "tickets"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    with sqlite3.connect(db) as connection:
+        declared = {row[1]: row[2] for row in connection.execute("PRAGMA table_info(tickets)")}
+        row = connection.execute(
+            "SELECT label, urgency, score, done, tags, who, extra FROM tickets WHERE id = 't1'"
+        ).fetchone()
+    assert (declared["label"], declared["urgency"], declared["score"]) == (
+        "TEXT",
+        "BIGINT",
+        "FLOAT",
+    )
+    assert (declared["done"], declared["tags"], declared["who"], declared["extra"]) == (
+        "BOOLEAN",
+        "JSON",
+        "JSON",
+        "JSON",
+    )
+    # SQLite gives a column declared JSON numeric affinity: the JSON text 5 reads back as 5.
+    assert row == ("bug", 2, 1.0, 1, '["a","b"]', '{"name":"Ann"}', 5)

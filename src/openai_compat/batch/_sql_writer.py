@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import operator
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,15 +72,19 @@ class TableOutput:
         key_column: str | None,
         output_names: Sequence[str],
         include_response: bool = False,
+        types: Mapping[str, Any] | None = None,
     ) -> None:
         self.url: URL = parse_database_url(os.fspath(url), "output")
+        # With a schema: the outputs' types (`RunSpec.output_types`); lists, structs and
+        # the rest are JSON columns holding JSON text.
+        self.types = dict(types or {})
         self.shown = shown_url(self.url)
         self.name = table
         self.schema, self.table_name = split_table_name(table, "output_table")
         self.key_column = key_column or "key"
         self.columns = [
             (self.key_column, "text"),
-            *flat_columns(output_names, include_response=include_response),
+            *flat_columns(output_names, include_response=include_response, types=self.types),
         ]
         self._check_names()
         self.engine: Engine = open_database(self.url, "output", wal=True)
@@ -113,12 +118,26 @@ class TableOutput:
             )
 
     def _table(self) -> Table:
-        from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, Text
+        from sqlalchemy import (
+            JSON,
+            BigInteger,
+            Boolean,
+            Column,
+            Float,
+            MetaData,
+            String,
+            Table,
+            Text,
+        )
 
         kinds: dict[str, Any] = {
             "text": Text(),
             "integer": BigInteger(),
             "decimal": Float(precision=53),
+            "boolean": Boolean(),
+            "list": JSON(),
+            "struct": JSON(),
+            "json": JSON(),
         }
         # MySQL cannot index TEXT without a length: the key is a VARCHAR there.
         key_type = Text().with_variant(String(255), "mysql", "mariadb")
@@ -277,7 +296,11 @@ class TableOutput:
         self, result: BatchResult, output_names: Sequence[str], include_response: bool
     ) -> dict[str, Any]:
         """The table row of ``result``."""
-        flat = result.to_flat(output_names, include_response=include_response)
+        flat = result.to_flat(output_names, include_response=include_response, types=self.types)
+        for name, column in self.types.items():
+            value = flat.get(name)
+            if column.kind in ("list", "struct") and value is not None:
+                flat[name] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         row: dict[str, Any] = {self.key_column: stored_key(key_token(result.key))}
         for name, value in flat.items():
             row[name] = _clean_text(value) if isinstance(value, str) else value
