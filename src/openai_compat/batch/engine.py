@@ -20,7 +20,7 @@ from typing import Any, Unpack
 
 from .._transports import Sendable
 from ..config import SourceConfig
-from ..endpoint import Endpoint
+from ..endpoint import Completion, Endpoint
 from ..errors import (
     ConfigurationError,
     EndpointError,
@@ -558,7 +558,18 @@ class BatchRun:
         """Ask until the answer validates (`Structured.ask`): the re-asks are this row's
         attempts, usage and cost; only a valid first answer is cached."""
         assert self._endpoint is not None and self.structured is not None
-        answer = await self.structured.ask(self._endpoint.complete, payload)
+        endpoint, scheduler, sent = self._endpoint, self.scheduler, 0
+
+        async def send(body: dict[str, Any]) -> Completion:
+            nonlocal sent
+            # A re-ask (or the next mode auto tries) is a request like any other: it waits
+            # for the run's rate limit and its pause after a 429, as the first did.
+            if sent and (not self._unlimited or scheduler.pauses):
+                await scheduler.ready()
+            sent += 1
+            return await endpoint.complete(body)
+
+        answer = await self.structured.ask(send, payload)
         result = self.results.validated(
             key, index, answer, round((time.perf_counter() - started) * 1000, 1)
         )
