@@ -256,3 +256,23 @@ def test_auto_under_concurrency_probes_once_then_sends_tools(server: Any) -> Non
     assert len(refused) == 1  # one row found out; every other row waited for the mode
     assert len(server.requests) == 21
     assert summary.schema_mode == "tools"
+
+
+def test_cache_keeps_only_valid_first_answers_under_the_schema(server: Any, tmp_path: Any) -> None:
+    cache = str(tmp_path / "answers.sqlite")
+    rows = [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]
+    # a: valid at once; b: valid only after a re-ask.
+    server.enqueue(_text(VALID), _text(INVALID), _text(VALID))
+    first, _ = _run(server, rows, schema=SCHEMA, schema_mode="json_schema", cache=cache)
+    assert (first.valid_first, first.valid_reasked, len(server.requests)) == (1, 1, 3)
+    server.clear()
+    server.enqueue(_text(INVALID), _text(VALID))
+    second, results = _run(server, rows, schema=SCHEMA, schema_mode="json_schema", cache=cache)
+    # a comes from the cache; b's re-asked answer was never stored as a first answer.
+    assert len(server.requests) == 2
+    assert [r.cached for r in results] == [True, False]
+    assert results[1].attempts == 2 and results[1].ok
+    # The same request without the schema is not answered from the schema run's cache.
+    server.clear()
+    plain, _ = _run(server, rows[:1], cache=cache)
+    assert len(server.requests) == 1 and plain.cached == 0
