@@ -267,7 +267,7 @@ def test_cache_keeps_only_valid_first_answers_under_the_schema(server: Any, tmp_
     assert (first.valid_first, first.valid_reasked, len(server.requests)) == (1, 1, 3)
     server.clear()
     server.enqueue(_text(INVALID), _text(VALID))
-    second, results = _run(server, rows, schema=SCHEMA, schema_mode="json_schema", cache=cache)
+    _, results = _run(server, rows, schema=SCHEMA, schema_mode="json_schema", cache=cache)
     # a comes from the cache; b's re-asked answer was never stored as a first answer.
     assert len(server.requests) == 2
     assert [r.cached for r in results] == [True, False]

@@ -552,6 +552,8 @@
     const schema = $("#run-schema", s.root).value.trim();
     if (schema) {
       try { body.schema = JSON.parse(schema); } catch (e) { return { error: "The JSON Schema is not JSON: " + e.message }; }
+      // The schema's properties are the columns (the box lists them), not the output fields.
+      delete body.outputs;
     }
     return { body };
   }
