@@ -53,6 +53,10 @@ def _cmd_spec(args: argparse.Namespace, connector: OpenAICompatibleConnector) ->
 
 
 def _cmd_check(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
+    if args.capabilities:
+        from .capabilities import capabilities_record
+
+        return capabilities_record(read_json_file(args.config, "config"))
     _emit(connector.check_connection(read_json_file(args.config, "config")))
     return 0
 
@@ -123,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check the connection of a configuration")
     p.add_argument("--config", required=True, metavar="FILE", help="configuration JSON (- = stdin)")
+    p.add_argument(
+        "--capabilities",
+        action="store_true",
+        help="measure what the server supports (json_schema, tools, ...) with tiny requests",
+    )
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("discover", help="print the catalog")

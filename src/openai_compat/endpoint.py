@@ -25,6 +25,7 @@ from ._transports import ClientFactory, Sendable, TransportResponse
 from .config import SourceConfig
 from .errors import StreamError
 from .retries import RetryPolicy
+from .structured import DEFAULT_REASKS, Structured
 
 __all__ = ["Completion", "Endpoint", "Exchange"]
 
@@ -249,3 +250,49 @@ class Endpoint:
             chunks=kept,
             warnings=outcome.warnings,
         )
+
+    async def parse(
+        self,
+        payload: dict[str, Any],
+        *,
+        schema: Any,
+        mode: str = "auto",
+        reasks: int = DEFAULT_REASKS,
+    ) -> Any:
+        """Send ``payload`` asking for an answer valid against ``schema``; return its value.
+
+        ``schema`` is a JSON Schema object, OpenAI's ``{"name", "schema", "strict"}`` wrapper,
+        a pydantic model class (its instance is returned) or a `Structured` (whose mode,
+        once ``auto`` chose it, holds for its later calls). An answer that does not validate
+        is asked again up to ``reasks`` times with its validation errors; then
+        `StructuredOutputError` says what was wrong and keeps the last answer.
+        """
+        structured = (
+            schema
+            if isinstance(schema, Structured)
+            else Structured(schema, mode=mode, reasks=reasks)
+        )
+        return await structured.parse(self.complete, payload)
+
+    def parse_sync(
+        self,
+        payload: dict[str, Any],
+        *,
+        schema: Any,
+        mode: str = "auto",
+        reasks: int = DEFAULT_REASKS,
+    ) -> Any:
+        """`parse` from sync code (on an HTTP client of its own, closed when it returns)."""
+        from ._sync import run_sync
+
+        structured = (
+            schema
+            if isinstance(schema, Structured)
+            else Structured(schema, mode=mode, reasks=reasks)
+        )
+        return run_sync(_parse_once(self.config, structured, payload))
+
+
+async def _parse_once(config: SourceConfig, structured: Structured, payload: dict[str, Any]) -> Any:
+    async with Endpoint(config) as endpoint:
+        return await structured.parse(endpoint.complete, payload)

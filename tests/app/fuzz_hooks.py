@@ -31,7 +31,8 @@ _DECLARED_URL = re.compile(configuration_schema(api_key=True)["properties"]["url
 # loopback where nothing listens), "this upload exists", "this file's name says its format"
 # (a multipart part's filename), or what depends on the saved connector and the input: the
 # request format's placeholders, the input's columns, the row's; nor that output names
-# differ from each other. Nor can a pattern name a
+# differ from each other; nor that a schema is a JSON Schema of an object (a metaschema the
+# document would have to embed), which schema_mode and reasks need beside them. Nor can a pattern name a
 # lone surrogate (ECMA-262 classes hold characters), which a name or key must not hold, and
 # OpenAPI 3.0 cannot constrain an object's keys (the mapping shorthand's are paths). Its
 # "more than" (a boolean exclusiveMinimum) does not survive FastAPI's document model, which
@@ -43,6 +44,10 @@ UNDECLARABLE = (
     "the row has no column",
     "must name a column of the input",
     "is used twice",
+    "needs a schema",
+    "is not a valid JSON Schema",
+    "is not a usable JSON Schema",
+    "the top level must be an object",
     "write a dotted path such as",
     "must be a dotted path such as",
     "must be a number of USD above 0",

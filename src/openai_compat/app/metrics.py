@@ -87,6 +87,13 @@ class AppMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.schema_rows = Counter(
+            "openai_compat_run_schema_rows",
+            "Rows of runs with a schema, by mode and how their answer validated "
+            "(valid_first, valid_after_reasks, invalid)",
+            ["mode", "outcome"],
+            registry=self.registry,
+        )
         self.rows_per_s = Gauge(
             "openai_compat_run_rows_per_second",
             "Rows per second of the runs this instance executes (last progress window)",
@@ -109,9 +116,20 @@ class AppMetrics:
         latency_ms: float,
         attempts: int,
         usage: dict[str, object] | None,
+        schema: dict[str, object] | None = None,
     ) -> None:
-        """Count one finished row of a run."""
+        """Count one finished row of a run (``schema``: how its answer validated)."""
         label = str(connector_id)
+        if schema is not None:
+            answers = schema.get("answers")
+            outcome_of_schema = (
+                "invalid"
+                if not schema.get("valid")
+                else "valid_after_reasks"
+                if isinstance(answers, int) and answers > 1
+                else "valid_first"
+            )
+            self.schema_rows.labels(str(schema.get("mode")), outcome_of_schema).inc()
         outcome = "ok" if ok else "failed"
         self.rows.labels(outcome).inc()
         if attempts:

@@ -86,6 +86,11 @@ class RowOptions(TypedDict, total=False):
     # Stop starting rows once the run spent this much (USD; needs ``prices``) / these tokens.
     max_cost: float | None
     max_tokens: int | None
+    # Structured outputs (`openai_compat.structured`): a JSON Schema, OpenAI's wrapper, a
+    # file or a pydantic model; how to ask for it; how many re-asks (default 2).
+    schema: Any
+    schema_mode: str | None
+    reasks: int | None
 
 
 class BatchOptions(RowOptions, total=False):

@@ -21,7 +21,7 @@ import json
 import operator
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,15 +72,19 @@ class TableOutput:
         key_column: str | None,
         output_names: Sequence[str],
         include_response: bool = False,
+        types: Mapping[str, Any] | None = None,
     ) -> None:
         self.url: URL = parse_database_url(os.fspath(url), "output")
+        # With a schema: the outputs' types (`RunSpec.output_types`); lists, structs and
+        # the rest are JSON columns holding JSON text.
+        self.types = dict(types or {})
         self.shown = shown_url(self.url)
         self.name = table
         self.schema, self.table_name = split_table_name(table, "output_table")
         self.key_column = key_column or "key"
         self.columns = [
             (self.key_column, "text"),
-            *flat_columns(output_names, include_response=include_response),
+            *flat_columns(output_names, include_response=include_response, types=self.types),
         ]
         self._check_names()
         self.engine: Engine = open_database(self.url, "output", wal=True)
@@ -116,7 +120,18 @@ class TableOutput:
             )
 
     def _table(self) -> Table:
-        from sqlalchemy import REAL, BigInteger, Column, Float, MetaData, String, Table, Text
+        from sqlalchemy import (
+            JSON,
+            REAL,
+            BigInteger,
+            Boolean,
+            Column,
+            Float,
+            MetaData,
+            String,
+            Table,
+            Text,
+        )
         from sqlalchemy.dialects.postgresql import ARRAY
 
         kinds: dict[str, Any] = {
@@ -126,6 +141,10 @@ class TableOutput:
             # A vector: real[] in PostgreSQL (pgvector casts it with ::vector), a JSON
             # array as text elsewhere.
             "vector": Text().with_variant(ARRAY(REAL()), "postgresql"),
+            "boolean": Boolean(),
+            "list": JSON(),
+            "struct": JSON(),
+            "json": JSON(),
         }
         # MySQL cannot index TEXT without a length: the key is a VARCHAR there.
         key_type = Text().with_variant(String(255), "mysql", "mariadb")
@@ -284,7 +303,11 @@ class TableOutput:
         self, result: BatchResult, output_names: Sequence[str], include_response: bool
     ) -> dict[str, Any]:
         """The table row of ``result``."""
-        flat = result.to_flat(output_names, include_response=include_response)
+        flat = result.to_flat(output_names, include_response=include_response, types=self.types)
+        for name, column in self.types.items():
+            value = flat.get(name)
+            if column.kind in ("list", "struct") and value is not None:
+                flat[name] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         row: dict[str, Any] = {self.key_column: stored_key(key_token(result.key))}
         for name, value in flat.items():
             if isinstance(value, list) and not self._arrays:

@@ -73,7 +73,7 @@ async def arun_batch_to_file(
                 "failed rows inline)",
                 field="error_file",
             )
-        sink = ParquetResults(path, run.output_names, **columns)
+        sink = ParquetResults(path, run.output_names, types=run.spec.output_types, **columns)
     else:
         sink = FileResults(path, fmt, run.output_names, error_path=error_path, **columns)
     return await drive(run, sink, file_options, notices, shown=path, on_result=on_result)

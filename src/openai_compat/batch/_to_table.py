@@ -75,6 +75,7 @@ async def arun_batch_to_table(
         key_column=run.key,
         output_names=run.output_names,
         include_response=run.include_response,
+        types=run.spec.output_types,
     )
     try:
         _refuse_output_over_input(run.rows, target)

@@ -6,7 +6,7 @@ kinds to Arrow types and puts a batch's input columns and its results side by si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -20,15 +20,35 @@ _TYPES = {
     "integer": pa.int64(),
     "decimal": pa.float64(),
     "vector": pa.list_(pa.float32()),
+    "boolean": pa.bool_(),
+    "json": pa.large_string(),
 }
 
 
-def result_schema(output_names: Sequence[str], *, include_response: bool = False) -> pa.Schema:
-    """The Arrow schema of the result columns (the input columns come before them)."""
+def arrow_type(column: Any) -> pa.DataType:
+    """The Arrow type of a schema-derived `openai_compat.structured.ColumnType`."""
+    if column.kind == "list":
+        return pa.large_list(arrow_type(column.item))
+    if column.kind == "struct":
+        return pa.struct([pa.field(name, arrow_type(sub)) for name, sub in column.fields])
+    return _TYPES[column.kind]
+
+
+def result_schema(
+    output_names: Sequence[str],
+    *,
+    include_response: bool = False,
+    types: Mapping[str, Any] | None = None,
+) -> pa.Schema:
+    """The Arrow schema of the result columns (the input columns come before them);
+    ``types`` are the outputs' schema-derived types (`RunSpec.output_types`)."""
+    typed = types or {}
     return pa.schema(
         [
-            pa.field(name, _TYPES[kind])
-            for name, kind in flat_columns(output_names, include_response=include_response)
+            pa.field(name, arrow_type(typed[name]) if name in typed else _TYPES[kind])
+            for name, kind in flat_columns(
+                output_names, include_response=include_response, types=typed
+            )
         ]
     )
 
@@ -40,10 +60,13 @@ def result_table(
     *,
     keep_columns: Sequence[str],
     include_response: bool = False,
+    types: Mapping[str, Any] | None = None,
 ) -> pa.Table:
     """``keep_columns`` of ``batch`` (input order) followed by the results' flat columns."""
-    schema = result_schema(output_names, include_response=include_response)
-    flat = [r.to_flat(output_names, include_response=include_response) for r in results]
+    schema = result_schema(output_names, include_response=include_response, types=types)
+    flat = [
+        r.to_flat(output_names, include_response=include_response, types=types) for r in results
+    ]
     arrays: list[Any] = [batch.column(name).combine_chunks() for name in keep_columns]
     names = list(keep_columns)
     for field in schema:

@@ -18,6 +18,7 @@ from .._json import read_json_file
 from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
+from ._structured_cli import add_schema_arguments, schema_options
 from ._to_file import arun_batch_to_file
 from .cache import CACHE_MODES
 from .engines import ENGINES, EngineJobError
@@ -155,6 +156,7 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
     _add_database_arguments(p)
     _add_openai_batch_arguments(p)
     _add_cost_arguments(p)
+    add_schema_arguments(p)
     _add_ray_arguments(p)
     _add_spark_arguments(p)
     return p
@@ -419,6 +421,7 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
                     retry=retry,
                     error_file=args.error_file,
                     **cost_options,
+                    **schema_options(args),
                 )
             )
     except ConfigurationError as exc:

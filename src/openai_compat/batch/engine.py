@@ -21,7 +21,7 @@ from typing import Any, Unpack
 from .._transports import Sendable
 from ..apis import EMBEDDINGS
 from ..config import SourceConfig
-from ..endpoint import Endpoint
+from ..endpoint import Completion, Endpoint
 from ..errors import (
     ConfigurationError,
     EndpointError,
@@ -46,6 +46,7 @@ from .scheduler import DEFAULT_RATE, Scheduler
 from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
 from .spec import SPEC_OPTIONS, RunSpec
 from .sql_url import is_database_url
+from .structured_rows import cached_answer, cached_valid
 
 __all__ = ["BatchRun", "Rows"]
 
@@ -139,6 +140,8 @@ class BatchRun:
         self._notice = options.get("on_notice") or (lambda _message: None)
         self.scheduler = options.get("scheduler") or Scheduler(spec.rate, on_pause=self._on_pause)
         self.summary = BatchSummary()
+        # With a schema: its mode (chosen once per run under auto), validator and re-asks.
+        self.structured = spec.structured()
         # The response cache, prices and budget: None when the options ask for none of them.
         self.accounting = RowAccounting.from_spec(spec, self.summary, self._notice)
         self.results = RowResults(
@@ -458,13 +461,24 @@ class BatchRun:
         assert self.accounting is not None and self._endpoint is not None
         pending, self._lookups = self._lookups, []
         prepare = self._endpoint.prepare
-        hits = self.accounting.lookup([prepare(item[3]) for item in pending])
+        structured = self.structured
+        bodies = [prepare(item[3]) for item in pending]
+        if structured is not None:
+            bodies = [structured.cache_body(body) for body in bodies]
+        hits = self.accounting.lookup(bodies)
         for item, hit in zip(pending, hits, strict=True):
+            if hit is not None and structured is not None:
+                hit = hit if structured.mode and cached_valid(structured, hit.response) else None
             if hit is None:
                 await self._dispatch(item)
                 continue
             index, key, row, _, _ = item  # answered before: nothing is sent
-            result = self.results.answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
+            if structured is not None:
+                result = self.results.validated(
+                    key, index, cached_answer(structured, hit.response, hit.request_id), 0.0
+                )
+            else:
+                result = self.results.answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
             result.cached = True
             await self._put_result(self.results.complete(result, row))
 
@@ -547,6 +561,10 @@ class BatchRun:
                 )
         started = time.perf_counter()
         try:
+            if self.structured is not None:
+                return self.results.complete(
+                    await self._send_structured(index, key, payload, started), row
+                )
             completion = await self._endpoint.complete(payload, encoded=encoded)
         except OpenAICompatError as exc:
             self.scheduler.on_failure(exc)
@@ -581,6 +599,34 @@ class BatchRun:
                     body = self._endpoint.prepare(payload)
                     self.accounting.store(body, completion.response, completion.request_id)
         return self.results.complete(result, row)
+
+    async def _send_structured(
+        self, index: int, key: str | int, payload: dict[str, Any], started: float
+    ) -> BatchResult:
+        """Ask until the answer validates (`Structured.ask`): the re-asks are this row's
+        attempts, usage and cost; only a valid first answer is cached."""
+        assert self._endpoint is not None and self.structured is not None
+        endpoint, scheduler, sent = self._endpoint, self.scheduler, 0
+
+        async def send(body: dict[str, Any]) -> Completion:
+            nonlocal sent
+            # A re-ask (or the next mode auto tries) is a request like any other: it waits
+            # for the run's rate limit and its pause after a 429, as the first did.
+            if sent and (not self._unlimited or scheduler.pauses):
+                await scheduler.ready()
+            sent += 1
+            return await endpoint.complete(body)
+
+        answer = await self.structured.ask(send, payload)
+        result = self.results.validated(
+            key, index, answer, round((time.perf_counter() - started) * 1000, 1)
+        )
+        if self.accounting is not None:
+            self.accounting.price(result, {**answer.response, "usage": answer.usage}, payload)
+            if answer.outcome == "first" and not answer.truncated:
+                body = self.structured.cache_body(self._endpoint.prepare(payload))
+                self.accounting.store(body, answer.response, answer.request_id)
+        return result
 
     async def _supervise(self) -> None:
         assert self._feeder is not None

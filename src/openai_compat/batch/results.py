@@ -38,18 +38,26 @@ FLAT_RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
 RESPONSE_COLUMN = "http_response"
 
 
+def _kind(name: str) -> str:
+    return "vector" if isinstance(name, VectorName) else "text"
+
+
 def flat_columns(
-    output_names: Sequence[str], *, include_response: bool = False
+    output_names: Sequence[str],
+    *,
+    include_response: bool = False,
+    types: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, str]]:
     """The result columns of a flat row (after the input columns) and their kinds.
 
     >>> [name for name, _ in flat_columns(["summary"])][:3]
     ['summary', 'error_status', 'error_message']
     """
-    # A vector output (`VectorName`) is a column of its own kind: a list of float32.
-    columns = [
-        (name, "vector" if isinstance(name, VectorName) else "text") for name in output_names
-    ]
+    # With a schema, ``types`` (`openai_compat.structured.ColumnType` by output name) gives
+    # an output its kind: also ``boolean``, ``list``, ``struct`` or ``json``. A vector
+    # output (`VectorName`) is a column of its own kind: a list of float32.
+    typed = types or {}
+    columns = [(name, typed[name].kind if name in typed else _kind(name)) for name in output_names]
     columns += FLAT_RESULT_COLUMNS
     if include_response:
         columns.append((RESPONSE_COLUMN, "text"))
@@ -69,6 +77,34 @@ def _flat_vector(value: Any) -> list[float] | None:
     ):
         return [float(v) for v in value]
     return None
+
+
+def typed_value(value: Any, kind: str) -> Any:
+    """An output's value in a typed column of ``kind``: lists and structs as they are (each
+    engine writes them its way), ``json`` as JSON text, whole numbers of an integer column
+    as ints. A value of the wrong type (an output read from a row that failed) is None.
+
+    >>> typed_value(3.0, "integer"), typed_value(2, "decimal"), typed_value({"a": 1}, "json")
+    (3, 2.0, '{"a":1}')
+    """
+    if value is None:
+        return None
+    if kind == "json":
+        return _flat_text(value)
+    if kind == "text":
+        return value if isinstance(value, str) else _flat_text(value)
+    if kind == "integer":
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if kind == "decimal":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    if kind == "list":
+        return value if isinstance(value, list) else None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass(slots=True)
@@ -94,6 +130,8 @@ class BatchResult:
     request_id: str | None = None
     cached: bool | None = None
     cost: Any = _NOT_SET
+    # With a schema: {"mode", "answers", "valid"} (written as the line's "schema").
+    schema: dict[str, Any] | None = None
 
     @property
     def has_cost(self) -> bool:
@@ -128,6 +166,8 @@ class BatchResult:
             line["cached"] = self.cached
         if self.cost is not _NOT_SET:
             line["cost"] = self.cost
+        if self.schema is not None:
+            line["schema"] = self.schema
         return line
 
     @classmethod
@@ -155,10 +195,16 @@ class BatchResult:
             result.cached = line["cached"]
         if "cost" in line:
             result.cost = line["cost"]
+        if "schema" in line:
+            result.schema = line["schema"]
         return result
 
     def to_flat(
-        self, output_names: Sequence[str], *, include_response: bool = False
+        self,
+        output_names: Sequence[str],
+        *,
+        include_response: bool = False,
+        types: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The result columns of the flat row, as `flat_columns` names them (inputs apart).
 
@@ -168,8 +214,11 @@ class BatchResult:
         ('3', 5, None)
         """
         error = self.error or {}
+        typed = types or {}
         flat: dict[str, Any] = {
-            name: (_flat_vector if isinstance(name, VectorName) else _flat_text)(
+            name: typed_value(self.output.get(name), typed[name].kind)
+            if name in typed
+            else (_flat_vector if isinstance(name, VectorName) else _flat_text)(
                 self.output.get(name)
             )
             for name in output_names
@@ -215,6 +264,11 @@ class BatchSummary:
     cached: int = 0
     cost: float | None = None
     budget_spent: str | None = None
+    # With a schema: the mode asked in, and rows by how their answer validated.
+    schema_mode: str | None = None
+    valid_first: int = 0
+    valid_reasked: int = 0
+    invalid: int = 0
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -231,6 +285,8 @@ class BatchSummary:
         self.requests += result.attempts
         if result.cached:
             self.cached += 1
+        if result.schema is not None:
+            self._count_schema(result.schema)
         if self.cost is not None and isinstance(result.cost, int | float):
             # Exactly: ten $0.10 rows cost $1.00, not $0.9999999999999999.
             self.cost = float(usd(self.cost) + usd(result.cost))
@@ -240,6 +296,15 @@ class BatchSummary:
             self.prompt_tokens += counts.input or 0
             self.completion_tokens += counts.output or 0
             self.total_tokens += counts.total or 0
+
+    def _count_schema(self, schema: Mapping[str, Any]) -> None:
+        self.schema_mode = schema.get("mode") or self.schema_mode
+        if not schema.get("valid"):
+            self.invalid += 1
+        elif schema.get("answers", 1) > 1:
+            self.valid_reasked += 1
+        else:
+            self.valid_first += 1
 
     def finish(self) -> None:
         """Stamp the wall time."""
@@ -263,6 +328,19 @@ class BatchSummary:
             "cached": self.cached,
             "cost": None if self.cost is None else round(self.cost, 6),
             "budget_spent": self.budget_spent,
+            **self._schema_dict(),
+        }
+
+    def _schema_dict(self) -> dict[str, Any]:
+        if self.schema_mode is None:
+            return {}
+        return {
+            "schema": {
+                "mode": self.schema_mode,
+                "valid_first": self.valid_first,
+                "valid_after_reasks": self.valid_reasked,
+                "invalid": self.invalid,
+            }
         }
 
     def __str__(self) -> str:
@@ -279,6 +357,11 @@ class BatchSummary:
         text = ", ".join(parts) + f"; {self.total_tokens} tokens"
         if self.cost is not None:
             text += f"; ${self.cost:.4f}"
+        if self.schema_mode is not None:
+            text += (
+                f"; schema mode {self.schema_mode}: {self.valid_first} valid first, "
+                f"{self.valid_reasked} after re-asks, {self.invalid} invalid"
+            )
         text += f"; {self.wall_s:.1f} s wall ({rate:.1f} rows/s)"
         if self.budget_spent:
             return text + f" - stopped: {self.budget_spent}; --resume runs the rest"

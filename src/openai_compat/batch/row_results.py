@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..mapping import OutputField, extract_outputs
+from ..structured import Answer
 from ._row_accounting import RowAccounting
 from .results import BatchResult
 
@@ -85,6 +86,34 @@ class RowResults:
         )
         if self.include_response:
             result.response = response
+        return result
+
+    def validated(
+        self, key: str | int, index: int, answer: Answer, latency_ms: float
+    ) -> BatchResult:
+        """The result of a structured answer: the outputs read from the valid value, or
+        the failed row naming the last answer's problems (that answer kept as ``response``
+        when responses are asked for)."""
+        problems: list[str] = []
+        output: dict[str, Any] = {}
+        if answer.valid:
+            output, problems = extract_outputs(answer.value, self.outputs)
+        else:
+            problems.append(answer.error_message())
+        problems.extend(answer.warnings)
+        result = BatchResult(
+            key=key,
+            index=index,
+            output=output,
+            usage=answer.usage,
+            error={"status": None, "message": "; ".join(problems)} if problems else None,
+            attempts=answer.attempts,
+            latency_ms=latency_ms,
+            request_id=answer.request_id,
+            schema={"mode": answer.mode, "answers": answer.answers, "valid": answer.valid},
+        )
+        if self.include_response:
+            result.response = answer.response
         return result
 
     def refused(self, result: BatchResult, body: Any) -> BatchResult:

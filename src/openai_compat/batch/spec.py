@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,9 @@ from ..apis import EMBEDDINGS
 from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
 from ..mapping import OutputField, PayloadBuilder, output_fields, output_names
+from ..structured import ColumnType, Schema, Structured
+from ._structured_cli import schema_options
+from ._structured_spec import check_reasks, schema_outputs, schema_types, structured_schema
 from .budget import Budget
 from .cache import CACHE_MODES, ResponseCache
 from .cost import Prices, parse_prices
@@ -73,6 +77,11 @@ def shown_columns(columns: Sequence[str]) -> str:
     return ", ".join(map(repr, columns[:_SHOWN_COLUMNS])) or "none"
 
 
+# The run option is called ``schema`` at every door; pydantic's deprecated ``BaseModel.schema()``
+# method it shadows is not used.
+warnings.filterwarnings("ignore", message='Field name "schema" in "RunSpec"', category=UserWarning)
+
+
 class RunSpec(BaseModel):
     """The options of a run that hold wherever it runs.
 
@@ -102,6 +111,11 @@ class RunSpec(BaseModel):
     cache_mode: str | None = None
     # Rows per embeddings request (None: `pack_size`'s default).
     rows_per_request: int | None = None
+    # Structured outputs: a JSON Schema (or OpenAI's wrapper, a file, a pydantic model), how
+    # to ask for it (`openai_compat.structured.MODES`) and how many re-asks.
+    schema: Any = None
+    schema_mode: str | None = None
+    reasks: int | None = None
     # What the mapping, outputs and prices mean, kept from their check so each is built once.
     _payload_builder: PayloadBuilder | None = PrivateAttr(default=None)
     _output_fields: list[OutputField] | None = PrivateAttr(default=None)
@@ -123,6 +137,8 @@ class RunSpec(BaseModel):
         spec._payload_builder = built.get("payload_builder")
         spec._output_fields = built.get("output_fields")
         spec._prices = built.get("prices")
+        if spec.schema is not None and spec.outputs is None:
+            spec._output_fields = schema_outputs(spec.schema_value)
         return spec
 
     @classmethod
@@ -138,6 +154,7 @@ class RunSpec(BaseModel):
             key=args.key,
             concurrency=args.concurrency,
             rate=args.rate or None,
+            **schema_options(args),
         )
 
     @field_validator("config", mode="before")
@@ -288,6 +305,41 @@ class RunSpec(BaseModel):
         if self.rows_per_request is not None:
             return self.rows_per_request
         return DEFAULT_EMBEDDINGS_ROWS if self.config.dialect is EMBEDDINGS else 1
+
+    @field_validator("schema", mode="after")
+    @classmethod
+    def _schema(cls, value: Any) -> Any:
+        structured_schema(value)
+        return value
+
+    @field_validator("schema_mode", "reasks", mode="before")
+    @classmethod
+    def _schema_options(cls, value: Any, info: ValidationInfo) -> Any:
+        # A schema that failed its own check is reported there, not as missing here.
+        has_schema = "schema" not in info.data or info.data["schema"] is not None
+        return check_reasks(info.field_name or "", value, has_schema)
+
+    @property
+    def schema_value(self) -> Schema:
+        """The checked schema (``schema`` must be set)."""
+        return structured_schema(self.schema)
+
+    def structured(self) -> Structured | None:
+        """A run's structured outputs (its mode and counts are the run's), or None."""
+        if self.schema is None:
+            return None
+        return Structured(
+            self.schema_value,
+            mode=self.schema_mode or "auto",
+            reasks=2 if self.reasks is None else self.reasks,
+        )
+
+    @property
+    def output_types(self) -> dict[str, ColumnType]:
+        """The column type of each output the schema types (the others are text)."""
+        if self.schema is None:
+            return {}
+        return schema_types(self.schema_value, self.output_fields)
 
     @property
     def price_table(self) -> Prices | None:

@@ -11,6 +11,7 @@ import ray.data
 
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 from ..batch.spec import RunSpec
+from ..batch.structured_rows import structured_options
 from ..config import SourceConfig
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
@@ -58,6 +59,9 @@ def map_endpoint(
     coordinator: Any = None,
     lines: bool = False,
     columns: Sequence[str] | None = None,
+    schema: Any = None,
+    schema_mode: str | None = None,
+    reasks: int | None = None,
 ) -> ray.data.Dataset:
     """``ds`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -69,7 +73,8 @@ def map_endpoint(
     when the caller knows them (the command line reads them from the first file); without
     them they come from ``ds.schema()``, which for JSON or CSV files, or after a map, runs a
     task to read a block (seconds on a new cluster, before the actors start). The other
-    keywords are `EndpointUDF`'s.
+    keywords are `EndpointUDF`'s; ``schema`` (with ``schema_mode``, ``reasks``) asks for
+    structured outputs, each top-level property a typed column as in a local Parquet output.
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -83,12 +88,15 @@ def map_endpoint(
         rate=rate,
         include_input=include_input,
         include_response=include_response,
+        schema=schema,
+        schema_mode=schema_mode,
+        reasks=reasks,
     )
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
     if columns is None:
-        schema = ds.schema()
-        columns = list(schema.names) if schema is not None else []
+        found = ds.schema()
+        columns = list(found.names) if found is not None else []
     spec.check_table(columns, lines=lines)
     parsed, parsed_rate = spec.config, spec.rate
     if coordinator is None:
@@ -109,6 +117,7 @@ def map_endpoint(
             "coordinator": coordinator,
             "run_id": uuid.uuid4().hex,  # the keys of this run, kept apart from other runs'
             "lines": lines,
+            **structured_options(spec),
         },
         batch_format="pyarrow",
         batch_size=batch_size,

@@ -25,6 +25,7 @@ from ..batch.keys import key_token, row_key
 from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import Rate
 from ..batch.spec import RunSpec
+from ..batch.structured_rows import structured_options
 from ..config import SourceConfig
 from ..errors import redact
 from ..mapping import PayloadBuilder, RowMappingError
@@ -158,6 +159,9 @@ class EndpointUDF:
         job_name: str = "default",
         run_id: str | None = None,
         lines: bool = False,
+        schema: Any = None,
+        schema_mode: str | None = None,
+        reasks: int | None = None,
     ) -> None:
         spec = RunSpec.build(
             config,
@@ -167,7 +171,13 @@ class EndpointUDF:
             rate=rate,
             include_input=include_input,
             include_response=include_response,
+            schema=schema,
+            schema_mode=schema_mode,
+            reasks=reasks,
         )
+        # With a schema: each batch's run asks for it; the outputs are typed by it.
+        self.structured = structured_options(spec)
+        self.types = spec.output_types
         self.config = spec.config
         self.builder = ReadyPayloads(self.config.request_format, mapping, payload_column)
         self.outputs = outputs
@@ -230,6 +240,7 @@ class EndpointUDF:
             self.output_names,
             keep_columns=self._keep_columns(batch.column_names),
             include_response=self.include_response,
+            types=self.types,
         )
 
     async def _run(self, rows: list[dict[str, Any]]) -> tuple[list[BatchResult], set[int]]:
@@ -275,6 +286,7 @@ class EndpointUDF:
             include_input=self.lines and self.include_input,
             include_response=self.include_response,
             retry=self.retry,
+            **self.structured,
         )
         try:
             async with run:

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from ..batch.cache import ResponseCache
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 from ..batch.spec import RunSpec
+from ..batch.structured_rows import structured_options
 from ..config import SourceConfig
 from ..errors import ConfigurationError
 from ..retries import RetryPolicy
@@ -65,6 +66,9 @@ def map_endpoint(
     cache_mode: str | None = None,
     lines: bool = False,
     counts: Any = None,
+    schema: Any = None,
+    schema_mode: str | None = None,
+    reasks: int | None = None,
 ) -> DataFrame:
     """``df`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -82,6 +86,8 @@ def map_endpoint(
     or a `ResponseCache`; ``cache_mode`` as for local runs): a retried task reads the answers
     its failed attempt got back from it instead of paying for them again.
     ``lines`` gives one ``line`` column of the local run's result lines instead.
+    ``schema`` (with ``schema_mode`` and ``reasks``) asks for structured outputs: each
+    top-level property is an output column, typed as in a local run's Parquet output.
 
     The configuration, mapping, outputs and rate are checked here, and the result columns
     against the input's, so a mistake fails before any request.
@@ -100,8 +106,12 @@ def map_endpoint(
         include_response=include_response,
         cache=cache,
         cache_mode=cache_mode,
+        schema=schema,
+        schema_mode=schema_mode,
+        reasks=reasks,
     )
     parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
+    types = spec.output_types
     if partitions is not None and partitions < 1:
         raise ConfigurationError(f"must be 1 or more, got {partitions}", field="partitions")
     if tasks_at_once is not None and tasks_at_once < 1:
@@ -112,7 +122,9 @@ def map_endpoint(
         df = df.repartition(partitions)
     kept = [f for f in df.schema.fields if include_input or f.name == key]
     schema = (
-        lines_schema() if lines else result_schema(kept, names, include_response=include_response)
+        lines_schema()
+        if lines
+        else result_schema(kept, names, include_response=include_response, types=types)
     )
     share = task_share(parsed_rate, tasks_at_once or task_slots(df))
     runner = PartitionRunner(
@@ -132,6 +144,8 @@ def map_endpoint(
         counts=counts,
         cache=cache,
         cache_mode=cache_mode,
+        structured=structured_options(spec),
+        types=types,
     )
     with warnings.catch_warnings():
         # pyspark asks for pandas < 3 on every mapInArrow, which does not use pandas.

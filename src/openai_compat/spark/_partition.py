@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -74,6 +74,8 @@ class PartitionRunner:
         cache: Any = None,
         cache_mode: str | None = None,
         output_rows: int = _OUTPUT_ROWS,
+        structured: Mapping[str, Any] | None = None,
+        types: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.schema = schema
@@ -92,6 +94,8 @@ class PartitionRunner:
         self.cache = cache
         self.cache_mode = cache_mode
         self.output_rows = output_rows
+        self.structured = dict(structured or {})
+        self.types = dict(types or {})
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # uvloop when installed, as a local run: the loop's CPU per row bounds a busy task.
@@ -133,6 +137,7 @@ class PartitionRunner:
             rate=self.rate,
             include_response=self.include_response,
             retry=self.retry,
+            **self.structured,
             **options,
         )
         chunk: list[tuple[dict[str, Any], BatchResult]] = []
@@ -169,7 +174,11 @@ class PartitionRunner:
         flat = []
         for row, result in chunk:
             out = {name: row.get(name) for name in self.keep_columns}
-            out.update(result.to_flat(self.output_names, include_response=self.include_response))
+            out.update(
+                result.to_flat(
+                    self.output_names, include_response=self.include_response, types=self.types
+                )
+            )
             flat.append(out)
         return pa.RecordBatch.from_pylist(flat, schema=self.schema)
 

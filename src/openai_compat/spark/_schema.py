@@ -7,11 +7,13 @@ partition (even one where every row failed) has the same schema.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql.types import (
     ArrayType,
+    BooleanType,
     DataType,
     DoubleType,
     FloatType,
@@ -33,11 +35,26 @@ _TYPES: dict[str, DataType] = {
     "integer": LongType(),
     "decimal": DoubleType(),
     "vector": ArrayType(FloatType(), True),
+    "boolean": BooleanType(),
+    "json": StringType(),
 }
 
 
+def spark_type(column: Any) -> DataType:
+    """The Spark type of a schema-derived `openai_compat.structured.ColumnType`."""
+    if column.kind == "list":
+        return ArrayType(spark_type(column.item), True)
+    if column.kind == "struct":
+        return StructType([StructField(n, spark_type(t), True) for n, t in column.fields])
+    return _TYPES[column.kind]
+
+
 def result_schema(
-    kept: Sequence[StructField], output_names: Sequence[str], *, include_response: bool = False
+    kept: Sequence[StructField],
+    output_names: Sequence[str],
+    *,
+    include_response: bool = False,
+    types: Mapping[str, Any] | None = None,
 ) -> StructType:
     """``kept`` input fields followed by the flat result columns (all nullable).
 
@@ -45,8 +62,10 @@ def result_schema(
     ['summary', 'error_status', 'error_message']
     """
     fields = list(kept)
-    for name, kind in flat_columns(output_names, include_response=include_response):
-        fields.append(StructField(name, _TYPES[kind], True))
+    typed = types or {}
+    for name, kind in flat_columns(output_names, include_response=include_response, types=typed):
+        spark = spark_type(typed[name]) if name in typed else _TYPES[kind]
+        fields.append(StructField(name, spark, True))
     return StructType(fields)
 
 

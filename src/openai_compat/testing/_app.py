@@ -44,6 +44,7 @@ Scenarios (query parameters, so a server in another process is scriptable by URL
 ``stall``           SSE: two chunks, then hang ``stall_s`` seconds (default 30) before finishing
 ``disconnect``      SSE: two chunks, then the connection is dropped mid-body
 ``slow``            sleep ``delay_s`` seconds (default 1), then the default behaviour
+``structured``      a schema-valid answer to the schema the request asks for (see `_structured`)
 ==================  ==========================================================================
 
 ``latency_ms=N`` on any request adds N milliseconds before the answer. An unknown scenario or
@@ -85,6 +86,7 @@ from ._replies import (
     json_reply,
     raw_reply,
 )
+from ._structured import StructuredScenario
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -189,7 +191,7 @@ _STATIC_SCENARIOS: dict[str, Reply] = {
 _STREAM_SCENARIOS = frozenset(
     {"stream", "crlf", "comments", "no-done", "split", "error-in-stream", "stall", "disconnect"}
 )
-_DEFAULT_SCENARIOS = frozenset({"normal", "slow"})
+_DEFAULT_SCENARIOS = frozenset({"normal", "slow", "structured"})
 
 _STREAM_ERROR_EVENT = dumps(error_body("The model produced invalid content.", status=500)).encode()
 
@@ -292,6 +294,7 @@ class MockApp:
         self._records: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._structured = StructuredScenario()
 
     # -- scripting API (called from any thread) ------------------------------------------
     def enqueue(self, *replies: Reply) -> None:
@@ -419,6 +422,9 @@ class MockApp:
                 await send_reply(send, _bad_param("delay_s"), rid)
                 return
 
+        if scenario == "structured":
+            await send_reply(send, self._structured.reply(parsed, query, model), rid)
+            return
         text = "You said: " + _user_text(parsed)
         stream = parsed.get("stream") is True
         if scenario in _DEFAULT_SCENARIOS and not stream:

@@ -9,6 +9,7 @@ route can answer with is declared, so that the document is a contract a fuzzer c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -187,6 +188,10 @@ class QueryPreviewOut(BaseModel):
     rows_estimate: int | None = Field(description="0 when the query has no row, else null")
 
 
+# ``schema`` as at every door; pydantic's deprecated ``BaseModel.schema()`` is not used.
+warnings.filterwarnings("ignore", message='Field name "schema" in "RunOut"', category=UserWarning)
+
+
 class RunOut(BaseModel):
     """A run: what it runs (as it was asked), its status and its figures."""
 
@@ -205,6 +210,9 @@ class RunOut(BaseModel):
     max_cost: float | None
     max_tokens: int | None
     placeholders: dict[str, str] | None
+    schema: Any = Field(default=None, description="the JSON Schema every answer validates against")
+    schema_mode: str | None = None
+    reasks: int | None = None
     output_names: list[str]
     total: int | None
     done: int

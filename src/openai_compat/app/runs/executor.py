@@ -354,7 +354,12 @@ class RunExecutor:
                 Notices(),
                 shown=f"run {active.claimed.id}",
                 on_result=lambda result: observe(
-                    connector_id, result.ok, result.latency_ms, result.attempts, result.usage
+                    connector_id,
+                    result.ok,
+                    result.latency_ms,
+                    result.attempts,
+                    result.usage,
+                    result.schema,
                 ),
             )
         except OpenAICompatError as exc:

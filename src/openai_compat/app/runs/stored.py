@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +39,9 @@ _SPEC_OPTIONS = (
     "prices",
     "max_cost",
     "max_tokens",
+    "schema",
+    "schema_mode",
+    "reasks",
 )
 
 
@@ -48,6 +52,12 @@ class BudgetFrom(BaseModel):
 
     cost: float = 0.0
     tokens: int = 0
+
+
+# ``schema`` as at every door; pydantic's deprecated ``BaseModel.schema()`` is not used.
+warnings.filterwarnings(
+    "ignore", message='Field name "schema" in "StoredRun"', category=UserWarning
+)
 
 
 class StoredRun(BaseModel):
@@ -68,6 +78,9 @@ class StoredRun(BaseModel):
     placeholders: dict[str, str] | None = None
     database_url_encrypted: str | None = None
     budget_from: BudgetFrom | None = None
+    schema: Any = None
+    schema_mode: str | None = None
+    reasks: int | None = None
 
     def run_spec(self, config: SourceConfig | dict[str, Any], **changes: Any) -> RunSpec:
         """The run's `RunSpec` against the connector's ``config``, with ``changes`` to its

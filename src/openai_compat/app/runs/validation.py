@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ...batch.spec import RunSpec, missing_column, shown_columns
 from ...config import SourceConfig
 from ...errors import ConfigurationError
 from ...mapping import PayloadBuilder
+from ...structured import MODES
 from ..connectors import ConnectorServices
 from ..egress import DatabaseGuard
 from ..http import (
@@ -82,6 +84,11 @@ async def _on_preview_thread(func: Callable[..., _T], *args: Any) -> _T:
         ) from None
 
 
+# The run option is called ``schema`` at every door; pydantic's deprecated ``BaseModel.schema()``
+# it shadows is not used.
+warnings.filterwarnings("ignore", message='Field name "schema" in "RunIn"', category=UserWarning)
+
+
 class RunIn(BaseModel):
     """A run to create for a saved connector."""
 
@@ -104,6 +111,34 @@ class RunIn(BaseModel):
         ),
     )
     placeholders: Any = Field(default=None, json_schema_extra=declared_as(PLACEHOLDERS_SCHEMA))
+    schema: Any = Field(
+        default=None,
+        json_schema_extra=declared_as(
+            {
+                "anyOf": [{"type": "object"}, {"type": "null"}],
+                "description": 'a JSON Schema (or {"name", "schema", "strict"}) every answer '
+                "must validate against; each top-level property becomes an output column",
+            }
+        ),
+    )
+    schema_mode: str | None = Field(
+        default=None,
+        json_schema_extra=declared_as(
+            {
+                "anyOf": [{"type": "string", "enum": list(MODES)}, {"type": "null"}],
+                "description": "how to ask for the schema (needs schema); default auto",
+            }
+        ),
+    )
+    reasks: int | None = Field(
+        default=None,
+        json_schema_extra=declared_as(
+            {
+                "anyOf": [{"type": "integer", "minimum": 0, "maximum": 20}, {"type": "null"}],
+                "description": "times an invalid answer is asked again (needs schema); default 2",
+            }
+        ),
+    )
 
 
 @dataclass
@@ -275,7 +310,19 @@ def _shape(config: SourceConfig, mapping: Any, outputs: Any) -> RunSpec | None:
 
 
 # The problems of a request are listed in the order of the request's parts.
-_ORDER = ("input", "placeholders", "mapping", "outputs", "key", "prices", "max_cost", "max_tokens")
+_ORDER = (
+    "input",
+    "placeholders",
+    "mapping",
+    "outputs",
+    "key",
+    "prices",
+    "max_cost",
+    "max_tokens",
+    "schema",
+    "schema_mode",
+    "reasks",
+)
 
 
 def _in_order(error: FieldError) -> int:
@@ -304,6 +351,17 @@ async def validate_run(
     found = await _checked_input(store, services, body.input, errors)
     columns = found.columns
     chosen = _check_placeholders(config, body.placeholders, columns, errors)
+    schema = body.schema
+    if schema is not None and not isinstance(schema, dict):
+        # A text would be read as a file's path: the application reads no file for a request.
+        errors.append(
+            FieldError(
+                "schema",
+                'must be a JSON Schema object (or {"name", "schema", "strict"}), not '
+                f"{type(schema).__name__}: the application reads no schema file",
+            )
+        )
+        schema = None
     stored = StoredRun(
         input=found.public,
         mapping=body.mapping,
@@ -316,6 +374,9 @@ async def validate_run(
         max_tokens=body.max_tokens,
         placeholders=chosen or None,
         database_url_encrypted=found.encrypted_url,
+        schema=schema,
+        schema_mode=body.schema_mode if schema is not None else None,
+        reasks=body.reasks if schema is not None else None,
     )
     spec: RunSpec | None = None
     try:

@@ -549,13 +549,33 @@
     if (cost) body.max_cost = Number(cost);
     const prices = $("#run-prices", s.root).value.trim();
     if (prices) body.prices = prices;
+    const schema = $("#run-schema", s.root).value.trim();
+    if (schema) {
+      try { body.schema = JSON.parse(schema); } catch (e) { return { error: "The JSON Schema is not JSON: " + e.message }; }
+      // The schema's properties are the columns (the box lists them), not the output fields.
+      delete body.outputs;
+    }
     return { body };
+  }
+
+  // The columns a schema will produce: its top-level properties (their types are the
+  // server's to derive, and a wrong schema is refused with its problem when the run starts).
+  function showSchemaColumns() {
+    const text = $("#run-schema", s.root).value.trim();
+    const out = $("#run-schema-columns", s.root);
+    if (!text) { out.textContent = ""; return; }
+    let parsed = null;
+    try { parsed = JSON.parse(text); } catch (e) { out.textContent = "Not JSON yet."; return; }
+    const inner = parsed && parsed.schema && !parsed.type ? parsed.schema : parsed;
+    const props = inner && typeof inner.properties === "object" && inner.properties ? Object.keys(inner.properties) : [];
+    out.textContent = props.length ? "Columns: " + props.join(", ") : "No top-level properties: the schema gives no columns.";
   }
 
   function wireRun() {
     $("#run-start", s.root).addEventListener("click", startRun);
     // A refusal is about what was sent: it goes once the settings change.
-    for (const id of ["#run-key", "#run-concurrency", "#run-rate", "#run-max-cost", "#run-prices"]) {
+    $("#run-schema", s.root).addEventListener("input", showSchemaColumns);
+    for (const id of ["#run-key", "#run-concurrency", "#run-rate", "#run-max-cost", "#run-prices", "#run-schema"]) {
       $(id, s.root).addEventListener("input", () => showError($("#run-start-error", s.root), ""));
     }
     $("#run-cancel", s.root).addEventListener("click", () => runAction("cancel"));

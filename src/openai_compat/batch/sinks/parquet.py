@@ -19,7 +19,7 @@ import glob
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..._strict_json import json_safe
@@ -66,6 +66,7 @@ class ParquetResults:
         include_response: bool = False,
         include_cached: bool = False,
         include_cost: bool = False,
+        types: Mapping[str, Any] | None = None,
     ) -> None:
         require_pyarrow(path)
         import pyarrow as pa
@@ -74,6 +75,7 @@ class ParquetResults:
         self._names = list(output_names)
         self._include_input = include_input
         self._include_response = include_response
+        self._types = dict(types or {})
         self._extra = [
             name for name, wanted in (("cached", include_cached), ("cost", include_cost)) if wanted
         ]
@@ -81,7 +83,9 @@ class ParquetResults:
 
         # The flat result row in the same Arrow types as Ray's and Spark's part files.
         fields = [pa.field("key", pa.large_string())]
-        fields += list(result_schema(self._names, include_response=include_response))
+        fields += list(
+            result_schema(self._names, include_response=include_response, types=self._types)
+        )
         if include_input:
             fields.append(pa.field("input", pa.large_string()))
         if include_cached:
@@ -162,7 +166,9 @@ class ParquetResults:
 
     def _row(self, result: BatchResult) -> dict[str, Any]:
         row: dict[str, Any] = {"key": key_token(result.key)}
-        row.update(result.to_flat(self._names, include_response=self._include_response))
+        row.update(
+            result.to_flat(self._names, include_response=self._include_response, types=self._types)
+        )
         line = result.to_dict()
         if self._include_input:
             value = line.get("input")
