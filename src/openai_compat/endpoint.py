@@ -88,8 +88,15 @@ class _Request(AbstractAsyncContextManager[Exchange]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._exchange is not None:
-            await self._exchange.aclose()
+        exchange = self._exchange
+        if exchange is not None:
+            await exchange.aclose()
+            trace = exchange.trace
+            if trace is not None:
+                if exc is None:
+                    trace.finish(exchange.answer)
+                else:
+                    trace.fail(exc)
 
 
 async def _open(client: Client, body: dict[str, Any], encoded: bytes | None) -> Exchange:
@@ -205,6 +212,18 @@ class Endpoint:
         # `_open`, inlined (a coroutine less per request).
         read_whole = _read_whole_stream if body.get("stream") is True else _read_whole_answer
         opened = await self.client.open(body, read_whole=read_whole, encoded=encoded)
+        if opened.trace is None:
+            return await self._completed(opened, started, keep_chunks)
+        try:
+            completion = await self._completed(opened, started, keep_chunks)
+        except BaseException as exc:
+            opened.trace.fail(exc)
+            raise
+        opened.trace.finish(completion.response)
+        return completion
+
+    async def _completed(self, opened: Opened, started: float, keep_chunks: bool) -> Completion:
+        """The answer of ``opened``, read to its end (`complete`'s second half)."""
         exchange = Exchange(opened, self.client.errors, self.client.dialect)
         if opened.body is not None:
             # A JSON answer (most batch rows), read and released inside the retry loop:
