@@ -299,3 +299,36 @@ def test_app_execution_has_server_and_request_spans(
     receiver.wait_for(lambda r: True)
     no_canary(receiver.received)
     assert CANARY not in proc.log_text()
+
+
+def test_without_otel_variables_nothing_is_set_up(server: MockServer, tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text(json.dumps(make_config(server.url)))
+    (tmp_path / "p.json").write_text(json.dumps({"model": "mock-model", "messages": []}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    code = (
+        "import sys\n"
+        "from openai_compat.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print([m for m in ('opentelemetry.sdk', 'opentelemetry.exporter') if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "read", "--config", str(tmp_path / "c.json"),
+         "--payload", str(tmp_path / "p.json")],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"  # the SDK is not even imported
+    [request] = server.requests
+    assert "traceparent" not in request.headers
+
+
+def test_otel_sdk_disabled_wins(server: MockServer, receiver: OTLPReceiver, tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text(json.dumps(make_config(server.url)))
+    (tmp_path / "p.json").write_text(json.dumps({"model": "mock-model", "messages": []}))
+    env = otel_env(receiver, OTEL_SDK_DISABLED="true")
+    done = run_cli(
+        env, "read", "--config", str(tmp_path / "c.json"), "--payload", str(tmp_path / "p.json")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "traceparent" not in server.requests[0].headers
+    assert receiver.received.raw == []
