@@ -14,7 +14,7 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Status, StatusCode
 
 from . import _conventions as names
-from ._state import tracing_on
+from ._state import tracer, tracing_on
 
 __all__ = ["RowSpan", "RunSpan", "run_span"]
 
@@ -27,9 +27,7 @@ class RunSpan:
     __slots__ = ("_span",)
 
     def __init__(self, attributes: Mapping[str, Any]) -> None:
-        self._span = trace.get_tracer(names.INSTRUMENTATION).start_span(
-            "openai_compat.batch.run", attributes=dict(attributes)
-        )
+        self._span = tracer().start_span("openai_compat.batch.run", attributes=dict(attributes))
 
     def attach(self) -> object:
         """Make the run's span current; give the token back to `detach`."""
@@ -56,7 +54,7 @@ class RowSpan:
     __slots__ = ("_span", "_token")
 
     def __init__(self, key: str | int, index: int, parent: context.Context) -> None:
-        self._span = trace.get_tracer(names.INSTRUMENTATION).start_span(
+        self._span = tracer().start_span(
             _ROW,
             context=parent,
             attributes={f"{_ROW}.key": str(key), f"{_ROW}.index": index},

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _conventions as names
 from ._content import capture_content, input_messages, output_messages
-from ._state import metrics_on, tracing_on
+from ._state import providers_on, tracer
 
 __all__ = ["RequestObserver", "RequestSpan", "error_type"]
 
@@ -92,7 +92,7 @@ class RequestObserver:
 
     def start(self, body: Mapping[str, Any], headers: dict[str, str]) -> RequestSpan | None:
         """The span of a request about to be sent, or None when nothing records telemetry."""
-        traced, measured = tracing_on(), metrics_on()
+        traced, measured = providers_on()
         if not (traced or measured):
             return None
         return RequestSpan(self, body, headers, traced, measured)
@@ -131,9 +131,7 @@ class RequestSpan:
                 if content is not None:
                     attributes[names.INPUT_MESSAGES] = content
             span_name = observer.operation if model is None else f"{observer.operation} {model}"
-            span = trace.get_tracer(names.INSTRUMENTATION).start_span(
-                span_name, kind=SpanKind.CLIENT, attributes=attributes
-            )
+            span = tracer().start_span(span_name, kind=SpanKind.CLIENT, attributes=attributes)
             self._span = span
             if span.get_span_context().is_valid:
                 self.headers = dict(headers)
