@@ -199,41 +199,38 @@ class Client:
         """
         content = _encode(body) if encoded is None else encoded
         trace = self._observer.start(body, self._headers)
-        if trace is None:
-            return await self._open(content, "model" in body, read_whole, None)
-        try:
-            opened = await self._open(content, "model" in body, read_whole, trace)
-        except BaseException as exc:
-            trace.fail(exc)
-            raise
-        opened.trace = trace
-        return opened
-
-    async def _open(
-        self, content: bytes, has_model: bool, read_whole: ReadWhole, trace: RequestSpan | None
-    ) -> Opened:
+        has_model = "model" in body
         deadline = self.config.advanced.deadline
         deadline_at = None if deadline is None else asyncio.get_running_loop().time() + deadline
-        # The retry loop: attempt; on a retryable error, wait and attempt again.
+        # The retry loop: attempt; on a retryable error, wait and attempt again. (A try
+        # block costs nothing until something is raised: the untraced path pays nothing.)
         attempt = 1
-        while True:
-            try:
-                if deadline_at is None:
-                    # No timeout context at all: even an empty one costs two coroutines
-                    # per attempt, and batch runs send every row through here.
-                    opened = await self._attempt(content, has_model, read_whole, attempt, trace)
-                else:
-                    async with asyncio.timeout_at(deadline_at):
+        try:
+            while True:
+                try:
+                    if deadline_at is None:
+                        # No timeout context at all: even an empty one costs two coroutines
+                        # per attempt, and batch runs send every row through here.
                         opened = await self._attempt(content, has_model, read_whole, attempt, trace)
-            except TimeoutError:  # the deadline passed, while sending or waiting to retry
-                raise self.errors.deadline(
-                    f"after {attempt} attempt(s)", attempts=attempt
-                ) from None
-            if opened is not None:
-                break
-            attempt += 1
+                    else:
+                        async with asyncio.timeout_at(deadline_at):
+                            opened = await self._attempt(
+                                content, has_model, read_whole, attempt, trace
+                            )
+                except TimeoutError:  # the deadline passed, while sending or waiting to retry
+                    raise self.errors.deadline(
+                        f"after {attempt} attempt(s)", attempts=attempt
+                    ) from None
+                if opened is not None:
+                    break
+                attempt += 1
+        except BaseException as exc:
+            if trace is not None:
+                trace.fail(exc)
+            raise
         if deadline_at is not None and opened.body is None:
             opened.response = _DeadlineResponse(opened.response, deadline_at)
+        opened.trace = trace
         return opened
 
     async def _attempt(

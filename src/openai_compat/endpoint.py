@@ -24,6 +24,7 @@ from ._exchange import Exchange
 from ._transports import ClientFactory, Sendable, TransportResponse
 from .config import SourceConfig
 from .errors import StreamError
+from .observability import RequestSpan
 from .retries import RetryPolicy
 
 __all__ = ["Completion", "Endpoint", "Exchange"]
@@ -212,54 +213,62 @@ class Endpoint:
         # `_open`, inlined (a coroutine less per request).
         read_whole = _read_whole_stream if body.get("stream") is True else _read_whole_answer
         opened = await self.client.open(body, read_whole=read_whole, encoded=encoded)
-        if opened.trace is None:
-            return await self._completed(opened, started, keep_chunks)
+        trace = opened.trace
+        # A try block costs nothing until something is raised: the untraced path pays nothing.
         try:
-            completion = await self._completed(opened, started, keep_chunks)
-        except BaseException as exc:
-            opened.trace.fail(exc)
-            raise
-        opened.trace.finish(completion.response)
-        return completion
-
-    async def _completed(self, opened: Opened, started: float, keep_chunks: bool) -> Completion:
-        """The answer of ``opened``, read to its end (`complete`'s second half)."""
-        exchange = Exchange(opened, self.client.errors, self.client.dialect)
-        if opened.body is not None:
-            # A JSON answer (most batch rows), read and released inside the retry loop:
-            # its answer is what the consumer below makes of it, without its iterators.
+            exchange = Exchange(opened, self.client.errors, self.client.dialect)
+            if opened.body is not None:
+                # A JSON answer (most batch rows), read and released inside the retry loop:
+                # its answer is what the consumer below makes of it, without its iterators.
+                try:
+                    answer = exchange.whole_answer()
+                except BaseException:
+                    await exchange.aclose()
+                    raise
+                if answer is not None:
+                    return _finished(
+                        trace,
+                        Completion(
+                            response=answer,
+                            streamed=False,
+                            attempts=exchange.attempts,
+                            latency_s=time.perf_counter() - started,
+                            request_id=exchange.request_id,
+                            chunks=[] if keep_chunks else None,
+                        ),
+                    )
             try:
-                answer = exchange.whole_answer()
-            except BaseException:
+                consumer = Consumer(exchange)
+                kept: list[dict[str, Any]] | None = [] if keep_chunks else None
+                async for data in consumer:
+                    if kept is not None and exchange.streamed:
+                        kept.append(data)
+                outcome = consumer.outcome()
+            finally:
                 await exchange.aclose()
-                raise
-            if answer is not None:
-                return Completion(
-                    response=answer,
-                    streamed=False,
-                    attempts=exchange.attempts,
-                    latency_s=time.perf_counter() - started,
-                    request_id=exchange.request_id,
-                    chunks=[] if keep_chunks else None,
-                )
-        try:
-            consumer = Consumer(exchange)
-            kept: list[dict[str, Any]] | None = [] if keep_chunks else None
-            async for data in consumer:
-                if kept is not None and exchange.streamed:
-                    kept.append(data)
-            outcome = consumer.outcome()
-        finally:
-            await exchange.aclose()
-        if outcome.answer is None:
-            raise StreamError("the endpoint sent no answer", attempts=outcome.attempts)
-        return Completion(
-            response=outcome.answer,
-            streamed=outcome.streamed,
-            attempts=outcome.attempts,
-            latency_s=time.perf_counter() - started,
-            truncated=outcome.truncated,
-            request_id=outcome.request_id,
-            chunks=kept,
-            warnings=outcome.warnings,
+            if outcome.answer is None:
+                raise StreamError("the endpoint sent no answer", attempts=outcome.attempts)
+        except BaseException as exc:
+            if trace is not None:
+                trace.fail(exc)
+            raise
+        return _finished(
+            trace,
+            Completion(
+                response=outcome.answer,
+                streamed=outcome.streamed,
+                attempts=outcome.attempts,
+                latency_s=time.perf_counter() - started,
+                truncated=outcome.truncated,
+                request_id=outcome.request_id,
+                chunks=kept,
+                warnings=outcome.warnings,
+            ),
         )
+
+
+def _finished(trace: RequestSpan | None, completion: Completion) -> Completion:
+    """``completion``, its request's span ended with its answer (when traced)."""
+    if trace is not None:
+        trace.finish(completion.response)
+    return completion
