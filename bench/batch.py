@@ -6,6 +6,8 @@
     python bench/batch.py --rows 0 --memory-rows 0 --cache-rows 0   # only the database runs
     python bench/batch.py --peers ours,floor --db-rows 0 --cache-rows 0 --memory-rows 0 \
         --repeat 5 --old-src /tmp/old/src    # only the CPU comparison, and the code before
+    python bench/batch.py --peers ours,traced,floor --db-rows 0 --cache-rows 0 \
+        --memory-rows 0 --old-src /tmp/old/src   # tracing on (OTLP to a loopback receiver)
 
 1. Throughput: 20,000 rows against the scripted server (``openai-compat mock-server``, in its
    own process) answering after 20 ms, at concurrency 64 with no rate limit. The ideal wall
@@ -342,8 +344,44 @@ def _cached_rerun_bench(args: argparse.Namespace, tmp: Path) -> None:
     )
 
 
+async def _traced(
+    port: int, latency_ms: int, rows: str, out: str, concurrency: int
+) -> dict[str, Any]:
+    # Tracing on as the CLI turns it on (OTEL_EXPORTER_OTLP_ENDPOINT: the loopback receiver,
+    # the SDK's default batch span processor); the last flush is counted in the CPU too.
+    from openai_compat.observability import configure_from_env, shutdown
+
+    if not configure_from_env():
+        raise SystemExit("tracing did not start: is the [otel] extra installed?")
+    result = await _ours(port, latency_ms, rows, out, concurrency)
+    cpu = time.process_time()
+    shutdown()
+    result["cpu"] += time.process_time() - cpu
+    return result
+
+
+def _otlp_sink() -> None:
+    """A loopback OTLP/HTTP receiver that reads each export and answers 200 (`--otlp-sink`)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
 _WORKERS = {
     "ours": _ours,
+    "traced": _traced,
     "sdk": _sdk,
     "floor": _floor,
     "cached": _cached,
@@ -540,6 +578,12 @@ def _run_worker(
     ] + (["--uvloop"] if uvloop else [])
     # Another copy of the package (--old-src): the same run on the code before a change.
     env = {**os.environ, "PYTHONPATH": src} if src else None
+    if kind == "traced":
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp_endpoint,
+            "OTEL_SERVICE_NAME": "bench",
+        }
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{done.stderr}")
@@ -595,6 +639,7 @@ def _memory(args: argparse.Namespace, tmp: Path) -> tuple[float, float, int]:
 FLOOR = "floor: bare aiohttp loop (uvloop)"
 OURS = "openai-compat batch (uvloop: the CLI's loop)"
 OLD = "openai-compat batch, --old-src (uvloop)"
+TRACED = "openai-compat batch, tracing on (uvloop)"
 
 
 def _report(results: dict[str, list[dict[str, Any]]], rows: int, ideal: float, repeat: int) -> None:
@@ -622,10 +667,22 @@ def _report(results: dict[str, list[dict[str, Any]]], rows: int, ideal: float, r
         f"client CPU = this worker process only (time.process_time, the server is another "
         f"process); medians over {repeat} interleaved round(s)"
     )
-    for name, ratio, target in (
+    checks = [
         ("CPU per row, ours (uvloop) vs the floor", cpu_ratio, 1.15),
         ("wall, ours (uvloop) vs the floor", wall_ratio, 1.05),
+    ]
+    for label, name, target in (
+        (TRACED, "CPU per row, tracing on vs off (OTLP to a loopback receiver)", 1.10),
+        (OLD, "CPU per row, ours vs --old-src", 1.02),
     ):
+        if label in results:
+            ratio = statistics.median(
+                r["cpu"] / o["cpu"] for r, o in zip(results[label], ours, strict=True)
+            )
+            if label == OLD:
+                ratio = 1 / ratio
+            checks.append((name, ratio, target))
+    for name, ratio, target in checks:
         verdict = "PASS" if ratio <= target else "MISS"
         print(f"  [{verdict}] {name}: {ratio:.2f}x (target <= {target}x)")
 
@@ -657,13 +714,18 @@ def main() -> None:
     parser.add_argument("--rows-file", help=argparse.SUPPRESS)
     parser.add_argument("--out-file", help=argparse.SUPPRESS)
     parser.add_argument("--uvloop", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--otlp-sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.otlp_sink:
+        _otlp_sink()
+        return
     if args.worker:
         _worker(args)
         return
 
     args.port = _free_port()
     server = _start_server(args.port)
+    sink: subprocess.Popen[str] | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-batch-") as name:
             tmp = Path(name)
@@ -686,6 +748,7 @@ def main() -> None:
                 peers = {
                     "ours": (OURS, "ours", True),
                     "old": (OLD, "ours", True),
+                    "traced": (TRACED, "traced", True),
                     "asyncio": ("openai-compat batch (asyncio)", "ours", False),
                     "sdk": ("AsyncOpenAI + Semaphore(64) (asyncio)", "sdk", False),
                     "floor": (FLOOR, "floor", True),
@@ -693,6 +756,14 @@ def main() -> None:
                 wanted = args.peers.split(",") if args.peers else list(peers)
                 if not args.old_src:
                     del peers["old"]
+                if "traced" in wanted:
+                    sink = subprocess.Popen(
+                        [sys.executable, __file__, "--otlp-sink"],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    assert sink.stdout is not None
+                    args.otlp_endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
                 runs = [
                     peers[name]
                     for name in peers
@@ -720,6 +791,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        if sink is not None:
+            sink.terminate()
+            sink.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -60,8 +60,10 @@ class Consumer:
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         records = self._exchange.__aiter__()
         # Whether the answer is a stream is known once the exchange is iterated: a JSON
-        # answer (most requests of a batch) passes straight through, with no wrapper.
-        if not (self._assemble and self._exchange.streamed):
+        # answer (most requests of a batch) passes straight through, with no wrapper. A
+        # traced stream is assembled anyway: its span records what the answer came to.
+        traced = self._exchange.trace is not None
+        if not ((self._assemble or traced) and self._exchange.streamed):
             return records
         self._assembler = self._exchange.dialect.assembler()
         return self._assembling(records, self._assembler)
@@ -83,6 +85,10 @@ class Consumer:
             answer = assembler.result() if assembler is not None and exchange.chunks else None
         if answer is not None:
             answer = exchange.dialect.finish_answer(answer)
+        if exchange.trace is not None:
+            exchange.trace.answer = answer
+        if not self._assemble and exchange.streamed:
+            answer = None
         truncated = exchange.truncated
         return Outcome(
             answer=answer,

@@ -58,6 +58,7 @@ class Exchange:
         "request_id",
         "status",
         "streamed",
+        "trace",
     )
 
     def __init__(self, opened: Opened, errors: ErrorBuilder, dialect: Dialect) -> None:
@@ -66,6 +67,8 @@ class Exchange:
         self._response: TransportResponse = opened.response
         self._body: bytes | None = opened.body
         self.attempts: int = opened.attempts
+        #: The request's span (None: not traced); ended by ``Endpoint`` once the answer is read.
+        self.trace = opened.trace
         self.streamed = opened.body is None
         self.status = self._response.status_code
         self.request_id: str | None = errors.request_id(self._response.headers)

@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         retry = RetryPolicy(max_retries=max(0, args.retries))
     connector = OpenAICompatibleConnector(retry=retry, on_retry=_on_retry)
+    traced = args.func in _TRACED and _start_telemetry()
     try:
         code: int = args.func(args, connector)
     except UsageError as exc:
@@ -206,4 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        if traced:
+            from .observability import shutdown
+
+            shutdown()  # a short command's spans are exported before it exits
     return code
+
+
+# The commands that send requests export their traces and metrics when OTEL_* asks.
+_TRACED = (_cmd_check, _cmd_read, _cmd_serve, _cmd_batch)
+
+
+def _start_telemetry() -> bool:
+    from .observability import configure_from_env
+
+    return configure_from_env()

@@ -24,6 +24,7 @@ from ._exchange import Exchange
 from ._transports import ClientFactory, Sendable, TransportResponse
 from .config import SourceConfig
 from .errors import StreamError
+from .observability import RequestSpan
 from .retries import RetryPolicy
 from .structured import DEFAULT_REASKS, Structured
 
@@ -89,8 +90,15 @@ class _Request(AbstractAsyncContextManager[Exchange]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._exchange is not None:
-            await self._exchange.aclose()
+        exchange = self._exchange
+        if exchange is not None:
+            await exchange.aclose()
+            trace = exchange.trace
+            if trace is not None:
+                if exc is None:
+                    trace.finish(exchange.answer)
+                else:
+                    trace.fail(exc)
 
 
 async def _open(client: Client, body: dict[str, Any], encoded: bytes | None) -> Exchange:
@@ -211,44 +219,57 @@ class Endpoint:
         # `_open`, inlined (a coroutine less per request).
         read_whole = _read_whole_stream if body.get("stream") is True else _read_whole_answer
         opened = await self.client.open(body, read_whole=read_whole, encoded=encoded)
-        exchange = Exchange(opened, self.client.errors, self.client.dialect)
-        if opened.body is not None:
-            # A JSON answer (most batch rows), read and released inside the retry loop:
-            # its answer is what the consumer below makes of it, without its iterators.
-            try:
-                answer = exchange.whole_answer()
-            except BaseException:
-                await exchange.aclose()
-                raise
-            if answer is not None:
-                return Completion(
-                    response=self.client.dialect.finish_answer(answer),
-                    streamed=False,
-                    attempts=exchange.attempts,
-                    latency_s=time.perf_counter() - started,
-                    request_id=exchange.request_id,
-                    chunks=[] if keep_chunks else None,
-                )
+        trace = opened.trace
+        # A try block costs nothing until something is raised: the untraced path pays nothing.
         try:
-            consumer = Consumer(exchange)
-            kept: list[dict[str, Any]] | None = [] if keep_chunks else None
-            async for data in consumer:
-                if kept is not None and exchange.streamed:
-                    kept.append(data)
-            outcome = consumer.outcome()
-        finally:
-            await exchange.aclose()
-        if outcome.answer is None:
-            raise StreamError("the endpoint sent no answer", attempts=outcome.attempts)
-        return Completion(
-            response=outcome.answer,
-            streamed=outcome.streamed,
-            attempts=outcome.attempts,
-            latency_s=time.perf_counter() - started,
-            truncated=outcome.truncated,
-            request_id=outcome.request_id,
-            chunks=kept,
-            warnings=outcome.warnings,
+            exchange = Exchange(opened, self.client.errors, self.client.dialect)
+            if opened.body is not None:
+                # A JSON answer (most batch rows), read and released inside the retry loop:
+                # its answer is what the consumer below makes of it, without its iterators.
+                try:
+                    answer = exchange.whole_answer()
+                except BaseException:
+                    await exchange.aclose()
+                    raise
+                if answer is not None:
+                    return _finished(
+                        trace,
+                        Completion(
+                            response=self.client.dialect.finish_answer(answer),
+                            streamed=False,
+                            attempts=exchange.attempts,
+                            latency_s=time.perf_counter() - started,
+                            request_id=exchange.request_id,
+                            chunks=[] if keep_chunks else None,
+                        ),
+                    )
+            try:
+                consumer = Consumer(exchange)
+                kept: list[dict[str, Any]] | None = [] if keep_chunks else None
+                async for data in consumer:
+                    if kept is not None and exchange.streamed:
+                        kept.append(data)
+                outcome = consumer.outcome()
+            finally:
+                await exchange.aclose()
+            if outcome.answer is None:
+                raise StreamError("the endpoint sent no answer", attempts=outcome.attempts)
+        except BaseException as exc:
+            if trace is not None:
+                trace.fail(exc)
+            raise
+        return _finished(
+            trace,
+            Completion(
+                response=outcome.answer,
+                streamed=outcome.streamed,
+                attempts=outcome.attempts,
+                latency_s=time.perf_counter() - started,
+                truncated=outcome.truncated,
+                request_id=outcome.request_id,
+                chunks=kept,
+                warnings=outcome.warnings,
+            ),
         )
 
     async def parse(
@@ -296,3 +317,10 @@ class Endpoint:
 async def _parse_once(config: SourceConfig, structured: Structured, payload: dict[str, Any]) -> Any:
     async with Endpoint(config) as endpoint:
         return await structured.parse(endpoint.complete, payload)
+
+
+def _finished(trace: RequestSpan | None, completion: Completion) -> Completion:
+    """``completion``, its request's span ended with its answer (when traced)."""
+    if trace is not None:
+        trace.finish(completion.response)
+    return completion

@@ -7,6 +7,7 @@ from typing import TextIO
 
 import uvicorn
 
+from ..observability import instrument_app
 from .application import StartupReport, create_app
 from .settings import AppSettings
 
@@ -63,6 +64,7 @@ def serve(
         print(banner(report, host, port), file=stream, flush=True)
 
     app = create_app(settings, on_start=announce)
+    instrument_app(app)
     uvicorn.run(
         app,
         host=host,

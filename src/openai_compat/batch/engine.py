@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Unpack
+from urllib.parse import urlsplit
 
 from .._transports import Sendable
 from ..apis import EMBEDDINGS
@@ -34,6 +35,7 @@ from ..mapping import (
     RowMappingError,
     output_names,
 )
+from ..observability import RunSpan, run_span
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
@@ -171,6 +173,8 @@ class BatchRun:
         self._endpoint: Endpoint | None = None
         self._unlimited = False
         self._started = False
+        # The run's span (None: nothing records traces); each row's span hangs beneath it.
+        self._run_span: RunSpan | None = None
         self._finished = False
         self._stopping = False
         self._aborted = False
@@ -241,8 +245,24 @@ class BatchRun:
         self._unlimited = (
             type(self.scheduler).ready is Scheduler.ready and self.scheduler.rate is None
         )
-        self._feeder = asyncio.create_task(self._feed())
-        self._tasks = [asyncio.create_task(self._supervise()), self._feeder]
+        self._run_span = run_span(
+            {"openai_compat.batch.concurrency": self.concurrency, "server.address": self._host()}
+        )
+        token = None if self._run_span is None else self._run_span.attach()
+        try:  # the tasks (and the workers they start) inherit the run's span as current
+            self._feeder = asyncio.create_task(self._feed())
+            self._tasks = [asyncio.create_task(self._supervise()), self._feeder]
+        finally:
+            if token is not None:
+                RunSpan.detach(token)
+
+    def _host(self) -> str:
+        return urlsplit(self.config.url).hostname or ""
+
+    def _trace_unsent(self, result: BatchResult) -> None:
+        """A row's span, when the row was answered or failed without a request."""
+        if self._run_span is not None:
+            self._run_span.row(result.key, result.index).end(result)
 
     def _add_worker(self) -> None:
         # Workers start with the rows (one per row up to `concurrency`), so their number and
@@ -281,6 +301,18 @@ class BatchRun:
             # Only a stop that left rows unrun is the budget's doing (exit code 3).
             self.summary.budget_spent = self._budget_spent if self._left_out else None
             self.summary.finish()
+            if self._run_span is not None:
+                summary = self.summary
+                self._run_span.end(
+                    {
+                        "rows.ok": summary.ok,
+                        "rows.failed": summary.failed,
+                        "rows.cached": summary.cached,
+                        "requests": summary.requests,
+                        "interrupted": summary.interrupted,
+                    }
+                )
+                self._run_span = None
 
     @property
     def stopping(self) -> bool:
@@ -387,6 +419,7 @@ class BatchRun:
                 if ready is None:
                     continue
                 if isinstance(ready, BatchResult):  # failed before any request
+                    self._trace_unsent(ready)
                     await self._put_result(ready)
                 elif self.accounting is not None and self.accounting.cache_reads:
                     # Looked up in the cache a few hundred at a time: one query for them all.
@@ -480,7 +513,9 @@ class BatchRun:
             else:
                 result = self.results.answered(key, index, hit.response, [], 0, 0.0, hit.request_id)
             result.cached = True
-            await self._put_result(self.results.complete(result, row))
+            result = self.results.complete(result, row)
+            self._trace_unsent(result)
+            await self._put_result(result)
 
     # -- sending ----------------------------------------------------------------------------
     async def _work_loop(self) -> None:
@@ -499,10 +534,17 @@ class BatchRun:
                     return
                 continue
             self._busy += 1
+            row_span = None if self._run_span is None else self._run_span.row(item[1], item[0])
             try:
-                result = await self._send(*item)
+                if row_span is None:
+                    result = await self._send(*item)
+                else:
+                    row_span.enter()  # current while the row's request is sent
+                    result = await self._send(*item)
             finally:
                 self._busy -= 1
+            if row_span is not None:
+                row_span.end(result)
             if self.accounting is not None:
                 self._count_spending(result)
             await self._put_result(result)
