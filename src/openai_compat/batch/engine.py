@@ -18,7 +18,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, 
 from types import TracebackType
 from typing import Any, Unpack
 
-from .._transports import Sendable
+from .._transports import Sendable, as_transport
+from ..apis import Usage
 from ..config import SourceConfig
 from ..endpoint import Endpoint
 from ..errors import (
@@ -40,9 +41,11 @@ from .openai_batch_format import batch_row_settings, is_batch_input
 from .results import BatchResult, BatchSummary
 from .row_keys import RowKeys
 from .row_results import RowResults, failed
+from .governor import GovernedTransport, Governor, Ticket
 from .scheduler import DEFAULT_RATE, Scheduler
 from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
 from .spec import SPEC_OPTIONS, RunSpec
+from .throughput import governor_for
 from .sql_url import is_database_url
 
 __all__ = ["BatchRun", "Rows"]
@@ -136,6 +139,9 @@ class BatchRun:
         self._owns_client = client is None
         self._notice = options.get("on_notice") or (lambda _message: None)
         self.scheduler = options.get("scheduler") or Scheduler(spec.rate, on_pause=self._on_pause)
+        self.governor: Governor | None = options.get("governor") or governor_for(
+            spec, self.scheduler
+        )
         self.summary = BatchSummary()
         # The response cache, prices and budget: None when the options ask for none of them.
         self.accounting = RowAccounting.from_spec(spec, self.summary, self._notice)
@@ -216,8 +222,11 @@ class BatchRun:
             from .._transports import aiohttp_transport
 
             self._client = aiohttp_transport(self.concurrency)
+        sender: Sendable = self._client
+        if self.governor is not None:  # every attempt through it: the pause, the headers
+            sender = GovernedTransport(as_transport(self._client), self.governor)
         self._endpoint = Endpoint(
-            self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
+            self.config, client=sender, retry=self.retry, on_retry=self.scheduler.on_retry
         )
         # No rate limit and the plain scheduler: its `ready` returns at once until a 429
         # first pauses the run (`pauses`), so each row does not await it until then.
@@ -489,14 +498,20 @@ class BatchRun:
         encoded: bytes | None,
     ) -> BatchResult:
         assert self._endpoint is not None
-        if not self._unlimited or self.scheduler.pauses:
+        ticket: Ticket | str | None = None
+        if self.governor is not None or not self._unlimited or self.scheduler.pauses:
             try:
-                await self.scheduler.ready()
+                if self.governor is not None:
+                    ticket = await self.governor.admit(payload)
+                else:
+                    await self.scheduler.ready()
             except Exception as exc:  # the row fails, never its worker (which would hang)
                 message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
                 return self.results.complete(
                     failed(key, index, f"not sent: the run's rate limit failed: {message}"), row
                 )
+            if isinstance(ticket, str):  # larger than the whole limit: never sendable
+                return self.results.complete(failed(key, index, ticket), row)
         started = time.perf_counter()
         try:
             completion = await self._endpoint.complete(payload, encoded=encoded)
@@ -517,6 +532,10 @@ class BatchRun:
         except Exception as exc:  # A bug must not lose the row: record it as failed.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
             result = failed(key, index, message, None, 1)
+        except BaseException:  # cancelled (an abort): its place under the limits goes back
+            if ticket is not None:
+                self._settle(ticket, None)
+            raise
         else:
             result = self.results.answered(
                 key,
@@ -532,7 +551,17 @@ class BatchRun:
                 if result.error is None and not completion.truncated:
                     body = self._endpoint.prepare(payload)
                     self.accounting.store(body, completion.response, completion.request_id)
+        if ticket is not None:
+            self._settle(ticket, result)
         return self.results.complete(result, row)
+
+    def _settle(self, ticket: Ticket, result: BatchResult | None) -> None:
+        """The row's reservation settled against the usage its answer reported."""
+        assert self.governor is not None
+        usage = Usage.parse(result.usage) if result is not None else None
+        status = result.error.get("status") if result is not None and result.error else None
+        self.governor.settle(ticket, usage.tokens if usage else None, status)
+        self.summary.concurrency_limit = self.governor.concurrency_limit
 
     async def _supervise(self) -> None:
         assert self._feeder is not None

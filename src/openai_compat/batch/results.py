@@ -197,6 +197,8 @@ class BatchSummary:
     cached: int = 0
     cost: float | None = None
     budget_spent: str | None = None
+    # The adaptive concurrency limit now (``concurrency="auto"``); None: a fixed one.
+    concurrency_limit: int | None = field(default=None, repr=False)
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property

@@ -14,6 +14,7 @@ on the URL selects error and streaming edge cases (listed in `openai_compat.test
 """
 
 from ._app import RecordedRequest
+from ._limits import ProviderLimits, Slots
 from ._replies import (
     Reply,
     chat_chunks,
@@ -28,6 +29,7 @@ from ._server import MockServer, serve_forever
 
 __all__ = [
     "MockServer",
+    "ProviderLimits",
     "RecordedRequest",
     "Reply",
     "chat_chunks",
@@ -36,6 +38,7 @@ __all__ = [
     "html_reply",
     "json_reply",
     "raw_reply",
+    "Slots",
     "serve_forever",
     "sse_reply",
 ]
