@@ -108,6 +108,8 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     json: Any = None
+    # When it arrived (``time.monotonic()``).
+    at: float = 0.0
 
 
 class DropConnection(Exception):
@@ -349,7 +351,7 @@ class MockApp:
                 parsed = None
         method: str = scope["method"]
         path: str = scope["path"]
-        record = RecordedRequest(method, path, query, headers, body, parsed)
+        record = RecordedRequest(method, path, query, headers, body, parsed, time.monotonic())
         number = next(self._ids)
         rid = b"req_%d" % number
         # Auth is checked before the queue so a scripted reply cannot mask a bad key, and an

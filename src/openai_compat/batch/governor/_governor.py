@@ -16,6 +16,7 @@ rate limits", OpenAI's prompt caching guide): the usage's total, which includes 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -38,11 +39,19 @@ OVERLOAD_STATUSES = frozenset({429, 503})
 class Ticket:
     """A request's admission: the tokens reserved for it (settled by `Governor.settle`)."""
 
-    __slots__ = ("settled", "tokens")
+    __slots__ = ("attempts", "settled", "tokens")
 
     def __init__(self, tokens: int) -> None:
         self.tokens = tokens
         self.settled = False
+        self.attempts = 0
+
+
+# The row's ticket, for its attempts: the transport runs in the task that admitted it, and
+# a retry must find room in the server's account again (its first try was refused).
+_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+    "openai_compat_ticket", default=None
+)
 
 
 class Governor:
@@ -71,6 +80,9 @@ class Governor:
         self.requests_view = ServerView()
         self.tokens_view = ServerView()
         self.overloads = 0
+        # The run's first request goes alone: until an answer has told what the server has
+        # left, a burst of the whole concurrency could be refused at once.
+        self._first_answer: asyncio.Event | None = None
 
     @property
     def concurrency_limit(self) -> int | None:
@@ -107,23 +119,35 @@ class Governor:
         if self.adaptive is not None:
             await self.adaptive.acquire()
         try:
+            if self._first_answer is None:
+                self._first_answer = asyncio.Event()
+            elif not self._first_answer.is_set():
+                await self._first_answer.wait()
             await self._wait_for_room(tokens)
         except BaseException:
             if self.adaptive is not None:
                 self.adaptive.release()
             raise
-        return Ticket(tokens)
+        ticket = Ticket(tokens)
+        _TICKET.set(ticket)
+        return ticket
 
-    async def _wait_for_room(self, tokens: int) -> None:
+    async def _wait_for_room(self, tokens: int, *, again: bool = False) -> None:
+        """Wait for the pause, the request rate (not for a retry: its request was taken),
+        the run's token bucket (not for a retry: its reservation holds) and the server's
+        account; then count the request sent."""
         scheduler = self.scheduler
         while True:
-            await scheduler.ready()  # the pause, and the request rate (one request taken)
+            if again:
+                await self.gate()
+            else:
+                await scheduler.ready()  # the pause, and the request rate (one request taken)
             while True:
                 now = time.monotonic()
                 wait = self.requests_view.wait(1, now=now)
                 if tokens:
                     wait = max(wait, self.tokens_view.wait(tokens, now=now))
-                    if self.tokens is not None:
+                    if self.tokens is not None and not again:
                         wait = max(wait, self.tokens.wait(tokens, now=now))
                 if wait <= 0 or scheduler.paused_for > 0:
                     break
@@ -134,7 +158,7 @@ class Governor:
         self.requests_view.sent(1, now=now)
         if tokens:
             self.tokens_view.sent(tokens, now=now)
-            if self.tokens is not None:
+            if self.tokens is not None and not again:
                 self.tokens.take(tokens, now=now)
 
     def settle(self, ticket: Ticket, usage_tokens: int | None, status: int | None) -> None:
@@ -159,6 +183,23 @@ class Governor:
         """Before every attempt (retries too): wait out the run's pause."""
         while (wait := self.scheduler.paused_for) > 0:
             await asyncio.sleep(wait)
+
+    async def attempt(self) -> None:
+        """Before each attempt: the pause; a retry also waits for room in the server's
+        account (its reservation in the run's own buckets still holds: a refused request
+        is not counted by the server)."""
+        ticket = _TICKET.get()
+        if ticket is not None:
+            ticket.attempts += 1
+            if ticket.attempts > 1:
+                await self._wait_for_room(ticket.tokens, again=True)
+                return
+        await self.gate()
+
+    def heard_first(self) -> None:
+        """An answer (or a failure) of the run came: the requests held behind the first go."""
+        if self._first_answer is not None and not self._first_answer.is_set():
+            self._first_answer.set()
 
     def marks(self) -> tuple[float, float]:
         """Where the run's sent totals stand as a request goes (for `answered`)."""

@@ -33,7 +33,7 @@ class GovernedTransport:
         self, url: str, content: bytes, headers: Mapping[str, str], timeout: float
     ) -> TransportResponse:
         governor = self._governor
-        await governor.gate()
+        await governor.attempt()
         marks = governor.marks()
         started = time.monotonic()
         try:
@@ -41,7 +41,9 @@ class GovernedTransport:
         except TransportFailure as failure:
             if failure.kind in _TIMEOUTS:
                 governor.overloaded()
+            governor.heard_first()
             raise
+        governor.heard_first()
         governor.answered(
             response.status_code, response.headers, marks, time.monotonic() - started
         )
