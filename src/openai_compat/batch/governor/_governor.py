@@ -216,6 +216,9 @@ class Governor:
         said = RateLimitHeaders.parse(headers)
         if said is not None:
             now = time.monotonic()
+            refused = status in OVERLOAD_STATUSES
+            ticket = _TICKET.get() if refused else None
+            refused_tokens = float(ticket.tokens) if ticket is not None else 0.0
             if said.remaining_requests is not None:
                 self.requests_view.heard(
                     remaining=said.remaining_requests,
@@ -223,6 +226,7 @@ class Governor:
                     reset_s=said.reset_requests_s,
                     mark=marks[0],
                     now=now,
+                    refused=1.0 if refused else 0.0,
                 )
             if said.remaining_tokens is not None:
                 self.tokens_view.heard(
@@ -231,6 +235,7 @@ class Governor:
                     reset_s=said.reset_tokens_s,
                     mark=marks[1],
                     now=now,
+                    refused=refused_tokens,
                 )
         if status in OVERLOAD_STATUSES:
             wait = parse_retry_after(headers)

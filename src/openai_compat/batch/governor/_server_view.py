@@ -16,6 +16,10 @@ import time
 
 __all__ = ["ServerView"]
 
+# However much others seem to spend, this run keeps a little of the refill to learn again
+# from (a request now and then, whose answer says what is left).
+_MOST_TO_OTHERS = 0.995
+
 
 class ServerView:
     """The server's remaining requests (or tokens), as last said and spent since.
@@ -32,7 +36,16 @@ class ServerView:
     150.0
     """
 
-    __slots__ = ("_forget_at", "_heard_at", "_level", "_per_second", "_top", "limit", "total")
+    __slots__ = (
+        "_forget_at",
+        "_heard_at",
+        "_level",
+        "_others",
+        "_per_second",
+        "_top",
+        "limit",
+        "total",
+    )
 
     def __init__(self) -> None:
         self.total = 0.0  # everything this run has sent (the marks are positions in it)
@@ -42,6 +55,9 @@ class ServerView:
         self._top = 0.0
         self._heard_at = 0.0
         self._forget_at: float | None = None
+        # What others spend of the same limit a second (another process on the same key),
+        # learnt from how far each answer's remaining falls below this run's own account.
+        self._others = 0.0
 
     def sent(self, amount: float, *, now: float | None = None) -> None:
         """Count ``amount`` sent now (a reservation)."""
@@ -67,22 +83,39 @@ class ServerView:
         reset_s: float | None,
         mark: float,
         now: float | None = None,
+        refused: float = 0.0,
     ) -> None:
-        """An answer said ``remaining``; ``mark`` was `total` when its request went."""
+        """An answer said ``remaining``; ``mark`` was `total` when its request went.
+        ``refused``: what the run counted for this request when the server refused it (it
+        did not count it, so that is no one else's spending)."""
         now = time.monotonic() if now is None else now
         if limit is not None:
             self.limit = limit
         self._forget_at = None
+        level = remaining - (self.total - mark)
+        if self._level is not None and self.limit is not None:
+            elapsed = now - self._heard_at
+            self._advance(now)
+            if elapsed > 0:
+                # The shortfall against the refill this account assumed is others' spending.
+                # A refusal is learnt from at once (another one would follow), an answer
+                # gradually (its shortfall is partly the timing of the two runs' requests).
+                missing = (self._level + refused - level) / max(elapsed, 0.05)
+                weight = 1.0 if refused else 0.2
+                self._others = min(
+                    self.limit / 60.0 * _MOST_TO_OTHERS,
+                    max(0.0, self._others + weight * missing),
+                )
         if self.limit is not None:
-            self._per_second = self.limit / 60.0
+            self._per_second = self.limit / 60.0 - self._others
             self._top = self.limit
-            if reset_s is not None:
-                self._top = min(self.limit, remaining + self._per_second * reset_s)
+            if reset_s is not None:  # what the server holds, whoever spends it
+                self._top = min(self.limit, remaining + self.limit / 60.0 * reset_s)
         else:
             self._per_second = 0.0
             self._top = remaining
             self._forget_at = now + (reset_s if reset_s is not None else 60.0)
-        self._level = remaining - (self.total - mark)
+        self._level = level
         self._heard_at = now
 
     def level(self, *, now: float | None = None) -> float | None:
