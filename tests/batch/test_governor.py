@@ -95,9 +95,7 @@ async def test_a_request_larger_than_the_whole_minute_is_a_failed_row_saying_so(
     server: MockServer,
 ) -> None:
     rows = [{"text": "short"}, {"text": "x" * 40_000}]
-    async with run_batch(
-        config_for(server.url), rows, rate=None, token_rate="5000/minute"
-    ) as run:
+    async with run_batch(config_for(server.url), rows, rate=None, token_rate="5000/minute") as run:
         results = sorted([r async for r in run], key=lambda r: r.index)
     assert results[0].ok
     assert not results[1].ok
@@ -181,8 +179,17 @@ def test_bad_values_exit_2_naming_the_option(
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"text": "hi"}) + "\n")
     command = [
-        sys.executable, "-m", "openai_compat", "batch", "--config", str(config),
-        "--input", str(rows), "--output", str(tmp_path / "out.jsonl"), *extra,
+        sys.executable,
+        "-m",
+        "openai_compat",
+        "batch",
+        "--config",
+        str(config),
+        "--input",
+        str(rows),
+        "--output",
+        str(tmp_path / "out.jsonl"),
+        *extra,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=_env())
     assert done.returncode == 2, done.stderr
@@ -208,10 +215,24 @@ def test_two_processes_sharing_one_key_stay_under_its_limit(tmp_path: Path) -> N
         runs = [
             subprocess.Popen(
                 [
-                    sys.executable, "-m", "openai_compat", "batch", "--config", str(config),
-                    "--input", str(rows), "--output", str(tmp_path / f"out{n}.jsonl"),
-                    "--rate", "off", "--token-rate", "120000/minute", "--concurrency", "8",
-                    "--progress", "off",
+                    sys.executable,
+                    "-m",
+                    "openai_compat",
+                    "batch",
+                    "--config",
+                    str(config),
+                    "--input",
+                    str(rows),
+                    "--output",
+                    str(tmp_path / f"out{n}.jsonl"),
+                    "--rate",
+                    "off",
+                    "--token-rate",
+                    "120000/minute",
+                    "--concurrency",
+                    "8",
+                    "--progress",
+                    "off",
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -16,8 +16,8 @@ from typing import Any, TypedDict, cast
 from .._transports import Sendable
 from ..mapping import PayloadBuilder
 from ..retries import RetryPolicy
-from .keys import Shard
 from .governor import Governor
+from .keys import Shard
 from .scheduler import Rate, Scheduler
 
 __all__ = [

@@ -23,9 +23,9 @@ from .cache import CACHE_MODES
 from .engines import ENGINES, EngineJobError
 from .progress import PROGRESS_MODES
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
-from .throughput import DEFAULT_MAX_CONCURRENCY, parse_concurrency
 from .sources import FORMATS
 from .sql_url import DatabaseError
+from .throughput import DEFAULT_MAX_CONCURRENCY, parse_concurrency
 from .writers import OUTPUT_FORMATS
 
 __all__ = ["EXIT_BUDGET_SPENT", "add_batch_parser", "run_batch_command"]

@@ -37,16 +37,16 @@ from ..mapping import (
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
+from .governor import GovernedTransport, Governor, Ticket
 from .openai_batch_format import batch_row_settings, is_batch_input
 from .results import BatchResult, BatchSummary
 from .row_keys import RowKeys
 from .row_results import RowResults, failed
-from .governor import GovernedTransport, Governor, Ticket
 from .scheduler import DEFAULT_RATE, Scheduler
 from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
 from .spec import SPEC_OPTIONS, RunSpec
-from .throughput import governor_for
 from .sql_url import is_database_url
+from .throughput import governor_for
 
 __all__ = ["BatchRun", "Rows"]
 
@@ -512,6 +512,7 @@ class BatchRun:
                 )
             if isinstance(ticket, str):  # larger than the whole limit: never sendable
                 return self.results.complete(failed(key, index, ticket), row)
+        assert not isinstance(ticket, str)
         started = time.perf_counter()
         try:
             completion = await self._endpoint.complete(payload, encoded=encoded)

@@ -36,10 +36,11 @@ def token_rate(value: Any) -> Rate | None:
 
     >>> str(token_rate("200000/minute")), token_rate("off")
     ('200000/minute', None)
-    >>> token_rate("0/minute")
-    Traceback (most recent call last):
-    ...
-    openai_compat.errors.ConfigurationError: token_rate: must be more than 0 tokens (or off), got '0/minute'
+    >>> try:
+    ...     token_rate("0/minute")
+    ... except ConfigurationError as exc:
+    ...     print(exc.field, exc.reason)
+    token_rate must be more than 0 tokens (or off), got '0/minute'
     """
     if value is None or isinstance(value, Rate):
         return value

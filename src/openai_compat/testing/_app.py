@@ -381,11 +381,13 @@ class MockApp:
         if reply is not None:
             await send_reply(send, reply, rid)
             return
-        if (self.limits is not None or self.slots is not None) and path.endswith(
-            "/chat/completions"
+        limited = self.limits is not None or self.slots is not None
+        if (
+            limited
+            and path.endswith("/chat/completions")
+            and await self._limited(send, parsed, number, rid)
         ):
-            if await self._limited(send, parsed, number, rid):
-                return
+            return
         scenario = query.get("scenario", "normal") if query else "normal"
         await self._default(send, method, path, query, scenario, parsed, number, rid)
 

@@ -304,5 +304,7 @@ def serve_forever(
     slots: Slots | None = None,
 ) -> None:
     """Run a `MockServer` in the foreground (``openai-compat mock-server``)."""
-    server = MockServer(latency_s, api_key=api_key, port=port, host=host, limits=limits, slots=slots)
+    server = MockServer(
+        latency_s, api_key=api_key, port=port, host=host, limits=limits, slots=slots
+    )
     server.serve_forever()

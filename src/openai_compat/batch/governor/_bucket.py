@@ -3,8 +3,8 @@
 It refills at ``per_second`` up to ``capacity``. `take` succeeds once the level holds the
 amount; an amount above ``capacity`` needs only a full bucket, and takes it below zero
 (the next takers wait for the debt to be refilled), so a request larger than one second's
-worth is sent in its turn rather than never; `give` returns what a settled reservation did not use (or,
-given a negative amount, charges what it used beyond it). Over any long window what is
+worth is sent in its turn rather than never; `give` returns what a settled reservation did
+not use (or, given a negative amount, charges what it used beyond it). Over any long window what is
 taken, less what is given back, is at most the refill plus one ``capacity``.
 """
 

@@ -16,9 +16,7 @@ from ._governor import Governor
 
 __all__ = ["GovernedTransport"]
 
-_TIMEOUTS = frozenset(
-    {FailureKind.READ_TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.DEADLINE}
-)
+_TIMEOUTS = frozenset({FailureKind.READ_TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.DEADLINE})
 
 
 class GovernedTransport:
@@ -44,9 +42,7 @@ class GovernedTransport:
             governor.heard_first()
             raise
         governor.heard_first()
-        governor.answered(
-            response.status_code, response.headers, marks, time.monotonic() - started
-        )
+        governor.answered(response.status_code, response.headers, marks, time.monotonic() - started)
         return response
 
     async def aclose(self) -> None:
