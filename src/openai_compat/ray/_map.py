@@ -40,6 +40,15 @@ def _one_batch_per_block(ds: ray.data.Dataset, batch_size: int) -> ray.data.Data
     return ds.repartition(target_num_rows_per_block=batch_size)  # Ray before ``strict``
 
 
+def actor_share(rate: Rate | None, actors: int) -> Rate | None:
+    """Each actor's share of a token ``rate``.
+
+    >>> str(actor_share(Rate(200_000, 60.0), 4))
+    '50000/minute'
+    """
+    return None if rate is None else Rate(rate.requests / actors, rate.period_s)
+
+
 def map_endpoint(
     ds: ray.data.Dataset,
     config: SourceConfig | dict[str, Any] | str,
@@ -48,10 +57,12 @@ def map_endpoint(
     outputs: Any = None,
     key: str | None = None,
     actors: int = DEFAULT_ACTORS,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | str = DEFAULT_CONCURRENCY,
     rate: Rate | str | None = str(DEFAULT_RATE),
     include_input: bool = True,
     include_response: bool = False,
+    token_rate: Rate | str | None = None,
+    max_concurrency: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     num_cpus: float = DEFAULT_NUM_CPUS,
     retry: RetryPolicy | None = None,
@@ -69,7 +80,10 @@ def map_endpoint(
     when the caller knows them (the command line reads them from the first file); without
     them they come from ``ds.schema()``, which for JSON or CSV files, or after a map, runs a
     task to read a block (seconds on a new cluster, before the actors start). The other
-    keywords are `EndpointUDF`'s.
+    keywords are `EndpointUDF`'s. ``token_rate`` is split evenly among the actors (each
+    also heeds the server's ``x-ratelimit-*`` headers); a ``Retry-After`` pauses every actor
+    through the coordinator. ``concurrency="auto"`` adapts each actor's rows in flight, up
+    to ``max_concurrency`` (default 256).
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -83,6 +97,8 @@ def map_endpoint(
         rate=rate,
         include_input=include_input,
         include_response=include_response,
+        token_rate=token_rate,
+        max_concurrency=max_concurrency,
     )
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
@@ -109,6 +125,8 @@ def map_endpoint(
             "coordinator": coordinator,
             "run_id": uuid.uuid4().hex,  # the keys of this run, kept apart from other runs'
             "lines": lines,
+            "token_rate": actor_share(spec.token_rate, actors),
+            "max_concurrency": spec.max_concurrency if spec.concurrency_auto else None,
         },
         batch_format="pyarrow",
         batch_size=batch_size,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..batch.arrow import result_table
+from ..batch.governor import AdaptiveLimit, Governor
 from ..batch.keys import key_token, row_key
 from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import Rate
@@ -148,7 +149,7 @@ class EndpointUDF:
         mapping: Any = None,
         outputs: Any = None,
         key: str | None = None,
-        concurrency: int | None = None,
+        concurrency: int | str | None = None,
         rate: Rate | str | None = None,
         include_input: bool = True,
         include_response: bool = False,
@@ -158,7 +159,11 @@ class EndpointUDF:
         job_name: str = "default",
         run_id: str | None = None,
         lines: bool = False,
+        token_rate: Rate | str | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
+        if max_concurrency is not None:  # concurrency "auto", up to it
+            concurrency = "auto"
         spec = RunSpec.build(
             config,
             outputs=outputs,
@@ -167,6 +172,8 @@ class EndpointUDF:
             rate=rate,
             include_input=include_input,
             include_response=include_response,
+            token_rate=token_rate,
+            max_concurrency=max_concurrency,
         )
         self.config = spec.config
         self.builder = ReadyPayloads(self.config.request_format, mapping, payload_column)
@@ -184,6 +191,13 @@ class EndpointUDF:
             coordinator = coordinator_for(self.rate, f"openai-compat:{job_name}:{self.rate}")
         self.scheduler = ClusterScheduler(coordinator, self.rate, self.concurrency)
         self.scheduler.register()
+        # One governor for the actor's life: its token share, the server's account and the
+        # adaptive limit carry over from batch to batch; the pause is the coordinator's.
+        self.governor = Governor(
+            self.scheduler,
+            token_rate=spec.token_rate,
+            adaptive=AdaptiveLimit(spec.concurrency) if spec.concurrency_auto else None,
+        )
         _load_engine()
         self._transport: AsyncTransport | None = None
         self._one_at_a_time: asyncio.Lock | None = None
@@ -271,6 +285,7 @@ class EndpointUDF:
             rate=None,
             client=self._transport,
             scheduler=self.scheduler,
+            governor=self.governor,
             payload_builder=self.builder,
             include_input=self.lines and self.include_input,
             include_response=self.include_response,

@@ -14,7 +14,7 @@ import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -86,9 +86,19 @@ class RunIn(BaseModel):
         "leaves of the response format",
     )
     key: str | None = Field(default=None, description="the column identifying a row")
-    concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] | Literal["auto"] = Field(
+        default=10,
+        description='requests in flight at once, or "auto": found from latency and errors, '
+        "up to max_concurrency",
+    )
     rate: str | None = Field(
         default=_DEFAULT_RATE, description='a rate limit such as "600/minute"; null: none'
+    )
+    token_rate: str | None = Field(
+        default=None, description='a token rate limit such as "200000/minute"; null: none'
+    )
+    max_concurrency: int | None = Field(
+        default=None, description='the ceiling of concurrency "auto" (default 256)'
     )
     prices: Any = Field(
         default=None,
@@ -311,6 +321,8 @@ async def validate_run(
         key=body.key,
         concurrency=body.concurrency,
         rate=body.rate,
+        token_rate=body.token_rate,
+        max_concurrency=body.max_concurrency,
         prices=body.prices,
         max_cost=body.max_cost,
         max_tokens=body.max_tokens,
