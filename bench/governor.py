@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _report import machine, say, table, verdict, versions
-
 from openai_compat.batch import run_batch
 from openai_compat.testing import MockServer, ProviderLimits
 
