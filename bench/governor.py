@@ -60,9 +60,7 @@ async def ours(url: str, seconds: float, concurrency: int) -> int:
     return failed
 
 
-async def _workers(
-    send: Callable[[], Awaitable[Any]], seconds: float, concurrency: int
-) -> int:
+async def _workers(send: Callable[[], Awaitable[Any]], seconds: float, concurrency: int) -> int:
     failed = 0
     deadline = time.monotonic() + seconds
 
@@ -113,7 +111,9 @@ async def openai_semaphore(url: str, seconds: float, concurrency: int) -> int:
 
     async def send() -> Any:
         return await client.chat.completions.create(
-            model="mock-model", messages=MESSAGES, max_tokens=100  # type: ignore[arg-type]
+            model="mock-model",
+            messages=MESSAGES,
+            max_tokens=100,  # type: ignore[arg-type]
         )
 
     try:
@@ -147,8 +147,10 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     say(f"{versions('litellm', 'openai')}; {machine()}")
-    say(f"provider: --limit-rpm {RPM} --limit-tpm {TPM}; {args.seconds:g} s each; "
-        f"{args.concurrency} rows in flight at most")
+    say(
+        f"provider: --limit-rpm {RPM} --limit-tpm {TPM}; {args.seconds:g} s each; "
+        f"{args.concurrency} rows in flight at most"
+    )
     figures = {}
     for name in CONTENDERS:
         figures[name] = await measure(name, args.seconds, args.concurrency)
@@ -166,14 +168,20 @@ async def main() -> None:
         ]
         for name, (tpm, share, failed, requests) in figures.items()
     ]
-    say(table(["contender", "tokens/min", "of limit", "429s", "failed rows", "requests",
-               "ours / it"], rows))
+    say(
+        table(
+            ["contender", "tokens/min", "of limit", "429s", "failed rows", "requests", "ours / it"],
+            rows,
+        )
+    )
     tpm, share, failed, _ = figures["openai-compat (ours)"]
     say(verdict("ours: share of the token limit", tpm / TPM, 0.95))
     say(verdict("ours: share answered 429", share, 0.01, higher_is_better=False))
     say(f"  [{'PASS' if failed == 0 else 'MISS'}] ours: failed rows {failed} (target 0)")
     for name in list(CONTENDERS)[1:]:
-        say(verdict(f"ours ahead of {name} on tokens/min", ours_tpm / max(figures[name][0], 1), 1.0))
+        say(
+            verdict(f"ours ahead of {name} on tokens/min", ours_tpm / max(figures[name][0], 1), 1.0)
+        )
 
 
 if __name__ == "__main__":

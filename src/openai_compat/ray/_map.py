@@ -40,15 +40,6 @@ def _one_batch_per_block(ds: ray.data.Dataset, batch_size: int) -> ray.data.Data
     return ds.repartition(target_num_rows_per_block=batch_size)  # Ray before ``strict``
 
 
-def actor_share(rate: Rate | None, actors: int) -> Rate | None:
-    """Each actor's share of a token ``rate``.
-
-    >>> str(actor_share(Rate(200_000, 60.0), 4))
-    '50000/minute'
-    """
-    return None if rate is None else Rate(rate.requests / actors, rate.period_s)
-
-
 def map_endpoint(
     ds: ray.data.Dataset,
     config: SourceConfig | dict[str, Any] | str,
@@ -80,10 +71,11 @@ def map_endpoint(
     when the caller knows them (the command line reads them from the first file); without
     them they come from ``ds.schema()``, which for JSON or CSV files, or after a map, runs a
     task to read a block (seconds on a new cluster, before the actors start). The other
-    keywords are `EndpointUDF`'s. ``token_rate`` is split evenly among the actors (each
-    also heeds the server's ``x-ratelimit-*`` headers); a ``Retry-After`` pauses every actor
-    through the coordinator. ``concurrency="auto"`` adapts each actor's rows in flight, up
-    to ``max_concurrency`` (default 256).
+    keywords are `EndpointUDF`'s. ``token_rate`` holds for the whole job too (the
+    coordinator holds its bucket; each actor also heeds the server's ``x-ratelimit-*``
+    headers); a ``Retry-After`` pauses every actor through the coordinator.
+    ``concurrency="auto"`` adapts each actor's rows in flight, up to ``max_concurrency``
+    (default 256).
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -108,7 +100,7 @@ def map_endpoint(
     spec.check_table(columns, lines=lines)
     parsed, parsed_rate = spec.config, spec.rate
     if coordinator is None:
-        coordinator = kept_coordinator(parsed_rate, parsed.url)
+        coordinator = kept_coordinator(parsed_rate, parsed.url, spec.token_rate)
     ds = _one_batch_per_block(ds, batch_size)
     return ds.map_batches(
         EndpointUDF,
@@ -125,7 +117,7 @@ def map_endpoint(
             "coordinator": coordinator,
             "run_id": uuid.uuid4().hex,  # the keys of this run, kept apart from other runs'
             "lines": lines,
-            "token_rate": actor_share(spec.token_rate, actors),
+            "token_rate": spec.token_rate,
             "max_concurrency": spec.max_concurrency if spec.concurrency_auto else None,
         },
         batch_format="pyarrow",

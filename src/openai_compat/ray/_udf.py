@@ -30,7 +30,7 @@ from ..config import SourceConfig
 from ..errors import redact
 from ..mapping import PayloadBuilder, RowMappingError
 from ..retries import RetryPolicy
-from ._coordinator import ClusterScheduler, coordinator_for
+from ._coordinator import ClusterScheduler, ClusterTokens, coordinator_for
 from ._unique import Unkeyed, unkeyed_rows
 
 if TYPE_CHECKING:
@@ -188,15 +188,23 @@ class EndpointUDF:
         self.lines = lines
         self.run_id = run_id
         if coordinator is None:
-            coordinator = coordinator_for(self.rate, f"openai-compat:{job_name}:{self.rate}")
+            coordinator = coordinator_for(
+                self.rate,
+                f"openai-compat:{job_name}:{self.rate}:{spec.token_rate}",
+                spec.token_rate,
+            )
         self.scheduler = ClusterScheduler(coordinator, self.rate, self.concurrency)
         self.scheduler.register()
-        # One governor for the actor's life: its token share, the server's account and the
-        # adaptive limit carry over from batch to batch; the pause is the coordinator's.
+        # One governor for the actor's life: the server's account and the adaptive limit
+        # carry over from batch to batch; the pause and the token bucket are the job's
+        # coordinator's.
         self.governor = Governor(
             self.scheduler,
             token_rate=spec.token_rate,
             adaptive=AdaptiveLimit(spec.concurrency) if spec.concurrency_auto else None,
+            tokens=(
+                ClusterTokens(coordinator, spec.token_rate) if spec.token_rate is not None else None
+            ),
         )
         _load_engine()
         self._transport: AsyncTransport | None = None

@@ -9,7 +9,7 @@ headers and ``Retry-After``, and a concurrency that finds itself.
 """
 
 from ._adaptive import AdaptiveLimit
-from ._bucket import Bucket
+from ._bucket import Bucket, TokenSource
 from ._estimate import DEFAULT_OUTPUT_TOKENS, estimate_tokens
 from ._governor import OVERLOAD_STATUSES, Governor, Ticket
 from ._headers import RateLimitHeaders, parse_duration
@@ -26,6 +26,7 @@ __all__ = [
     "RateLimitHeaders",
     "ServerView",
     "Ticket",
+    "TokenSource",
     "estimate_tokens",
     "parse_duration",
 ]

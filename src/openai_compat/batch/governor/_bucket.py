@@ -11,8 +11,21 @@ taken, less what is given back, is at most the refill plus one ``capacity``.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
-__all__ = ["Bucket"]
+__all__ = ["Bucket", "TokenSource"]
+
+
+class TokenSource(Protocol):
+    """What the governor asks of a token bucket: `Bucket`, or one a cluster shares."""
+
+    per_second: float
+
+    def wait(self, amount: float, *, now: float | None = None) -> float: ...
+
+    def take(self, amount: float, *, now: float | None = None) -> float: ...
+
+    def give(self, amount: float, *, now: float | None = None) -> None: ...
 
 
 class Bucket:

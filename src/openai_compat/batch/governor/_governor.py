@@ -24,7 +24,7 @@ from typing import Any
 from ...retries import parse_retry_after
 from ..scheduler import Rate, Scheduler
 from ._adaptive import AdaptiveLimit
-from ._bucket import Bucket
+from ._bucket import Bucket, TokenSource
 from ._estimate import estimate_tokens
 from ._headers import RateLimitHeaders
 from ._server_view import ServerView
@@ -71,12 +71,15 @@ class Governor:
         *,
         token_rate: Rate | None = None,
         adaptive: AdaptiveLimit | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.token_rate = token_rate
         self.adaptive = adaptive
-        self.tokens: Bucket | None = None
-        if token_rate is not None:
+        # ``tokens``: the bucket of ``token_rate`` when it is held elsewhere (a Ray job's
+        # coordinator); by default one of the run's own.
+        self.tokens: TokenSource | None = tokens
+        if token_rate is not None and tokens is None:
             per_second = token_rate.per_second
             # One second's worth, as the request limiter: a burst the server absorbs.
             self.tokens = Bucket(per_second, max(per_second, 1.0))
