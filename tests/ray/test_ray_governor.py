@@ -14,7 +14,6 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a cluster started here:
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray
-
 from openai_compat.ray import map_endpoint
 from openai_compat.testing import MockServer, ProviderLimits
 from tests.conftest import CANARY, make_config
@@ -48,7 +47,7 @@ def test_two_actors_fill_a_token_limit_through_the_coordinator() -> None:
             concurrency=8,
             rate=None,
             token_rate="60000/minute",
-            batch_size=20,
+            batch_size=80,
             columns=["id", "text"],
         )
         rows = out.take_all()

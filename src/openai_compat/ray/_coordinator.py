@@ -358,7 +358,9 @@ class ClusterTokens:
 
     async def _ask(self, short: float) -> None:
         try:
-            wanted = max(self._lease, math.ceil(short))
+            # Room for the request waiting and the next few (a request is often more than
+            # 50 ms of the job's tokens): one round trip a few requests, not one each.
+            wanted = max(self._lease, math.ceil(short) * 4)
             granted, wait, _ = await asyncio.wait_for(
                 self._coordinator.lease_tokens.remote(wanted), _CALL_TIMEOUT_S
             )
