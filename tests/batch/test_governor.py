@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -259,3 +260,39 @@ def test_two_processes_sharing_one_key_stay_under_its_limit(tmp_path: Path) -> N
     in_window = [c for c in limits.charges if window[0] <= c.at < window[1]]
     share = sum(c.refused for c in in_window) / max(1, len(in_window))
     assert share <= 0.01, f"{share:.1%} answered 429"
+
+
+def test_the_limited_server_answers_as_a_provider_does() -> None:
+    import httpx
+
+    from openai_compat.batch.governor import RateLimitHeaders
+
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x" * 40}]}
+    with MockServer(limits=ProviderLimits(rpm=60, tpm=6000)) as server:
+        first = httpx.post(server.url, json=body)
+        second = httpx.post(server.url, json=body)  # one second's worth is one request
+    assert first.status_code == 200
+    assert first.json()["usage"] == {
+        "prompt_tokens": 13,
+        "completion_tokens": 5,
+        "total_tokens": 18,
+    }
+    said = RateLimitHeaders.parse(first.headers)
+    assert said is not None
+    assert (said.limit_requests, said.remaining_requests) == (60, 0)
+    assert (said.limit_tokens, said.remaining_tokens) == (6000, 100 - 18)
+    assert said.reset_requests_s is not None and 0.9 <= said.reset_requests_s <= 1.0
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):  # Go durations
+        assert re.fullmatch(r"\d+ms|\d+(\.\d+)?s|\d+m\d+(\.\d+)?s", first.headers[name])
+    assert second.status_code == 429
+    assert int(second.headers["retry-after"]) >= 1
+    assert 0 < int(second.headers["retry-after-ms"]) <= 1000
+    assert RateLimitHeaders.parse(second.headers) is not None
+
+
+@pytest.mark.parametrize("option", ["--limit-tpm", "--limit-rpm", "--slots"])
+def test_mock_server_refuses_a_limit_of_zero(option: str) -> None:
+    command = [sys.executable, "-m", "openai_compat", "mock-server", "--port", "0", option, "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=_env())
+    assert done.returncode == 2
+    assert f"{option} must be more than 0" in done.stderr
