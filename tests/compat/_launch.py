@@ -153,8 +153,9 @@ def _build_module() -> Any:
 
 
 @contextmanager
-def start_llama_server(tmp: Path, key: str) -> Iterator[Running]:
-    """llama-server (built once, cached outside the checkout) on a tiny random model."""
+def start_llama_server(tmp: Path, key: str, slots: int = 1) -> Iterator[Running]:
+    """llama-server (built once, cached outside the checkout) on a tiny random model, with
+    ``slots`` requests served at a time (``-np``)."""
     build = _build_module()
     cache = build.build(build.DEFAULT_CACHE)
     port = free_port()
@@ -164,7 +165,7 @@ def start_llama_server(tmp: Path, key: str) -> Iterator[Running]:
         "-m", str(cache / "tiny-llama.gguf"),
         "--host", "127.0.0.1", "--port", str(port),
         "--api-key", key,
-        "-c", "1024", "-np", "1", "-t", "2",
+        "-c", str(1024 * slots), "-np", str(slots), "-t", "2",
         "--alias", "tiny-llama",
     ]  # fmt: skip
     with _process(args, log) as proc:
