@@ -86,8 +86,8 @@ class Governor:
         self.requests_view = ServerView()
         self.tokens_view = ServerView()
         self.overloads = 0
-        # The run's first request goes alone: until an answer has told what the server has
-        # left, a burst of the whole concurrency could be refused at once.
+        # With a token rate, the run's first request goes alone: until an answer has told
+        # what the server has left, a burst of the whole concurrency could be refused at once.
         self._first_answer: asyncio.Event | None = None
 
     @property
@@ -125,7 +125,9 @@ class Governor:
         if self.adaptive is not None:
             await self.adaptive.acquire()
         try:
-            if self._first_answer is None:
+            if self.tokens is None:
+                pass  # tokens not limited: no first request alone (it costs an answer's time)
+            elif self._first_answer is None:
                 self._first_answer = asyncio.Event()
             elif not self._first_answer.is_set():
                 await self._first_answer.wait()
