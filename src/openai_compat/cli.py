@@ -82,9 +82,19 @@ def _cmd_read(args: argparse.Namespace, connector: OpenAICompatibleConnector) ->
 
 
 def _cmd_mock_server(args: argparse.Namespace, connector: OpenAICompatibleConnector) -> int:
-    from .testing import serve_forever
+    from .testing import ProviderLimits, Slots, serve_forever
 
-    serve_forever(args.host, args.port)
+    for name in ("limit_rpm", "limit_tpm", "slots"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            option = "--" + name.replace("_", "-")
+            print(f"openai-compat mock-server: {option} must be more than 0", file=sys.stderr)
+            return 2
+    limits = None
+    if args.limit_rpm is not None or args.limit_tpm is not None:
+        limits = ProviderLimits(args.limit_rpm, args.limit_tpm)
+    slots = Slots(args.slots, args.service_ms / 1000) if args.slots is not None else None
+    serve_forever(args.host, args.port, limits=limits, slots=slots)
     return 0
 
 
@@ -156,6 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mock-server", help="run the bundled scripted OpenAI-compatible server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--limit-rpm", type=int, metavar="N", help="a provider's requests a minute (429 over it)"
+    )
+    p.add_argument(
+        "--limit-tpm", type=int, metavar="M", help="a provider's tokens a minute (429 over it)"
+    )
+    p.add_argument(
+        "--slots", type=int, metavar="K", help="serve K requests at a time, queue the rest"
+    )
+    p.add_argument(
+        "--service-ms",
+        type=float,
+        default=100.0,
+        metavar="MS",
+        help="with --slots: each request's service time (default 100)",
+    )
     p.set_defaults(func=_cmd_mock_server)
 
     p = sub.add_parser("serve", help="run the application: HTTP API and web page")

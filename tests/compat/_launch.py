@@ -153,9 +153,10 @@ def _build_module() -> Any:
 
 
 @contextmanager
-def start_llama_server(tmp: Path, key: str, *extra: str) -> Iterator[Running]:
-    """llama-server (built once, cached outside the checkout) on a tiny random model;
-    ``extra`` arguments added (``--embeddings``)."""
+def start_llama_server(tmp: Path, key: str, *extra: str, slots: int = 1) -> Iterator[Running]:
+    """llama-server (built once, cached outside the checkout) on a tiny random model, with
+    ``slots`` requests served at a time (``-np``); ``extra`` arguments added
+    (``--embeddings``)."""
     build = _build_module()
     cache = build.build(build.DEFAULT_CACHE)
     port = free_port()
@@ -165,7 +166,7 @@ def start_llama_server(tmp: Path, key: str, *extra: str) -> Iterator[Running]:
         "-m", str(cache / "tiny-llama.gguf"),
         "--host", "127.0.0.1", "--port", str(port),
         "--api-key", key,
-        "-c", "1024", "-np", "1", "-t", "2",
+        "-c", str(1024 * slots), "-np", str(slots), "-t", "2",
         "--alias", "tiny-llama", *extra,
     ]  # fmt: skip
     with _process(args, log) as proc:

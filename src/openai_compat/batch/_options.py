@@ -16,6 +16,7 @@ from typing import Any, TypedDict, cast
 from .._transports import Sendable
 from ..mapping import PayloadBuilder
 from ..retries import RetryPolicy
+from .governor import Governor
 from .keys import Shard
 from .scheduler import Rate, Scheduler
 
@@ -41,12 +42,16 @@ class RowOptions(TypedDict, total=False):
     key: str | None
     # Requests in flight at once, 1 to `MAX_CONCURRENCY` (10,000); default
     # `DEFAULT_CONCURRENCY` (10). Workers start with the rows, never more than there are.
-    concurrency: int | None
+    concurrency: int | str | None
     # A rate limit such as ``"600/minute"``; default `DEFAULT_RATE`; None = no limit.
     rate: Rate | str | None
     # Rows whose inputs share one embeddings request, 1 to 2,048; default 64 for an
     # embeddings URL, 1 (and nothing else allowed) for the other APIs.
     rows_per_request: int | None
+    # A token rate limit such as ``"200000/minute"`` (`batch.throughput`); default none.
+    token_rate: Rate | str | None
+    # The ceiling of ``concurrency="auto"``; default 256.
+    max_concurrency: int | None
     # Run only shard ``"k/n"`` of the rows (split by key hash); default all rows.
     shard: Shard | str | None
     # Key texts to leave out; default none (a file run sets them from its checkpoint).
@@ -73,6 +78,9 @@ class RowOptions(TypedDict, total=False):
     # The run's scheduler (rate limit, 429 pause); default: one made from ``rate``. Runs that
     # share one (the batches of a Ray actor, with the job's rate limit) share its limit.
     scheduler: Scheduler | None
+    # The run's governor (tokens, the server's headers, adaptive concurrency); default: one
+    # made from the spec around ``scheduler``. Runs that share one share its limits.
+    governor: Governor | None
     # What turns a row into its payload; default ``PayloadBuilder(request_format, mapping)``.
     payload_builder: PayloadBuilder | None
     # The response cache (`openai_compat.batch.cache`): a SQLite file's path or a

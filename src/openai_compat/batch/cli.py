@@ -26,6 +26,7 @@ from .progress import PROGRESS_MODES
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY
 from .sources import FORMATS
 from .sql_url import DatabaseError
+from .throughput import DEFAULT_MAX_CONCURRENCY, parse_concurrency
 from .writers import OUTPUT_FORMATS
 
 __all__ = ["EXIT_BUDGET_SPENT", "add_batch_parser", "run_batch_command"]
@@ -89,11 +90,24 @@ def add_batch_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=parse_concurrency,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"requests in flight at once (default {DEFAULT_CONCURRENCY}, the catalog's; "
-        f"at most {MAX_CONCURRENCY:,})",
+        f"at most {MAX_CONCURRENCY:,}); auto: found from latency and errors, up to "
+        "--max-concurrency",
+    )
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        metavar="N",
+        help=f"the ceiling of --concurrency auto (default {DEFAULT_MAX_CONCURRENCY})",
+    )
+    p.add_argument(
+        "--token-rate",
+        metavar="R",
+        help="token rate limit, e.g. 200000/minute (reserved before each request from its "
+        "text and max_tokens, settled against its usage); default none",
     )
     p.add_argument(
         "--rows-per-request",
@@ -415,6 +429,8 @@ def run_batch_command(args: argparse.Namespace, retry: RetryPolicy | None = None
                     concurrency=args.concurrency,
                     rate=args.rate,
                     rows_per_request=args.rows_per_request,
+                    token_rate=args.token_rate,
+                    max_concurrency=args.max_concurrency,
                     shard=args.shard,
                     include_input=args.include_input,
                     include_response=args.include_response,

@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import Any, Unpack
 from urllib.parse import urlsplit
 
-from .._transports import Sendable
-from ..apis import EMBEDDINGS
+from .._transports import Sendable, as_transport
+from ..apis import EMBEDDINGS, Usage
 from ..config import SourceConfig
 from ..endpoint import Completion, Endpoint
 from ..errors import (
@@ -39,6 +39,7 @@ from ..observability import RunSpan, run_span
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
+from .governor import GovernedTransport, Governor, Ticket
 from .openai_batch_format import batch_row_settings, is_batch_input
 from .packing import EmbeddingsPacker
 from .results import BatchResult, BatchSummary
@@ -49,6 +50,7 @@ from .sources import RowSource, UnreadableRow, open_rows, read_in_thread
 from .spec import SPEC_OPTIONS, RunSpec
 from .sql_url import is_database_url
 from .structured_rows import cached_answer, cached_valid
+from .throughput import governor_for
 
 __all__ = ["BatchRun", "Rows"]
 
@@ -141,6 +143,9 @@ class BatchRun:
         self._owns_client = client is None
         self._notice = options.get("on_notice") or (lambda _message: None)
         self.scheduler = options.get("scheduler") or Scheduler(spec.rate, on_pause=self._on_pause)
+        self.governor: Governor | None = options.get("governor") or governor_for(
+            spec, self.scheduler
+        )
         self.summary = BatchSummary()
         # With a schema: its mode (chosen once per run under auto), validator and re-asks.
         self.structured = spec.structured()
@@ -228,8 +233,11 @@ class BatchRun:
             from .._transports import aiohttp_transport
 
             self._client = aiohttp_transport(self.concurrency)
+        sender: Sendable = self._client
+        if self.governor is not None:  # every attempt through it: the pause, the headers
+            sender = GovernedTransport(as_transport(self._client), self.governor)
         self._endpoint = Endpoint(
-            self.config, client=self._client, retry=self.retry, on_retry=self.scheduler.on_retry
+            self.config, client=sender, retry=self.retry, on_retry=self.scheduler.on_retry
         )
         # No rate limit and the plain scheduler: its `ready` returns at once until a 429
         # first pauses the run (`pauses`), so each row does not await it until then.
@@ -593,14 +601,21 @@ class BatchRun:
         encoded: bytes | None,
     ) -> BatchResult:
         assert self._endpoint is not None
-        if not self._unlimited or self.scheduler.pauses:
+        ticket: Ticket | str | None = None
+        if self.governor is not None or not self._unlimited or self.scheduler.pauses:
             try:
-                await self.scheduler.ready()
+                if self.governor is not None:
+                    ticket = await self.governor.admit(payload)
+                else:
+                    await self.scheduler.ready()
             except Exception as exc:  # the row fails, never its worker (which would hang)
                 message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
                 return self.results.complete(
                     failed(key, index, f"not sent: the run's rate limit failed: {message}"), row
                 )
+            if isinstance(ticket, str):  # larger than the whole limit: never sendable
+                return self.results.complete(failed(key, index, ticket), row)
+        assert not isinstance(ticket, str)
         started = time.perf_counter()
         try:
             if self.structured is not None:
@@ -625,6 +640,10 @@ class BatchRun:
         except Exception as exc:  # A bug must not lose the row: record it as failed.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
             result = failed(key, index, message, None, 1)
+        except BaseException:  # cancelled (an abort): its place under the limits goes back
+            if ticket is not None:
+                self._settle(ticket, None)
+            raise
         else:
             result = self.results.answered(
                 key,
@@ -640,6 +659,8 @@ class BatchRun:
                 if result.error is None and not completion.truncated:
                     body = self._endpoint.prepare(payload)
                     self.accounting.store(body, completion.response, completion.request_id)
+        if ticket is not None:
+            self._settle(ticket, result)
         return self.results.complete(result, row)
 
     async def _send_structured(
@@ -669,6 +690,14 @@ class BatchRun:
                 body = self.structured.cache_body(self._endpoint.prepare(payload))
                 self.accounting.store(body, answer.response, answer.request_id)
         return result
+
+    def _settle(self, ticket: Ticket, result: BatchResult | None) -> None:
+        """The row's reservation settled against the usage its answer reported."""
+        assert self.governor is not None
+        usage = Usage.parse(result.usage) if result is not None else None
+        status = result.error.get("status") if result is not None and result.error else None
+        self.governor.settle(ticket, usage.tokens if usage else None, status)
+        self.summary.concurrency_limit = self.governor.concurrency_limit
 
     async def _supervise(self) -> None:
         assert self._feeder is not None

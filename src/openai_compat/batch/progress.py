@@ -135,7 +135,8 @@ class Progress:
             req_s, tok_s = self._rates()
             bar.set_postfix_str(
                 f"ok={self.summary.ok} failed={self.summary.failed} "
-                f"req/s={req_s:.1f} tok/s={tok_s:.0f}{_spent(self.summary)}",
+                f"req/s={req_s:.1f} tok/s={tok_s:.0f}{_spent(self.summary)}"
+                f"{_limit(self.summary)}",
                 refresh=force,
             )
 
@@ -147,7 +148,7 @@ class Progress:
         text = (
             f"{self.prefix}: {handled}{of} rows (ok {s.ok}, failed {s.failed}, "
             f"skipped {s.skipped + s.other_shards}) {req_s:.1f} req/s {tok_s:.0f} tok/s"
-            f"{_spent(s)}"
+            f"{_spent(s)}{_limit(s)}"
         )
         elapsed = time.perf_counter() - s.started
         if self.total and handled and elapsed > 0:
@@ -163,3 +164,9 @@ class Progress:
             self._bar.write(message, file=self.stream)
         else:
             print(message, file=self.stream, flush=True)
+
+
+def _limit(summary: BatchSummary) -> str:
+    """The adaptive concurrency limit, for the progress line ("" when fixed)."""
+    limit = summary.concurrency_limit
+    return "" if limit is None else f" in flight <= {limit} (auto)"

@@ -269,6 +269,8 @@ class BatchSummary:
     valid_first: int = 0
     valid_reasked: int = 0
     invalid: int = 0
+    # The adaptive concurrency limit now (``concurrency="auto"``); None: a fixed one.
+    concurrency_limit: int | None = field(default=None, repr=False)
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property

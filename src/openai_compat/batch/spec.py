@@ -34,6 +34,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from ..apis import EMBEDDINGS
@@ -49,6 +50,7 @@ from .cost import Prices, parse_prices
 from .keys import Shard
 from .results import flat_columns
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, MAX_CONCURRENCY, Rate
+from .throughput import DEFAULT_MAX_CONCURRENCY, adaptive_concurrency, token_rate
 
 __all__ = ["SPEC_OPTIONS", "RunSpec", "missing_column", "shown_columns"]
 
@@ -99,6 +101,12 @@ class RunSpec(BaseModel):
     key: str | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     rate: Rate | None = DEFAULT_RATE
+    # Tokens a minute (`batch.throughput`); None: not limited here (the server's headers are
+    # still heeded).
+    token_rate: Rate | None = None
+    # ``concurrency="auto"``: the limit adapts, up to ``max_concurrency`` (then `concurrency`).
+    concurrency_auto: bool = False
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     shard: Shard | None = None
     include_input: bool = False
     include_response: bool = False
@@ -156,6 +164,28 @@ class RunSpec(BaseModel):
             rate=args.rate or None,
             **schema_options(args),
         )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto(cls, data: Any) -> Any:
+        return adaptive_concurrency(data, MAX_CONCURRENCY)
+
+    @field_validator("token_rate", mode="before")
+    @classmethod
+    def _token_rate(cls, value: Any) -> Rate | None:
+        return token_rate(value)
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _max_concurrency(cls, value: Any) -> int:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or not 1 <= value <= MAX_CONCURRENCY:
+            raise ConfigurationError(
+                f"must be 1 to {MAX_CONCURRENCY} (the most requests in flight that "
+                f"--concurrency auto may reach), got {value!r}",
+                field="max_concurrency",
+            )
+        return int(value)
 
     @field_validator("config", mode="before")
     @classmethod

@@ -121,8 +121,10 @@ class _Claims:
 
 
 class _CoordinatorImpl:
-    def __init__(self, per_second: float | None) -> None:
+    def __init__(self, per_second: float | None, tokens_per_second: float | None = None) -> None:
         self._bucket = _Bucket(per_second)
+        # The job's token bucket (``token_rate``): actors lease tokens from it as requests.
+        self._tokens = _Bucket(tokens_per_second)
         self._claims: dict[str, tuple[_Claims, float]] = {}
         self._counts: dict[str, int] = {"ok": 0, "failed": 0, "requests": 0, "tokens": 0}
         self._pids: set[int] = set()
@@ -130,6 +132,11 @@ class _CoordinatorImpl:
 
     def lease(self, wanted: int) -> tuple[int, float, float]:
         return self._bucket.lease(wanted)
+
+    def lease_tokens(self, wanted: int) -> tuple[int, float, float]:
+        """Tokens of the job's token rate, as `lease` gives requests."""
+        granted, wait, _ = self._tokens.lease(wanted)
+        return granted, wait, 0.0
 
     def pause(self, seconds: float) -> None:
         if self._bucket.resume_at <= time.monotonic():
@@ -162,20 +169,23 @@ class _CoordinatorImpl:
 Coordinator = ray.remote(num_cpus=0, max_restarts=-1)(_CoordinatorImpl)
 
 
-def coordinator_for(rate: Rate | None, name: str | None = None) -> Any:
+def coordinator_for(
+    rate: Rate | None, name: str | None = None, token_rate: Rate | None = None
+) -> Any:
     """The job's coordinator actor: a new one, or the one named ``name`` (made if missing)."""
     per_second = rate.per_second if rate is not None else None
+    tokens = token_rate.per_second if token_rate is not None else None
     if name is None:
-        return Coordinator.remote(per_second)
-    return Coordinator.options(name=name, get_if_exists=True).remote(per_second)
+        return Coordinator.remote(per_second, tokens)
+    return Coordinator.options(name=name, get_if_exists=True).remote(per_second, tokens)
 
 
 # This driver's coordinators, by cluster, endpoint and rate: a later run reuses the one up
 # already instead of starting a worker process for it (seconds on a busy machine).
-_KEPT: dict[tuple[str, str, float | None], Any] = {}
+_KEPT: dict[tuple[str, str, float | None, float | None], Any] = {}
 
 
-def kept_coordinator(rate: Rate | None, url: str) -> Any:
+def kept_coordinator(rate: Rate | None, url: str, token_rate: Rate | None = None) -> Any:
     """The coordinator of this driver's runs against ``url`` at ``rate`` (made on first use).
 
     Runs one after another share it: the bucket refills between them as it would across
@@ -183,15 +193,16 @@ def kept_coordinator(rate: Rate | None, url: str) -> Any:
     the driver's node.
     """
     per_second = rate.per_second if rate is not None else None
+    tokens = token_rate.per_second if token_rate is not None else None
     node = ray.get_runtime_context().get_node_id()
-    key = (node, url, per_second)
+    key = (node, url, per_second, tokens)
     for stale in [k for k in _KEPT if k[0] != node]:
         del _KEPT[stale]  # of a cluster this driver left
     if key not in _KEPT:
         # On the driver's node: a worker node lost takes the run's actors there, never the
         # job's rate limit and keys with them (the driver's node lost ends the job anyway).
         here = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-        _KEPT[key] = Coordinator.options(scheduling_strategy=here).remote(per_second)
+        _KEPT[key] = Coordinator.options(scheduling_strategy=here).remote(per_second, tokens)
     return _KEPT[key]
 
 
@@ -315,3 +326,57 @@ class ClusterScheduler(Scheduler):
     def register(self) -> None:
         """Tell the coordinator this actor's PID (the tests kill one to prove retries)."""
         self._coordinator.register.remote(os.getpid())
+
+
+class ClusterTokens:
+    """The job's token bucket as one UDF actor sees it: tokens leased from the coordinator.
+
+    It answers as the governor's own `Bucket` does (`wait`, `take`, `give`), from a local
+    stash that a background lease refills (about 50 ms of the job's token rate at a time,
+    so no actor sits on much of it). What a settled request did not use stays in the stash,
+    for this actor's next requests; an overrun is taken from it (it may go below zero, and
+    the next lease pays the debt first).
+    """
+
+    def __init__(self, coordinator: Any, token_rate: Rate) -> None:
+        self._coordinator = coordinator
+        self.per_second = token_rate.per_second
+        self.capacity = max(1.0, self.per_second)
+        self._lease = max(1, int(self.per_second * _LEASE_S))
+        self.level = 0.0
+        self._asking: asyncio.Task[None] | None = None
+        self._retry_at = 0.0
+
+    def wait(self, amount: float, *, now: float | None = None) -> float:
+        """Seconds to wait before asking again (0.0: the stash holds ``amount`` now)."""
+        need = min(amount, self.capacity)
+        if self.level >= need:
+            return 0.0
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(self._ask(need - self.level))
+        return 0.01
+
+    async def _ask(self, short: float) -> None:
+        try:
+            # Room for the request waiting and the next few (a request is often more than
+            # 50 ms of the job's tokens): one round trip a few requests, not one each.
+            wanted = max(self._lease, math.ceil(short) * 4)
+            granted, wait, _ = await asyncio.wait_for(
+                self._coordinator.lease_tokens.remote(wanted), _CALL_TIMEOUT_S
+            )
+            self.level += granted
+            if not granted and wait > 0:
+                await asyncio.sleep(min(wait, _CHECK_EVERY_S))
+        except Exception:  # the coordinator is restarting: the next wait asks again
+            await asyncio.sleep(_RETRY_S)
+        finally:
+            self._asking = None
+
+    def take(self, amount: float, *, now: float | None = None) -> float:
+        """Take ``amount`` from the stash (after `wait` said it holds it)."""
+        self.level -= amount
+        return 0.0
+
+    def give(self, amount: float, *, now: float | None = None) -> None:
+        """Return ``amount`` to the stash (a negative one charges more)."""
+        self.level += amount

@@ -49,10 +49,12 @@ def map_endpoint(
     outputs: Any = None,
     key: str | None = None,
     actors: int = DEFAULT_ACTORS,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | str = DEFAULT_CONCURRENCY,
     rate: Rate | str | None = str(DEFAULT_RATE),
     include_input: bool = True,
     include_response: bool = False,
+    token_rate: Rate | str | None = None,
+    max_concurrency: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     num_cpus: float = DEFAULT_NUM_CPUS,
     retry: RetryPolicy | None = None,
@@ -75,6 +77,11 @@ def map_endpoint(
     task to read a block (seconds on a new cluster, before the actors start). The other
     keywords are `EndpointUDF`'s; ``schema`` (with ``schema_mode``, ``reasks``) asks for
     structured outputs, each top-level property a typed column as in a local Parquet output.
+    keywords are `EndpointUDF`'s. ``token_rate`` holds for the whole job too (the
+    coordinator holds its bucket; each actor also heeds the server's ``x-ratelimit-*``
+    headers); a ``Retry-After`` pauses every actor through the coordinator.
+    ``concurrency="auto"`` adapts each actor's rows in flight, up to ``max_concurrency``
+    (default 256).
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -91,6 +98,8 @@ def map_endpoint(
         schema=schema,
         schema_mode=schema_mode,
         reasks=reasks,
+        token_rate=token_rate,
+        max_concurrency=max_concurrency,
     )
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
@@ -100,7 +109,7 @@ def map_endpoint(
     spec.check_table(columns, lines=lines)
     parsed, parsed_rate = spec.config, spec.rate
     if coordinator is None:
-        coordinator = kept_coordinator(parsed_rate, parsed.url)
+        coordinator = kept_coordinator(parsed_rate, parsed.url, spec.token_rate)
     ds = _one_batch_per_block(ds, batch_size)
     return ds.map_batches(
         EndpointUDF,
@@ -118,6 +127,8 @@ def map_endpoint(
             "run_id": uuid.uuid4().hex,  # the keys of this run, kept apart from other runs'
             "lines": lines,
             **structured_options(spec),
+            "token_rate": spec.token_rate,
+            "max_concurrency": spec.max_concurrency if spec.concurrency_auto else None,
         },
         batch_format="pyarrow",
         batch_size=batch_size,

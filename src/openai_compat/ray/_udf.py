@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..batch.arrow import result_table
+from ..batch.governor import AdaptiveLimit, Governor
 from ..batch.keys import key_token, row_key
 from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import Rate
@@ -30,7 +31,7 @@ from ..config import SourceConfig
 from ..errors import redact
 from ..mapping import PayloadBuilder, RowMappingError
 from ..retries import RetryPolicy
-from ._coordinator import ClusterScheduler, coordinator_for
+from ._coordinator import ClusterScheduler, ClusterTokens, coordinator_for
 from ._unique import Unkeyed, unkeyed_rows
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class EndpointUDF:
         mapping: Any = None,
         outputs: Any = None,
         key: str | None = None,
-        concurrency: int | None = None,
+        concurrency: int | str | None = None,
         rate: Rate | str | None = None,
         include_input: bool = True,
         include_response: bool = False,
@@ -162,7 +163,11 @@ class EndpointUDF:
         schema: Any = None,
         schema_mode: str | None = None,
         reasks: int | None = None,
+        token_rate: Rate | str | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
+        if max_concurrency is not None:  # concurrency "auto", up to it
+            concurrency = "auto"
         spec = RunSpec.build(
             config,
             outputs=outputs,
@@ -174,6 +179,8 @@ class EndpointUDF:
             schema=schema,
             schema_mode=schema_mode,
             reasks=reasks,
+            token_rate=token_rate,
+            max_concurrency=max_concurrency,
         )
         # With a schema: each batch's run asks for it; the outputs are typed by it.
         self.structured = structured_options(spec)
@@ -191,9 +198,24 @@ class EndpointUDF:
         self.lines = lines
         self.run_id = run_id
         if coordinator is None:
-            coordinator = coordinator_for(self.rate, f"openai-compat:{job_name}:{self.rate}")
+            coordinator = coordinator_for(
+                self.rate,
+                f"openai-compat:{job_name}:{self.rate}:{spec.token_rate}",
+                spec.token_rate,
+            )
         self.scheduler = ClusterScheduler(coordinator, self.rate, self.concurrency)
         self.scheduler.register()
+        # One governor for the actor's life: the server's account and the adaptive limit
+        # carry over from batch to batch; the pause and the token bucket are the job's
+        # coordinator's.
+        self.governor = Governor(
+            self.scheduler,
+            token_rate=spec.token_rate,
+            adaptive=AdaptiveLimit(spec.concurrency) if spec.concurrency_auto else None,
+            tokens=(
+                ClusterTokens(coordinator, spec.token_rate) if spec.token_rate is not None else None
+            ),
+        )
         _load_engine()
         self._transport: AsyncTransport | None = None
         self._one_at_a_time: asyncio.Lock | None = None
@@ -282,6 +304,7 @@ class EndpointUDF:
             rate=None,
             client=self._transport,
             scheduler=self.scheduler,
+            governor=self.governor,
             payload_builder=self.builder,
             include_input=self.lines and self.include_input,
             include_response=self.include_response,

@@ -146,6 +146,8 @@ def run_on_ray(
             actors=args.actors,
             concurrency=args.concurrency,
             rate=rate,
+            token_rate=getattr(args, "token_rate", None),
+            max_concurrency=getattr(args, "max_concurrency", None),
             include_input=args.include_input or fmt == "parquet",
             include_response=args.include_response,
             batch_size=args.batch_size,

@@ -55,10 +55,12 @@ def map_endpoint(
     mapping: Any = None,
     outputs: Any = None,
     key: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | str = DEFAULT_CONCURRENCY,
     rate: Rate | str | None = str(DEFAULT_RATE),
     include_input: bool = True,
     include_response: bool = False,
+    token_rate: Rate | str | None = None,
+    max_concurrency: int | None = None,
     partitions: int | None = None,
     tasks_at_once: int | None = None,
     retry: RetryPolicy | None = None,
@@ -81,6 +83,10 @@ def map_endpoint(
     ``concurrency`` is rows in flight per task (one HTTP connection pool each). ``rate``
     (e.g. ``"600/minute"``; None = no limit) holds for the whole job: each task gets
     ``rate / tasks_at_once`` (default: the cluster's task slots, at most the partitions).
+    ``token_rate`` (e.g. ``"200000/minute"``) is shared the same way; each task also heeds
+    the server's ``x-ratelimit-*`` headers and ``Retry-After`` on its own (tasks share no
+    state). ``concurrency="auto"`` adapts each task's rows in flight, up to
+    ``max_concurrency`` (default 256).
     ``partitions`` repartitions ``df`` first (more partitions: smaller retries, finer
     progress). ``cache`` is the response cache (a SQLite file's path every executor reaches,
     or a `ResponseCache`; ``cache_mode`` as for local runs): a retried task reads the answers
@@ -109,6 +115,8 @@ def map_endpoint(
         schema=schema,
         schema_mode=schema_mode,
         reasks=reasks,
+        token_rate=token_rate,
+        max_concurrency=max_concurrency,
     )
     parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
     types = spec.output_types
@@ -126,7 +134,8 @@ def map_endpoint(
         if lines
         else result_schema(kept, names, include_response=include_response, types=types)
     )
-    share = task_share(parsed_rate, tasks_at_once or task_slots(df))
+    tasks = tasks_at_once or task_slots(df)
+    share = task_share(parsed_rate, tasks)
     runner = PartitionRunner(
         parsed,
         schema=arrow_schema(schema),
@@ -146,6 +155,8 @@ def map_endpoint(
         cache_mode=cache_mode,
         structured=structured_options(spec),
         types=types,
+        token_rate=task_share(spec.token_rate, tasks),
+        max_concurrency=spec.max_concurrency if spec.concurrency_auto else None,
     )
     with warnings.catch_warnings():
         # pyspark asks for pandas < 3 on every mapInArrow, which does not use pandas.

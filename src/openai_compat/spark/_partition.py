@@ -64,7 +64,7 @@ class PartitionRunner:
         outputs: Any = None,
         key: str | None = None,
         keep_columns: Sequence[str] = (),
-        concurrency: int,
+        concurrency: int | str,
         rate: Rate | None,
         include_input: bool = True,
         include_response: bool = False,
@@ -76,6 +76,8 @@ class PartitionRunner:
         output_rows: int = _OUTPUT_ROWS,
         structured: Mapping[str, Any] | None = None,
         types: Mapping[str, Any] | None = None,
+        token_rate: Rate | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         self.config = config
         self.schema = schema
@@ -96,6 +98,9 @@ class PartitionRunner:
         self.output_rows = output_rows
         self.structured = dict(structured or {})
         self.types = dict(types or {})
+        # This task's share of the token rate; with ``max_concurrency``, concurrency "auto".
+        self.token_rate = token_rate
+        self.max_concurrency = max_concurrency
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # uvloop when installed, as a local run: the loop's CPU per row bounds a busy task.
@@ -127,6 +132,10 @@ class PartitionRunner:
             # The response cache: a retried task reads back what its failed attempt got.
             options["cache"] = self.cache
             options["cache_mode"] = self.cache_mode
+        if self.token_rate is not None:
+            options["token_rate"] = self.token_rate
+        if self.max_concurrency is not None:
+            options["max_concurrency"] = self.max_concurrency
         run = BatchRun(
             self.config,
             reader,

@@ -25,6 +25,7 @@ from ._dialects import (
     responses_sse_reply,
     text_completion,
 )
+from ._limits import ProviderLimits, Slots
 from ._replies import (
     Reply,
     chat_chunks,
@@ -39,8 +40,10 @@ from ._server import MockServer, serve_forever
 
 __all__ = [
     "MockServer",
+    "ProviderLimits",
     "RecordedRequest",
     "Reply",
+    "Slots",
     "chat_chunks",
     "chat_completion",
     "completion_chunks",

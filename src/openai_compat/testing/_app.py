@@ -71,6 +71,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ._dialects import DIALECT_SCENARIOS, dialect_reply, is_dialect_path
+from ._limits import ProviderLimits, Slots, request_usage
 from ._replies import (
     JSON_CONTENT_TYPE,
     SSE_CONTENT_TYPE,
@@ -110,6 +111,8 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     json: Any = None
+    # When it arrived (``time.monotonic()``).
+    at: float = 0.0
 
 
 class DropConnection(Exception):
@@ -286,9 +289,19 @@ async def _send_body(
 class MockApp:
     """The ASGI callable behind `MockServer`; see the module docstring for its behaviour."""
 
-    def __init__(self, *, api_key: str | None = None, latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        latency_s: float = 0.0,
+        limits: ProviderLimits | None = None,
+        slots: Slots | None = None,
+    ) -> None:
         self.api_key = api_key
         self.latency_s = latency_s
+        # A rate-limited provider and a capacity-limited server (`_limits`); None: neither.
+        self.limits = limits
+        self.slots = slots
         self._expected_auth = f"Bearer {api_key}" if api_key is not None else None
         self._queue: deque[Reply] = deque()
         self._records: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
@@ -342,7 +355,7 @@ class MockApp:
                 parsed = None
         method: str = scope["method"]
         path: str = scope["path"]
-        record = RecordedRequest(method, path, query, headers, body, parsed)
+        record = RecordedRequest(method, path, query, headers, body, parsed, time.monotonic())
         number = next(self._ids)
         rid = b"req_%d" % number
         # Auth is checked before the queue so a scripted reply cannot mask a bad key, and an
@@ -372,8 +385,57 @@ class MockApp:
         if reply is not None:
             await send_reply(send, reply, rid)
             return
+        limited = self.limits is not None or self.slots is not None
+        if (
+            limited
+            and path.endswith("/chat/completions")
+            and await self._limited(send, parsed, number, rid)
+        ):
+            return
         scenario = query.get("scenario", "normal") if query else "normal"
         await self._default(send, method, path, query, scenario, parsed, number, rid)
+
+    async def _limited(self, send: Send, parsed: Any, number: int, rid: bytes) -> bool:
+        """A chat request under ``--limit-*`` or ``--slots``; False: answer it as usual."""
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("model"), str):
+            return False
+        if parsed.get("stream") is True and self.limits is not None:
+            return False  # streamed answers keep the default behaviour (no headers)
+        headers: list[tuple[bytes, bytes]] = [_JSON_HEADER, (b"x-request-id", rid)]
+        prompt, completion = request_usage(parsed)
+        if self.limits is not None:
+            wait, said = self.limits.admit(prompt + completion)
+            headers += said
+            if wait > 0:
+                body = dumps(
+                    error_body(
+                        "Rate limit reached: please try again later.",
+                        status=429,
+                        code="rate_limit_exceeded",
+                    )
+                ).encode()
+                headers += [
+                    (b"retry-after", b"%d" % max(1, -(-wait // 1))),
+                    (b"retry-after-ms", b"%d" % max(1, -(-wait * 1000 // 1))),
+                ]
+                await _send_body(send, 429, headers, body)
+                return True
+        if self.slots is not None:
+            await self.slots.serve()
+        if parsed.get("stream") is True:
+            return False
+        answer = chat_completion(
+            "You said: " + _user_text(parsed),
+            model=parsed["model"],
+            usage={
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        )
+        answer["id"] = f"chatcmpl-mock-{number}"
+        await _send_body(send, 200, headers, dumps(answer).encode())
+        return True
 
     async def _default(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from ._app import DropConnection, MockApp, RecordedRequest
+from ._limits import ProviderLimits, Slots
 from ._replies import Reply
 
 __all__ = ["MockServer", "serve_forever"]
@@ -130,6 +131,8 @@ class MockServer:
         api_key: When set, requests without ``Authorization: Bearer <api_key>`` get 401.
         port: Port to listen on; 0 picks a free one.
         host: Interface to listen on.
+        limits: A rate-limited provider's requests and tokens a minute (`ProviderLimits`).
+        slots: A capacity-limited server's slots and service time (`Slots`).
     """
 
     def __init__(
@@ -139,9 +142,11 @@ class MockServer:
         api_key: str | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        limits: ProviderLimits | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.host = host
-        self.app = MockApp(api_key=api_key, latency_s=latency_s)
+        self.app = MockApp(api_key=api_key, latency_s=latency_s, limits=limits, slots=slots)
         self._requested_port = port
         self._port: int | None = None
         self._server: _Server | None = None
@@ -295,6 +300,11 @@ def serve_forever(
     *,
     api_key: str | None = None,
     latency_s: float = 0.0,
+    limits: ProviderLimits | None = None,
+    slots: Slots | None = None,
 ) -> None:
     """Run a `MockServer` in the foreground (``openai-compat mock-server``)."""
-    MockServer(latency_s, api_key=api_key, port=port, host=host).serve_forever()
+    server = MockServer(
+        latency_s, api_key=api_key, port=port, host=host, limits=limits, slots=slots
+    )
+    server.serve_forever()

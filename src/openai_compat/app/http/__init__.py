@@ -15,6 +15,7 @@ from .declared import (
     PRICES_SCHEMA,
     RATE_SCHEMA,
     RUN_INPUT_SCHEMA,
+    TOKEN_RATE_SCHEMA,
     configuration_schema,
     declared_as,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "RATE_SCHEMA",
     "RUN_INPUT_SCHEMA",
     "SECURITY_HEADERS",
+    "TOKEN_RATE_SCHEMA",
     "ApiError",
     "BodyConnectorId",
     "BodyTooLarge",

@@ -22,6 +22,7 @@ __all__ = [
     "PRICES_SCHEMA",
     "RATE_SCHEMA",
     "RUN_INPUT_SCHEMA",
+    "TOKEN_RATE_SCHEMA",
     "configuration_schema",
     "declared_as",
 ]
@@ -281,4 +282,17 @@ OUTPUTS_SCHEMA: dict[str, Any] = {
     ],
     "description": '[{"name": path, "as": name, "parse": "json"}]; default: the string '
     "leaves of the response format",
+}
+
+#: A token rate: "200000/minute"; "off" (or null) for none. Unlike a request rate, 0 is
+#: refused (a token limit of nothing would send nothing).
+TOKEN_RATE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": rf"^\s*(?:{_OFF}|(?=[^/]*[1-9])\d+(?:\.\d+)?\s*(?:/\s*(?:{_UNIT}))?)\s*$",
+        },
+        {"type": "null"},
+    ],
+    "description": 'a token rate limit such as "200000/minute"; null or "off": none',
 }

@@ -204,8 +204,10 @@ class RunOut(BaseModel):
     mapping: Any
     outputs: Any
     key: str | None
-    concurrency: int | None
+    concurrency: int | str | None = Field(description='requests in flight, or "auto"')
     rate: str | None
+    token_rate: str | None = None
+    max_concurrency: int | None = None
     prices: Any
     max_cost: float | None
     max_tokens: int | None

@@ -36,6 +36,8 @@ _SPEC_OPTIONS = (
     "key",
     "concurrency",
     "rate",
+    "token_rate",
+    "max_concurrency",
     "prices",
     "max_cost",
     "max_tokens",
@@ -70,8 +72,10 @@ class StoredRun(BaseModel):
     mapping: Any = None
     outputs: Any = None
     key: str | None = None
-    concurrency: int = DEFAULT_CONCURRENCY
+    concurrency: int | str = DEFAULT_CONCURRENCY
     rate: str | None = None
+    token_rate: str | None = None
+    max_concurrency: int | None = None
     prices: Any = None
     max_cost: float | None = None
     max_tokens: int | None = None

@@ -15,7 +15,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -39,6 +39,7 @@ from ..http import (
     PRICES_SCHEMA,
     RATE_SCHEMA,
     RUN_INPUT_SCHEMA,
+    TOKEN_RATE_SCHEMA,
     ApiError,
     FieldError,
     declared_as,
@@ -96,8 +97,25 @@ class RunIn(BaseModel):
     mapping: Any = Field(default=None, json_schema_extra=declared_as(MAPPING_SCHEMA))
     outputs: Any = Field(default=None, json_schema_extra=declared_as(OUTPUTS_SCHEMA))
     key: str | None = Field(default=None, description="the column identifying a row")
-    concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] | Literal["auto"] = Field(
+        default=10,
+        description='requests in flight at once, or "auto": found from latency and errors, '
+        "up to max_concurrency",
+    )
     rate: str | None = Field(default=_DEFAULT_RATE, json_schema_extra=declared_as(RATE_SCHEMA))
+    token_rate: str | None = Field(default=None, json_schema_extra=declared_as(TOKEN_RATE_SCHEMA))
+    max_concurrency: int | None = Field(
+        default=None,
+        json_schema_extra=declared_as(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+                    {"type": "null"},
+                ],
+                "description": 'the ceiling of concurrency "auto" (default 256)',
+            }
+        ),
+    )
     prices: Any = Field(default=None, json_schema_extra=declared_as(PRICES_SCHEMA))
     max_cost: float | None = Field(
         default=None,
@@ -369,6 +387,8 @@ async def validate_run(
         key=body.key,
         concurrency=body.concurrency,
         rate=body.rate,
+        token_rate=body.token_rate,
+        max_concurrency=body.max_concurrency,
         prices=body.prices,
         max_cost=body.max_cost,
         max_tokens=body.max_tokens,

@@ -85,6 +85,8 @@ def run_view(row: Any) -> dict[str, Any]:
         "key": stored.key,
         "concurrency": stored.concurrency,
         "rate": stored.rate,
+        "token_rate": stored.token_rate,
+        "max_concurrency": stored.max_concurrency,
         "prices": stored.prices,
         "max_cost": stored.max_cost,
         "max_tokens": stored.max_tokens,
