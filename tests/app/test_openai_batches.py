@@ -212,7 +212,9 @@ def test_a_thousand_lines_with_failures_split_into_the_two_files(
     name = f"thousand-{time.monotonic_ns()}"
     _connector(app, server.url, name)
     replies = [
-        error_reply(400, "scripted refusal") if i % 20 == 0 else json_reply(chat_completion(f"ok {i}"))
+        error_reply(400, "scripted refusal")
+        if i % 20 == 0
+        else json_reply(chat_completion(f"ok {i}"))
         for i in range(1000)
     ]
     server.enqueue(*replies)
@@ -241,10 +243,16 @@ def test_a_thousand_lines_with_failures_split_into_the_two_files(
 
 
 def _normalized(data: bytes) -> list[bytes]:
-    # The ids OpenAI's lines make per write (``batch_req_...``, the request id) differ
-    # between two runs of the same file: every other byte is compared.
+    # What differs between two runs of the same file (the line's ``batch_req_...`` id, the
+    # request id, and the scripted server's completion id and time): every other byte is
+    # compared.
     data = re.sub(rb'"id":"batch_req_[0-9a-f]+"', b'"id":"batch_req_X"', data)
     data = re.sub(rb'"request_id":"[^"]*"', b'"request_id":"X"', data)
+    data = re.sub(
+        rb'"id":"chatcmpl-mock[0-9]+","object":"chat.completion","created":[0-9]+',
+        b'"id":"chatcmpl-X","object":"chat.completion","created":0',
+        data,
+    )
     return sorted(data.splitlines(keepends=True))
 
 
@@ -272,7 +280,8 @@ def test_the_files_content_is_the_lines_the_cli_writes(
             input_file_id=uploaded.id,
             endpoint=_ENDPOINT,
             completion_window="24h",
-            metadata={"connector": name},
+            # One at a time, as the CLI below: line i gets the i-th scripted reply.
+            metadata={"connector": name, "concurrency": "1"},
         ).id,
     )
     assert done.status == "completed"
@@ -283,15 +292,27 @@ def test_the_files_content_is_the_lines_the_cli_writes(
     out, err = tmp_path / "out.jsonl", tmp_path / "err.jsonl"
     cli = subprocess.run(
         [
-            sys.executable, "-m", "openai_compat", "batch", "--config", str(config),
-            "--input", str(path), "--output", str(out), "--error-file", str(err),
-            "--output-format", "openai-batch",
-        ],  # fmt: skip
+            sys.executable,
+            "-m",
+            "openai_compat",
+            "batch",
+            "--config",
+            str(config),
+            "--input",
+            str(path),
+            "--output",
+            str(out),
+            "--error-file",
+            str(err),
+            "--output-format",
+            "openai-batch",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert cli.returncode == 0, cli.stderr
+    # Exit 1: some rows failed (the three scripted refusals).
+    assert cli.returncode == 1 and "27 ok, 3 failed" in cli.stderr, cli.stderr
     assert CANARY not in cli.stdout + cli.stderr
     assert done.output_file_id is not None and done.error_file_id is not None
     served_out = sdk.files.content(done.output_file_id).content

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from .. import resources as spec_resources
 from ..connector import OpenAICompatibleConnector
+from .batches import OpenAIErrors
 from .connectors import ConnectorServices, ConnectorStore
 from .db import database_url, describe_url, migrate, open_engine
 from .dependencies import Container
@@ -25,7 +26,6 @@ from .egress import AddressPolicy, guarded_client_factory, shared_pool
 from .http import ApiError, install_handlers
 from .metrics import AppMetrics
 from .middleware import ExecuteLane, ExecuteMetrics, RequestGate, SecurityHeaders, too_large_handler
-from .batches import OpenAIErrors
 from .routers import FILES_PATH, ROUTERS, STATIC_DIR, UPLOADS_PATH
 from .routers.openai_files import file_too_large
 from .runs import (

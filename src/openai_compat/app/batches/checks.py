@@ -10,8 +10,8 @@ param, line}`` (line numbers from 1). A blank line is skipped, as the batch read
 >>> data = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",'
 >>> data += b' "body": {"model": "m"}}\\n{"custom_id": "a"}\\nnot json\\n'
 >>> found = check_lines(io.BytesIO(data), "/v1/chat/completions", max_lines=10)
->>> [(e["line"], e["code"], e["param"]) for e in found.errors][:3]
-[(2, 'duplicate_custom_id', 'custom_id'), (2, 'missing_required_parameter', 'method'), (2, 'missing_required_parameter', 'url')]
+>>> [(e["line"], e["code"], e["param"]) for e in found.errors][:2]
+[(2, 'duplicate_custom_id', 'custom_id'), (2, 'missing_required_parameter', 'method')]
 >>> found.errors[-1]["line"], found.errors[-1]["code"]
 (3, 'invalid_json_line')
 >>> found.total, found.models
@@ -80,9 +80,7 @@ def _check_line(
         found.add("invalid_custom_id", "The custom_id must be a string.", number, "custom_id")
     method = data.get("method")
     if method is not None and method != "POST":
-        found.add(
-            "invalid_method", f"The method must be 'POST', not {method!r}.", number, "method"
-        )
+        found.add("invalid_method", f"The method must be 'POST', not {method!r}.", number, "method")
     url = data.get("url")
     if url is not None and url != endpoint:
         found.add(

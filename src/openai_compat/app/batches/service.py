@@ -25,11 +25,10 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import OpenAICompatError
 from ..connectors import ConnectorServices
 from ..dependencies import Container, container_of
-from ..http import ApiError
 from ..runs import RunStore
-from ..runs.uploads import upload_path
-from ..runs._openai_lines import OPENAI_LINES
+from ..runs.openai_lines import OPENAI_LINES
 from ..runs.stored import StoredRun
+from ..runs.uploads import upload_path
 from .checks import InputCheck, check_lines
 from .endpoints import BATCH_ENDPOINTS, endpoint_dialect
 from .errors import openai_error
@@ -107,7 +106,7 @@ class BatchService:
         """The lines of an input file (blocking)."""
         row = self.store.file(file_id)
         if row is None or row.upload_id is None:
-            return iter(())
+            return
         with open(self.input_path(row), "rb") as stream:
             yield from stream
 
@@ -245,9 +244,7 @@ class BatchService:
             "prices": metadata.get("prices"),
         }
         given = {name: value for name, value in options.items() if value is not None}
-        stored = StoredRun(
-            input={"upload_id": upload_id}, result_lines=OPENAI_LINES, **given
-        )
+        stored = StoredRun(input={"upload_id": upload_id}, result_lines=OPENAI_LINES, **given)
         try:
             stored.run_spec(config)
         except OpenAICompatError as exc:

@@ -61,8 +61,7 @@ def _expired_line(custom_id: str) -> str:
         "response": None,
         "error": {
             "code": "batch_expired",
-            "message": "This request could not be executed before the completion window "
-            "expired.",
+            "message": "This request could not be executed before the completion window expired.",
         },
     }
     return json_line(line).decode("utf-8")[:-1]
@@ -127,9 +126,7 @@ class BatchStore:
         """Record a batch; its row."""
         with self.engine.begin() as connection:
             connection.execute(insert(_BATCHES).values(**values))
-            return connection.execute(
-                select(_BATCHES).where(_BATCHES.c.id == values["id"])
-            ).one()
+            return connection.execute(select(_BATCHES).where(_BATCHES.c.id == values["id"])).one()
 
     def batch(self, batch_id: str) -> tuple[Any, Any] | None:
         """The batch's row and its run's (None when it has none), or None."""
@@ -155,9 +152,7 @@ class BatchStore:
         created, key = table.c.created_at, table.c.id
         with self.engine.connect() as connection:
             if after is not None:
-                mark = connection.execute(
-                    select(created, key).where(key == after)
-                ).first()
+                mark = connection.execute(select(created, key).where(key == after)).first()
                 if mark is None:
                     return [], False
                 if order == "desc":
@@ -244,9 +239,7 @@ class BatchStore:
             self._finalize(connection, row, run, status, now)
             return self._with_run(connection, batch_id)
 
-    def _expire_unfinished(
-        self, connection: Connection, run_id: int, keys: Iterable[str]
-    ) -> None:
+    def _expire_unfinished(self, connection: Connection, run_id: int, keys: Iterable[str]) -> None:
         stored = connection.execute(select(_RESULTS.c.key).where(_RESULTS.c.run_id == run_id))
         done = {read_key(r.key) for r in stored}
         missing = [key for key in keys if key_token(key) not in done]

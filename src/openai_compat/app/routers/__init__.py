@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ..batches.errors import OPENAI_ROOT
 from . import (
     connectors,
     definitions,
@@ -29,7 +30,6 @@ from . import (
     runs,
     uploads,
 )
-from ..batches.errors import OPENAI_ROOT
 from ._common import API_ROOT
 from .connectors import EXECUTE_PATH
 from .openai_files import FILES_PATH

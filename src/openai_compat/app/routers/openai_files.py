@@ -194,14 +194,10 @@ async def file_content(file_id: str, service: Service) -> Response:
         for lines in service.store.result_lines(run_id, ok):
             yield ("\n".join(lines) + "\n").encode("utf-8")
 
-    return StreamingResponse(
-        iterate_in_threadpool(chunks()), media_type="application/octet-stream"
-    )
+    return StreamingResponse(iterate_in_threadpool(chunks()), media_type="application/octet-stream")
 
 
-@router.delete(
-    "/{file_id}", response_model=FileDeletedOut, responses=openai_responses(404, 409)
-)
+@router.delete("/{file_id}", response_model=FileDeletedOut, responses=openai_responses(404, 409))
 async def delete_file(file_id: str, service: Service) -> Response:
     """Delete a file (an input file still read by a batch in progress: 409)."""
     row = await _file(service, file_id)

@@ -24,8 +24,8 @@ from ...batch.keys import key_token
 from ...batch.results import BatchResult, BatchSummary
 from ...batch.sinks import Prepared
 from ...batch.writers import jsonl_line
-from ._openai_lines import OPENAI_LINES, openai_output_line
 from ...errors import redact
+from .openai_lines import OPENAI_LINES, openai_output_line
 from .store import Claimed, Progress, ResultRecord, ResultsRefused, RunStore
 
 __all__ = ["RunResults"]
@@ -141,7 +141,7 @@ class RunResults:
         self._window = _Window()
         self._records: list[ResultRecord] = []
         self._counts = _Counts()
-        self._openai_lines = claimed.stored.result_lines == OPENAI_LINES
+        self.openai_lines = claimed.stored.result_lines == OPENAI_LINES
 
     def prepare(self, mode: str) -> Prepared:
         """What the run stored already: a run in the store always continues after it."""
@@ -153,7 +153,7 @@ class RunResults:
             return
         now = time.perf_counter()
         for result in results:
-            self._records.append(_record(result, self.secrets, self._openai_lines))
+            self._records.append(_record(result, self.secrets, self.openai_lines))
             self._counts.add(result)
             self._window.add(now, result.latency_ms, result.attempts)
         if len(self._records) >= _FLUSH_ROWS or now - self._last_write >= _FLUSH_S:
