@@ -248,6 +248,7 @@ def _normalized(data: bytes) -> list[bytes]:
     # compared.
     data = re.sub(rb'"id":"batch_req_[0-9a-f]+"', b'"id":"batch_req_X"', data)
     data = re.sub(rb'"request_id":"[^"]*"', b'"request_id":"X"', data)
+    data = re.sub(rb"request id req_[0-9]+", b"request id X", data)
     data = re.sub(
         rb'"id":"chatcmpl-mock[0-9]+","object":"chat.completion","created":[0-9]+',
         b'"id":"chatcmpl-X","object":"chat.completion","created":0',

@@ -22,7 +22,7 @@ router = APIRouter(
     prefix="/v1/batches",
     tags=["openai batches"],
     dependencies=[Depends(require_token)],
-    responses=openai_responses(400, 401),
+    responses=openai_responses(400, 401, "4XX"),
 )
 Service = Annotated[BatchService, Depends(batch_service)]
 

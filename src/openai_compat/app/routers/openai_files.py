@@ -30,7 +30,7 @@ router = APIRouter(
     prefix="/v1/files",
     tags=["openai batches"],
     dependencies=[Depends(require_token)],
-    responses=openai_responses(400, 401),
+    responses=openai_responses(400, 401, "4XX"),
 )
 Service = Annotated[BatchService, Depends(batch_service)]
 _PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
