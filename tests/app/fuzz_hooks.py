@@ -36,6 +36,9 @@ UNDECLARED = frozenset(
         "POST /api/v1/connectors/{connector_id}/runs",
         "POST /api/v1/queries",
         "POST /api/v1/uploads",
+        "POST /v1/files",
+        "POST /v1/batches",
+        "POST /v1/batches/{batch_id}/cancel",
     }
 )
 
