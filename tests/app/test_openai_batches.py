@@ -470,3 +470,40 @@ def test_two_instances_on_postgresql_take_over_a_killed_ones_batch(
 
 class _Zero:
     completed = 0
+
+
+def test_a_batch_past_its_window_ends_expired_keeping_its_finished_lines(
+    app: AppProcess,
+) -> None:
+    with MockServer(latency_s=0.05) as slow:
+        name = f"expiry-{time.monotonic_ns()}"
+        _connector(app, slow.url, name)
+        sdk = _sdk(app)
+        uploaded = sdk.files.create(
+            file=("slow.jsonl", _file([_line(f"e-{i}") for i in range(300)])), purpose="batch"
+        )
+        batch = sdk.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=_ENDPOINT,
+            completion_window="24h",
+            metadata={"connector": name, "concurrency": "2"},
+        )
+        while (sdk.batches.retrieve(batch.id).request_counts or _Zero()).completed < 10:
+            time.sleep(0.05)
+        # The 24 hours have passed (the window is OpenAI's only one: 24h).
+        app.query(
+            f"update openai_batches set expires_at = '2000-01-01 00:00:00' where id = '{batch.id}'"
+        )
+        done = sdk.batches.retrieve(batch.id)
+        assert done.status == "expired" and done.expired_at is not None
+        assert done.request_counts is not None
+        finished = done.request_counts.completed
+        assert 10 <= finished < 300
+        output, errors = _lines_of(sdk, done.output_file_id), _lines_of(sdk, done.error_file_id)
+        assert len(output) == finished
+        assert len(errors) == 300 - finished == done.request_counts.failed
+        assert {x["error"]["code"] for x in errors} == {"batch_expired"}
+        ids = [x["custom_id"] for x in output + errors]
+        assert sorted(ids) == sorted(f"e-{i}" for i in range(300)), "every custom_id once"
+        time.sleep(0.5)  # the run stopped: nothing is stored after the expiry
+        assert sdk.batches.retrieve(batch.id).request_counts == done.request_counts
