@@ -507,3 +507,30 @@ def test_a_batch_past_its_window_ends_expired_keeping_its_finished_lines(
         assert sorted(ids) == sorted(f"e-{i}" for i in range(300)), "every custom_id once"
         time.sleep(0.5)  # the run stopped: nothing is stored after the expiry
         assert sdk.batches.retrieve(batch.id).request_counts == done.request_counts
+
+
+def test_the_file_caps_are_configurable_and_said_in_openais_words(tmp_path: Path) -> None:
+    env = {"OPENAI_COMPAT_BATCH_MAX_LINES": "5", "OPENAI_COMPAT_BATCH_MAX_FILE_BYTES": "4000"}
+    with MockServer() as server:
+        app = AppProcess(tmp_path / "data", env=env)
+        try:
+            _connector(app, server.url, "caps")
+            sdk = _sdk(app)
+            six = sdk.files.create(
+                file=("six.jsonl", _file([_line(f"x-{i}") for i in range(6)])), purpose="batch"
+            )
+            batch = sdk.batches.create(
+                input_file_id=six.id, endpoint=_ENDPOINT, completion_window="24h"
+            )
+            assert batch.status == "failed" and batch.errors is not None
+            assert [e.code for e in batch.errors.data or []] == ["too_many_tasks"]
+            with pytest.raises(openai.APIStatusError) as large:
+                sdk.files.create(
+                    file=("big.jsonl", _file([_line(f"y-{i}") for i in range(40)])),
+                    purpose="batch",
+                )
+            assert large.value.status_code == 413
+            assert "OPENAI_COMPAT_BATCH_MAX_FILE_BYTES" in large.value.message
+            assert [f.filename for f in sdk.files.list()] == ["six.jsonl"]
+        finally:
+            app.stop()
