@@ -182,9 +182,11 @@ async def file_content(file_id: str, service: Service) -> Response:
     """The file's bytes: an input file as uploaded; a batch's output or error lines."""
     row = await _file(service, file_id)
     if row.upload_id is not None:
-        return FileResponse(
-            service.input_path(row), media_type="application/octet-stream", filename=row.filename
-        )
+        path = service.input_path(row)
+        if not path.is_file():
+            # Its upload was deleted through /api/v1 (with the run that used it).
+            raise openai_error(404, f"the content of {file_id} was deleted", param="id")
+        return FileResponse(path, media_type="application/octet-stream", filename=row.filename)
     found = await run_in_threadpool(service.store.batch, row.batch_id or "")
     if found is None or found[0].run_id is None:
         raise _missing(file_id)
