@@ -32,11 +32,12 @@ _DECLARED_URL = re.compile(configuration_schema(api_key=True)["properties"]["url
 # (a multipart part's filename), or what depends on the saved connector and the input: the
 # request format's placeholders, the input's columns, the row's; nor that output names
 # differ from each other; nor that a schema is a JSON Schema of an object (a metaschema the
-# document would have to embed), which schema_mode and reasks need beside them. Nor can a pattern name a
-# lone surrogate (ECMA-262 classes hold characters), which a name or key must not hold, and
-# OpenAPI 3.0 cannot constrain an object's keys (the mapping shorthand's are paths). Its
-# "more than" (a boolean exclusiveMinimum) does not survive FastAPI's document model, which
-# types it as 3.1's number: a budget of 0 is refused without the document saying so.
+# document would have to embed), which schema_mode and reasks need beside them. Nor can a
+# pattern name a lone surrogate (ECMA-262 classes hold characters), which a name or key
+# must not hold, and OpenAPI 3.0 cannot constrain an object's keys (the mapping shorthand's
+# are paths). Its "more than" (a boolean exclusiveMinimum) does not survive FastAPI's
+# document model, which types it as 3.1's number: a budget of 0 is refused without the
+# document saying so.
 UNDECLARABLE = (
     "is not valid JSON",
     "the request format has no placeholder",

@@ -18,15 +18,23 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from .. import resources as spec_resources
 from ..connector import OpenAICompatibleConnector
+from .batches import OpenAIErrors
 from .connectors import ConnectorServices, ConnectorStore
 from .db import database_url, describe_url, migrate, open_engine
 from .dependencies import Container
 from .egress import AddressPolicy, guarded_client_factory, shared_pool
-from .http import install_handlers
+from .http import ApiError, install_handlers
 from .metrics import AppMetrics
 from .middleware import ExecuteLane, ExecuteMetrics, RequestGate, SecurityHeaders, too_large_handler
-from .routers import ROUTERS, STATIC_DIR, UPLOADS_PATH
-from .runs import RunExecutor, RunStore, sweep_orphan_uploads, upload_body_cap
+from .routers import FILES_PATH, ROUTERS, STATIC_DIR, UPLOADS_PATH
+from .routers.openai_files import file_too_large
+from .runs import (
+    MULTIPART_SLACK,
+    RunExecutor,
+    RunStore,
+    sweep_orphan_uploads,
+    upload_body_cap,
+)
 from .secrets import (
     KeyCipher,
     Provisioned,
@@ -59,6 +67,10 @@ def _swagger_dir() -> Path:
     import swagger_ui_bundle
 
     return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def _file_too_large(cap: int) -> ApiError:
+    return file_too_large(cap - MULTIPART_SLACK)
 
 
 def create_app(
@@ -148,7 +160,10 @@ def create_app(
     )
     install_handlers(app)
     # The multipart framing around the file is not counted against the upload's cap.
-    larger_bodies = {UPLOADS_PATH: upload_body_cap(settings.max_upload_bytes)}
+    larger_bodies = {
+        UPLOADS_PATH: upload_body_cap(settings.max_upload_bytes),
+        FILES_PATH: (settings.batch_max_file_bytes + MULTIPART_SLACK, _file_too_large),
+    }
     app.add_exception_handler(413, too_large_handler(settings.max_body_bytes, larger_bodies))
     # The token and the body cap, before any body byte is read. Added last is outermost:
     # the security headers go on the gate's refusals too.
@@ -162,6 +177,8 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         larger_bodies=larger_bodies,
     )
+    # OpenAI's error object on /v1, the gate's refusals included.
+    app.add_middleware(OpenAIErrors)
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router)

@@ -33,6 +33,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
 # Runs executed at once by one instance, and how long a run's lease lasts unrenewed.
 DEFAULT_MAX_RUNS = 2
 DEFAULT_RUN_LEASE_S = 30.0
+# A Batches API input file, as OpenAI caps it: 200 MB, 50,000 lines.
+DEFAULT_BATCH_MAX_FILE_BYTES = 200 * 1024 * 1024
+DEFAULT_BATCH_MAX_LINES = 50_000
 
 
 def default_data_dir() -> Path:
@@ -109,6 +112,9 @@ class AppSettings:
     max_runs: int = DEFAULT_MAX_RUNS
     run_lease_s: float = DEFAULT_RUN_LEASE_S
     metrics_token: str | None = None
+    # The Batches API: an input file's caps (bytes, lines).
+    batch_max_file_bytes: int = DEFAULT_BATCH_MAX_FILE_BYTES
+    batch_max_lines: int = DEFAULT_BATCH_MAX_LINES
 
     @classmethod
     def from_env(
@@ -159,6 +165,10 @@ class AppSettings:
             ),
             run_lease_s=env_seconds("OPENAI_COMPAT_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
             metrics_token=os.environ.get("OPENAI_COMPAT_METRICS_TOKEN", "").strip() or None,
+            batch_max_file_bytes=env_size(
+                "OPENAI_COMPAT_BATCH_MAX_FILE_BYTES", DEFAULT_BATCH_MAX_FILE_BYTES
+            ),
+            batch_max_lines=env_count("OPENAI_COMPAT_BATCH_MAX_LINES", DEFAULT_BATCH_MAX_LINES),
         )
 
     @property

@@ -25,6 +25,7 @@ from ...batch.results import BatchResult, BatchSummary
 from ...batch.sinks import Prepared
 from ...batch.writers import jsonl_line
 from ...errors import redact
+from .openai_lines import OPENAI_LINES, openai_output_line
 from .store import Claimed, Progress, ResultRecord, ResultsRefused, RunStore
 
 __all__ = ["RunResults"]
@@ -93,8 +94,13 @@ class _Counts:
         )
 
 
-def _record(result: BatchResult, secrets: tuple[str, ...]) -> ResultRecord:
-    line = jsonl_line(result).decode("utf-8")[:-1]
+def _record(
+    result: BatchResult, secrets: tuple[str, ...], openai_lines: bool = False
+) -> ResultRecord:
+    if openai_lines:
+        line = openai_output_line(result).decode("utf-8")[:-1]
+    else:
+        line = jsonl_line(result).decode("utf-8")[:-1]
     if any(secret in line for secret in secrets):
         # An endpoint that echoes the key in an error: never stored.
         line = redact(line, secrets)
@@ -135,6 +141,7 @@ class RunResults:
         self._window = _Window()
         self._records: list[ResultRecord] = []
         self._counts = _Counts()
+        self.openai_lines = claimed.stored.result_lines == OPENAI_LINES
 
     def prepare(self, mode: str) -> Prepared:
         """What the run stored already: a run in the store always continues after it."""
@@ -146,7 +153,7 @@ class RunResults:
             return
         now = time.perf_counter()
         for result in results:
-            self._records.append(_record(result, self.secrets))
+            self._records.append(_record(result, self.secrets, self.openai_lines))
             self._counts.add(result)
             self._window.add(now, result.latency_ms, result.attempts)
         if len(self._records) >= _FLUSH_ROWS or now - self._last_write >= _FLUSH_S:

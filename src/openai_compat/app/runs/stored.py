@@ -85,17 +85,23 @@ class StoredRun(BaseModel):
     schema: Any = None
     schema_mode: str | None = None
     reasks: int | None = None
+    # "openai-batch": the run is a batch of the Batches API, its results stored as OpenAI's
+    # output lines; None: the CLI's result lines.
+    result_lines: str | None = None
 
     def run_spec(self, config: SourceConfig | dict[str, Any], **changes: Any) -> RunSpec:
         """The run's `RunSpec` against the connector's ``config``, with ``changes`` to its
         options (what is left of a budget); ConfigurationError when they no longer fit it."""
         options = {name: getattr(self, name) for name in _SPEC_OPTIONS}
+        if self.result_lines is not None:
+            # OpenAI's output line carries the whole answer (its response.body).
+            options["include_response"] = True
         return RunSpec.build(config, **{**options, **changes})
 
     def to_json(self) -> dict[str, Any]:
         """The JSON to store (the app-only fields only when set)."""
         data = self.model_dump(mode="json")
-        for name in ("database_url_encrypted", "budget_from"):
+        for name in ("database_url_encrypted", "budget_from", "result_lines"):
             if data[name] is None:
                 del data[name]
         return data

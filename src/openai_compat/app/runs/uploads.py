@@ -77,6 +77,8 @@ _FILE_FIELD = "file"
 # The files this module writes in the uploads folder: an upload's, and one being received.
 _OURS = re.compile(r"[0-9a-f]{32}\.[a-z0-9-]+(\.gz)?|\.receiving-[0-9]+")
 _NAME_LIMIT = 255
+# A text part longer than this is not kept (the parts kept are names such as ``purpose``).
+_FIELD_LIMIT = 1024
 
 
 def upload_dir(data_dir: Path) -> Path:
@@ -116,6 +118,8 @@ class UploadedFile:
     path: Path
     filename: str
     size: int
+    # The other parts that are short text fields (a Files API upload's ``purpose``).
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,9 +138,14 @@ class _Receiver:
     # The closing boundary was read: without it the body was cut off, and so may the file be.
     ended: bool = False
     _file: Any = None
+    # A text part being read (its name and bytes so far), kept only while short.
+    fields: dict[str, str] = field(default_factory=dict)
+    _field_name: str | None = None
+    _field_value: bytearray = field(default_factory=bytearray)
 
     def on_part_begin(self) -> None:
         self._headers = {}
+        self._field_name = None
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -154,6 +163,9 @@ class _Receiver:
         _, options = parse_options_header(self._headers.get("content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
+        if filename is None and name != _FILE_FIELD:
+            self._field_name = name
+            self._field_value.clear()
         if self._done or name != _FILE_FIELD or filename is None:
             return
         self.filename = os.path.basename(filename.decode("utf-8", "replace").replace("\\", "/"))
@@ -163,6 +175,8 @@ class _Receiver:
         self._writing = True
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._field_name is not None and len(self._field_value) <= _FIELD_LIMIT:
+            self._field_value += data[start:end]
         if not self._writing:
             return
         self.size += end - start
@@ -171,6 +185,9 @@ class _Receiver:
         self._file.write(data[start:end])
 
     def on_part_end(self) -> None:
+        if self._field_name is not None and len(self._field_value) <= _FIELD_LIMIT:
+            self.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
+        self._field_name = None
         if self._writing:
             self._file.close()
             self._writing = False
@@ -249,7 +266,7 @@ async def receive_upload(
         raise ApiError.invalid(
             [FieldError("file", f"its name {problems[0]['message']}; rename the file")]
         )
-    return UploadedFile(into, filename, receiver.size)
+    return UploadedFile(into, filename, receiver.size, receiver.fields)
 
 
 @dataclass(frozen=True)

@@ -586,6 +586,7 @@
     $("#run-only-failed", s.root).addEventListener("change", () => { s.resultsPaged = false; loadResults(true); });
     $("#run-results-more", s.root).addEventListener("click", () => { s.resultsPaged = true; loadResults(false); });
     $("#run-history-refresh", s.root).addEventListener("click", refreshHistory);
+    $("#batch-history-refresh", s.root).addEventListener("click", refreshBatches);
     $("#run-delete", s.root).addEventListener("click", deleteRun);
   }
 
@@ -985,6 +986,7 @@
   // ---- past runs -------------------------------------------------------------------------
 
   async function refreshHistory() {
+    refreshBatches();
     if (!s) return;
     const mine = s;
     const table = $("#run-history", s.root);
@@ -1017,6 +1019,43 @@
       table.textContent = "";
       $("#run-history-empty", s.root).hidden = false;
       $("#run-history-empty", s.root).textContent = "✗ The list of runs could not be read: " + problemLines(err).join(" ");
+    }
+  }
+
+  // ---- batches of OpenAI's Batch API (each one a run) -------------------------------------
+
+  async function refreshBatches() {
+    if (!s) return;
+    const mine = s;
+    const table = $("#batch-history", s.root);
+    const empty = $("#batch-history-empty", s.root);
+    try {
+      const page = await api("GET", "/v1/batches?limit=20");
+      if (mine !== s) return;
+      const batches = page.data || [];
+      table.textContent = "";
+      empty.hidden = batches.length > 0;
+      if (!batches.length) return;
+      table.append(el("thead", {}, el("tr", {}, ...["Batch", "Status", "Lines", "Completed", "Failed", "Tokens", "Created", "Output", "Errors"]
+        .map((h) => el("th", { scope: "col", text: h })))));
+      const body = el("tbody");
+      for (const b of batches) {
+        const counts = b.request_counts || {};
+        body.append(el("tr", {},
+          el("td", { text: b.id }),
+          el("td", {}, el("span", { className: "status-pill status-" + b.status, text: b.status })),
+          el("td", { text: fmt(counts.total) }), el("td", { text: fmt(counts.completed) }),
+          el("td", { text: fmt(counts.failed) }),
+          el("td", { text: fmt(b.usage ? b.usage.total_tokens : null) }),
+          el("td", { text: b.created_at ? new Date(b.created_at * 1000).toLocaleString() : "–" }),
+          el("td", { text: b.output_file_id || "–" }), el("td", { text: b.error_file_id || "–" })));
+      }
+      table.append(body);
+    } catch (err) {
+      if (mine !== s || err.status === 401) return;
+      table.textContent = "";
+      empty.hidden = false;
+      empty.textContent = "✗ The list of batches could not be read: " + problemLines(err).join(" ");
     }
   }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 # Importing the rooms declares their tables on the one metadata the migrations compare with.
+import openai_compat.app.batches.tables
 import openai_compat.app.connectors
 import openai_compat.app.runs  # noqa: F401
 from openai_compat.app.db import Base
