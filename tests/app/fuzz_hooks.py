@@ -37,7 +37,8 @@ _DECLARED_URL = re.compile(configuration_schema(api_key=True)["properties"]["url
 # must not hold, and OpenAPI 3.0 cannot constrain an object's keys (the mapping shorthand's
 # are paths). Its "more than" (a boolean exclusiveMinimum) does not survive FastAPI's
 # document model, which types it as 3.1's number: a budget of 0 is refused without the
-# document saying so.
+# document saying so. Nor has OpenAPI 3.0 a rule for one field needing another (a cost
+# budget needs prices).
 UNDECLARABLE = (
     "is not valid JSON",
     "the request format has no placeholder",
@@ -52,6 +53,7 @@ UNDECLARABLE = (
     "write a dotted path such as",
     "must be a dotted path such as",
     "must be a number of USD above 0",
+    "a cost budget needs prices",
     "a lone surrogate",
     "cannot connect to the database",
     "there is no upload",

@@ -40,18 +40,28 @@ _WINDOWS = {"24h": timedelta(hours=24)}
 _METADATA_KEYS = 16
 
 
+def _one_of(values: list[str]) -> dict[str, Any]:
+    return {"enum": values}
+
+
 class BatchIn(BaseModel):
     """The body of ``POST /v1/batches``."""
 
     model_config = ConfigDict(extra="ignore")
 
+    # Typed loosely so that each problem is answered in OpenAI's words; the document says
+    # the rules.
     input_file_id: str = Field(description="the id of a file uploaded with purpose batch")
-    endpoint: str = Field(description=f"one of {', '.join(sorted(BATCH_ENDPOINTS))}")
-    completion_window: str = Field(description='"24h"')
+    endpoint: str = Field(
+        description=f"one of {', '.join(sorted(BATCH_ENDPOINTS))}",
+        json_schema_extra=_one_of(sorted(BATCH_ENDPOINTS)),
+    )
+    completion_window: str = Field(description='"24h"', json_schema_extra=_one_of(sorted(_WINDOWS)))
     metadata: dict[str, str] | None = Field(
         default=None,
         description="up to 16 pairs; connector (id or name), concurrency, rate, max_cost, "
         "max_tokens, prices set the run",
+        json_schema_extra={"maxProperties": _METADATA_KEYS},
     )
 
 
