@@ -8,13 +8,22 @@ headers and ``Retry-After``, and a concurrency that finds itself.
 - `estimate_tokens`, `RateLimitHeaders`, `parse_duration`: the rules they follow.
 """
 
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_attributes
 from ._adaptive import AdaptiveLimit
 from ._bucket import Bucket, TokenSource
 from ._estimate import DEFAULT_OUTPUT_TOKENS, estimate_tokens
 from ._governor import OVERLOAD_STATUSES, Governor, Ticket
 from ._headers import RateLimitHeaders, parse_duration
 from ._server_view import ServerView
-from ._transport import GovernedTransport
+
+if TYPE_CHECKING:
+    from ._transport import GovernedTransport
+
+# The transport wrapper brings the HTTP transports (httpx) with it: loaded on first use, so
+# that a Ray actor holding a governor starts without them (they load beside its start).
+__getattr__ = lazy_attributes(__name__, {"GovernedTransport": "._transport"}, globals())
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
