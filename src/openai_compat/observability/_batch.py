@@ -75,6 +75,9 @@ class RowSpan:
             context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
         span = self._span
+        if not span.is_recording():  # sampled out: nothing to give it
+            span.end()
+            return
         error = result.error
         span.set_attributes(
             {

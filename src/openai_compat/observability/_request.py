@@ -188,14 +188,16 @@ class RequestSpan:
             span = tracer().start_span(
                 observer._span_name(self._model), kind=SpanKind.CLIENT, attributes=attributes
             )
-            self._span = span
             if span.get_span_context().is_valid:
+                # A span the sampler left out still goes to the server (its flags say so).
                 self.headers = dict(headers)
                 propagate.inject(self.headers, context=trace.set_span_in_context(span))
+            # A span that records nothing is not given its answer's attributes either.
+            self._span = span if span.is_recording() else None
 
     @property
     def span(self) -> trace.Span | None:
-        """The span (None when only metrics are recorded)."""
+        """The span (None when it records nothing: only metrics, or sampled out)."""
         return self._span
 
     def retry(self, number: int, exc: BaseException, wait: float) -> None:
