@@ -332,3 +332,27 @@ def test_otel_sdk_disabled_wins(server: MockServer, receiver: OTLPReceiver, tmp_
     assert done.returncode == 0, done.stderr
     assert "traceparent" not in server.requests[0].headers
     assert receiver.received.raw == []
+
+
+def test_a_sampled_out_request_still_sends_its_context_and_is_measured(
+    server: MockServer, receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    # A span the sampler leaves out records nothing, but the server still gets its context
+    # (its sampled flag clear) and the request is still measured.
+    (tmp_path / "c.json").write_text(json.dumps(make_config(server.url)))
+    (tmp_path / "p.json").write_text(json.dumps({"model": "mock-model", "messages": []}))
+    env = otel_env(receiver, OTEL_TRACES_SAMPLER="always_off")
+    done = run_cli(
+        env, "read", "--config", str(tmp_path / "c.json"), "--payload", str(tmp_path / "p.json")
+    )
+    assert done.returncode == 0, done.stderr
+    got = receiver.wait_for(
+        lambda r: any(p.metric == "gen_ai.client.operation.duration" for p in r.points)
+    )
+    version, trace_id, span_id, flags = server.requests[0].headers["traceparent"].split("-")
+    assert version == "00" and int(trace_id, 16) and int(span_id, 16)
+    assert not int(flags, 16) & 1
+    assert got.spans == []
+    [duration] = [p for p in got.points if p.metric == "gen_ai.client.operation.duration"]
+    assert duration.attributes["gen_ai.request.model"] == "mock-model"
+    assert duration.attributes["gen_ai.response.model"] == "mock-model"

@@ -19,19 +19,23 @@ from ._state import tracer, tracing_on
 __all__ = ["RowSpan", "RunSpan", "run_span"]
 
 _ROW = "openai_compat.batch.row"
+_KEY, _INDEX = f"{_ROW}.key", f"{_ROW}.index"
+_ATTEMPTS, _CACHED, _OUTCOME = f"{_ROW}.attempts", f"{_ROW}.cached", f"{_ROW}.outcome"
 
 
 class RunSpan:
     """The span of one batch run; `attach` makes it current (tasks started then inherit it)."""
 
-    __slots__ = ("_span",)
+    __slots__ = ("_context", "_span")
 
     def __init__(self, attributes: Mapping[str, Any]) -> None:
         self._span = tracer().start_span("openai_compat.batch.run", attributes=dict(attributes))
+        # Every row's span is started beneath this context: made once, not per row.
+        self._context = trace.set_span_in_context(self._span)
 
     def attach(self) -> object:
         """Make the run's span current; give the token back to `detach`."""
-        return context.attach(trace.set_span_in_context(self._span))
+        return context.attach(self._context)
 
     @staticmethod
     def detach(token: object) -> None:
@@ -40,7 +44,7 @@ class RunSpan:
 
     def row(self, key: str | int, index: int) -> RowSpan:
         """The span of a row starting now, beneath the run's."""
-        return RowSpan(key, index, trace.set_span_in_context(self._span))
+        return RowSpan(key, index, self._context)
 
     def end(self, counts: Mapping[str, Any]) -> None:
         """End the run's span with its counts (rows ok, failed, cached, requests)."""
@@ -57,7 +61,7 @@ class RowSpan:
         self._span = tracer().start_span(
             _ROW,
             context=parent,
-            attributes={f"{_ROW}.key": str(key), f"{_ROW}.index": index},
+            attributes={_KEY: str(key), _INDEX: index},
         )
         self._token: object | None = None
 
@@ -71,12 +75,15 @@ class RowSpan:
             context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
         span = self._span
+        if not span.is_recording():  # sampled out: nothing to give it
+            span.end()
+            return
         error = result.error
         span.set_attributes(
             {
-                f"{_ROW}.attempts": result.attempts,
-                f"{_ROW}.cached": bool(result.cached),
-                f"{_ROW}.outcome": "ok" if error is None else "failed",
+                _ATTEMPTS: result.attempts,
+                _CACHED: bool(result.cached),
+                _OUTCOME: "ok" if error is None else "failed",
             }
         )
         if error is not None:

@@ -106,9 +106,10 @@ def request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
     model = body.get("model")
     if isinstance(model, str):
         out[REQUEST_MODEL] = model
-    for field, name in REQUEST_PARAMETERS.items():
-        value = body.get(field)
-        if value is None:
+    # The body's fields are few beside the parameters known: look each up, not each known one.
+    for field, value in body.items():
+        name = REQUEST_PARAMETERS.get(field)
+        if name is None or value is None:
             continue
         if field == "stop" and isinstance(value, str):
             value = [value]

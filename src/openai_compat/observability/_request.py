@@ -68,7 +68,7 @@ def _histograms() -> _Instruments:
 class RequestObserver:
     """Makes the spans of one configuration's requests (``dialect`` names the operation)."""
 
-    __slots__ = ("_base", "dialect", "operation")
+    __slots__ = ("_base", "_capture", "_measures", "_names", "dialect", "operation")
 
     def __init__(self, url: str, dialect: Any) -> None:
         self.dialect = dialect
@@ -89,6 +89,13 @@ class RequestObserver:
         if port is not None:
             base[names.SERVER_PORT] = port
         self._base = base
+        # Read once per configuration: the environment is asked for the opt-in per client,
+        # not per request (a request would pay two environment look-ups for it).
+        self._capture = capture_content()
+        # A configuration's requests share a few attribute sets (a model, the model that
+        # answered, an error type): each is built once and reused for every measurement.
+        self._measures: dict[tuple[Any, Any, Any], _MeasureAttributes] = {}
+        self._names: dict[Any, str] = {}
 
     def start(self, body: Mapping[str, Any], headers: dict[str, str]) -> RequestSpan | None:
         """The span of a request about to be sent, or None when nothing records telemetry."""
@@ -97,12 +104,61 @@ class RequestObserver:
             return None
         return RequestSpan(self, body, headers, traced, measured)
 
+    def _span_name(self, model: Any) -> str:
+        name = self._names.get(model)
+        if name is None:
+            name = self.operation if model is None else f"{self.operation} {model}"
+            if len(self._names) < _KEPT:
+                self._names[model] = name
+        return name
+
+    def _measure_attributes(self, model: Any, answered: Any, error: Any) -> _MeasureAttributes:
+        key = (model, answered, error)
+        kept = self._measures.get(key)
+        if kept is None:
+            kept = _MeasureAttributes(self._base, model, answered, error)
+            if len(self._measures) < _KEPT:
+                self._measures[key] = kept
+        return kept
+
+
+# How many attribute sets (and span names) one configuration keeps: models and error types
+# are few; a configuration that sends more (a model per row) builds the rest each time.
+_KEPT = 64
+
+
+class _MeasureAttributes:
+    """The attributes of one request's measurements: the duration's and each token type's."""
+
+    __slots__ = ("duration", "input", "output")
+
+    def __init__(self, base: Mapping[str, Any], model: Any, answered: Any, error: Any) -> None:
+        attrs = dict(base)
+        if model is not None:
+            attrs[names.REQUEST_MODEL] = model
+        if answered is not None:
+            attrs[names.RESPONSE_MODEL] = answered
+        if error is not None:
+            attrs[names.ERROR_TYPE] = error
+        self.duration = attrs
+        self.input = {**attrs, names.TOKEN_TYPE: "input"}
+        self.output = {**attrs, names.TOKEN_TYPE: "output"}
+
 
 class RequestSpan:
     """One request's span and measurements; ``headers`` are the ones to send (with
     ``traceparent``). Ends once, by `finish` or `fail`."""
 
-    __slots__ = ("_dialect", "_ended", "_metric_attrs", "_span", "_started", "answer", "headers")
+    __slots__ = (
+        "_ended",
+        "_measured",
+        "_model",
+        "_observer",
+        "_span",
+        "_started",
+        "answer",
+        "headers",
+    )
 
     def __init__(
         self,
@@ -113,33 +169,35 @@ class RequestSpan:
         measured: bool,
     ) -> None:
         self._started = time.perf_counter()
-        self._dialect = observer.dialect
+        self._observer = observer
         self._ended = False
+        self._measured = measured
         self.answer: Mapping[str, Any] | None = None
-        requested = names.request_attributes(body)
-        model = requested.get(names.REQUEST_MODEL)
-        metric_attrs = dict(observer._base)
-        if model is not None:
-            metric_attrs[names.REQUEST_MODEL] = model
-        self._metric_attrs: dict[str, Any] | None = metric_attrs if measured else None
+        model = body.get("model")
+        self._model = model if isinstance(model, str) else None
         self._span: trace.Span | None = None
         self.headers = headers
         if traced:
-            attributes = {**observer._base, **requested}
-            if capture_content():
+            # One dict, given at creation: the SDK checks a span's attributes each time
+            # they are set, so they are set once here and once at the end.
+            attributes = {**observer._base, **names.request_attributes(body)}
+            if observer._capture:
                 content = input_messages(body)
                 if content is not None:
                     attributes[names.INPUT_MESSAGES] = content
-            span_name = observer.operation if model is None else f"{observer.operation} {model}"
-            span = tracer().start_span(span_name, kind=SpanKind.CLIENT, attributes=attributes)
-            self._span = span
+            span = tracer().start_span(
+                observer._span_name(self._model), kind=SpanKind.CLIENT, attributes=attributes
+            )
             if span.get_span_context().is_valid:
+                # A span the sampler left out still goes to the server (its flags say so).
                 self.headers = dict(headers)
                 propagate.inject(self.headers, context=trace.set_span_in_context(span))
+            # A span that records nothing is not given its answer's attributes either.
+            self._span = span if span.is_recording() else None
 
     @property
     def span(self) -> trace.Span | None:
-        """The span (None when only metrics are recorded)."""
+        """The span (None when it records nothing: only metrics, or sampled out)."""
         return self._span
 
     def retry(self, number: int, exc: BaseException, wait: float) -> None:
@@ -167,7 +225,7 @@ class RequestSpan:
         usage = None
         if answer is not None:
             response = _response_attributes(answer)
-            usage = self._dialect.usage(answer)
+            usage = self._observer.dialect.usage(answer)
         input_tokens = getattr(usage, "input", None)
         output_tokens = getattr(usage, "output", None)
         span = self._span
@@ -176,18 +234,14 @@ class RequestSpan:
                 response[names.INPUT_TOKENS] = input_tokens
             if output_tokens is not None:
                 response[names.OUTPUT_TOKENS] = output_tokens
-            if answer is not None and capture_content():
+            if answer is not None and self._observer._capture:
                 content = output_messages(answer)
                 if content is not None:
                     response[names.OUTPUT_MESSAGES] = content
             span.set_attributes(response)
             span.end()
-        attrs = self._metric_attrs
-        if attrs is not None:
-            model = response.get(names.RESPONSE_MODEL)
-            if model is not None:
-                attrs[names.RESPONSE_MODEL] = model
-            self._measure(attrs, input_tokens, output_tokens)
+        if self._measured:
+            self._measure(response.get(names.RESPONSE_MODEL), None, input_tokens, output_tokens)
 
     def fail(self, exc: BaseException) -> None:
         """End as failed by ``exc`` (its type only: messages stay off the span's attributes)."""
@@ -200,20 +254,23 @@ class RequestSpan:
             span.set_attribute(names.ERROR_TYPE, kind)
             span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
             span.end()
-        attrs = self._metric_attrs
-        if attrs is not None:
-            attrs[names.ERROR_TYPE] = kind
-            self._measure(attrs, None, None)
+        if self._measured:
+            self._measure(None, kind, None, None)
 
     def _measure(
-        self, attrs: dict[str, Any], input_tokens: int | None, output_tokens: int | None
+        self,
+        answered: str | None,
+        error: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
     ) -> None:
+        attrs = self._observer._measure_attributes(self._model, answered, error)
         histograms = _histograms()
-        histograms.duration.record(time.perf_counter() - self._started, attrs)
+        histograms.duration.record(time.perf_counter() - self._started, attrs.duration)
         if input_tokens is not None:
-            histograms.tokens.record(input_tokens, {**attrs, names.TOKEN_TYPE: "input"})
+            histograms.tokens.record(input_tokens, attrs.input)
         if output_tokens is not None:
-            histograms.tokens.record(output_tokens, {**attrs, names.TOKEN_TYPE: "output"})
+            histograms.tokens.record(output_tokens, attrs.output)
 
 
 def _response_attributes(answer: Mapping[str, Any]) -> dict[str, Any]:
