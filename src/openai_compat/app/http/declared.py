@@ -61,9 +61,9 @@ _URL = {
 # (Spaces around it are trimmed: a key pasted with its line break still works.)
 _API_KEY = {"type": "string", "pattern": r"^\s*[!-~]*\s*$"}
 
-# C0, DEL, C1, the bidirectional controls and lone surrogates are refused in a name.
-# (A lone surrogate is refused too, but a pattern cannot name one: ECMA-262 classes hold
-# characters, and a lone surrogate is none.)
+# C0, DEL, C1 and the bidirectional controls are refused in a name. (A lone surrogate is
+# refused too, but a pattern cannot name one: ECMA-262 classes hold characters, and a lone
+# surrogate is none.)
 _NOT_IN_NAMES = "\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069"
 #: A connector's name: up to 255 characters, not all spaces, no control character.
 NAME_SCHEMA: dict[str, Any] = {
