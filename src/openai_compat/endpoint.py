@@ -270,7 +270,7 @@ class Endpoint:
         structured = (
             schema
             if isinstance(schema, Structured)
-            else Structured(schema, mode=mode, reasks=reasks)
+            else Structured(schema, mode=mode, reasks=reasks, api=self.config.dialect.name)
         )
         return await structured.parse(self.complete, payload)
 
@@ -288,7 +288,7 @@ class Endpoint:
         structured = (
             schema
             if isinstance(schema, Structured)
-            else Structured(schema, mode=mode, reasks=reasks)
+            else Structured(schema, mode=mode, reasks=reasks, api=self.config.dialect.name)
         )
         return run_sync(_parse_once(self.config, structured, payload))
 
