@@ -1,6 +1,7 @@
 """The request ``check`` sends: the configured request format when it is one of the URL's
-API (or the URL is a chat URL), else the smallest request of that API (the connection's default request format is a
-chat request, which an embeddings, completions or Responses URL refuses or misreads).
+API (or the URL is a chat URL), else the smallest request of that API (the connection's
+default request format is a chat request, which an embeddings, completions or Responses URL
+refuses or misreads).
 
 >>> from ._embeddings import EMBEDDINGS
 >>> check_request(EMBEDDINGS, {"model": "m", "messages": []})

@@ -62,6 +62,7 @@ def map_endpoint(
     schema: Any = None,
     schema_mode: str | None = None,
     reasks: int | None = None,
+    rows_per_request: int | None = None,
 ) -> ray.data.Dataset:
     """``ds`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -75,6 +76,8 @@ def map_endpoint(
     task to read a block (seconds on a new cluster, before the actors start). The other
     keywords are `EndpointUDF`'s; ``schema`` (with ``schema_mode``, ``reasks``) asks for
     structured outputs, each top-level property a typed column as in a local Parquet output.
+    ``rows_per_request`` packs an embeddings URL's rows into requests (default 64, within
+    each batch).
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -91,6 +94,7 @@ def map_endpoint(
         schema=schema,
         schema_mode=schema_mode,
         reasks=reasks,
+        rows_per_request=rows_per_request,
     )
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
@@ -118,6 +122,7 @@ def map_endpoint(
             "run_id": uuid.uuid4().hex,  # the keys of this run, kept apart from other runs'
             "lines": lines,
             **structured_options(spec),
+            "rows_per_request": spec.rows_per_request,
         },
         batch_format="pyarrow",
         batch_size=batch_size,

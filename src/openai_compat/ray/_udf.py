@@ -162,6 +162,7 @@ class EndpointUDF:
         schema: Any = None,
         schema_mode: str | None = None,
         reasks: int | None = None,
+        rows_per_request: int | None = None,
     ) -> None:
         spec = RunSpec.build(
             config,
@@ -174,7 +175,9 @@ class EndpointUDF:
             schema=schema,
             schema_mode=schema_mode,
             reasks=reasks,
+            rows_per_request=rows_per_request,
         )
+        self.rows_per_request = spec.rows_per_request
         # With a schema: each batch's run asks for it; the outputs are typed by it.
         self.structured = structured_options(spec)
         self.types = spec.output_types
@@ -286,6 +289,7 @@ class EndpointUDF:
             include_input=self.lines and self.include_input,
             include_response=self.include_response,
             retry=self.retry,
+            rows_per_request=self.rows_per_request,
             **self.structured,
         )
         try:

@@ -69,6 +69,7 @@ def map_endpoint(
     schema: Any = None,
     schema_mode: str | None = None,
     reasks: int | None = None,
+    rows_per_request: int | None = None,
 ) -> DataFrame:
     """``df`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -88,6 +89,8 @@ def map_endpoint(
     ``lines`` gives one ``line`` column of the local run's result lines instead.
     ``schema`` (with ``schema_mode`` and ``reasks``) asks for structured outputs: each
     top-level property is an output column, typed as in a local run's Parquet output.
+    ``rows_per_request`` packs an embeddings URL's rows into requests (default 64, within
+    each task).
 
     The configuration, mapping, outputs and rate are checked here, and the result columns
     against the input's, so a mistake fails before any request.
@@ -109,6 +112,7 @@ def map_endpoint(
         schema=schema,
         schema_mode=schema_mode,
         reasks=reasks,
+        rows_per_request=rows_per_request,
     )
     parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
     types = spec.output_types
@@ -146,6 +150,7 @@ def map_endpoint(
         cache_mode=cache_mode,
         structured=structured_options(spec),
         types=types,
+        rows_per_request=spec.rows_per_request,
     )
     with warnings.catch_warnings():
         # pyspark asks for pandas < 3 on every mapInArrow, which does not use pandas.

@@ -76,6 +76,7 @@ class PartitionRunner:
         output_rows: int = _OUTPUT_ROWS,
         structured: Mapping[str, Any] | None = None,
         types: Mapping[str, Any] | None = None,
+        rows_per_request: int | None = None,
     ) -> None:
         self.config = config
         self.schema = schema
@@ -96,6 +97,7 @@ class PartitionRunner:
         self.output_rows = output_rows
         self.structured = dict(structured or {})
         self.types = dict(types or {})
+        self.rows_per_request = rows_per_request
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # uvloop when installed, as a local run: the loop's CPU per row bounds a busy task.
@@ -137,6 +139,7 @@ class PartitionRunner:
             rate=self.rate,
             include_response=self.include_response,
             retry=self.retry,
+            rows_per_request=self.rows_per_request,
             **self.structured,
             **options,
         )
