@@ -212,7 +212,10 @@ class OpenAICompatibleConnector:
             ):
                 consumer = Consumer(exchange, assemble=assemble)
                 async for data in consumer:
-                    yield record_message(data)
+                    # A JSON answer is the answer: handed on as `Endpoint.complete` hands it
+                    # (an embeddings answer's base64 vectors decoded, say).
+                    whole = not exchange.streamed
+                    yield record_message(exchange.dialect.finish_answer(data) if whole else data)
                 if not exchange.streamed:
                     return  # a JSON answer: no assembled record, no cut-off warning
                 outcome = consumer.outcome()
