@@ -1,7 +1,8 @@
 """The HTTP routes: one module per resource, each an ``APIRouter`` that owns its paths.
 
 ``definitions`` (the connector's spec, a configuration tested before saving), ``connectors``
-(the saved connectors, ``execute_model``), ``mapping_preview``, ``uploads``,
+(the saved connectors, ``execute_model``), ``capabilities`` (what a saved connector's
+server supports, measured), ``mapping_preview``, ``uploads``,
 ``input_formats`` (what a run's input may be), ``queries``, ``runs`` (a connector's runs,
 and the runs with their events and results), ``health`` (``/health``, ``/metrics``),
 ``pages`` (the web page, the docs page, the OpenAPI document) and ``guide`` (the
@@ -15,6 +16,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import (
+    capabilities,
     connectors,
     definitions,
     guide,
@@ -36,6 +38,7 @@ __all__ = ["EXECUTE_PATH", "ROUTERS", "STATIC_DIR", "UPLOADS_PATH", "is_protecte
 ROUTERS: tuple[APIRouter, ...] = (
     definitions.router,
     connectors.router,
+    capabilities.router,
     mapping_preview.router,
     uploads.router,
     input_formats.router,
