@@ -26,8 +26,8 @@ from openai_compat.cli import main
 
 from ..conftest import CANARY, NO_RETRY
 from ._helpers import complete
-from .conftest import _EXTRA_SECRETS
 from ._launch import Running, start_litellm, start_llama_server
+from .conftest import _EXTRA_SECRETS
 from .test_llama_structured import SCHEMA, TEMPLATE
 
 pytestmark = [pytest.mark.compat, pytest.mark.server("litellm")]
