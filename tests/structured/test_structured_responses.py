@@ -163,3 +163,15 @@ def test_a_schema_on_a_url_without_structured_outputs_is_exit_2(
     assert code == 2, err
     assert "structured outputs need the chat or responses API" in err
     assert server.requests == []
+
+
+async def test_a_structured_made_for_chat_is_refused_on_a_responses_url(server: Any) -> None:
+    from openai_compat.errors import ConfigurationError
+    from openai_compat.structured import Structured
+
+    async with _endpoint(server) as endpoint:
+        with pytest.raises(ConfigurationError, match="api='responses'"):
+            await endpoint.parse(PAYLOAD, schema=Structured(SCHEMA))
+        value = await endpoint.parse(PAYLOAD, schema=Structured(SCHEMA, api="responses"))
+    assert isinstance(value["urgency"], int)
+    assert len(_bodies(server)) == 1
