@@ -72,4 +72,6 @@ def test_map_endpoint_takes_rows_per_request() -> None:
             ray.data.from_items(items), config, key="id", rate=None, rows_per_request=1
         )
         assert len(out.take_all()) == 20
-        assert [len(r.json["input"]) for r in srv.requests] == [1] * 20
+        # One row a request: its input sent as the row's text, not a list.
+        inputs = [r.json["input"] for r in srv.requests]
+        assert len(inputs) == 20 and all(isinstance(i, str) for i in inputs)
