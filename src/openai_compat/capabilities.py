@@ -20,6 +20,7 @@ import ssl
 import urllib.request
 from typing import Any
 
+from ._transports import ClientFactory
 from .config import SourceConfig
 from .endpoint import Endpoint
 from .errors import EndpointError, OpenAICompatError
@@ -174,11 +175,21 @@ def _models(config: SourceConfig) -> list[str] | None:
     return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
 
 
-async def probe_capabilities(config: SourceConfig | dict[str, Any] | str) -> dict[str, Any]:
-    """What the server of ``config`` supports (the keys of this module's docstring)."""
+async def probe_capabilities(
+    config: SourceConfig | dict[str, Any] | str,
+    *,
+    client_factory: ClientFactory | None = None,
+    list_models: bool = True,
+) -> dict[str, Any]:
+    """What the server of ``config`` supports (the keys of this module's docstring).
+
+    ``client_factory`` makes the probes' HTTP clients (the application's guarded one);
+    ``list_models=False`` leaves ``GET /v1/models`` out (``models`` is then None): it is
+    sent by a plain URL opener, outside any client factory's guard.
+    """
     cfg = SourceConfig.parse(config)
     found: dict[str, Any] = {}
-    async with Endpoint(cfg, retry=_NO_RETRY) as endpoint:
+    async with Endpoint(cfg, retry=_NO_RETRY, client_factory=client_factory) as endpoint:
         for name, probe in (
             ("json_schema", _json_schema),
             ("json_object", _json_object),
@@ -193,7 +204,7 @@ async def probe_capabilities(config: SourceConfig | dict[str, Any] | str) -> dic
         )
         found["n>1"] = await _n(endpoint, cfg)
         found["logprobs"] = await _logprobs(endpoint, cfg)
-    found["models"] = await asyncio.to_thread(_models, cfg)
+    found["models"] = await asyncio.to_thread(_models, cfg) if list_models else None
     return found
 
 

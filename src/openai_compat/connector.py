@@ -25,6 +25,7 @@ from ._json import MAX_DEPTH, check_depth, parse_json_object
 from ._strict_json import encode_body
 from ._sync import run_sync
 from ._transports import ClientFactory, Sendable
+from .apis import Dialect, check_request
 from .config import SourceConfig
 from .endpoint import Endpoint
 from .errors import ConfigurationError, OpenAICompatError
@@ -140,13 +141,18 @@ class OpenAICompatibleConnector:
         problem = dialect.url_problem(cfg.url)
         if problem:
             return _status(f"the URL {cfg.url} is probably not a {dialect.label} URL: {problem}")
+        body, lacking = check_request(dialect, cfg.request_format)
         try:
             async with (
                 self.endpoint(cfg) as endpoint,
-                endpoint.request(cfg.request_format, as_is=True) as exchange,
+                endpoint.request(body, as_is=True) as exchange,
             ):
                 async for _ in exchange:
                     break  # one chunk (or the JSON answer) shows the endpoint works
+            if lacking is not None:
+                return ConnectionStatus(
+                    status="succeeded", message=_other_api_note(dialect, lacking)
+                ).to_message()
             return ConnectionStatus(status="succeeded").to_message()
         except OpenAICompatError as exc:
             return _status(str(exc))
@@ -206,7 +212,10 @@ class OpenAICompatibleConnector:
             ):
                 consumer = Consumer(exchange, assemble=assemble)
                 async for data in consumer:
-                    yield record_message(data)
+                    # A JSON answer is the answer: handed on as `Endpoint.complete` hands it
+                    # (an embeddings answer's base64 vectors decoded, say).
+                    whole = not exchange.streamed
+                    yield record_message(exchange.dialect.finish_answer(data) if whole else data)
                 if not exchange.streamed:
                     return  # a JSON answer: no assembled record, no cut-off warning
                 outcome = consumer.outcome()
@@ -237,6 +246,16 @@ def _checked_body(body: dict[str, Any]) -> bytes | None:
         if problem is not None:  # it could not be encoded to be sent
             raise ConfigurationError(problem, field="payload")
     return encoded
+
+
+def _other_api_note(dialect: Dialect, lacking: str) -> str:
+    """What a succeeded check says when the request format is another API's request."""
+    return (
+        f'the URL is a {dialect.label} URL and the request format has no "{lacking}", so '
+        f"it is not a {dialect.noun} request: the check sent the smallest {dialect.noun} "
+        f'request instead (the request format\'s model, "{lacking}"); set request_format to a '
+        f"{dialect.noun} request before reading or running rows"
+    )
 
 
 def _status(message: str) -> ProtocolMessage:

@@ -23,7 +23,7 @@ from ._consume import Consumer
 from ._exchange import Exchange
 from ._transports import ClientFactory, Sendable, TransportResponse
 from .config import SourceConfig
-from .errors import StreamError
+from .errors import ConfigurationError, StreamError
 from .observability import RequestSpan
 from .retries import RetryPolicy
 from .structured import DEFAULT_REASKS, Structured
@@ -288,11 +288,7 @@ class Endpoint:
         is asked again up to ``reasks`` times with its validation errors; then
         `StructuredOutputError` says what was wrong and keeps the last answer.
         """
-        structured = (
-            schema
-            if isinstance(schema, Structured)
-            else Structured(schema, mode=mode, reasks=reasks)
-        )
+        structured = _structured_for(self.config, schema, mode, reasks)
         return await structured.parse(self.complete, payload)
 
     def parse_sync(
@@ -306,12 +302,23 @@ class Endpoint:
         """`parse` from sync code (on an HTTP client of its own, closed when it returns)."""
         from ._sync import run_sync
 
-        structured = (
-            schema
-            if isinstance(schema, Structured)
-            else Structured(schema, mode=mode, reasks=reasks)
-        )
+        structured = _structured_for(self.config, schema, mode, reasks)
         return run_sync(_parse_once(self.config, structured, payload))
+
+
+def _structured_for(config: SourceConfig, schema: Any, mode: str, reasks: int) -> Structured:
+    """``schema`` as the `Structured` of a request to ``config``'s API (a `Structured` made
+    for another API would put the schema where this one does not read it: refused)."""
+    api = config.dialect.name
+    if not isinstance(schema, Structured):
+        return Structured(schema, mode=mode, reasks=reasks, api=api)
+    if schema.api != api:
+        raise ConfigurationError(
+            f"this Structured was made for the {schema.api} API, and the URL is a "
+            f"{config.dialect.label} URL: make it with api={api!r}",
+            field="schema",
+        )
+    return schema
 
 
 async def _parse_once(config: SourceConfig, structured: Structured, payload: dict[str, Any]) -> Any:

@@ -393,5 +393,5 @@ def test_unknown_connector_is_404(client: httpx.Client) -> None:
 
 
 def test_schema_is_migrated_at_start(app: AppProcess) -> None:
-    assert app.query("select version_num from alembic_version") == [("0004",)]
+    assert app.query("select version_num from alembic_version") == [("0005",)]
     assert app.query("select count(*) from connectors")[0][0] >= 0

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from openai_compat.testing import MockServer
 from tests.app_support import AppProcess
-from tests.conftest import CANARY
+from tests.conftest import CANARY, make_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -250,3 +250,33 @@ def test_api_docs_load_from_the_app_with_the_page_sign_in(page: Page, web_app: A
     expect(page.locator("#swagger-ui")).to_contain_text(
         "/api/v1/connectors/{connector_id}/execute_model"
     )
+
+
+def test_a_saved_connector_shows_its_capabilities(page: Page, web_app: AppProcess) -> None:
+    with MockServer(api_key=CANARY) as server:
+        config = make_config(server.url + "?scenario=structured&refuse=tools")
+        created = httpx.post(
+            web_app.url + "/api/v1/connectors",
+            headers={"Authorization": f"Bearer {web_app.token}"},
+            json={"name": "Probed server", "configuration": config},
+        )
+        assert created.status_code == 201, created.text
+        _sign_in(page, web_app)
+        # A new connector has nothing to measure yet.
+        page.click("#new-connector")
+        expect(page.locator("#measure-capabilities")).to_be_hidden()
+        page.locator("#connector-list").get_by_text("Probed server").click()
+        expect(page.locator("#field-name")).to_have_value("Probed server")
+        page.click("#measure-capabilities")
+        table = page.locator("#capabilities-table")
+        expect(table.locator('tr[data-capability="json_schema"] td')).to_have_text(
+            "enforced", timeout=20000
+        )
+        expect(table.locator('tr[data-capability="tools"] td')).to_have_text("refused")
+        expect(table.locator('tr[data-capability="models"] td')).to_contain_text(
+            "check --capabilities"
+        )
+        _shot(page, "06-capabilities")
+        assert CANARY not in page.content()
+        probes = [r for r in server.requests if r.method == "POST"]
+        assert probes and all(r.headers.get("authorization") == f"Bearer {CANARY}" for r in probes)

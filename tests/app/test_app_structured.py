@@ -51,6 +51,8 @@ def test_a_run_with_a_schema_has_typed_outputs_and_counts(
     client: httpx.Client, keyed: MockServer
 ) -> None:
     connector_id = _connector(client, f"{keyed.url}?scenario=structured&invalid_pct=50")
+    # The application lives for the session: other runs counted before this one.
+    before = {o: _schema_rows(client, o) for o in ("valid_first", "valid_after_reasks")}
     body = {
         "input": {"upload_id": _upload(client, 10)},
         "key": "id",
@@ -74,15 +76,18 @@ def test_a_run_with_a_schema_has_typed_outputs_and_counts(
     assert all(isinstance(line["output"]["urgency"], int) for line in lines)
     assert sorted(line["schema"]["answers"] for line in lines) == [1] * 5 + [2] * 5
     metrics = client.get("/metrics").text
-    assert (
-        'openai_compat_run_schema_rows_total{mode="json_schema",outcome="valid_first"} 5.0'
-        in metrics
-    )
-    assert (
-        'openai_compat_run_schema_rows_total{mode="json_schema",outcome="valid_after_reasks"} 5.0'
-        in metrics
-    )
+    assert _schema_rows(client, "valid_first") == before["valid_first"] + 5
+    assert _schema_rows(client, "valid_after_reasks") == before["valid_after_reasks"] + 5
     assert CANARY not in json.dumps(view) + metrics
+
+
+def _schema_rows(client: httpx.Client, outcome: str) -> float:
+    """The json_schema rows of ``outcome`` /metrics counts (0 before the first)."""
+    name = f'openai_compat_run_schema_rows_total{{mode="json_schema",outcome="{outcome}"}} '
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name):
+            return float(line[len(name) :])
+    return 0.0
 
 
 def test_a_bad_schema_is_a_422_naming_it(client: httpx.Client, keyed: MockServer) -> None:

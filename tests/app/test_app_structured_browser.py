@@ -58,9 +58,21 @@ def test_the_schema_box_shows_columns_and_the_run_uses_it(
         page.click("#run-start")
         expect(page.locator("#run-view")).to_be_visible(timeout=20000)
         expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60000)
+        # The run's figures count its rows by how their answer validated.
+        figures = page.locator("#run-figures")
+        expect(figures.locator(".figure", has_text="Schema mode")).to_contain_text("json_schema")
+        expect(figures.locator(".figure", has_text="Valid first")).to_contain_text("6")
+        expect(figures.locator(".figure", has_text="Valid after re-asks")).to_contain_text("0")
+        expect(figures.locator(".figure", has_text="Invalid")).to_contain_text("0")
         with web_app.client() as client:
             runs = client.get("/api/v1/runs").json()["data"]
         latest = max(runs, key=lambda run: run["id"])
         assert latest["schema"] == SCHEMA and latest["output_names"] == ["label", "urgency"]
         assert latest["ok"] == 6
+        assert latest["structured"] == {
+            "mode": "json_schema",
+            "valid_first": 6,
+            "valid_after_reasks": 0,
+            "invalid": 0,
+        }
         assert all("response_format" in r.json for r in server.requests)

@@ -118,10 +118,12 @@ def _litellm_config() -> str:
 
 
 @contextmanager
-def start_litellm(tmp: Path) -> Iterator[Running]:
-    """The LiteLLM proxy with mock_response models and a random master key."""
+def start_litellm(tmp: Path, config_text: str | None = None) -> Iterator[Running]:
+    """The LiteLLM proxy with mock_response models (or the models of ``config_text``, a
+    proxy config whose master key is ``os.environ/LITELLM_MASTER_KEY``) and a random
+    master key."""
     config = tmp / "litellm.yaml"
-    config.write_text(_litellm_config())
+    config.write_text(config_text or _litellm_config())
     port = free_port()
     key = "sk-" + secrets.token_hex(32)
     log = tmp / "litellm.log"

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ._base import Assembler, Dialect
 from ._chat import CHAT, ChatDialect, ChunkAssembler
+from ._check_request import check_request, request_field
 from ._completions import COMPLETIONS, CompletionsDialect, TextAssembler
 from ._embeddings import EMBEDDINGS, EmbeddingsDialect, decode_embedding
 from ._responses import RESPONSES, EventAssembler, ResponsesDialect, output_text
@@ -40,10 +41,12 @@ __all__ = [
     "ResponsesDialect",
     "TextAssembler",
     "Usage",
+    "check_request",
     "decode_embedding",
     "dialect_for",
     "dialect_named",
     "output_text",
+    "request_field",
 ]
 
 #: Every dialect by its name in configurations (``"api"``).

@@ -94,6 +94,11 @@ class CompletionsDialect(Dialect):
     noun = "completions"
     end_marker = "a finish_reason"
     default_output = ("choices", 0, "text")
+    # Streamed rows ask for usage as chat ones do: OpenAI's legacy /v1/completions takes
+    # ``stream_options.include_usage`` (a last chunk with empty choices and the usage), as do
+    # vLLM, SGLang and llama-server; without it a streamed row's tokens, cost and budget are
+    # unknown. A server that does not know the option ignores it.
+    asks_stream_usage = True
 
     def fits_sample(self, sample: Mapping[str, Any]) -> bool:
         """A sample whose first choice has ``text`` (a chat sample's has a message).

@@ -3,13 +3,15 @@
 One request embeds one input or a list of them; the answer's ``data[]`` holds one vector
 per input, each with the ``index`` of its input. With ``encoding_format: "base64"`` a vector
 is sent as the base64 of its little-endian float32 values, a quarter of the bytes of the
-JSON numbers: `decode_embedding` turns it back into floats.
+JSON numbers: `decode_embedding` turns it back into floats, and every door hands a base64
+answer on decoded (`EmbeddingsDialect.finish_answer`), as the batch runs that ask for it do.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import sys
 from array import array
 from typing import Any
@@ -41,10 +43,12 @@ def decode_embedding(value: Any) -> list[float]:
         if sys.byteorder == "big":  # the wire is little-endian whatever the machine
             floats.byteswap()
         return floats.tolist()
-    if isinstance(value, list) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value
-    ):
-        return [float(v) for v in value]
+    if isinstance(value, list):
+        # Floats already (JSON numbers with a point, or a vector decoded before): as is.
+        if all(type(v) is float for v in value):
+            return value
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return [float(v) for v in value]
     raise ValueError(f"the embedding is a {type(value).__name__}, not a list of numbers")
 
 
@@ -90,6 +94,28 @@ class EmbeddingsDialect(Dialect):
     def assembler(self) -> _WholeAnswer:
         """An assembler that keeps the one answer."""
         return _WholeAnswer()
+
+    def finish_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """``answer`` with its base64 vectors decoded to floats (a string embedding is only
+        ever base64): ``Endpoint.complete`` and ``read`` hand on floats, as batch runs do.
+        A vector that does not decode is handed on as the server sent it.
+
+        >>> EMBEDDINGS.finish_answer({"data": [{"index": 0, "embedding": "AACAPw=="}]})
+        {'data': [{'index': 0, 'embedding': [1.0]}]}
+        """
+        data = answer.get("data")
+        if not isinstance(data, list) or not any(
+            isinstance(item, dict) and isinstance(item.get("embedding"), str) for item in data
+        ):
+            return answer
+        decoded: list[Any] = []
+        for item in data:
+            if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+                # One that does not decode is kept as sent: what the server said is never lost.
+                with contextlib.suppress(ValueError):
+                    item = {**item, "embedding": decode_embedding(item["embedding"])}
+            decoded.append(item)
+        return {**answer, "data": decoded}
 
 
 EMBEDDINGS = EmbeddingsDialect()

@@ -41,7 +41,7 @@ from ..apis import EMBEDDINGS
 from ..config import SourceConfig
 from ..errors import ConfigurationError, FieldProblem
 from ..mapping import OutputField, PayloadBuilder, output_fields, output_names
-from ..structured import ColumnType, Schema, Structured
+from ..structured import ColumnType, Schema, Structured, schema_field
 from ._structured_cli import schema_options
 from ._structured_spec import check_reasks, schema_outputs, schema_types, structured_schema
 from .budget import Budget
@@ -338,8 +338,11 @@ class RunSpec(BaseModel):
 
     @field_validator("schema", mode="after")
     @classmethod
-    def _schema(cls, value: Any) -> Any:
+    def _schema(cls, value: Any, info: ValidationInfo) -> Any:
         structured_schema(value)
+        config = info.data.get("config")
+        if config is not None:
+            schema_field(config.dialect.name)
         return value
 
     @field_validator("schema_mode", "reasks", mode="before")
@@ -362,6 +365,7 @@ class RunSpec(BaseModel):
             self.schema_value,
             mode=self.schema_mode or "auto",
             reasks=2 if self.reasks is None else self.reasks,
+            api=self.config.dialect.name,
         )
 
     @property

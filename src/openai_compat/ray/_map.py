@@ -64,6 +64,7 @@ def map_endpoint(
     schema: Any = None,
     schema_mode: str | None = None,
     reasks: int | None = None,
+    rows_per_request: int | None = None,
 ) -> ray.data.Dataset:
     """``ds`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -75,13 +76,13 @@ def map_endpoint(
     when the caller knows them (the command line reads them from the first file); without
     them they come from ``ds.schema()``, which for JSON or CSV files, or after a map, runs a
     task to read a block (seconds on a new cluster, before the actors start). The other
-    keywords are `EndpointUDF`'s; ``schema`` (with ``schema_mode``, ``reasks``) asks for
+    keywords are `EndpointUDF`'s. ``schema`` (with ``schema_mode``, ``reasks``) asks for
     structured outputs, each top-level property a typed column as in a local Parquet output.
-    keywords are `EndpointUDF`'s. ``token_rate`` holds for the whole job too (the
-    coordinator holds its bucket; each actor also heeds the server's ``x-ratelimit-*``
-    headers); a ``Retry-After`` pauses every actor through the coordinator.
-    ``concurrency="auto"`` adapts each actor's rows in flight, up to ``max_concurrency``
-    (default 256).
+    ``token_rate`` holds for the whole job too (the coordinator holds its bucket; each actor
+    also heeds the server's ``x-ratelimit-*`` headers); a ``Retry-After`` pauses every actor
+    through the coordinator. ``concurrency="auto"`` adapts each actor's rows in flight, up
+    to ``max_concurrency`` (default 256). ``rows_per_request`` packs an embeddings URL's rows
+    into requests (default 64, within each batch).
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -100,6 +101,7 @@ def map_endpoint(
         reasks=reasks,
         token_rate=token_rate,
         max_concurrency=max_concurrency,
+        rows_per_request=rows_per_request,
     )
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
@@ -129,6 +131,7 @@ def map_endpoint(
             **structured_options(spec),
             "token_rate": spec.token_rate,
             "max_concurrency": spec.max_concurrency if spec.concurrency_auto else None,
+            "rows_per_request": spec.rows_per_request,
         },
         batch_format="pyarrow",
         batch_size=batch_size,

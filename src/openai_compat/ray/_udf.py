@@ -165,6 +165,7 @@ class EndpointUDF:
         reasks: int | None = None,
         token_rate: Rate | str | None = None,
         max_concurrency: int | None = None,
+        rows_per_request: int | None = None,
     ) -> None:
         if max_concurrency is not None:  # concurrency "auto", up to it
             concurrency = "auto"
@@ -181,7 +182,9 @@ class EndpointUDF:
             reasks=reasks,
             token_rate=token_rate,
             max_concurrency=max_concurrency,
+            rows_per_request=rows_per_request,
         )
+        self.rows_per_request = spec.rows_per_request
         # With a schema: each batch's run asks for it; the outputs are typed by it.
         self.structured = structured_options(spec)
         self.types = spec.output_types
@@ -309,6 +312,7 @@ class EndpointUDF:
             include_input=self.lines and self.include_input,
             include_response=self.include_response,
             retry=self.retry,
+            rows_per_request=self.rows_per_request,
             **self.structured,
         )
         try:

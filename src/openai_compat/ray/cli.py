@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pa_fs
 import ray.data
 
-from ..batch.cli_options import schema_options
+from ..batch.cli_options import packing_options, schema_options
 from ..batch.engines import ENGINES
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
@@ -156,6 +156,7 @@ def run_on_ray(
             lines=fmt == "jsonl",
             columns=_columns(paths, kind),
             **schema_options(args),
+            **packing_options(args),
         )
         summary = BatchSummary(skipped=len(done))
         writer = PartWriter(args.output, fmt, args.key, summary)

@@ -71,6 +71,7 @@ def map_endpoint(
     schema: Any = None,
     schema_mode: str | None = None,
     reasks: int | None = None,
+    rows_per_request: int | None = None,
 ) -> DataFrame:
     """``df`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -94,6 +95,8 @@ def map_endpoint(
     ``lines`` gives one ``line`` column of the local run's result lines instead.
     ``schema`` (with ``schema_mode`` and ``reasks``) asks for structured outputs: each
     top-level property is an output column, typed as in a local run's Parquet output.
+    ``rows_per_request`` packs an embeddings URL's rows into requests (default 64, within
+    each task).
 
     The configuration, mapping, outputs and rate are checked here, and the result columns
     against the input's, so a mistake fails before any request.
@@ -117,6 +120,7 @@ def map_endpoint(
         reasks=reasks,
         token_rate=token_rate,
         max_concurrency=max_concurrency,
+        rows_per_request=rows_per_request,
     )
     parsed, parsed_rate, names = spec.config, spec.rate, spec.output_names
     types = spec.output_types
@@ -157,6 +161,7 @@ def map_endpoint(
         types=types,
         token_rate=task_share(spec.token_rate, tasks),
         max_concurrency=spec.max_concurrency if spec.concurrency_auto else None,
+        rows_per_request=spec.rows_per_request,
     )
     with warnings.catch_warnings():
         # pyspark asks for pandas < 3 on every mapInArrow, which does not use pandas.

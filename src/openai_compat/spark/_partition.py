@@ -78,6 +78,7 @@ class PartitionRunner:
         types: Mapping[str, Any] | None = None,
         token_rate: Rate | None = None,
         max_concurrency: int | None = None,
+        rows_per_request: int | None = None,
     ) -> None:
         self.config = config
         self.schema = schema
@@ -101,6 +102,7 @@ class PartitionRunner:
         # This task's share of the token rate; with ``max_concurrency``, concurrency "auto".
         self.token_rate = token_rate
         self.max_concurrency = max_concurrency
+        self.rows_per_request = rows_per_request
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # uvloop when installed, as a local run: the loop's CPU per row bounds a busy task.
@@ -146,6 +148,7 @@ class PartitionRunner:
             rate=self.rate,
             include_response=self.include_response,
             retry=self.retry,
+            rows_per_request=self.rows_per_request,
             **self.structured,
             **options,
         )

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegralType, StringType
 
 from .._text import excerpt
-from ..batch.cli_options import schema_options
+from ..batch.cli_options import packing_options, schema_options
 from ..batch.engines import ENGINES, EngineJobError
 from ..batch.progress import Progress
 from ..batch.results import BatchSummary
@@ -185,6 +185,7 @@ def run_on_spark(
             cache=getattr(args, "cache", None),
             cache_mode=getattr(args, "cache_mode", None),
             **schema_options(args),
+            **packing_options(args),
         )
         writer = out.write.option("mapreduce.fileoutputcommitter.algorithm.version", "2")
         writer = writer.mode(

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from ..errors import ConfigurationError
+from . import _responses
 from ._schema import Schema
 
 __all__ = [
@@ -54,8 +55,8 @@ def check_mode(value: Any, field: str = "schema_mode") -> str:
 def schema_field(dialect: str) -> tuple[str, ...]:
     """Where a dialect's request carries the schema: chat's ``response_format``; the
     Responses API's ``text.format`` (its ``json_schema`` format is flat:
-    ``{"type": "json_schema", "name", "schema", "strict"}``, a body `apply_mode` does not
-    build yet).
+    ``{"type": "json_schema", "name", "schema", "strict"}``). Another dialect has none: a
+    `ConfigurationError` says so.
 
     >>> schema_field("chat"), schema_field("responses")
     (('response_format',), ('text', 'format'))
@@ -83,8 +84,13 @@ def _with_system(payload: dict[str, Any], text: str) -> dict[str, Any]:
     return {**payload, "messages": [{"role": "system", "content": text}, *messages]}
 
 
-def apply_mode(mode: str, payload: dict[str, Any], schema: Schema) -> dict[str, Any]:
-    """``payload`` (a chat request) asking for ``schema`` the way ``mode`` does."""
+def apply_mode(
+    mode: str, payload: dict[str, Any], schema: Schema, api: str = "chat"
+) -> dict[str, Any]:
+    """``payload`` (a request of the ``api`` dialect: ``chat`` or ``responses``) asking for
+    ``schema`` the way ``mode`` does."""
+    if api == "responses":
+        return _responses.request_body(mode, payload, schema, instruction(schema))
     if mode == "json_schema":
         return {
             **payload,
@@ -119,24 +125,36 @@ def _message(response: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def answer_value(mode: str, response: dict[str, Any]) -> tuple[Any, str | None, bool]:
-    """What an answer holds: ``(value, text, followed)``: the parsed JSON value (None when
-    there is none), the text it was read from, and whether the answer took the form the
-    mode asks for (a tool call for ``tools``, JSON text for the ``response_format`` modes).
-    """
-    from ._extract import extract_json
-
+def _chat_parts(response: dict[str, Any]) -> tuple[Any, str | None]:
+    """A chat answer's first tool call's arguments (None: no call) and its text."""
     message = _message(response)
     calls = message.get("tool_calls")
+    arguments = None
     if isinstance(calls, list) and calls and isinstance(calls[0], dict):
         function = calls[0].get("function") or {}
         arguments = function.get("arguments") if isinstance(function, dict) else None
-        if isinstance(arguments, dict):
-            return arguments, json.dumps(arguments), True
-        if isinstance(arguments, str):
-            return extract_json(arguments), arguments, True
     content = message.get("content")
-    text = content if isinstance(content, str) else None
+    return arguments, content if isinstance(content, str) else None
+
+
+def answer_value(
+    mode: str, response: dict[str, Any], api: str = "chat"
+) -> tuple[Any, str | None, bool]:
+    """What an answer of the ``api`` dialect holds: ``(value, text, followed)``: the parsed
+    JSON value (None when there is none), the text it was read from, and whether the answer
+    took the form the mode asks for (a tool call for ``tools``, JSON text for the
+    ``response_format`` modes).
+    """
+    from ._extract import extract_json
+
+    if api == "responses":
+        arguments, text = _responses.function_call(response), _responses.response_text(response)
+    else:
+        arguments, text = _chat_parts(response)
+    if isinstance(arguments, dict):
+        return arguments, json.dumps(arguments), True
+    if isinstance(arguments, str):
+        return extract_json(arguments), arguments, True
     value = extract_json(text) if text else None
     if mode == "tools":
         return value, text, False

@@ -16,7 +16,15 @@ from typing import Any, Protocol
 
 from .._text import excerpt
 from ..errors import ConfigurationError, EndpointError, OpenAICompatError
-from ._modes import AUTO_ORDER, answer_value, apply_mode, check_mode, refuses_mode
+from . import _responses
+from ._modes import (
+    AUTO_ORDER,
+    answer_value,
+    apply_mode,
+    check_mode,
+    refuses_mode,
+    schema_field,
+)
 from ._schema import Schema, load_schema
 from ._validate import Validator
 
@@ -159,8 +167,13 @@ class Structured:
     ('prompt', [], ['$.n: "x" is not of type "integer"'])
     """
 
-    def __init__(self, schema: Any, *, mode: str = "auto", reasks: int = DEFAULT_REASKS) -> None:
+    def __init__(
+        self, schema: Any, *, mode: str = "auto", reasks: int = DEFAULT_REASKS, api: str = "chat"
+    ) -> None:
         self.schema: Schema = load_schema(schema)
+        schema_field(api)
+        #: The dialect of the requests (``chat`` or ``responses``): where the schema goes.
+        self.api = api
         self.requested_mode = check_mode(mode)
         if isinstance(reasks, bool) or not isinstance(reasks, int) or not 0 <= reasks <= 20:
             raise ConfigurationError(
@@ -186,7 +199,7 @@ class Structured:
 
     def validate_answer(self, response: dict[str, Any]) -> tuple[Any, list[str], str | None]:
         """The value of an answer read the run's way, its problems, and its text."""
-        value, text, _ = answer_value(self.mode or "prompt", response)
+        value, text, _ = answer_value(self.mode or "prompt", response, self.api)
         return value, self._problems(value, text), text
 
     def _problems(self, value: Any, text: str | None) -> list[str]:
@@ -205,7 +218,7 @@ class Structured:
             if self.mode is None:
                 return await self._probe(send, payload)
         # Chosen while this row waited: sent outside the lock, as every later row is.
-        sent = await send(apply_mode(self.mode, payload, self.schema))
+        sent = await send(apply_mode(self.mode, payload, self.schema, self.api))
         return self.mode, sent, 0
 
     async def _probe(self, send: Send, payload: dict[str, Any]) -> tuple[str, Sent, int]:
@@ -213,7 +226,7 @@ class Structured:
         last = len(AUTO_ORDER) - 1
         for position, mode in enumerate(AUTO_ORDER):
             try:
-                sent = await send(apply_mode(mode, payload, self.schema))
+                sent = await send(apply_mode(mode, payload, self.schema, self.api))
             except EndpointError as exc:
                 # The probe adds only the mode's fields to the row's payload, so a 400/422 to
                 # it is taken as the mode's refusal, named or not (llama-server answers
@@ -224,7 +237,7 @@ class Structured:
                     continue
                 exc.attempts += spent
                 raise
-            _, _, followed = answer_value(mode, sent.response)
+            _, _, followed = answer_value(mode, sent.response, self.api)
             if not followed and position < last:
                 spent += sent.attempts
                 self.notes.append(f"{mode}: ignored")
@@ -241,27 +254,19 @@ class Structured:
             mode, sent, spent = await self._choose(send, payload)
         else:
             mode = self.mode
-            sent = await send(apply_mode(mode, payload, self.schema))
-        body = apply_mode(mode, payload, self.schema)
+            sent = await send(apply_mode(mode, payload, self.schema, self.api))
+        body = apply_mode(mode, payload, self.schema, self.api)
         first_body = body
         attempts = spent + sent.attempts
         latency = sent.latency_s
         usage = _add_usage(None, sent.response)
         answers = 1
         while True:
-            value, text, _ = answer_value(mode, sent.response)
+            value, text, _ = answer_value(mode, sent.response, self.api)
             problems = self._problems(value, text)
             if not problems or answers > self.reasks:
                 break
-            messages = body.get("messages")
-            body = {
-                **body,
-                "messages": [
-                    *(messages if isinstance(messages, list) else []),
-                    {"role": "assistant", "content": text or ""},
-                    {"role": "user", "content": reask_message(problems)},
-                ],
-            }
+            body = self._reask_body(body, text or "", problems)
             try:
                 sent = await send(body)
             except OpenAICompatError as exc:
@@ -287,6 +292,20 @@ class Structured:
         )
         self.counts.add(answer)
         return answer
+
+    def _reask_body(self, body: dict[str, Any], text: str, problems: list[str]) -> dict[str, Any]:
+        """``body`` with the model's answer and the validation errors after its messages."""
+        if self.api == "responses":
+            return _responses.reask_input(body, text, reask_message(problems))
+        messages = body.get("messages")
+        return {
+            **body,
+            "messages": [
+                *(messages if isinstance(messages, list) else []),
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": reask_message(problems)},
+            ],
+        }
 
     async def parse(self, send: Send, payload: dict[str, Any]) -> Any:
         """The valid value of ``payload``'s answer (a model instance when the schema came

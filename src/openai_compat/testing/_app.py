@@ -452,6 +452,10 @@ class MockApp:
         if static is not None:
             await send_reply(send, static, rid)
             return
+        if scenario == "structured" and path.endswith("/responses") and isinstance(parsed, dict):
+            named = str(parsed.get("model") or "mock-model")
+            await send_reply(send, self._structured.reply_responses(parsed, query, named), rid)
+            return
         if is_dialect_path(path):
             await send_reply(send, _other_api(method, path, scenario, parsed), rid)
             return

@@ -6,7 +6,8 @@ OpenAI-compatible server, deterministically:
 - embeddings: one vector per input (``dimensions`` long, 8 by default), the same vector for
   the same text; ``encoding_format: "base64"`` gives little-endian float32 in base64; an
   empty input string is refused with 400, as OpenAI does; usage counts each input's words;
-- completions: ``choices[0].text`` is ``"You said: <prompt>"``, streamed when asked;
+- completions: ``choices[0].text`` is ``"You said: <prompt>"``, streamed when asked (with a
+  usage chunk when ``stream_options.include_usage`` asks);
 - Responses: the output text is ``"You said: <input>"``, streamed as typed events (``event:``
   lines) ending with ``response.completed`` when asked.
 
@@ -130,9 +131,10 @@ def text_completion(text: str, *, model: str = "mock-model") -> dict[str, Any]:
 
 
 def completion_chunks(
-    text: str, *, model: str = "mock-model", finish: bool = True
+    text: str, *, model: str = "mock-model", finish: bool = True, include_usage: bool = False
 ) -> list[dict[str, Any]]:
-    """Streamed ``text_completion`` chunks of ``text``, the last with ``finish_reason``."""
+    """Streamed ``text_completion`` chunks of ``text``, the last with ``finish_reason``; with
+    ``include_usage``, then a chunk without choices holding ``text_completion``'s usage."""
     chunk_id, created = _new_id("cmpl"), int(time.time())
     out = [
         {
@@ -148,6 +150,10 @@ def completion_chunks(
         last: dict[str, Any] = {"id": chunk_id, "object": "text_completion", "model": model}
         last["choices"] = [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]
         out.append(last)
+    if include_usage:
+        usage = text_completion(text, model=model)["usage"]
+        out.append({"id": chunk_id, "object": "text_completion", "model": model, "choices": []})
+        out[-1]["usage"] = usage
     return out
 
 
@@ -382,7 +388,11 @@ def _completions(body: dict[str, Any], model: str, scenario: str) -> Reply:
     text = "You said: " + (prompt if isinstance(prompt, str) else "")
     if body.get("stream") is not True and scenario != "stream":
         return json_reply(text_completion(text, model=model))
-    chunks = completion_chunks(text, model=model, finish=scenario != "no-done")
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    chunks = completion_chunks(
+        text, model=model, finish=scenario != "no-done", include_usage=include_usage
+    )
     pieces = encode_sse([dumps(c) for c in chunks], done=scenario != "no-done")
     if scenario == "split":
         joined = b"".join(pieces)

@@ -8,8 +8,13 @@ URL parameters script the departures tests and benchmarks need:
 - ``invalid_pct=N``: N % of first asks (requests without an assistant message; spread
   evenly, so any run of 100 rows has exactly N) get text that is not JSON;
   re-asks always get a valid answer.
-- ``refuse=response_format`` (or ``tools``): a request that sends it gets 400 naming it.
+- ``refuse=response_format`` (or ``tools``; ``text`` on ``/responses``): a request that
+  sends it gets 400 naming it.
 - ``ignore=1``: every answer is free text (a server that ignores the mode).
+
+On ``/responses`` the same answers come in the Responses API's shape: the schema is read
+from ``text.format``, the flat function tool or the ``instructions``; a tool answer is a
+``function_call`` item; re-asks are requests whose ``input`` holds an assistant message.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import threading
 from typing import Any
 
+from ._dialects import response_object
 from ._replies import Reply, chat_completion, error_reply, json_reply
 
 __all__ = ["StructuredScenario", "example_of"]
@@ -80,9 +86,48 @@ def _schema_of(body: dict[str, Any]) -> tuple[Any, bool]:
     return None, False
 
 
+def _stated(text: Any) -> Any:
+    """The JSON Schema a system text states after `_MARK` (None: it states none)."""
+    if not isinstance(text, str) or _MARK not in text:
+        return None
+    try:
+        return json.loads(text.split(_MARK, 1)[1])
+    except ValueError:
+        return None
+
+
+def _responses_schema_of(body: dict[str, Any]) -> tuple[Any, bool]:
+    """The schema a Responses request asks for, and whether it asks through a tool."""
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools and isinstance(tools[0], dict):
+        return tools[0].get("parameters"), True
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return fmt.get("schema"), False
+    return _stated(body.get("instructions")), False
+
+
 def _is_reask(body: dict[str, Any]) -> bool:
-    messages = body.get("messages") or []
+    messages = body.get("messages") or body.get("input") or []
+    if not isinstance(messages, list):
+        return False
     return any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
+
+
+def _responses_tool_answer(name: str, value: Any, model: str) -> dict[str, Any]:
+    answer = response_object("", model=model)
+    answer["output"] = [
+        {
+            "type": "function_call",
+            "id": "fc_mock",
+            "call_id": "call_mock",
+            "name": name,
+            "arguments": json.dumps(value),
+            "status": "completed",
+        }
+    ]
+    return answer
 
 
 class StructuredScenario:
@@ -91,6 +136,31 @@ class StructuredScenario:
     def __init__(self) -> None:
         self._firsts = itertools.count()
         self._lock = threading.Lock()
+
+    def _first_invalid(self, body: dict[str, Any], query: dict[str, str]) -> bool:
+        if _is_reask(body):
+            return False
+        with self._lock:
+            number = next(self._firsts)
+        pct = int(query.get("invalid_pct", "0"))
+        # Spread evenly: exactly pct of every 100 first asks.
+        return (number + 1) * pct // 100 > number * pct // 100
+
+    def reply_responses(self, body: dict[str, Any], query: dict[str, str], model: str) -> Reply:
+        """The reply to one Responses request."""
+        refused = query.get("refuse")
+        if refused and refused in body:
+            return error_reply(400, f"{refused} is not supported by this server", param=refused)
+        if query.get("ignore"):
+            return json_reply(response_object("Sure! The ticket looks urgent.", model=model))
+        schema, as_tool = _responses_schema_of(body)
+        if self._first_invalid(body, query):
+            return json_reply(response_object("I would say it is {not json", model=model))
+        value = example_of(schema, len(json.dumps(body.get("input"))) % 7)
+        if as_tool:
+            name = str(body["tools"][0].get("name", "output"))
+            return json_reply(_responses_tool_answer(name, value, model))
+        return json_reply(response_object(json.dumps(value), model=model))
 
     def reply(self, body: dict[str, Any], query: dict[str, str], model: str) -> Reply:
         """The reply to one chat request."""

@@ -31,6 +31,7 @@ __all__ = [
     "ResultsPageOut",
     "RunOut",
     "RunPageOut",
+    "StructuredCountsOut",
     "UnshowableConnectorOut",
     "UploadOut",
     "error_responses",
@@ -192,6 +193,15 @@ class QueryPreviewOut(BaseModel):
 warnings.filterwarnings("ignore", message='Field name "schema" in "RunOut"', category=UserWarning)
 
 
+class StructuredCountsOut(BaseModel):
+    """A run with a schema: its rows by how their answer validated."""
+
+    mode: str | None = Field(description="the mode it asks in (None until a row finished)")
+    valid_first: int
+    valid_after_reasks: int
+    invalid: int
+
+
 class RunOut(BaseModel):
     """A run: what it runs (as it was asked), its status and its figures."""
 
@@ -215,6 +225,9 @@ class RunOut(BaseModel):
     schema: Any = Field(default=None, description="the JSON Schema every answer validates against")
     schema_mode: str | None = None
     reasks: int | None = None
+    structured: StructuredCountsOut | None = Field(
+        default=None, description="with a schema: rows valid first, after re-asks, invalid"
+    )
     output_names: list[str]
     total: int | None
     done: int

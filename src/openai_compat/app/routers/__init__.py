@@ -1,7 +1,8 @@
 """The HTTP routes: one module per resource, each an ``APIRouter`` that owns its paths.
 
 ``definitions`` (the connector's spec, a configuration tested before saving), ``connectors``
-(the saved connectors, ``execute_model``), ``mapping_preview``, ``uploads``,
+(the saved connectors, ``execute_model``), ``capabilities`` (what a saved connector's
+server supports, measured), ``mapping_preview``, ``uploads``,
 ``input_formats`` (what a run's input may be), ``queries``, ``runs`` (a connector's runs,
 and the runs with their events and results), ``health`` (``/health``, ``/metrics``),
 ``openai_files`` and ``openai_batches`` (OpenAI's Files and Batches API under ``/v1``),
@@ -17,6 +18,7 @@ from fastapi import APIRouter
 
 from ..batches.errors import OPENAI_ROOT
 from . import (
+    capabilities,
     connectors,
     definitions,
     guide,
@@ -41,6 +43,7 @@ __all__ = ["EXECUTE_PATH", "FILES_PATH", "ROUTERS", "STATIC_DIR", "UPLOADS_PATH"
 ROUTERS: tuple[APIRouter, ...] = (
     definitions.router,
     connectors.router,
+    capabilities.router,
     mapping_preview.router,
     uploads.router,
     input_formats.router,

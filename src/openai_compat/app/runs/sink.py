@@ -91,6 +91,10 @@ class _Counts:
             rows.completion_tokens,
             rows.total_tokens,
             None if self.cost is None else float(self.cost),
+            rows.schema_mode,
+            rows.valid_first,
+            rows.valid_reasked,
+            rows.invalid,
         )
 
 

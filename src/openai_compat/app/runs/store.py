@@ -88,6 +88,11 @@ class Progress:
     total_tokens: int = 0
     # USD, None when no result had a cost.
     cost: float | None = None
+    # With a schema: the mode asked in (None: no result said) and rows by how they validated.
+    schema_mode: str | None = None
+    valid_first: int = 0
+    valid_reasked: int = 0
+    invalid: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,9 @@ class RunStore:
                     prompt_tokens=0,
                     completion_tokens=0,
                     total_tokens=0,
+                    schema_valid_first=0,
+                    schema_valid_reasked=0,
+                    schema_invalid=0,
                     # With prices a run costs 0 until a result costs something.
                     cost=0.0 if stored.prices is not None else None,
                     active_s=0.0,
@@ -273,6 +281,9 @@ class RunStore:
                 .values(
                     status="queued",
                     failed=_RUNS.c.failed - removed,
+                    # An invalid answer is a failed row, and every failed row was removed:
+                    # none is invalid until asked again.
+                    schema_invalid=0,
                     error=None,
                     finished_at=None,
                     lease_owner=None,
@@ -419,6 +430,12 @@ class RunStore:
                         prompt_tokens=_RUNS.c.prompt_tokens + progress.prompt_tokens,
                         completion_tokens=_RUNS.c.completion_tokens + progress.completion_tokens,
                         total_tokens=_RUNS.c.total_tokens + progress.total_tokens,
+                        schema_mode=func.coalesce(progress.schema_mode, _RUNS.c.schema_mode),
+                        schema_valid_first=_RUNS.c.schema_valid_first + progress.valid_first,
+                        schema_valid_reasked=(
+                            _RUNS.c.schema_valid_reasked + progress.valid_reasked
+                        ),
+                        schema_invalid=_RUNS.c.schema_invalid + progress.invalid,
                         active_s=active_s,
                         live=live,
                         lease_expires_at=now + timedelta(seconds=lease_s),

@@ -86,6 +86,11 @@ class RunRow(Base):
     # The last progress window: rows/s, requests/s, latency percentiles (for the chart).
     live: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # With a schema: the mode asked in, and rows by how their answer validated.
+    schema_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    schema_valid_first: Mapped[int] = mapped_column(_BIGINT, nullable=False, default=0)
+    schema_valid_reasked: Mapped[int] = mapped_column(_BIGINT, nullable=False, default=0)
+    schema_invalid: Mapped[int] = mapped_column(_BIGINT, nullable=False, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

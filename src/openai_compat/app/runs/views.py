@@ -59,6 +59,19 @@ def upload_view(row: Any) -> dict[str, Any]:
     }
 
 
+def _structured_counts(row: Any, stored: StoredRun) -> dict[str, Any] | None:
+    """A run with a schema: the mode it asks in (None until a row said) and its rows by how
+    their answer validated (the summary line's ``schema``); None without a schema."""
+    if stored.schema is None:
+        return None
+    return {
+        "mode": row.schema_mode,
+        "valid_first": int(row.schema_valid_first),
+        "valid_after_reasks": int(row.schema_valid_reasked),
+        "invalid": int(row.schema_invalid),
+    }
+
+
 def run_view(row: Any) -> dict[str, Any]:
     """A run as the API shows it: what it runs, its status and its figures."""
     done = int(row.ok) + int(row.failed)
@@ -94,6 +107,7 @@ def run_view(row: Any) -> dict[str, Any]:
         "schema": stored.schema,
         "schema_mode": stored.schema_mode,
         "reasks": stored.reasks,
+        "structured": _structured_counts(row, stored),
         "output_names": list(row.output_names),
         "total": row.total,
         "done": done,

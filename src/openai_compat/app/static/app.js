@@ -397,6 +397,8 @@
       tab.addEventListener("click", () => showTab(tab.dataset.tab));
     }
     $("#delete").hidden = !saved;
+    $("#measure-capabilities").hidden = !saved;
+    $("#measure-capabilities").addEventListener("click", measureCapabilities);
     $("#test-connection").addEventListener("click", testConnection);
     $("#connector-form").addEventListener("submit", save);
     $("#delete").addEventListener("click", remove);
@@ -484,6 +486,58 @@
     } finally {
       button.disabled = false;
       button.textContent = "Test connection";
+    }
+  }
+
+  // What the saved connector's server supports: the `check --capabilities` record.
+  const CAPABILITY_LABELS = [
+    ["json_schema", "response_format json_schema"],
+    ["json_object", "response_format json_object"],
+    ["tools", "Forced tool calls"],
+    ["stream_options.include_usage", "Usage in streams"],
+    ["n>1", "Several choices (n > 1)"],
+    ["logprobs", "Log probabilities"],
+    ["reasoning_field", "Reasoning field streamed"],
+    ["models", "Models"],
+  ];
+
+  function capabilityText(key, value) {
+    if (key === "models" && value === null) return "not listed here: openai-compat check --capabilities lists them";
+    if (value === null || value === undefined) return "none";
+    if (value === true) return "yes";
+    if (value === false) return "no";
+    return Array.isArray(value) ? value.join(", ") : String(value);
+  }
+
+  async function measureCapabilities() {
+    if (!state.current) return;
+    clearErrors();
+    const button = $("#measure-capabilities");
+    const box = $("#capabilities");
+    button.disabled = true;
+    button.textContent = "Measuring…";
+    try {
+      const found = (await api("POST", "/api/v1/connectors/" + state.current.id + "/capabilities")).capabilities;
+      const body = $("#capabilities-table tbody");
+      body.textContent = "";
+      for (const [key, label] of CAPABILITY_LABELS) {
+        const row = document.createElement("tr");
+        row.dataset.capability = key;
+        const name = document.createElement("th");
+        name.textContent = label;
+        const value = document.createElement("td");
+        value.textContent = capabilityText(key, found[key]);
+        row.append(name, value);
+        body.append(row);
+      }
+      box.hidden = false;
+    } catch (err) {
+      if (err.status === 401) return;
+      box.hidden = true;
+      showResult($("#check-result"), false, "✗ Capabilities not measured: " + err.message);
+    } finally {
+      button.disabled = false;
+      button.textContent = "Capabilities";
     }
   }
 

@@ -713,10 +713,16 @@
     ];
     if (run.skipped) figures.splice(3, 0, ["Skipped", fmt(run.skipped)]);
     if (run.cost !== null && run.cost !== undefined) figures.push(["Cost", fmt(run.cost, 4)]);
+    if (run.structured) {
+      const counts = run.structured;
+      figures.push(["Schema mode", counts.mode || "auto"], ["Valid first", fmt(counts.valid_first)],
+        ["Valid after re-asks", fmt(counts.valid_after_reasks)], ["Invalid", fmt(counts.invalid)]);
+    }
     const dl = $("#run-figures", s.root);
     dl.textContent = "";
     for (const [k, v] of figures) {
-      dl.append(el("div", { className: "figure" + (k === "Failed" && run.failed ? " bad" : "") },
+      const bad = (k === "Failed" && run.failed) || (k === "Invalid" && run.structured.invalid);
+      dl.append(el("div", { className: "figure" + (bad ? " bad" : "") },
         el("dt", { text: k }), el("dd", { text: v })));
     }
     if (run.error) showError($("#run-error", s.root), "✗ " + (typeof run.error === "string" ? run.error : (run.error.message || JSON.stringify(run.error))));
