@@ -57,13 +57,15 @@ def _rows_a_second(server: Running, seconds: float, warmup: float, **options: An
 
 
 def test_auto_concurrency_is_within_10_percent_of_the_best_fixed_one(llama4: Running) -> None:
-    # Interleaved rounds, medians: a change in the machine's load hits every contender alike.
+    # Interleaved rounds, each judged against its own sweep, and the median of those: a
+    # change in the machine's load between rounds hits auto and the sweep it is judged by
+    # alike.
     fixed: dict[int, list[float]] = {n: [] for n in SWEEP}
     auto: list[float] = []
+    ratios: list[float] = []
     for _ in range(ROUNDS):
         for n in SWEEP:
             fixed[n].append(_rows_a_second(llama4, 6, 2, concurrency=n))
         auto.append(_rows_a_second(llama4, 6, 8, concurrency="auto", max_concurrency=64))
-    best = max(statistics.median(figures) for figures in fixed.values())
-    found = statistics.median(auto)
-    assert found >= 0.9 * best, f"auto {auto} rows/s; fixed: {fixed}"
+        ratios.append(auto[-1] / max(figures[-1] for figures in fixed.values()))
+    assert statistics.median(ratios) >= 0.9, f"auto {auto} rows/s; fixed: {fixed}"
