@@ -57,7 +57,7 @@ def _rows_a_second(server: Running, seconds: float, warmup: float, **options: An
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # load swings it: a loaded run once passed; a pass is reported as XPASS
     reason="not met yet: on a quiet machine auto reaches about 0.62 of the best fixed "
     "concurrency (about 50 rows/s against 75-80 at 8-16 in flight); the limiter settles low "
     "against llama-server's 4 slots",
