@@ -22,7 +22,7 @@ from typing import Any
 
 from ._transports import ClientFactory
 from .config import SourceConfig
-from .endpoint import Endpoint
+from .endpoint import Completion, Endpoint
 from .errors import EndpointError, OpenAICompatError
 from .retries import RetryPolicy
 from .structured import Validator, extract_json
@@ -57,18 +57,26 @@ def _message(response: dict[str, Any]) -> dict[str, Any]:
     return message if isinstance(message, dict) else {}
 
 
+async def _unless_refused(endpoint: Endpoint, payload: dict[str, Any]) -> Completion | None:
+    """The answer to ``payload``; None when the server refuses it (a 4xx: the feature
+    probed is not accepted). Other failures are raised."""
+    try:
+        return await endpoint.complete(payload)
+    except EndpointError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:
+            return None
+        raise
+
+
 async def _json_schema(endpoint: Endpoint, config: SourceConfig) -> str:
     payload = _base(config, "Reply with the single word hello and nothing else.", 64)
     payload["response_format"] = {
         "type": "json_schema",
         "json_schema": {"name": "probe", "schema": _PROBE_SCHEMA, "strict": True},
     }
-    try:
-        answer = await endpoint.complete(payload)
-    except EndpointError as exc:
-        if exc.status is not None and 400 <= exc.status < 500:
-            return "refused"
-        raise
+    answer = await _unless_refused(endpoint, payload)
+    if answer is None:
+        return "refused"
     content = _message(answer.response).get("content")
     value = extract_json(content) if isinstance(content, str) else None
     valid = value is not None and Validator(_PROBE_SCHEMA).is_valid(value)
@@ -78,12 +86,9 @@ async def _json_schema(endpoint: Endpoint, config: SourceConfig) -> str:
 async def _json_object(endpoint: Endpoint, config: SourceConfig) -> str:
     payload = _base(config, 'Reply in JSON with one key, "answer", holding the number 1.')
     payload["response_format"] = {"type": "json_object"}
-    try:
-        answer = await endpoint.complete(payload)
-    except EndpointError as exc:
-        if exc.status is not None and 400 <= exc.status < 500:
-            return "refused"
-        raise
+    answer = await _unless_refused(endpoint, payload)
+    if answer is None:
+        return "refused"
     content = _message(answer.response).get("content")
     # A server that honours json_object answers bare JSON, not JSON inside prose.
     try:
@@ -99,12 +104,9 @@ async def _tools(endpoint: Endpoint, config: SourceConfig) -> str:
         {"type": "function", "function": {"name": "record", "parameters": _PROBE_SCHEMA}}
     ]
     payload["tool_choice"] = {"type": "function", "function": {"name": "record"}}
-    try:
-        answer = await endpoint.complete(payload)
-    except EndpointError as exc:
-        if exc.status is not None and 400 <= exc.status < 500:
-            return "refused"
-        raise
+    answer = await _unless_refused(endpoint, payload)
+    if answer is None:
+        return "refused"
     return "accepted" if _message(answer.response).get("tool_calls") else "ignored"
 
 
