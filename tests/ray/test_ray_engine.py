@@ -445,11 +445,13 @@ def test_runs_of_one_driver_share_their_coordinator() -> None:
         assert kept_coordinator(None, url) is first
         assert kept_coordinator(Rate.parse("5/second"), url) is not first
         assert kept_coordinator(None, url + "?other") is not first
+        # An earlier test's server may have had this port, so its runs count here too.
+        before = ray.get(first.state.remote())["ok"]
         for _ in range(2):
             out = map_endpoint(ray.data.from_items(rows(8)), conf(srv.url), rate=None)
             assert out.count() == 8
         state = ray.get(first.state.remote())
-        assert state["ok"] == 16  # both runs counted there
+        assert state["ok"] - before == 16  # both runs counted there
         assert len(state["pids"]) >= 2  # their actors: new ones for each run
 
 
