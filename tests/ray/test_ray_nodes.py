@@ -8,20 +8,25 @@ a failed test, never a stuck suite.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ray.cluster_utils import Cluster
 
 import ray
+from openai_compat.cli import main
+from openai_compat.errors import ConfigurationError
 from openai_compat.ray import map_endpoint
 from openai_compat.testing import MockServer
+from openai_compat.testing._app import MockApp
 from tests._servers import serve_asgi
 from tests.conftest import make_config
 from tests.ray.test_ray_engine import _LOOPBACK, Stamped, _children, _listening
@@ -33,7 +38,8 @@ _BOUND_S = 300.0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A head and one worker node of 1 CPU each; the driver connects to the head."""
+    """A head and one worker node of 1 CPU and one ``sender`` each; the driver connects to
+    the head."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only
     temp = tmp_path_factory.mktemp("ray")  # its own session files, not the shared /tmp/ray
     nodes = Cluster(
@@ -43,14 +49,65 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "include_dashboard": False,
             "node_ip_address": "127.0.0.1",
             "temp_dir": str(temp),
+            "resources": {"sender": 1},
         },
     )
-    nodes.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    nodes.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"sender": 1})
     ray.init(address=nodes.address, log_to_driver=False, logging_level="WARNING")
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield nodes
     ray.shutdown()
     nodes.shutdown()
+
+
+class Senders:
+    """The scripted server's app, noting the raylet under which each request's sender runs.
+
+    The client's socket is found in ``/proc`` while its request is in flight, then the
+    process holding it, then that process's ancestor named ``raylet``: one per node.
+    """
+
+    def __init__(self) -> None:
+        self.app = MockApp()
+        self.raylets: list[int | None] = []
+        self._known: dict[int, int | None] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            port = scope["client"][1]
+            if port not in self._known:
+                self._known[port] = _raylet_of(_pid_of_port(port))
+            self.raylets.append(self._known[port])
+        await self.app(scope, receive, send)
+
+
+def _pid_of_port(port: int) -> int | None:
+    """The process of this machine whose TCP socket has ``port`` as its local port."""
+    wanted = f"{port:04X}"
+    inodes = {
+        fields[9]
+        for table in ("/proc/net/tcp", "/proc/net/tcp6")
+        for fields in (line.split() for line in Path(table).read_text().splitlines()[1:])
+        if fields[1].rsplit(":", 1)[1] == wanted and fields[3] == "01"  # 01: ESTABLISHED
+    }
+    for pid in _children(os.getpid()):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
+def _raylet_of(pid: int | None) -> int | None:
+    while pid is not None and pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.split("(", 1)[1].rsplit(")", 1)[0] == "raylet":
+            return pid
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return None
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
@@ -154,3 +211,66 @@ def test_the_rate_holds_for_the_job_across_nodes(cluster: Cluster) -> None:
     assert stamps[-1] - stamps[0] >= (90 - 15) / 15 * 0.9
     busiest = max(sum(start <= s < start + 2.0 for s in stamps) for start in stamps)
     assert busiest <= 2 * 15 + 15 + 3
+
+
+def test_actors_asking_for_a_resource_each_node_has_once_send_from_both_nodes(
+    cluster: Cluster,
+) -> None:
+    # Ray Data spreads actors over the nodes only as a preference; a custom resource each
+    # node offers once is what puts one actor on each, so both nodes send work.
+    app = Senders()
+    with serve_asgi(app) as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        ds = map_endpoint(
+            ray.data.from_items(_rows(80)),
+            make_config(url, request_format=TEMPLATE),
+            key="id",
+            actors=2,
+            batch_size=10,
+            rate=None,
+            resources={"sender": 1},
+        )
+        thread, out = _collect(ds)
+        found = _finished(thread, out)
+    assert sorted(r["id"] for r in found) == list(range(80))
+    assert len(app.raylets) == 80
+    assert None not in app.raylets  # every request's sender found under a raylet
+    assert len(set(app.raylets)) == 2  # two nodes sent
+    assert min(app.raylets.count(r) for r in set(app.raylets)) >= 10  # each its share
+
+
+def test_a_wrong_resource_is_refused_before_anything_runs() -> None:
+    for wrong, said in (({"CPU": 1}, "use num_cpus"), ({"sender": 0}, "above 0")):
+        with pytest.raises(ConfigurationError, match=said):
+            map_endpoint(
+                ray.data.from_items(_rows(1)),
+                make_config("http://127.0.0.1:9/v1/chat/completions", request_format=TEMPLATE),
+                resources=wrong,
+                columns=["id", "text"],
+            )
+
+
+def test_the_command_line_asks_for_resources_and_refuses_a_wrong_one(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in.jsonl").write_text(
+        "".join(f'{{"id": {i}, "text": "t{i}"}}\n' for i in range(20))
+    )
+    with MockServer() as srv:
+        (tmp_path / "conn.json").write_text(
+            json.dumps(make_config(srv.url, request_format=TEMPLATE))
+        )
+        common = ["batch", "--engine", "ray", "--config", str(tmp_path / "conn.json")]
+        common += ["--input", str(tmp_path / "in.jsonl"), "--key", "id", "--quiet"]
+        common += ["--output", str(tmp_path / "out"), "--output-format", "jsonl"]
+        with pytest.raises(SystemExit) as exited:
+            main([*common, "--ray-resources", "sender=none"])
+        assert exited.value.code == 2
+        assert "'sender=none' is not NAME=X with X a number above 0" in capsys.readouterr().err
+        assert srv.requests == []
+        assert main([*common, "--ray-resources", "sender=1"]) == 0
+        assert len(srv.requests) == 20
+    lines = [
+        json.loads(x) for p in (tmp_path / "out").glob("part-*") for x in p.read_text().splitlines()
+    ]
+    assert sorted(int(line["key"]) for line in lines) == list(range(20))

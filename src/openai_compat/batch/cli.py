@@ -11,6 +11,7 @@ continues); 5 a database failed part way (the results committed before are kept:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -352,6 +353,30 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
     ray.add_argument(
         "--batch-size", type=int, default=256, metavar="N", help="rows per batch (default 256)"
     )
+    ray.add_argument(
+        "--ray-resources",
+        type=_resources,
+        metavar="NAME=X[,NAME=X]",
+        help="custom Ray resources each actor needs, so actors run only on the nodes that "
+        "offer them (sender=1 on nodes of one sender each: one actor per node)",
+    )
+
+
+def _resources(text: str) -> dict[str, float]:
+    """``--ray-resources``'s ``NAME=X[,NAME=X]`` as a mapping."""
+    found: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, amount = item.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = math.nan
+        if not sep or not name.strip() or not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(
+                f"{item.strip()!r} is not NAME=X with X a number above 0 (e.g. sender=1)"
+            )
+        found[name.strip()] = value
+    return found
 
 
 def _add_spark_arguments(p: argparse.ArgumentParser) -> None:

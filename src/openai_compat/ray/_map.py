@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ray.data
@@ -26,6 +27,35 @@ DEFAULT_BATCH_SIZE = 256
 # 1-CPU node less than the whole CPU each of Ray Data's read and repartition tasks needs, and
 # the job would wait forever with nothing sent.
 DEFAULT_NUM_CPUS = 0.0
+
+
+def check_resources(resources: Mapping[str, float] | None) -> dict[str, float]:
+    """``resources`` as Ray takes them, or a `ConfigurationError` saying what is wrong.
+
+    >>> check_resources({"sender": 1})
+    {'sender': 1.0}
+    """
+    found: dict[str, float] = {}
+    for name, amount in (resources or {}).items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(
+                f"a resource name must be a non-empty string, got {name!r}", field="resources"
+            )
+        if name in ("CPU", "GPU", "memory"):
+            raise ConfigurationError(
+                f"{name} is not a custom resource: use num_cpus (--num-cpus) for CPUs",
+                field="resources",
+            )
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise ConfigurationError(
+                f"{name}: the amount must be a number, got {amount!r}", field="resources"
+            )
+        if not math.isfinite(amount) or amount <= 0:
+            raise ConfigurationError(
+                f"{name}: the amount must be above 0, got {amount!r}", field="resources"
+            )
+        found[name] = float(amount)
+    return found
 
 
 def _one_batch_per_block(ds: ray.data.Dataset, batch_size: int) -> ray.data.Dataset:
@@ -65,6 +95,7 @@ def map_endpoint(
     schema_mode: str | None = None,
     reasks: int | None = None,
     rows_per_request: int | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> ray.data.Dataset:
     """``ds`` with every row sent through the endpoint: the flat result rows, lazily.
 
@@ -82,7 +113,10 @@ def map_endpoint(
     also heeds the server's ``x-ratelimit-*`` headers); a ``Retry-After`` pauses every actor
     through the coordinator. ``concurrency="auto"`` adapts each actor's rows in flight, up
     to ``max_concurrency`` (default 256). ``rows_per_request`` packs an embeddings URL's rows
-    into requests (default 64, within each batch).
+    into requests (default 64, within each batch). ``resources``: custom Ray resources each
+    actor needs, so the actors run only on the nodes that offer them (a worker group's
+    label on KubeRay, say), ``{"sender": 1}`` on nodes of one ``sender`` each puts one actor
+    on each.
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -105,6 +139,7 @@ def map_endpoint(
     )
     if actors < 1:
         raise ConfigurationError(f"must be 1 or more, got {actors}", field="actors")
+    resources = check_resources(resources)
     if columns is None:
         found = ds.schema()
         columns = list(found.names) if found is not None else []
@@ -141,4 +176,5 @@ def map_endpoint(
         # Placed by Ray Data's scheduling strategy (SPREAD unless the job's DataContext says
         # otherwise): over the nodes, so a lost node takes only its share of the rows in flight.
         num_cpus=num_cpus,
+        resources=resources or None,
     )

@@ -152,6 +152,7 @@ def run_on_ray(
             include_response=args.include_response,
             batch_size=args.batch_size,
             num_cpus=args.num_cpus,
+            resources=getattr(args, "ray_resources", None),
             retry=retry,
             lines=fmt == "jsonl",
             columns=_columns(paths, kind),
