@@ -26,7 +26,7 @@ from openai_compat.cli import main
 from openai_compat.errors import ConfigurationError
 from openai_compat.ray import map_endpoint
 from openai_compat.testing import MockServer
-from openai_compat.testing._app import MockApp
+from tests._senders import Senders, name_of
 from tests._servers import serve_asgi
 from tests.conftest import make_config
 from tests.ray.test_ray_engine import _LOOPBACK, Stamped, _children, _listening
@@ -58,56 +58,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     yield nodes
     ray.shutdown()
     nodes.shutdown()
-
-
-class Senders:
-    """The scripted server's app, noting the raylet under which each request's sender runs.
-
-    The client's socket is found in ``/proc`` while its request is in flight, then the
-    process holding it, then that process's ancestor named ``raylet``: one per node.
-    """
-
-    def __init__(self) -> None:
-        self.app = MockApp()
-        self.raylets: list[int | None] = []
-        self._known: dict[int, int | None] = {}
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            port = scope["client"][1]
-            if port not in self._known:
-                self._known[port] = _raylet_of(_pid_of_port(port))
-            self.raylets.append(self._known[port])
-        await self.app(scope, receive, send)
-
-
-def _pid_of_port(port: int) -> int | None:
-    """The process of this machine whose TCP socket has ``port`` as its local port."""
-    wanted = f"{port:04X}"
-    inodes = {
-        fields[9]
-        for table in ("/proc/net/tcp", "/proc/net/tcp6")
-        for fields in (line.split() for line in Path(table).read_text().splitlines()[1:])
-        if fields[1].rsplit(":", 1)[1] == wanted and fields[3] == "01"  # 01: ESTABLISHED
-    }
-    for pid in _children(os.getpid()):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    return pid
-        except OSError:
-            continue
-    return None
-
-
-def _raylet_of(pid: int | None) -> int | None:
-    while pid is not None and pid > 1:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.split("(", 1)[1].rsplit(")", 1)[0] == "raylet":
-            return pid
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-    return None
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
@@ -218,7 +168,7 @@ def test_actors_asking_for_a_resource_each_node_has_once_send_from_both_nodes(
 ) -> None:
     # Ray Data spreads actors over the nodes only as a preference; a custom resource each
     # node offers once is what puts one actor on each, so both nodes send work.
-    app = Senders()
+    app = Senders(lambda pid: pid if name_of(pid) == "raylet" else None)
     with serve_asgi(app) as port:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         ds = map_endpoint(
@@ -233,10 +183,10 @@ def test_actors_asking_for_a_resource_each_node_has_once_send_from_both_nodes(
         thread, out = _collect(ds)
         found = _finished(thread, out)
     assert sorted(r["id"] for r in found) == list(range(80))
-    assert len(app.raylets) == 80
-    assert None not in app.raylets  # every request's sender found under a raylet
-    assert len(set(app.raylets)) == 2  # two nodes sent
-    assert min(app.raylets.count(r) for r in set(app.raylets)) >= 10  # each its share
+    assert len(app.owners) == 80
+    assert None not in app.owners  # every request's sender found under a raylet
+    assert len(set(app.owners)) == 2  # two nodes sent
+    assert min(app.owners.count(r) for r in set(app.owners)) >= 10  # each its share
 
 
 def test_a_wrong_resource_is_refused_before_anything_runs() -> None:

@@ -2,7 +2,8 @@
 core each, all on 127.0.0.1, started by the test (``spark-class ... Master`` / ``Worker``).
 
 The command line's driver runs in its own process against ``spark://127.0.0.1:PORT``: every
-key once, work done on both workers, a worker killed mid-run survived, no console progress
+key once, work done on both workers (each request traced at the server to the worker its sender
+runs under), a worker killed mid-run survived, no console progress
 bars among the run's own progress lines and no driver web UI, and nothing listening outside
 loopback. Each run is bounded in time: a hang is a failed test, never a stuck suite.
 """
@@ -26,6 +27,8 @@ import pyspark
 import pytest
 
 from openai_compat.testing import MockServer
+from tests._senders import Senders
+from tests._servers import serve_asgi
 from tests.conftest import make_config
 from tests.spark.test_spark_engine import LOOPBACK, _descendants, _listening
 
@@ -188,8 +191,11 @@ def _executors(work: Path) -> int:
 def test_every_key_once_work_on_both_workers_and_a_quiet_loopback_driver(
     standalone: _Standalone, tmp_path: Path
 ) -> None:
-    with MockServer(latency_s=0.02) as srv:
-        driver = _run(standalone, tmp_path, srv.url, 300, "--partitions", "6")
+    workers = {process.pid: name for name, process in standalone.processes.items()}
+    app = Senders(workers.get, latency_s=0.02)
+    with serve_asgi(app) as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        driver = _run(standalone, tmp_path, url, 300, "--partitions", "6")
         ours: set[int] = set()
         deadline = time.monotonic() + _BOUND_S
         while driver.poll() is None and time.monotonic() < deadline:
@@ -201,9 +207,11 @@ def test_every_key_once_work_on_both_workers_and_a_quiet_loopback_driver(
             _stop(driver)
             raise AssertionError(f"the run did not end within {_BOUND_S:.0f} s")
         assert driver.returncode == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
-        assert len(srv.requests) == 300
     assert sorted(_keys(tmp_path / "out")) == list(range(300))
     assert all(_executors(work) >= 1 for work in standalone.work.values())
+    # At the server: each request's sender runs under one of the two workers, and both sent.
+    assert len(app.owners) == 300
+    assert sorted(set(app.owners), key=str) == ["one", "two"]
     stderr = (tmp_path / "stderr.txt").read_text()
     assert "[Stage" not in stderr  # Spark's console progress bars
     assert "batch: " in stderr  # the run's own progress lines
