@@ -2,10 +2,10 @@
 core each, all on 127.0.0.1, started by the test (``spark-class ... Master`` / ``Worker``).
 
 The command line's driver runs in its own process against ``spark://127.0.0.1:PORT``: every
-key once, work done on both workers (each request traced at the server to the worker its sender
-runs under), a worker killed mid-run survived, no console progress
-bars among the run's own progress lines and no driver web UI, and nothing listening outside
-loopback. Each run is bounded in time: a hang is a failed test, never a stuck suite.
+key once, work done on both workers (each request traced at the server to the worker its
+sender runs under), a worker killed mid-run survived, no console progress bars among the
+run's own progress lines and no driver web UI, and nothing listening outside loopback. Each
+run is bounded in time: a hang is a failed test, never a stuck suite.
 """
 
 from __future__ import annotations
