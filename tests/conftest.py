@@ -21,6 +21,7 @@ from hypothesis import settings
 
 from openai_compat import RetryPolicy
 from openai_compat.testing import MockServer
+from tests import _netns
 
 # Schemathesis's hooks for the API fuzz's own process (`st run` loads them from the
 # environment it is given): never imported by the suite, whose doctest collection would.
@@ -47,6 +48,15 @@ settings.load_profile("suite")
 CANARY = "sk-canary-7f3a9c1e-DO-NOT-LEAK"
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
 NO_RETRY = RetryPolicy(max_retries=0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A ``loopback_only`` test runs again in a namespace with only loopback (`_netns`)."""
+    if pyfuncitem.get_closest_marker("loopback_only") is None or _netns.inside():
+        return None
+    _netns.run_in_namespace(pyfuncitem)
+    return True
 
 
 @pytest.fixture(scope="module")

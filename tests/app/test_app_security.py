@@ -178,28 +178,37 @@ def test_the_canary_is_never_returned_nor_stored_in_clear(
         )
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://169.254.169.254/v1/chat/completions",
-        "http://[fd00:ec2::254]/v1/chat/completions",
-        "http://[::ffff:169.254.169.254]/v1/chat/completions",
-        # A host name that the resolver turns into the metadata address.
-        "http://2852039166/v1/chat/completions",
-        "http://169.254.1.1:8080/v1/chat/completions",
-    ],
-)
-def test_link_local_and_metadata_endpoints_are_refused(client: httpx.Client, url: str) -> None:
-    for path, body in [
-        ("/api/v1/connectors", {"name": "m", "configuration": make_config(url)}),
-        ("/api/v1/connector_definitions/check_connection", {"configuration": make_config(url)}),
-    ]:
-        response = client.post(path, json=body)
-        assert response.status_code == 422, response.text
-        [error] = response.json()["error"]["errors"]
-        assert error["field"] == "configuration.url"
-        assert "link-local or cloud metadata" in error["message"]
-        assert "--allow-link-local" in error["message"]
+_METADATA_URLS = [
+    "http://169.254.169.254/v1/chat/completions",
+    "http://[fd00:ec2::254]/v1/chat/completions",
+    "http://[::ffff:169.254.169.254]/v1/chat/completions",
+    # A host name that the resolver turns into the metadata address.
+    "http://2852039166/v1/chat/completions",
+    "http://169.254.1.1:8080/v1/chat/completions",
+]
+
+
+@pytest.mark.loopback_only
+def test_link_local_and_metadata_endpoints_are_refused(tmp_path: Path) -> None:
+    app = AppProcess(tmp_path / "data")
+    try:
+        with app.client() as client:
+            for url in _METADATA_URLS:
+                for path, body in [
+                    ("/api/v1/connectors", {"name": "m", "configuration": make_config(url)}),
+                    (
+                        "/api/v1/connector_definitions/check_connection",
+                        {"configuration": make_config(url)},
+                    ),
+                ]:
+                    response = client.post(path, json=body)
+                    assert response.status_code == 422, response.text
+                    [error] = response.json()["error"]["errors"]
+                    assert error["field"] == "configuration.url"
+                    assert "link-local or cloud metadata" in error["message"]
+                    assert "--allow-link-local" in error["message"]
+    finally:
+        app.stop()
 
 
 def test_loopback_is_allowed_by_default(client: httpx.Client, server: MockServer) -> None:
@@ -209,6 +218,7 @@ def test_loopback_is_allowed_by_default(client: httpx.Client, server: MockServer
     assert response.status_code == 201
 
 
+@pytest.mark.loopback_only
 def test_private_addresses_are_refused_when_the_option_is_on(
     tmp_path: Path, server: MockServer
 ) -> None:
@@ -308,6 +318,7 @@ def test_generated_credentials_are_owner_only_printed_once_and_needed(
         second.stop()
 
 
+@pytest.mark.loopback_only
 async def test_connections_go_only_to_checked_addresses(server: MockServer) -> None:
     """DNS rebinding: the connection itself is made to an address that passed the policy."""
     from openai_compat._transports import hooked_client_factory
@@ -329,6 +340,7 @@ async def test_connections_go_only_to_checked_addresses(server: MockServer) -> N
             await client.get("http://169.254.169.254/latest/meta-data/")
 
 
+@pytest.mark.loopback_only
 async def test_tls_and_proxy_configurations_are_guarded_too(server: MockServer) -> None:
     """A configuration with its own client (proxy, TLS options) still goes through the guard."""
     from openai_compat import Endpoint, OpenAICompatError
@@ -408,3 +420,45 @@ def test_an_empty_stream_is_a_failure_in_both_app_answers(
     )
     streamed = client.post(path, json=body, headers={"Accept": "text/event-stream"})
     assert streamed.status_code == 502 and "empty stream" in streamed.json()["error"]["message"]
+
+
+@pytest.mark.loopback_only
+def test_a_runs_proxy_is_judged_by_the_address_policy_too(
+    tmp_path: Path, server: MockServer
+) -> None:
+    """A run of a connector with a proxy sends through a client of its own: the guard makes
+    it, so a link-local proxy is never connected to and each row fails saying why."""
+    import json
+    import time
+
+    config = make_config(
+        server.url,
+        request_format='{"model": "m", "messages": [{"role": "user", "content": "{{t}}"}]}',
+        advanced={"proxy": "http://169.254.169.254:3128", "max_retries": 0},
+    )
+    rows = "".join(json.dumps({"id": i, "t": f"row {i}"}) + "\n" for i in range(3))
+    app = AppProcess(tmp_path / "data")
+    try:
+        with app.client() as client:
+            made = client.post("/api/v1/connectors", json={"name": "p", "configuration": config})
+            assert made.status_code == 201, made.text
+            upload = client.post("/api/v1/uploads", files={"file": ("r.jsonl", rows)})
+            body = {"input": {"upload_id": upload.json()["id"]}, "key": "id", "rate": None}
+            run = client.post(f"/api/v1/connectors/{made.json()['id']}/runs", json=body)
+            assert run.status_code == 201, run.text
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                view = client.get(f"/api/v1/runs/{run.json()['id']}").json()
+                if view["status"] not in ("queued", "running"):
+                    break
+                time.sleep(0.1)
+            failed = client.get(
+                f"/api/v1/runs/{run.json()['id']}/results", params={"failed": "true"}
+            ).json()["data"]
+    finally:
+        app.stop()
+    assert sorted(r["key"] for r in failed) == [0, 1, 2]  # failed, none dropped
+    for row in failed:
+        assert "169.254.169.254" in row["error"]["message"], row["error"]
+        assert "link-local" in row["error"]["message"], row["error"]
+    assert server.requests == []

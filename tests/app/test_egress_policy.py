@@ -207,6 +207,7 @@ def recording_sockets() -> Iterator[_SocketLog]:
         _LOG.active = False
 
 
+@pytest.mark.loopback_only
 async def test_the_guarded_client_refuses_before_opening_any_socket(server: MockServer) -> None:
     refused = {f"target{n}.test": a for n, a in enumerate(METADATA_SPELLINGS) if "%" not in a}
     strict_refused = {f"strict{n}.test": a for n, a in enumerate(NON_PUBLIC) if a != "127.0.0.1"}
@@ -270,6 +271,7 @@ async def _complete(transport: AsyncTransport, host: str, port: int) -> Any:
         return await ep.complete({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
 
 
+@pytest.mark.loopback_only
 async def test_the_guarded_aiohttp_transport_refuses_before_opening_any_socket(
     server: MockServer,
 ) -> None:

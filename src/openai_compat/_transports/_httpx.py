@@ -118,15 +118,16 @@ def default_limits() -> httpx.Limits:
 
 
 class ClientFactory(Protocol):
-    """Makes the ``httpx.AsyncClient`` of a configuration whose TLS or proxy options need one.
+    """Makes the client of a configuration whose TLS or proxy options need its own: an
+    ``httpx.AsyncClient`` or any `AsyncTransport` (closed by the one who asked for it).
 
     A server that must vet every connection (the application's address guard) passes one,
-    so that such configurations are guarded too.
+    so that such configurations are guarded too; a batch run wraps it in its governor.
     """
 
     def __call__(
         self, *, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits
-    ) -> httpx.AsyncClient: ...
+    ) -> Sendable: ...
 
 
 def default_client_factory(

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
-from .._transports import Sendable
+from .._transports import ClientFactory, Sendable
 from ..mapping import PayloadBuilder
 from ..retries import RetryPolicy
 from .governor import Governor
@@ -75,6 +75,9 @@ class RowOptions(TypedDict, total=False):
     retry: RetryPolicy | None
     # The HTTP client to send with; default: one the run makes (and closes) for itself.
     client: Sendable | None
+    # What makes the HTTP client of a configuration with TLS or proxy options (which cannot
+    # share ``client``); default a plain httpx client. The application passes its guarded one.
+    client_factory: ClientFactory | None
     # The run's scheduler (rate limit, 429 pause); default: one made from ``rate``. Runs that
     # share one (the batches of a Ray actor, with the job's rate limit) share its limit.
     scheduler: Scheduler | None

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Unpack
 from urllib.parse import urlsplit
 
-from .._transports import Sendable, as_transport
+from .._transports import Sendable, as_transport, default_client_factory
 from ..apis import EMBEDDINGS, Usage
 from ..config import SourceConfig
 from ..endpoint import Completion, Endpoint
@@ -39,7 +39,7 @@ from ..observability import RunSpan, run_span
 from ._options import BatchOptions, check_keywords
 from ._row_accounting import RowAccounting
 from ._sql_reader import DatabaseRows
-from .governor import GovernedTransport, Governor, Ticket
+from .governor import GovernedTransport, Governor, Ticket, governed_factory
 from .openai_batch_format import batch_row_settings, is_batch_input
 from .packing import EmbeddingsPacker
 from .results import BatchResult, BatchSummary
@@ -141,6 +141,7 @@ class BatchRun:
         client = options.get("client")
         self._client: Sendable | None = client
         self._owns_client = client is None
+        self._client_factory = options.get("client_factory")
         self._notice = options.get("on_notice") or (lambda _message: None)
         self.scheduler = options.get("scheduler") or Scheduler(spec.rate, on_pause=self._on_pause)
         self.governor: Governor | None = options.get("governor") or governor_for(
@@ -234,10 +235,17 @@ class BatchRun:
 
             self._client = aiohttp_transport(self.concurrency)
         sender: Sendable = self._client
+        factory = self._client_factory
         if self.governor is not None:  # every attempt through it: the pause, the headers
             sender = GovernedTransport(as_transport(self._client), self.governor)
+            if self.config.advanced.needs_own_client:  # TLS or proxy: a client of its own
+                factory = governed_factory(factory or default_client_factory, self.governor)
         self._endpoint = Endpoint(
-            self.config, client=sender, retry=self.retry, on_retry=self.scheduler.on_retry
+            self.config,
+            client=sender,
+            retry=self.retry,
+            on_retry=self.scheduler.on_retry,
+            client_factory=factory,
         )
         # No rate limit and the plain scheduler: its `ready` returns at once until a 429
         # first pauses the run (`pauses`), so each row does not await it until then.

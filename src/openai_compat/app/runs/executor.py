@@ -40,7 +40,7 @@ from ...batch.run import Notices, drive
 from ...batch.sources import read_in_thread
 from ...errors import OpenAICompatError, redact
 from ..connectors import ConnectorServices
-from ..egress import DatabaseGuard, guarded_pool
+from ..egress import DatabaseGuard, guarded_client_factory, guarded_pool
 from ..http import ApiError
 from ._inputs import RunInputError, open_input
 from .placeholders import alias_row
@@ -331,6 +331,9 @@ class RunExecutor:
                 spec,
                 rows,
                 client=guarded_pool(self.services.policy, spec.concurrency),
+                # A configuration with TLS or proxy options gets a client of its own:
+                # guarded too, the proxy's address judged like the endpoint's.
+                client_factory=guarded_client_factory(self.services.policy),
                 on_notice=lambda message: _log.info("run %d: %s", claimed.id, message),
             )
         except OpenAICompatError as exc:

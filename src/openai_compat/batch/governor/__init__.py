@@ -2,7 +2,8 @@
 headers and ``Retry-After``, and a concurrency that finds itself.
 
 - `Governor`: what a run asks before each request and tells after (`_governor`).
-- `GovernedTransport`: every attempt through the governor (`_transport`).
+- `GovernedTransport`: every attempt through the governor (`_transport`); `governed_factory`
+  the same for the clients a TLS or proxy configuration gets of its own.
 - `AdaptiveLimit`: the gradient concurrency limiter (`_adaptive`).
 - `Bucket`, `ServerView`: the token bucket, the server's account (`_bucket`, `_server_view`).
 - `estimate_tokens`, `RateLimitHeaders`, `parse_duration`: the rules they follow.
@@ -19,11 +20,15 @@ from ._headers import RateLimitHeaders, parse_duration
 from ._server_view import ServerView
 
 if TYPE_CHECKING:
-    from ._transport import GovernedTransport
+    from ._transport import GovernedTransport, governed_factory
 
 # The transport wrapper brings the HTTP transports (httpx) with it: loaded on first use, so
 # that a Ray actor holding a governor starts without them (they load beside its start).
-__getattr__ = lazy_attributes(__name__, {"GovernedTransport": "._transport"}, globals())
+__getattr__ = lazy_attributes(
+    __name__,
+    {"GovernedTransport": "._transport", "governed_factory": "._transport"},
+    globals(),
+)
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
@@ -37,5 +42,6 @@ __all__ = [
     "Ticket",
     "TokenSource",
     "estimate_tokens",
+    "governed_factory",
     "parse_duration",
 ]

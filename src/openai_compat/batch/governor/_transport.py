@@ -8,24 +8,36 @@ attempt, and the headers of every answer, successful or not.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Mapping
+from typing import Any
 
-from ..._transports import AsyncTransport, FailureKind, TransportFailure, TransportResponse
+import httpx
+
+from ..._transports import (
+    AsyncTransport,
+    ClientFactory,
+    FailureKind,
+    TransportFailure,
+    TransportResponse,
+    as_transport,
+)
 from ._governor import Governor
 
-__all__ = ["GovernedTransport"]
+__all__ = ["GovernedTransport", "governed_factory"]
 
 _TIMEOUTS = frozenset({FailureKind.READ_TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.DEADLINE})
 
 
 class GovernedTransport:
-    """An `AsyncTransport` sending through ``inner`` under ``governor``; closes nothing of
-    ``inner`` (its owner does)."""
+    """An `AsyncTransport` sending through ``inner`` under ``governor``; closes ``inner``
+    only when it ``owns`` it (a run's shared pool is closed by the run)."""
 
-    def __init__(self, inner: AsyncTransport, governor: Governor) -> None:
+    def __init__(self, inner: AsyncTransport, governor: Governor, *, owns: bool = False) -> None:
         self._inner = inner
         self._governor = governor
+        self._owns = owns
 
     async def send(
         self, url: str, content: bytes, headers: Mapping[str, str], timeout: float
@@ -46,4 +58,18 @@ class GovernedTransport:
         return response
 
     async def aclose(self) -> None:
-        """Nothing to close: the inner transport is its owner's."""
+        """Close the inner transport if this one owns it."""
+        if self._owns:
+            await self._inner.aclose()
+
+
+def governed_factory(factory: ClientFactory, governor: Governor) -> ClientFactory:
+    """``factory``'s clients, each sending under ``governor`` (and closed with it): how a
+    configuration with TLS or proxy options, which gets a client of its own, stays governed.
+    """
+
+    def make(*, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits) -> Any:
+        inner = as_transport(factory(verify=verify, proxy=proxy, limits=limits))
+        return GovernedTransport(inner, governor, owns=True)
+
+    return make
