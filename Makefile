@@ -52,7 +52,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system-packages
 	$(VENV)/bin/pytest -q
 
-# The compatibility tier: real LiteLLM proxy, llama.cpp llama-server and llmock on 127.0.0.1.
+# The compatibility tier: real LiteLLM proxy, llama.cpp llama-server, llmock and Hugging Face
+# transformers serve on 127.0.0.1.
 # llama-server is built once (minutes) and cached in ~/.cache/openai-compat/llama-server-<ver>/.
 # The table of docs/compat.md is rewritten from the outcomes, even when a test fails.
 COMPAT_STAMP := $(VENV)/.compat-installed
@@ -65,9 +66,19 @@ $(COMPAT_STAMP): pyproject.toml $(STAMP)
 system-packages-compat:
 	bash tools/install_system_packages.sh compat
 
-test-compat: system-packages-compat $(COMPAT_STAMP)
+# `transformers serve` in an environment of its own (pyproject.toml's `tfserve` extra says why).
+TFS_VENV := .venv-tfserve
+TFS_STAMP := $(TFS_VENV)/.installed
+
+$(TFS_STAMP): pyproject.toml
+	python3 -m venv $(TFS_VENV)
+	python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["tfserve"], sep="\n")' \
+	  | xargs $(TFS_VENV)/bin/pip install --quiet
+	touch $(TFS_STAMP)
+
+test-compat: system-packages-compat $(COMPAT_STAMP) $(TFS_STAMP)
 	$(PY) tools/build_llama_server.py
-	$(VENV)/bin/pytest -q -m compat tests/compat; status=$$?; \
+	TRANSFORMERS_SERVE_VENV=$(abspath $(TFS_VENV)) $(VENV)/bin/pytest -q -m compat tests/compat; status=$$?; \
 	  $(PY) tools/compat_table.py build/compat-results.json docs/compat.md && exit $$status
 
 # The documentation site (mkdocs-material) into site/; the application serves it at /guide/.
@@ -103,4 +114,4 @@ bench-batch: $(STAMP)
 	$(PY) bench/batch.py
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) build site *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LINT_VENV) $(TFS_VENV) build site *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -38,6 +38,8 @@ class Running:
     base_url: str
     key: str
     log: Path
+    # The model to ask for, for a server that serves one model under a name it chose.
+    model: str = ""
 
     @property
     def url(self) -> str:
@@ -206,3 +208,64 @@ def start_llmock(tmp: Path) -> Iterator[Running]:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(proc, f"{base}/_llmock/scenario", log, 60, "llmock")
         yield Running("llmock", importlib.metadata.version("llmock"), base, "", log)
+
+
+# -- Hugging Face transformers serve ---------------------------------------------------------
+
+
+def tfserve_venv() -> Path:
+    """The environment of ``transformers serve``: the ``tfserve`` extra, apart from this one
+    (transformers 5 needs huggingface-hub 2, LiteLLM one below 2); ``make test-compat``
+    creates it."""
+    return Path(os.environ.get("TRANSFORMERS_SERVE_VENV", REPO_ROOT / ".venv-tfserve"))
+
+
+def _tfserve_python() -> Path:
+    python = tfserve_venv() / "bin" / "python"
+    if not (tfserve_venv() / "bin" / "transformers").is_file():
+        raise RuntimeError(
+            f"transformers serve is not installed in {tfserve_venv()}: run make test-compat "
+            "(it installs the tfserve extra there), or set TRANSFORMERS_SERVE_VENV"
+        )
+    return python
+
+
+def _tfserve_version(python: Path) -> str:
+    """e.g. ``5.25.0 (torch 2.13.0+cpu)``."""
+    code = (
+        "from importlib.metadata import version as v; "
+        "print(v('transformers'), f\"(torch {v('torch')})\")"
+    )
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@contextmanager
+def start_transformers_serve(tmp: Path) -> Iterator[Running]:
+    """``transformers serve`` pinned to a tiny random llama model, built once offline
+    (``tools/make_tiny_hf_llama.py``, cached); ``Running.model`` is the name it answers to.
+    It checks no API key. The hub is never asked (``HF_HUB_OFFLINE``)."""
+    python = _tfserve_python()
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    built = subprocess.run(
+        [str(python), str(REPO_ROOT / "tools" / "make_tiny_hf_llama.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **offline},
+        check=False,
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"tools/make_tiny_hf_llama.py failed:\n{built.stderr[-4000:]}")
+    model = built.stdout.strip().splitlines()[-1]
+    port = free_port()
+    log = tmp / "transformers-serve.log"
+    args = [
+        str(python.parent / "transformers"), "serve", model,
+        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+    ]  # fmt: skip
+    with _process(args, log, offline) as proc:
+        base = f"http://127.0.0.1:{port}"
+        # Importing torch and transformers is most of its start-up: about 45 s here.
+        _wait_ready(proc, f"{base}/health", log, 300, "transformers serve")
+        version = _tfserve_version(python)
+        yield Running("Hugging Face transformers serve", version, base, "", log, model)
