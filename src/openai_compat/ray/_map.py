@@ -6,6 +6,7 @@ import inspect
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import ray.data
 
@@ -14,11 +15,18 @@ from ..batch.spec import RunSpec
 from ..batch.structured_rows import structured_options
 from ..config import SourceConfig
 from ..errors import ConfigurationError
+from ..observability import worker_telemetry
 from ..retries import RetryPolicy
 from ._coordinator import kept_coordinator
 from ._udf import EndpointUDF
 
-__all__ = ["DEFAULT_ACTORS", "DEFAULT_BATCH_SIZE", "DEFAULT_NUM_CPUS", "map_endpoint"]
+__all__ = [
+    "DEFAULT_ACTORS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_NUM_CPUS",
+    "map_endpoint",
+    "run_attributes",
+]
 
 DEFAULT_ACTORS = 2
 DEFAULT_BATCH_SIZE = 256
@@ -39,6 +47,15 @@ def _one_batch_per_block(ds: ray.data.Dataset, batch_size: int) -> ray.data.Data
     if "strict" in inspect.signature(ds.repartition).parameters:
         return ds.repartition(target_num_rows_per_block=batch_size, strict=True)
     return ds.repartition(target_num_rows_per_block=batch_size)  # Ray before ``strict``
+
+
+def run_attributes(config: SourceConfig, concurrency: int) -> dict[str, Any]:
+    """The attributes of a Ray job's run span."""
+    return {
+        "openai_compat.batch.engine": "ray",
+        "openai_compat.batch.concurrency": concurrency,
+        "server.address": urlsplit(config.url).hostname or "",
+    }
 
 
 def map_endpoint(
@@ -82,7 +99,9 @@ def map_endpoint(
     also heeds the server's ``x-ratelimit-*`` headers); a ``Retry-After`` pauses every actor
     through the coordinator. ``concurrency="auto"`` adapts each actor's rows in flight, up
     to ``max_concurrency`` (default 256). ``rows_per_request`` packs an embeddings URL's rows
-    into requests (default 64, within each batch).
+    into requests (default 64, within each batch). With ``OTEL_*`` variables set here, the
+    actors export their row and request spans with the same settings, beneath the current
+    span (else a run span made here): see `worker_telemetry`.
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -132,6 +151,8 @@ def map_endpoint(
             "token_rate": spec.token_rate,
             "max_concurrency": spec.max_concurrency if spec.concurrency_auto else None,
             "rows_per_request": spec.rows_per_request,
+            # The driver's OTEL_* settings and run span, for the actors (None: no telemetry).
+            "telemetry": worker_telemetry(run_attributes(parsed, spec.concurrency)),
         },
         batch_format="pyarrow",
         batch_size=batch_size,
