@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,36 @@ def test_a_workers_rows_hang_beneath_the_drivers_span(server: MockServer, tmp_pa
     for request in server.requests:
         assert request.headers["traceparent"].split("-")[1] == trace_id
     no_canary(got)
+
+
+# A worker whose collector does not answer: its flush gives up waiting, the rows go on.
+DEAD_COLLECTOR = """
+import sys, time
+from opentelemetry import trace
+from openai_compat.observability import WorkerTelemetry
+telemetry = WorkerTelemetry({"OTEL_EXPORTER_OTLP_ENDPOINT": sys.argv[1],
+                             "OTEL_EXPORTER_OTLP_TIMEOUT": "3"}, None)
+assert telemetry.start()
+trace.get_tracer("t").start_span("s").end()
+started = time.monotonic()
+done = telemetry.flush(wait_s=0.5)
+print(done, round(time.monotonic() - started, 1))
+"""
+
+
+def test_a_collector_that_does_not_answer_holds_a_worker_up_for_the_wait_only() -> None:
+    with socket.socket() as listening:  # accepts connections, never answers
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(16)
+        endpoint = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        done = subprocess.run(
+            [sys.executable, "-c", DEAD_COLLECTOR, endpoint],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=without_otel(),
+        )
+    assert done.returncode == 0, done.stderr
+    flushed, waited = done.stdout.split()
+    assert flushed == "False" and float(waited) < 1.5

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +31,11 @@ __all__ = ["WorkerTelemetry", "parent_context", "worker_telemetry"]
 _log = logging.getLogger("openai_compat.observability")
 _W3C = TraceContextTextMapPropagator()
 _TRACEPARENT = "traceparent"
-#: How long a worker waits for its buffered spans and metrics to be exported.
-FLUSH_TIMEOUT_S = 10.0
+#: How long a worker waits for its buffered spans and metrics to be exported: a collector
+#: that does not answer must not hold the rows up (the export goes on in the background).
+FLUSH_WAIT_S = 5.0
+_flush_lock = threading.Lock()
+_flushing: threading.Thread | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,19 @@ class WorkerTelemetry:
         return configure_from_env()
 
     @staticmethod
-    def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
-        """Export what this process buffered (its spans, its metrics) now."""
-        flush(timeout_s)
+    def flush(wait_s: float = FLUSH_WAIT_S) -> bool:
+        """Export what this process buffered (its spans, its metrics) now, waiting at most
+        ``wait_s`` seconds; True when it is done. One export runs at a time."""
+        global _flushing
+        with _flush_lock:
+            if _flushing is None or not _flushing.is_alive():
+                _flushing = threading.Thread(
+                    target=flush, name="openai-compat-otel-flush", daemon=True
+                )
+                _flushing.start()
+            running = _flushing
+        running.join(wait_s)
+        return not running.is_alive()
 
 
 def worker_telemetry(attributes: Mapping[str, Any] | None = None) -> WorkerTelemetry | None:

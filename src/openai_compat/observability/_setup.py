@@ -83,12 +83,13 @@ def configure_from_env() -> bool:
     return True
 
 
-def flush(timeout_s: float = 10.0) -> None:
+def flush() -> None:
     """Export what is buffered now, keeping the exporters (a cluster worker calls it when its
-    batch or partition ends: its process may be killed without running exit handlers)."""
+    batch or partition ends: its process may be killed without running exit handlers). It
+    returns when the exporters have answered (or given up: ``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
     for provider in list(_configured):
         try:
-            provider.force_flush(int(timeout_s * 1000))  # type: ignore[attr-defined]
+            provider.force_flush()  # type: ignore[attr-defined]
         except Exception as exc:  # an exporter that cannot flush must not fail the rows
             _log.warning("OpenTelemetry flush failed: %s", type(exc).__name__)
 
