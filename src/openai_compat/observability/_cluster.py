@@ -42,14 +42,21 @@ _flushing: threading.Thread | None = None
 class WorkerTelemetry:
     """What a worker needs to export as its driver does (pickled to it with the job).
 
-    >>> WorkerTelemetry({"OTEL_SERVICE_NAME": "x"}, None).traceparent is None
-    True
+    Its text names the variables, never their values (``OTEL_EXPORTER_OTLP_HEADERS`` may
+    hold a collector's token), wherever a cluster shows the job's arguments:
+
+    >>> WorkerTelemetry({"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer t0ken"}, None)
+    WorkerTelemetry(environment=['OTEL_EXPORTER_OTLP_HEADERS'], traceparent=None)
     """
 
     #: The driver's ``OTEL_*`` variables (exporter endpoint and headers, sampler, service).
     environment: Mapping[str, str]
     #: The driver's run span, as W3C ``traceparent`` text; None when it has none.
     traceparent: str | None
+
+    def __repr__(self) -> str:
+        names = sorted(self.environment)
+        return f"WorkerTelemetry(environment={names}, traceparent={self.traceparent!r})"
 
     def start(self) -> bool:
         """Set the SDK up in this process from the driver's variables (once per process:
