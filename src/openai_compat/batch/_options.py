@@ -62,6 +62,9 @@ class RowOptions(TypedDict, total=False):
     row_numbers: Sequence[int] | None
     # Add each row to its result as ``input``; default False.
     include_input: bool
+    # A W3C ``traceparent`` naming the run's span in another process (a cluster's driver):
+    # the rows' spans hang beneath it and the run makes no span of its own; default none.
+    trace_parent: str | None
     # Add the whole answer to each result as ``response``; default False.
     include_response: bool
     # The format of a ``rows`` path; default: by its name.

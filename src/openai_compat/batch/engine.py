@@ -181,6 +181,7 @@ class BatchRun:
         self._started = False
         # The run's span (None: nothing records traces); each row's span hangs beneath it.
         self._run_span: RunSpan | None = None
+        self._trace_parent = options.get("trace_parent")
         self._finished = False
         self._stopping = False
         self._aborted = False
@@ -262,7 +263,8 @@ class BatchRun:
             type(self.scheduler).ready is Scheduler.ready and self.scheduler.rate is None
         )
         self._run_span = run_span(
-            {"openai_compat.batch.concurrency": self.concurrency, "server.address": self._host()}
+            {"openai_compat.batch.concurrency": self.concurrency, "server.address": self._host()},
+            self._trace_parent,
         )
         token = None if self._run_span is None else self._run_span.attach()
         try:  # the tasks (and the workers they start) inherit the run's span as current

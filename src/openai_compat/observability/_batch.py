@@ -2,7 +2,10 @@
 
 A row's span is current while its request is sent, so the request's span (and the
 ``traceparent`` the server gets) hangs beneath it; the run's span is current when the run
-starts its tasks, so every row's span hangs beneath the run's.
+starts its tasks, so every row's span hangs beneath the run's. A run on a cluster worker
+(one Ray batch, one Spark partition) is part of the driver's run: its rows hang beneath the
+driver's run span, named by a ``traceparent`` (`run_span`'s ``parent``), and it makes no
+run span of its own.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Status, StatusCode
 
 from . import _conventions as names
+from ._cluster import parent_context
 from ._state import tracer, tracing_on
 
-__all__ = ["RowSpan", "RunSpan", "run_span"]
+__all__ = ["JoinedRun", "RowSpan", "RunSpan", "run_span"]
 
 _ROW = "openai_compat.batch.row"
 _KEY, _INDEX = f"{_ROW}.key", f"{_ROW}.index"
@@ -50,6 +54,36 @@ class RunSpan:
         """End the run's span with its counts (rows ok, failed, cached, requests)."""
         self._span.set_attributes({f"openai_compat.batch.{k}": v for k, v in counts.items()})
         self._span.end()
+
+    def end_with(self, summary: Any) -> None:
+        """End with a `BatchSummary`'s counts (a cluster job's driver, once it is done); None:
+        the job failed before it started."""
+        if summary is None:
+            self.end({})
+            return
+        self.end(
+            {
+                "rows.ok": summary.ok,
+                "rows.failed": summary.failed,
+                "rows.cached": summary.cached,
+                "requests": summary.requests,
+                "interrupted": bool(summary.interrupted),
+            }
+        )
+
+
+class JoinedRun(RunSpan):
+    """A part of a run whose span is in another process (the driver's): rows hang beneath
+    that span; this part has no span of its own to end."""
+
+    __slots__ = ()
+
+    def __init__(self, parent: context.Context) -> None:  # no super(): no span started here
+        self._span = trace.get_current_span(parent)
+        self._context = parent
+
+    def end(self, counts: Mapping[str, Any]) -> None:
+        """Nothing to end: the driver ends its run's span with the job's counts."""
 
 
 class RowSpan:
@@ -93,6 +127,13 @@ class RowSpan:
         span.end()
 
 
-def run_span(attributes: Mapping[str, Any]) -> RunSpan | None:
-    """The span of a batch run starting now, or None when nothing records traces."""
-    return RunSpan(attributes) if tracing_on() else None
+def run_span(attributes: Mapping[str, Any], parent: str | None = None) -> RunSpan | None:
+    """The span of a batch run starting now, or None when nothing records traces.
+
+    With ``parent`` (W3C ``traceparent`` text: the driver's run span), the run is a part of
+    that one: its rows hang beneath it (`JoinedRun`).
+    """
+    if not tracing_on():
+        return None
+    joined = parent_context(parent)
+    return RunSpan(attributes) if joined is None else JoinedRun(joined)

@@ -16,7 +16,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["configure_from_env", "instrument_app", "shutdown", "wanted"]
+from ._state import forget
+
+__all__ = ["configure_from_env", "flush", "instrument_app", "shutdown", "wanted"]
 
 _log = logging.getLogger("openai_compat.observability")
 _ENDPOINTS = (
@@ -76,8 +78,20 @@ def configure_from_env() -> bool:
         _exporters(os.environ, "OTEL_METRICS_EXPORTER"),
     )
     _configured.extend(made)
+    forget()  # asked before the providers were set: ask again now
     atexit.register(shutdown)
     return True
+
+
+def flush() -> None:
+    """Export what is buffered now, keeping the exporters (a cluster worker calls it when its
+    batch or partition ends: its process may be killed without running exit handlers). It
+    returns when the exporters have answered (or given up: ``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
+    for provider in list(_configured):
+        try:
+            provider.force_flush()  # type: ignore[attr-defined]
+        except Exception as exc:  # an exporter that cannot flush must not fail the rows
+            _log.warning("OpenTelemetry flush failed: %s", type(exc).__name__)
 
 
 def shutdown() -> None:

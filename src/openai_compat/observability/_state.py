@@ -13,7 +13,7 @@ import time
 
 from opentelemetry import metrics, trace
 
-__all__ = ["RECHECK_S", "metrics_on", "providers_on", "tracer", "tracing_on"]
+__all__ = ["RECHECK_S", "forget", "metrics_on", "providers_on", "tracer", "tracing_on"]
 
 #: How long an answer of "not set" is kept before the API is asked again.
 RECHECK_S = 0.25
@@ -43,6 +43,12 @@ def providers_on() -> tuple[bool, bool]:
         return known
     _known, _asked_at = _ask(), now
     return _known
+
+
+def forget() -> None:
+    """Drop the kept answer: the next `providers_on` asks the API (a provider was just set)."""
+    global _known, _asked_at
+    _known, _asked_at = (False, False), -RECHECK_S
 
 
 _tracer: trace.Tracer | None = None

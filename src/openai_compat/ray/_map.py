@@ -7,6 +7,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import ray.data
 
@@ -15,11 +16,18 @@ from ..batch.spec import RunSpec
 from ..batch.structured_rows import structured_options
 from ..config import SourceConfig
 from ..errors import ConfigurationError
+from ..observability import worker_telemetry
 from ..retries import RetryPolicy
 from ._coordinator import kept_coordinator
 from ._udf import EndpointUDF
 
-__all__ = ["DEFAULT_ACTORS", "DEFAULT_BATCH_SIZE", "DEFAULT_NUM_CPUS", "map_endpoint"]
+__all__ = [
+    "DEFAULT_ACTORS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_NUM_CPUS",
+    "map_endpoint",
+    "run_attributes",
+]
 
 DEFAULT_ACTORS = 2
 DEFAULT_BATCH_SIZE = 256
@@ -71,6 +79,15 @@ def _one_batch_per_block(ds: ray.data.Dataset, batch_size: int) -> ray.data.Data
     return ds.repartition(target_num_rows_per_block=batch_size)  # Ray before ``strict``
 
 
+def run_attributes(config: SourceConfig, concurrency: int) -> dict[str, Any]:
+    """The attributes of a Ray job's run span."""
+    return {
+        "openai_compat.batch.engine": "ray",
+        "openai_compat.batch.concurrency": concurrency,
+        "server.address": urlsplit(config.url).hostname or "",
+    }
+
+
 def map_endpoint(
     ds: ray.data.Dataset,
     config: SourceConfig | dict[str, Any] | str,
@@ -116,7 +133,9 @@ def map_endpoint(
     into requests (default 64, within each batch). ``resources``: custom Ray resources each
     actor needs, so the actors run only on the nodes that offer them (a worker group's
     label on KubeRay, say), ``{"sender": 1}`` on nodes of one ``sender`` each puts one actor
-    on each.
+    on each. With ``OTEL_*`` variables set here, the actors export their row and request
+    spans with the same settings, beneath the current span (else a run span made here): see
+    `worker_telemetry`.
 
     >>> import inspect; "rate" in inspect.signature(map_endpoint).parameters
     True
@@ -167,6 +186,8 @@ def map_endpoint(
             "token_rate": spec.token_rate,
             "max_concurrency": spec.max_concurrency if spec.concurrency_auto else None,
             "rows_per_request": spec.rows_per_request,
+            # The driver's OTEL_* settings and run span, for the actors (None: no telemetry).
+            "telemetry": worker_telemetry(run_attributes(parsed, spec.concurrency)),
         },
         batch_format="pyarrow",
         batch_size=batch_size,

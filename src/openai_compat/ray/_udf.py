@@ -30,6 +30,7 @@ from ..batch.structured_rows import structured_options
 from ..config import SourceConfig
 from ..errors import redact
 from ..mapping import PayloadBuilder, RowMappingError
+from ..observability import WorkerTelemetry
 from ..retries import RetryPolicy
 from ._coordinator import ClusterScheduler, ClusterTokens, coordinator_for
 from ._unique import Unkeyed, unkeyed_rows
@@ -135,7 +136,9 @@ class EndpointUDF:
     ``retry`` (a `RetryPolicy`), ``coordinator`` (the job's coordinator actor, as
     `map_endpoint` makes it; without one the actors share one named by ``job_name``),
     ``run_id`` (any text naming this run: with ``key``, keys are then unique across the
-    whole dataset, as `map_endpoint` does; without it, within each batch only).
+    whole dataset, as `map_endpoint` does; without it, within each batch only),
+    ``telemetry`` (the driver's `WorkerTelemetry`: spans exported from here, the rows'
+    beneath the driver's run span, flushed after each batch).
 
     The result: the input columns, the outputs by name, then ``error_status``,
     ``error_message`` (null when the row succeeded), ``attempts``, ``latency_ms``,
@@ -166,7 +169,12 @@ class EndpointUDF:
         token_rate: Rate | str | None = None,
         max_concurrency: int | None = None,
         rows_per_request: int | None = None,
+        telemetry: WorkerTelemetry | None = None,
     ) -> None:
+        # The driver's OTEL_* settings: the SDK is set up in this actor's process first.
+        self.telemetry = telemetry
+        if telemetry is not None:
+            telemetry.start()
         if max_concurrency is not None:  # concurrency "auto", up to it
             concurrency = "auto"
         spec = RunSpec.build(
@@ -257,6 +265,9 @@ class EndpointUDF:
         rows = batch.to_pylist()
         async with self._one_at_a_time:
             results, unkeyed = await self._run(rows)
+            if self.telemetry is not None:
+                # Ray may end the actor without its exit handlers: nothing left buffered.
+                await asyncio.to_thread(self.telemetry.flush)
         if self.lines:
             return self._lines(results, unkeyed)
         return result_table(
@@ -313,6 +324,7 @@ class EndpointUDF:
             include_response=self.include_response,
             retry=self.retry,
             rows_per_request=self.rows_per_request,
+            trace_parent=None if self.telemetry is None else self.telemetry.traceparent,
             **self.structured,
         )
         try:

@@ -27,9 +27,10 @@ from ..batch.progress import Progress
 from ..batch.results import BatchSummary
 from ..batch.sources import InputFormat, count_rows, format_of_input, open_rows, probe_columns
 from ..errors import ConfigurationError
+from ..observability import RunSpan, run_span
 from ..retries import RetryPolicy
 from ._cluster import connect
-from ._map import map_endpoint
+from ._map import map_endpoint, run_attributes
 from ._output import PartWriter, prepare_directory
 
 __all__ = ["run_on_ray"]
@@ -128,6 +129,10 @@ def run_on_ray(
     kind = format_of_input(args.input)
     done = prepare_directory(args.output, fmt, mode, args.key)
     shut_down = connect(args.ray_address)
+    # The job's span: every actor's row spans hang beneath it (one trace for the job).
+    run = run_span(run_attributes(parsed, job.spec.concurrency))
+    token = None if run is None else run.attach()  # current: map_endpoint passes it on
+    summary: BatchSummary | None = None  # made when the job starts
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
         ds = _read(paths, kind)
@@ -166,6 +171,9 @@ def run_on_ray(
         asyncio.run(_drain(out, writer, meter, paths))
         return summary
     finally:
+        if run is not None:
+            RunSpan.detach(token)
+            run.end_with(summary)
         if shut_down:
             ray.shutdown()
 

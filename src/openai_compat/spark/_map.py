@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -20,11 +21,12 @@ from ..batch.spec import RunSpec
 from ..batch.structured_rows import structured_options
 from ..config import SourceConfig
 from ..errors import ConfigurationError
+from ..observability import worker_telemetry
 from ..retries import RetryPolicy
 from ._partition import PartitionRunner
 from ._schema import arrow_schema, lines_schema, result_schema
 
-__all__ = ["cluster_slots", "map_endpoint", "task_share", "task_slots"]
+__all__ = ["cluster_slots", "map_endpoint", "run_attributes", "task_share", "task_slots"]
 
 
 def cluster_slots(spark: SparkSession) -> int:
@@ -46,6 +48,15 @@ def task_share(rate: Rate | None, tasks: int) -> Rate | None:
     '150/minute'
     """
     return None if rate is None else Rate(rate.requests / tasks, rate.period_s)
+
+
+def run_attributes(config: SourceConfig, concurrency: int) -> dict[str, Any]:
+    """The attributes of a Spark job's run span."""
+    return {
+        "openai_compat.batch.engine": "spark",
+        "openai_compat.batch.concurrency": concurrency,
+        "server.address": urlsplit(config.url).hostname or "",
+    }
 
 
 def map_endpoint(
@@ -96,7 +107,9 @@ def map_endpoint(
     ``schema`` (with ``schema_mode`` and ``reasks``) asks for structured outputs: each
     top-level property is an output column, typed as in a local run's Parquet output.
     ``rows_per_request`` packs an embeddings URL's rows into requests (default 64, within
-    each task).
+    each task). With ``OTEL_*`` variables set here, the tasks export their row and request
+    spans with the same settings, beneath the current span (else a run span made here):
+    see `worker_telemetry`.
 
     The configuration, mapping, outputs and rate are checked here, and the result columns
     against the input's, so a mistake fails before any request.
@@ -162,6 +175,8 @@ def map_endpoint(
         token_rate=task_share(spec.token_rate, tasks),
         max_concurrency=spec.max_concurrency if spec.concurrency_auto else None,
         rows_per_request=spec.rows_per_request,
+        # The driver's OTEL_* settings and run span, for the tasks (None: no telemetry).
+        telemetry=worker_telemetry(run_attributes(parsed, spec.concurrency)),
     )
     with warnings.catch_warnings():
         # pyspark asks for pandas < 3 on every mapInArrow, which does not use pandas.

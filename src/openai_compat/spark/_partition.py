@@ -25,6 +25,7 @@ from ..batch.results import BatchResult, BatchSummary
 from ..batch.scheduler import Rate
 from ..config import SourceConfig
 from ..errors import redact
+from ..observability import WorkerTelemetry
 from ..retries import RetryPolicy
 
 __all__ = ["COUNT_FIELDS", "PartitionRunner"]
@@ -79,6 +80,7 @@ class PartitionRunner:
         token_rate: Rate | None = None,
         max_concurrency: int | None = None,
         rows_per_request: int | None = None,
+        telemetry: WorkerTelemetry | None = None,
     ) -> None:
         self.config = config
         self.schema = schema
@@ -103,8 +105,12 @@ class PartitionRunner:
         self.token_rate = token_rate
         self.max_concurrency = max_concurrency
         self.rows_per_request = rows_per_request
+        # The driver's OTEL_* settings and run span (None: this task records nothing).
+        self.telemetry = telemetry
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        if self.telemetry is not None:
+            self.telemetry.start()  # once per Python worker: Spark reuses them across tasks
         # uvloop when installed, as a local run: the loop's CPU per row bounds a busy task.
         loop = (loop_factory() or asyncio.new_event_loop)()
         summary = BatchSummary()
@@ -120,6 +126,9 @@ class PartitionRunner:
             loop.run_until_complete(chunks.aclose())
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
+            if self.telemetry is not None:
+                # Spark ends its Python workers without their exit handlers.
+                self.telemetry.flush()
         if self.counts is not None:
             # Spark applies a task's accumulator updates once, when the task succeeds.
             self.counts.add(counts_of(summary))
@@ -138,6 +147,8 @@ class PartitionRunner:
             options["token_rate"] = self.token_rate
         if self.max_concurrency is not None:
             options["max_concurrency"] = self.max_concurrency
+        if self.telemetry is not None:
+            options["trace_parent"] = self.telemetry.traceparent
         run = BatchRun(
             self.config,
             reader,

@@ -35,8 +35,9 @@ from ..batch.sinks.parts import PartLayout, prepare_parts
 from ..batch.sources import InputFormat, format_of_input
 from ..batch.spec import missing_column
 from ..errors import ConfigurationError, redact
+from ..observability import RunSpan, run_span
 from ..retries import RetryPolicy
-from ._map import cluster_slots, map_endpoint
+from ._map import cluster_slots, map_endpoint, run_attributes
 from ._partition import COUNT_FIELDS
 from ._session import spark_session
 
@@ -160,6 +161,10 @@ def run_on_spark(
     has_results = mode == "resume" if remote else _prepare_directory(args.output, fmt, mode)
     kind = _input_format(args.input)
     spark, started = spark_session(getattr(args, "spark_master", None))
+    # The job's span: every task's row spans hang beneath it (one trace for the job).
+    run = run_span(run_attributes(parsed, job.spec.concurrency))
+    token = None if run is None else run.attach()  # current: map_endpoint passes it on
+    summary: BatchSummary | None = None  # made when the job starts
     try:
         df = _read(spark, args.input, kind)
         _check_key(df, args.key)
@@ -216,6 +221,9 @@ def run_on_spark(
             ) from None
         return summary
     finally:
+        if run is not None:
+            RunSpan.detach(token)
+            run.end_with(summary)
         if started:
             spark.stop()
 
