@@ -8,12 +8,9 @@ attempt, and the headers of every answer, successful or not.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from ..._transports import (
     AsyncTransport,
@@ -68,8 +65,7 @@ def governed_factory(factory: ClientFactory, governor: Governor) -> ClientFactor
     configuration with TLS or proxy options, which gets a client of its own, stays governed.
     """
 
-    def make(*, verify: ssl.SSLContext | bool, proxy: str | None, limits: httpx.Limits) -> Any:
-        inner = as_transport(factory(verify=verify, proxy=proxy, limits=limits))
-        return GovernedTransport(inner, governor, owns=True)
+    def make(**options: Any) -> Any:  # the factory's own keywords (TLS, proxy, limits)
+        return GovernedTransport(as_transport(factory(**options)), governor, owns=True)
 
     return make
