@@ -18,6 +18,7 @@ from ._base import (
     ConnectHook,
     ConnectRefused,
     FailureKind,
+    GetTransport,
     TransportFailure,
     TransportResponse,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "ConnectHook",
     "ConnectRefused",
     "FailureKind",
+    "GetTransport",
     "HttpxTransport",
     "Sendable",
     "TransportFailure",
