@@ -22,6 +22,7 @@ from ._transports import (
     AsyncTransport,
     ClientFactory,
     FailureKind,
+    GetTransport,
     Sendable,
     TransportFailure,
     TransportResponse,
@@ -187,6 +188,35 @@ class Client:
         """Close the transport if this client made it."""
         if self._owns_transport:
             await self._transport.aclose()
+
+    async def get(self, url: str) -> bytes:
+        """GET ``url`` once (no retry) with this configuration's headers (its key, its extra
+        headers), through this client's transport: the body of a 2xx answer.
+
+        Raises ``EndpointError`` for a non-2xx answer, ``TransportError`` when there was
+        none, ``ConfigurationError`` when the transport sends POSTs only (a shared pool:
+        make the client with a ``client_factory`` instead).
+        """
+        transport = self._transport
+        if not isinstance(transport, GetTransport):
+            raise ConfigurationError(
+                "this client's transport sends POSTs only: make it with a client_factory "
+                "(or none) to send a GET"
+            )
+        headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
+        try:
+            response = await transport.get(url, headers, self._timeout)
+        except TransportFailure as failure:
+            raise self.errors.failure(failure, attempts=1) from None
+        try:
+            if not 200 <= response.status_code < 300:
+                raise await self._error_answer(response, False, 1)
+            try:
+                return await response.aread()
+            except TransportFailure as failure:
+                raise self.errors.failure(failure, "while reading the answer", attempts=1) from None
+        finally:
+            await response.aclose()
 
     async def open(
         self, body: dict[str, Any], *, read_whole: ReadWhole, encoded: bytes | None = None

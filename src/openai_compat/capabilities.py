@@ -9,25 +9,24 @@ small request built from the configuration's ``request_format`` (its model and o
   back) or ``accepted``;
 - ``stream_options.include_usage``, ``n > 1`` and ``logprobs``: true or false;
 - ``reasoning_field``: ``reasoning_content``, ``reasoning`` or None, as the stream sent it;
-- ``models``: the ids ``GET /v1/models`` lists (None when it answers none).
+- ``models``: the ids ``GET /v1/models`` lists (None when it answers none), sent by the
+  same client as the probes (`list_models`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
-import ssl
-import urllib.request
 from typing import Any
 
 from ._transports import ClientFactory
 from .config import SourceConfig
 from .endpoint import Completion, Endpoint
-from .errors import EndpointError, OpenAICompatError
+from .errors import ConfigurationError, EndpointError, OpenAICompatError
 from .retries import RetryPolicy
 from .structured import Validator, extract_json
 
-__all__ = ["probe_capabilities"]
+__all__ = ["list_models", "models_url", "probe_capabilities"]
 
 _PROBE_SCHEMA = {
     "type": "object",
@@ -150,31 +149,53 @@ async def _logprobs(endpoint: Endpoint, config: SourceConfig) -> bool:
     return isinstance(choices[0], dict) and choices[0].get("logprobs") is not None
 
 
-def _models(config: SourceConfig) -> list[str] | None:
-    """``GET /v1/models`` beside the configured URL (the request path posts only)."""
+def models_url(config: SourceConfig) -> str | None:
+    """``.../models`` beside the configured URL (its query left off); None when the URL
+    does not end in its dialect's path.
+
+    >>> models_url(SourceConfig.parse({"url": "http://h:1/v1/chat/completions?x=1",
+    ...     "api_key": "k", "request_format": "{}"}))
+    'http://h:1/v1/models'
+    """
     url = config.url.split("?", 1)[0]
     cut = url.rfind(config.dialect.path)
-    if cut == -1:
-        return None
-    headers = dict(config.advanced.request_headers())
-    key = config.advanced.key_header(config.api_key.get_secret_value())
-    if key is not None:
-        headers[key[0]] = key[1]
-    request = urllib.request.Request(url[:cut] + "/models", headers=headers)
-    context = config.advanced.ssl_context()
+    return None if cut == -1 else url[:cut] + "/models"
+
+
+async def _models(endpoint: Endpoint) -> list[str]:
+    url = models_url(endpoint.config)
+    if url is None:
+        raise ConfigurationError(
+            f"the URL does not end in {endpoint.config.dialect.path}: the models list is "
+            "looked for beside it (.../models)",
+            field="url",
+        )
+    body = await endpoint.client.get(url)
     try:
-        with urllib.request.urlopen(
-            request,
-            timeout=config.timeout,
-            context=context if isinstance(context, ssl.SSLContext) else None,
-        ) as answer:
-            body = json.loads(answer.read())
-    except (OSError, ValueError):
-        return None
-    data = body.get("data") if isinstance(body, dict) else None
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        data = None
     if not isinstance(data, list):
-        return None
+        raise EndpointError(
+            'GET .../models did not answer a model list ({"data": [{"id": ...}, ...]}): '
+            "the server does not list its models"
+        )
     return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+
+
+async def list_models(
+    config: SourceConfig | dict[str, Any] | str, *, client_factory: ClientFactory | None = None
+) -> list[str]:
+    """The model ids ``GET /v1/models`` (beside the configured URL) lists.
+
+    Sent once, with the configuration's key and headers, by a client ``client_factory``
+    makes (a server's guarded one: its address policy holds for this GET as for a POST).
+    Raises ``EndpointError`` (a non-2xx answer, or no model list), ``TransportError``
+    (no answer, or an address the guard refuses) or ``ConfigurationError``.
+    """
+    cfg = SourceConfig.parse(config)
+    async with Endpoint(cfg, retry=_NO_RETRY, client_factory=client_factory) as endpoint:
+        return await _models(endpoint)
 
 
 async def probe_capabilities(
@@ -185,9 +206,9 @@ async def probe_capabilities(
 ) -> dict[str, Any]:
     """What the server of ``config`` supports (the keys of this module's docstring).
 
-    ``client_factory`` makes the probes' HTTP clients (the application's guarded one);
-    ``list_models=False`` leaves ``GET /v1/models`` out (``models`` is then None): it is
-    sent by a plain URL opener, outside any client factory's guard.
+    ``client_factory`` makes the probes' HTTP clients (the application's guarded one),
+    ``GET /v1/models``'s included; ``list_models=False`` leaves that GET out. ``models``
+    is None when it is left out or the server answers no model list.
     """
     cfg = SourceConfig.parse(config)
     found: dict[str, Any] = {}
@@ -206,7 +227,10 @@ async def probe_capabilities(
         )
         found["n>1"] = await _n(endpoint, cfg)
         found["logprobs"] = await _logprobs(endpoint, cfg)
-    found["models"] = await asyncio.to_thread(_models, cfg) if list_models else None
+        found["models"] = None
+        if list_models:
+            with contextlib.suppress(OpenAICompatError):
+                found["models"] = await _models(endpoint)
     return found
 
 
@@ -216,7 +240,6 @@ def capabilities_record(config: Any) -> int:
     import sys
 
     from ._sync import run_sync
-    from .errors import ConfigurationError
     from .protocol import RecordMessage
 
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,10 +274,24 @@ def test_a_saved_connector_shows_its_capabilities(page: Page, web_app: AppProces
             "enforced", timeout=20000
         )
         expect(table.locator('tr[data-capability="tools"] td')).to_have_text("refused")
-        expect(table.locator('tr[data-capability="models"] td')).to_contain_text(
-            "check --capabilities"
-        )
+        # The models GET goes through the application's guarded client too, with the key.
+        expect(table.locator('tr[data-capability="models"] td')).to_have_text("mock-model")
+        expect(page.locator("#capabilities-measured-at")).not_to_be_empty()
         _shot(page, "06-capabilities")
         assert CANARY not in page.content()
         probes = [r for r in server.requests if r.method == "POST"]
         assert probes and all(r.headers.get("authorization") == f"Bearer {CANARY}" for r in probes)
+        [listed] = [r for r in server.requests if r.method == "GET"]
+        assert listed.path == "/v1/models"
+        assert listed.headers.get("authorization") == f"Bearer {CANARY}"
+        # Stored on the connector: opened again, the page shows the record without
+        # measuring again.
+        sent = len(server.requests)
+        page.click("#new-connector")
+        expect(page.locator("#capabilities")).to_be_hidden()
+        page.locator("#connector-list").get_by_text("Probed server").click()
+        expect(table.locator('tr[data-capability="json_schema"] td')).to_have_text("enforced")
+        expect(page.locator("#capabilities-measured-at")).to_have_attribute(
+            "datetime", re.compile(r"^\d{4}-\d\d-\d\dT")
+        )
+        assert len(server.requests) == sent

@@ -1,5 +1,5 @@
-"""A saved connector's capabilities in the application: measured on demand with tiny
-requests through the application's guarded clients (the ``check --capabilities`` record)."""
+"""A saved connector's capabilities in the application: measured with tiny requests through
+the application's guarded clients (the ``check --capabilities`` record)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def test_a_connectors_capabilities_are_measured(client: httpx.Client, keyed: Moc
     assert (found["json_schema"], found["tools"]) == ("enforced", "accepted")
     assert isinstance(found["stream_options.include_usage"], bool)
     assert set(found) >= {"json_object", "n>1", "logprobs", "reasoning_field", "models"}
-    # The application sends POSTs only, each through its address guard: no /v1/models.
-    assert found["models"] is None
+    # Every probe goes through its address guard, the GET of /v1/models included.
+    assert found["models"] == ["mock-model"]
     sent = keyed.requests[before:]
-    assert sent and all(r.method == "POST" for r in sent)
+    assert [r.path for r in sent if r.method != "POST"] == ["/v1/models"]
     assert all(r.headers.get("authorization") == f"Bearer {CANARY}" for r in sent)
     assert CANARY not in answer.text
 

@@ -3,6 +3,7 @@
 - `AsyncTransport` / `TransportResponse`: the interface (one POST, status, headers, body).
 - `HttpxTransport` (``_httpx``): over any ``httpx.AsyncClient``; the default.
 - ``AiohttpTransport`` (``_aiohttp``, loaded by `aiohttp_transport` only): over aiohttp's pool.
+- `GetTransport`: a transport that can also GET (``/v1/models``); the httpx one can.
 - `ConnectHook`: what a server that vets every connection gives both, through
   `hooked_client_factory` and `aiohttp_transport`; it refuses with `ConnectRefused`.
 
@@ -18,6 +19,7 @@ from ._base import (
     ConnectHook,
     ConnectRefused,
     FailureKind,
+    GetTransport,
     TransportFailure,
     TransportResponse,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "ConnectHook",
     "ConnectRefused",
     "FailureKind",
+    "GetTransport",
     "HttpxTransport",
     "Sendable",
     "TransportFailure",

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "AsyncTransport",
     "ConnectHook",
     "ConnectRefused",
     "FailureKind",
+    "GetTransport",
     "TransportFailure",
     "TransportResponse",
 ]
@@ -122,4 +123,17 @@ class AsyncTransport(Protocol):
 
     async def aclose(self) -> None:
         """Close the connection pool."""
+        ...
+
+
+@runtime_checkable
+class GetTransport(Protocol):
+    """A transport that can also send a GET (``/v1/models`` beside the request URL).
+
+    Apart from `AsyncTransport`, so that a transport wrapping another for the request path
+    need not grow it: the clients made by a `ClientFactory` have it.
+    """
+
+    async def get(self, url: str, headers: Mapping[str, str], timeout: float) -> TransportResponse:
+        """GET ``url``; as `AsyncTransport.send` otherwise. Raises only `TransportFailure`."""
         ...

@@ -108,6 +108,17 @@ class HttpxTransport:
             raise _failure(exc) from exc
         return _Response(raw)
 
+    async def get(self, url: str, headers: Mapping[str, str], timeout: float) -> _Response:
+        """GET ``url`` (`GetTransport`): through the same client, so the same guard."""
+        try:
+            request = self.client.build_request(
+                "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
+            )
+            raw = await self.client.send(request, stream=True)
+        except _FAILURES as exc:
+            raise _failure(exc) from exc
+        return _Response(raw)
+
     async def aclose(self) -> None:
         await self.client.aclose()
 

@@ -132,8 +132,10 @@ class TableOutput:
             Table,
             Text,
         )
-        from sqlalchemy.dialects.postgresql import ARRAY
+        from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+        # JSONB on PostgreSQL: the database can index and reach into the values.
+        as_json = JSON().with_variant(JSONB(), "postgresql")
         kinds: dict[str, Any] = {
             "text": Text(),
             "integer": BigInteger(),
@@ -142,9 +144,9 @@ class TableOutput:
             # array as text elsewhere.
             "vector": Text().with_variant(ARRAY(REAL()), "postgresql"),
             "boolean": Boolean(),
-            "list": JSON(),
-            "struct": JSON(),
-            "json": JSON(),
+            "list": as_json,
+            "struct": as_json,
+            "json": as_json,
         }
         # MySQL cannot index TEXT without a length: the key is a VARCHAR there.
         key_type = Text().with_variant(String(255), "mysql", "mariadb")

@@ -84,13 +84,19 @@ def typed_value(value: Any, kind: str) -> Any:
     engine writes them its way), ``json`` as JSON text, whole numbers of an integer column
     as ints. A value of the wrong type (an output read from a row that failed) is None.
 
+    A ``json`` value is always JSON text, a string too (quoted): the column of a union of
+    a string and a number must tell ``"5"`` from ``5``, and a database's JSON column
+    refuses bare text.
+
     >>> typed_value(3.0, "integer"), typed_value(2, "decimal"), typed_value({"a": 1}, "json")
     (3, 2.0, '{"a":1}')
+    >>> typed_value("5", "json"), typed_value(5, "json")
+    ('"5"', '5')
     """
     if value is None:
         return None
     if kind == "json":
-        return _flat_text(value)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if kind == "text":
         return value if isinstance(value, str) else _flat_text(value)
     if kind == "integer":

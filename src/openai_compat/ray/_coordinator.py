@@ -26,6 +26,7 @@ import ray
 from ..batch.engines import EngineJobError
 from ..batch.results import BatchSummary
 from ..batch.scheduler import Rate, Scheduler
+from ._schema_mode import ModeDecisions
 
 __all__ = [
     "ClusterScheduler",
@@ -129,6 +130,8 @@ class _CoordinatorImpl:
         self._counts: dict[str, int] = {"ok": 0, "failed": 0, "requests": 0, "tokens": 0}
         self._pids: set[int] = set()
         self._pauses = 0
+        # The schema mode ``auto`` chose for each run, decided once per job.
+        self._modes = ModeDecisions()
 
     def lease(self, wanted: int) -> tuple[int, float, float]:
         return self._bucket.lease(wanted)
@@ -157,6 +160,14 @@ class _CoordinatorImpl:
         claims = self._claims[run][0] if run in self._claims else _Claims()
         self._claims[run] = (claims, now)
         return claims.claim(keys, rows)
+
+    def ask_schema_mode(self, run: str, who: str) -> tuple[str, str | None]:
+        """`ModeDecisions.ask`: the run's ``auto`` mode, or whether ``who`` decides it."""
+        return self._modes.ask(run, who)
+
+    def report_schema_mode(self, run: str, who: str, mode: str | None) -> None:
+        """`ModeDecisions.report`: the mode ``who`` chose (None: it gives the turn back)."""
+        self._modes.report(run, who, mode)
 
     def register(self, pid: int) -> None:
         self._pids.add(pid)

@@ -33,6 +33,7 @@ from ..mapping import PayloadBuilder, RowMappingError
 from ..observability import WorkerTelemetry
 from ..retries import RetryPolicy
 from ._coordinator import ClusterScheduler, ClusterTokens, coordinator_for
+from ._schema_mode import BatchMode
 from ._unique import Unkeyed, unkeyed_rows
 
 if TYPE_CHECKING:
@@ -304,6 +305,15 @@ class EndpointUDF:
         sent = [position for position in range(len(rows)) if position not in unkeyed]
         from ..batch.engine import BatchRun  # loaded by `_load_engine`
 
+        structured = self.structured
+        job_mode: BatchMode | None = None
+        if structured and structured.get("schema_mode", "auto") == "auto" and sent:
+            # ``auto`` is decided once per job: this batch decides, or runs in the mode
+            # another batch chose.
+            job_mode = BatchMode(self.scheduler.coordinator, self.run_id)
+            decided = await job_mode.start()
+            if decided is not None:
+                structured = {**structured, "schema_mode": decided}
         run = BatchRun(
             self.config,
             [rows[position] for position in sent],
@@ -325,13 +335,16 @@ class EndpointUDF:
             retry=self.retry,
             rows_per_request=self.rows_per_request,
             trace_parent=None if self.telemetry is None else self.telemetry.traceparent,
-            **self.structured,
+            **structured,
         )
+        chose = run.structured
         try:
             async with run:
                 async for result in run:
                     results[result.index] = result
                     summary.add(result)
+                    if job_mode is not None and chose is not None:
+                        await job_mode.seen(chose.mode)
         except Exception as exc:  # A bug must not fail the job: the rest become error rows.
             message = redact(f"{type(exc).__name__}: {exc}", self.config.secrets)
             for index, found in enumerate(results):
@@ -343,6 +356,8 @@ class EndpointUDF:
                     )
                     results[index] = failed
                     summary.add(failed)
+        if job_mode is not None:
+            await job_mode.finish(chose.mode if chose is not None else None)
         self.scheduler.report(summary)
         return [r for r in results if r is not None], set(unkeyed)
 

@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["SQL_TYPES", "ColumnType", "column_types"]
 
 _SCALARS = {"string": "text", "integer": "integer", "number": "decimal", "boolean": "boolean"}
-#: The SQL type of each kind (lists, structs and the rest: JSON).
+#: The SQL type of each kind (lists, structs and the rest: JSON; JSONB on PostgreSQL).
 SQL_TYPES = {
     "text": "TEXT",
     "integer": "BIGINT",

@@ -64,6 +64,12 @@ class ConnectorRow(Base):
     secrets_encrypted: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The last measured capabilities (`measured.MeasuredCapabilities`); null until measured,
+    # and again once the configuration they were measured with changes.
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    capabilities_measured_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
 
 _TABLE = ConnectorRow.__table__
@@ -244,6 +250,11 @@ class ConnectorStore:
             row = session.get(ConnectorRow, connector_id, with_for_update=True)
             if row is None:
                 return None
+            if configuration != row.configuration:
+                # Measured against a configuration (URL, request format...) they no longer
+                # describe. New secrets alone (a rotated key) reach the same server.
+                row.capabilities = None
+                row.capabilities_measured_at = None
             row.name = name
             row.configuration = configuration
             row.secrets_encrypted = secrets_encrypted

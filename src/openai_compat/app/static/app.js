@@ -399,6 +399,8 @@
     $("#delete").hidden = !saved;
     $("#measure-capabilities").hidden = !saved;
     $("#measure-capabilities").addEventListener("click", measureCapabilities);
+    $("#capabilities").hidden = true;
+    if (saved) showStoredCapabilities(connector.id);
     $("#test-connection").addEventListener("click", testConnection);
     $("#connector-form").addEventListener("submit", save);
     $("#delete").addEventListener("click", remove);
@@ -502,11 +504,48 @@
   ];
 
   function capabilityText(key, value) {
-    if (key === "models" && value === null) return "not listed here: openai-compat check --capabilities lists them";
+    if (key === "models" && value === null) return "not listed by the server";
     if (value === null || value === undefined) return "none";
     if (value === true) return "yes";
     if (value === false) return "no";
     return Array.isArray(value) ? value.join(", ") : String(value);
+  }
+
+  // The record (`{capabilities, measured_at}`) in the table; the box stays hidden when
+  // nothing was measured yet.
+  function showCapabilities(answer) {
+    const found = answer.capabilities;
+    const box = $("#capabilities");
+    if (!found) {
+      box.hidden = true;
+      return;
+    }
+    const body = $("#capabilities-table tbody");
+    body.textContent = "";
+    for (const [key, label] of CAPABILITY_LABELS) {
+      const row = document.createElement("tr");
+      row.dataset.capability = key;
+      const name = document.createElement("th");
+      name.textContent = label;
+      const value = document.createElement("td");
+      value.textContent = capabilityText(key, found[key]);
+      row.append(name, value);
+      body.append(row);
+    }
+    const when = $("#capabilities-measured-at");
+    when.dateTime = answer.measured_at || "";
+    when.textContent = answer.measured_at ? new Date(answer.measured_at).toLocaleString() : "";
+    box.hidden = false;
+  }
+
+  // The last measured capabilities, stored on the connector, when its page opens.
+  async function showStoredCapabilities(id) {
+    try {
+      const answer = await api("GET", "/api/v1/connectors/" + id + "/capabilities");
+      if (state.current && state.current.id === id) showCapabilities(answer);
+    } catch (err) {
+      // No record to show: the button still measures.
+    }
   }
 
   async function measureCapabilities() {
@@ -517,20 +556,7 @@
     button.disabled = true;
     button.textContent = "Measuring…";
     try {
-      const found = (await api("POST", "/api/v1/connectors/" + state.current.id + "/capabilities")).capabilities;
-      const body = $("#capabilities-table tbody");
-      body.textContent = "";
-      for (const [key, label] of CAPABILITY_LABELS) {
-        const row = document.createElement("tr");
-        row.dataset.capability = key;
-        const name = document.createElement("th");
-        name.textContent = label;
-        const value = document.createElement("td");
-        value.textContent = capabilityText(key, found[key]);
-        row.append(name, value);
-        body.append(row);
-      }
-      box.hidden = false;
+      showCapabilities(await api("POST", "/api/v1/connectors/" + state.current.id + "/capabilities"));
     } catch (err) {
       if (err.status === 401) return;
       box.hidden = true;
