@@ -258,6 +258,7 @@ class BatchRun:
                 self.scheduler,
                 secrets=self.config.secrets,
                 notice=self._notice,
+                governor=self.governor,
             )
         self._unlimited = (
             type(self.scheduler).ready is Scheduler.ready and self.scheduler.rate is None
@@ -679,12 +680,24 @@ class BatchRun:
         """Ask until the answer validates (`Structured.ask`): the re-asks are this row's
         attempts, usage and cost; only a valid first answer is cached."""
         assert self._endpoint is not None and self.structured is not None
-        endpoint, scheduler, sent = self._endpoint, self.scheduler, 0
+        endpoint, scheduler, governor, sent = self._endpoint, self.scheduler, self.governor, 0
 
         async def send(body: dict[str, Any]) -> Completion:
             nonlocal sent
             # A re-ask (or the next mode auto tries) is a request like any other: it waits
-            # for the run's rate limit and its pause after a 429, as the first did.
+            # for the run's rate limit and its pause after a 429, as the first did, and
+            # reserves its tokens while in flight (not another place: the row holds one).
+            # The row's first reservation is settled against the usage of all its answers,
+            # so a re-ask's own is given back once it is answered.
+            if sent and governor is not None:
+                ticket = await governor.admit(body, slot=False)
+                if isinstance(ticket, str):
+                    raise ConfigurationError(ticket, field="token_rate")
+                sent += 1
+                try:
+                    return await endpoint.complete(body)
+                finally:
+                    governor.settle(ticket, 0, None)
             if sent and (not self._unlimited or scheduler.pauses):
                 await scheduler.ready()
             sent += 1

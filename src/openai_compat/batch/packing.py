@@ -27,6 +27,7 @@ from ..apis import Usage, decode_embedding
 from ..endpoint import Completion, Endpoint
 from ..errors import EndpointError, OpenAICompatError, StreamError, redact
 from ._row_accounting import RowAccounting
+from .governor import Governor, Ticket
 from .results import BatchResult
 from .row_results import RowResults, failed
 from .scheduler import Scheduler
@@ -101,11 +102,15 @@ class EmbeddingsPacker:
         secrets: Sequence[str],
         notice: Callable[[str], None],
         base64: bool = True,
+        governor: Governor | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.results = results
         self.accounting = accounting
         self.scheduler = scheduler
+        # With one, a pack is one request under its limits: its tokens are the sum of its
+        # inputs', reserved together and settled against the answer's usage.
+        self.governor = governor
         self.secrets = tuple(secrets)
         self.notice = notice
         self.base64 = base64
@@ -136,10 +141,12 @@ class EmbeddingsPacker:
         return body
 
     async def _send_group(self, group: Sequence[Item]) -> list[BatchResult]:
-        base64 = self.base64
-        started = time.perf_counter()
+        ticket: Ticket | str | None = None
         try:
-            await self.scheduler.ready()
+            if self.governor is None:
+                await self.scheduler.ready()
+            else:  # an embeddings answer has no output tokens to reserve
+                ticket = await self.governor.admit(self._body(group, False), default_output=0)
         except Exception as exc:  # the rows fail, never their worker
             message = redact(f"{type(exc).__name__}: {exc}", self.secrets)
             return [
@@ -148,6 +155,37 @@ class EmbeddingsPacker:
                 )
                 for index, key, row, _, _ in group
             ]
+        if isinstance(ticket, str):  # more than the whole token limit
+            if len(group) > 1:  # in halves, each within it
+                half = len(group) // 2
+                return [
+                    *await self._send_group(group[:half]),
+                    *await self._send_group(group[half:]),
+                ]
+            index, key, row, _, _ = group[0]
+            return [self.results.complete(failed(key, index, ticket), row)]
+        tokens: int | None = None
+        status: int | None = None
+        try:
+            results, tokens, status = await self._send_admitted(group)
+        finally:  # cancelled too: its place under the limits goes back
+            if isinstance(ticket, Ticket):
+                assert self.governor is not None
+                self.governor.settle(ticket, tokens, status)
+        if results is None:  # one bad input refused the whole pack: each row alone finds which
+            out: list[BatchResult] = []
+            for item in group:
+                out.extend(await self._send_group([item]))
+            return out
+        return results
+
+    async def _send_admitted(
+        self, group: Sequence[Item]
+    ) -> tuple[list[BatchResult] | None, int | None, int | None]:
+        """The rows' results (None: to be sent one by one), the tokens the answer reported
+        and the status that refused it."""
+        base64 = self.base64
+        started = time.perf_counter()
         asked = base64 and "encoding_format" not in group[0][3]
         try:
             completion = await self._complete(group, base64)
@@ -161,25 +199,23 @@ class EmbeddingsPacker:
                     error = again
                 else:
                     self._floats_from_now_on()
-                    return self._split(group, completion, started)
-            if isinstance(error, EndpointError) and error.status == 400 and len(group) > 1:
-                # One bad input refuses the whole pack: each row alone finds which.
-                out: list[BatchResult] = []
-                for item in group:
-                    out.extend(await self._send_group([item]))
-                return out
+                    return self._split(group, completion, started), _tokens(completion), None
+            status = error.status if isinstance(error, EndpointError) else None
+            if status == 400 and len(group) > 1:
+                return None, None, status
             self.scheduler.on_failure(error)
-            return self._all_failed(group, error, started)
+            return self._all_failed(group, error, started), None, status
         except OpenAICompatError as exc:
             self.scheduler.on_failure(exc)
-            return self._all_failed(group, exc, started)
+            return self._all_failed(group, exc, started), None, None
         except Exception as exc:  # A bug must not lose the rows: they are failed.
             message = redact(f"{type(exc).__name__}: {exc}", self.secrets)
-            return [
+            failures = [
                 self.results.complete(failed(key, index, message, None, 1), row)
                 for index, key, row, _, _ in group
             ]
-        return self._split(group, completion, started)
+            return failures, None, None
+        return self._split(group, completion, started), _tokens(completion), None
 
     async def _complete(self, group: Sequence[Item], base64: bool) -> Completion:
         self.requests += 1
@@ -277,3 +313,8 @@ class EmbeddingsPacker:
                     self.accounting.store(body, answer, completion.request_id)
             out.append(self.results.complete(result, row))
         return out
+
+
+def _tokens(completion: Completion) -> int | None:
+    usage = Usage.parse(completion.response.get("usage"))
+    return None if usage is None else usage.tokens

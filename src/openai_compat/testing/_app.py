@@ -71,7 +71,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ._dialects import DIALECT_SCENARIOS, dialect_reply, is_dialect_path
-from ._limits import ProviderLimits, Slots, request_usage
+from ._limits import ProviderLimits, Slots, embeddings_usage, request_usage
 from ._replies import (
     JSON_CONTENT_TYPE,
     SSE_CONTENT_TYPE,
@@ -392,8 +392,31 @@ class MockApp:
             and await self._limited(send, parsed, number, rid)
         ):
             return
+        if (
+            self.limits is not None
+            and path.endswith("/embeddings")
+            and await self._refused(send, embeddings_usage(parsed), rid)
+        ):
+            return
         scenario = query.get("scenario", "normal") if query else "normal"
         await self._default(send, method, path, query, scenario, parsed, number, rid)
+
+    async def _refused(self, send: Send, tokens: int, rid: bytes) -> bool:
+        """Under ``--limit-*``, a request of ``tokens`` answered 429 when over the limit
+        (True); else counted, to be answered as usual (False)."""
+        assert self.limits is not None
+        wait, said = self.limits.admit(tokens)
+        if wait <= 0:
+            return False
+        message = "Rate limit reached: please try again later."
+        body = dumps(error_body(message, status=429, code="rate_limit_exceeded")).encode()
+        headers = [_JSON_HEADER, (b"x-request-id", rid), *said]
+        headers += [
+            (b"retry-after", b"%d" % max(1, -(-wait // 1))),
+            (b"retry-after-ms", b"%d" % max(1, -(-wait * 1000 // 1))),
+        ]
+        await _send_body(send, 429, headers, body)
+        return True
 
     async def _limited(self, send: Send, parsed: Any, number: int, rid: bytes) -> bool:
         """A chat request under ``--limit-*`` or ``--slots``; False: answer it as usual."""

@@ -67,6 +67,28 @@ def request_usage(body: Any) -> tuple[int, int]:
     return prompt, completion
 
 
+def embeddings_usage(body: Any) -> int:
+    """The tokens the server counts for an embeddings request ``body``: what its answer's
+    ``usage`` reports (a word a token; a token array, its length).
+
+    >>> embeddings_usage({"input": ["three words here", "two words"]})
+    5
+    """
+    text = body.get("input") if isinstance(body, Mapping) else None
+    items = text if isinstance(text, list) and not _is_tokens(text) else [text]
+    count = 0
+    for item in items:
+        if isinstance(item, str):
+            count += max(len(item.split()), 1)
+        elif isinstance(item, list):
+            count += len(item)
+    return max(count, 1)
+
+
+def _is_tokens(value: list[Any]) -> bool:
+    return bool(value) and all(isinstance(v, int) for v in value)
+
+
 @dataclass
 class Charge:
     """One request counted (or refused) by `ProviderLimits`."""

@@ -25,7 +25,7 @@ from ...retries import parse_retry_after
 from ..scheduler import Rate, Scheduler
 from ._adaptive import AdaptiveLimit
 from ._bucket import Bucket, TokenSource
-from ._estimate import estimate_tokens
+from ._estimate import DEFAULT_OUTPUT_TOKENS, estimate_tokens
 from ._headers import RateLimitHeaders
 from ._server_view import ServerView
 
@@ -39,12 +39,14 @@ OVERLOAD_STATUSES = frozenset({429, 503})
 class Ticket:
     """A request's admission: the tokens reserved for it (settled by `Governor.settle`)."""
 
-    __slots__ = ("attempts", "settled", "tokens")
+    __slots__ = ("attempts", "holds_slot", "settled", "tokens")
 
-    def __init__(self, tokens: int) -> None:
+    def __init__(self, tokens: int, *, holds_slot: bool = True) -> None:
         self.tokens = tokens
         self.settled = False
         self.attempts = 0
+        # False for a request of a row that already holds its place in flight (a re-ask).
+        self.holds_slot = holds_slot
 
 
 # The row's ticket, for its attempts: the transport runs in the task that admitted it, and
@@ -116,13 +118,26 @@ class Governor:
             return None
         return self._too_large(estimate_tokens(payload))
 
-    async def admit(self, payload: Mapping[str, Any]) -> Ticket | str:
-        """Wait until ``payload`` may go and reserve for it; or say why it never may."""
-        tokens = estimate_tokens(payload) if self._counts_tokens() else 0
+    async def admit(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        default_output: int = DEFAULT_OUTPUT_TOKENS,
+        slot: bool = True,
+    ) -> Ticket | str:
+        """Wait until ``payload`` may go and reserve for it; or say why it never may.
+
+        ``default_output``: the output tokens reserved when the payload names no maximum (0
+        for embeddings). ``slot=False``: a further request of a row that holds its place in
+        flight already (a re-ask): tokens and the request rate, not another place.
+        """
+        tokens = estimate_tokens(payload, default_output) if self._counts_tokens() else 0
         problem = self._too_large(tokens) if tokens else None
         if problem is not None:
             return problem
-        if self.adaptive is not None:
+        slot = slot and self.adaptive is not None
+        if slot:
+            assert self.adaptive is not None
             await self.adaptive.acquire()
         try:
             if self.tokens is None:
@@ -133,10 +148,11 @@ class Governor:
                 await self._first_answer.wait()
             await self._wait_for_room(tokens)
         except BaseException:
-            if self.adaptive is not None:
+            if slot:
+                assert self.adaptive is not None
                 self.adaptive.release()
             raise
-        ticket = Ticket(tokens)
+        ticket = Ticket(tokens, holds_slot=slot)
         _TICKET.set(ticket)
         return ticket
 
@@ -177,7 +193,7 @@ class Governor:
         if ticket.settled:
             return
         ticket.settled = True
-        if self.adaptive is not None:
+        if self.adaptive is not None and ticket.holds_slot:
             self.adaptive.release()
         if self.tokens is None or not ticket.tokens:
             return
