@@ -17,8 +17,16 @@ __all__ = ["Usage"]
 
 
 def _count(value: Any) -> int | None:
-    # A count is an integer; JSON's true/false are not (Python's bool is an int).
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    # A count is an integer; JSON's true/false are not (Python's bool is an int). The exact
+    # type is asked first: a usage is read for every result of a run.
+    if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return None
+
+
+def _is_mapping(value: Any) -> bool:
+    # A dict is asked first: an ABC's isinstance costs a lookup that every row would pay.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _first(usage: Mapping[str, Any], *names: str) -> int | None:
@@ -32,7 +40,7 @@ def _first(usage: Mapping[str, Any], *names: str) -> int | None:
 def _detail(usage: Mapping[str, Any], name: str, *groups: str) -> int | None:
     for group in groups:
         details = usage.get(group)
-        if isinstance(details, Mapping):
+        if details is not None and _is_mapping(details):
             value = _count(details.get(name))
             if value is not None:
                 return value
@@ -65,7 +73,7 @@ class Usage:
     @classmethod
     def parse(cls, usage: Any) -> Usage | None:
         """The counts of an answer's ``usage`` object; None when it is missing or empty."""
-        if not usage or not isinstance(usage, Mapping):
+        if not usage or not _is_mapping(usage):
             return None
         return cls(
             input=_first(usage, "prompt_tokens", "input_tokens"),

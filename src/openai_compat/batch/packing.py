@@ -18,9 +18,8 @@ result line, key, resume, cache entry and cost stay its own:
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..apis import Usage, decode_embedding
@@ -82,13 +81,6 @@ def _packable(value: Any) -> bool:
     )
 
 
-def _rest(payload: Mapping[str, Any]) -> str:
-    """What a pack's rows must share: their payload but the input."""
-    return json.dumps(
-        {k: v for k, v in payload.items() if k != "input"}, sort_keys=True, default=repr
-    )
-
-
 class EmbeddingsPacker:
     """Sends a worker's rows in packed embeddings requests; one result per row."""
 
@@ -118,16 +110,25 @@ class EmbeddingsPacker:
 
     async def send(self, items: Sequence[Item]) -> list[BatchResult]:
         """Every row's result (in no particular order)."""
-        groups: dict[str, list[Item]] = {}
+        # Rows whose payloads are equal but for the input share a request. Payloads made
+        # from one request format almost always are: compared as dicts (in C), a group
+        # found is found at the first try.
+        groups: list[tuple[dict[str, Any], list[Item]]] = []
         alone: list[Item] = []
         for item in items:
             payload = item[3]
-            if _packable(payload.get("input")):
-                groups.setdefault(_rest(payload), []).append(item)
-            else:
+            if not _packable(payload.get("input")):
                 alone.append(item)
+                continue
+            rest = {k: v for k, v in payload.items() if k != "input"}
+            for shared, group in groups:
+                if shared == rest:
+                    group.append(item)
+                    break
+            else:
+                groups.append((rest, [item]))
         out: list[BatchResult] = []
-        for group in [*groups.values(), *([item] for item in alone)]:
+        for group in [*(g for _, g in groups), *([item] for item in alone)]:
             out.extend(await self._send_group(group))
         return out
 
