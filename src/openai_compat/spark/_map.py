@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 
 from pyspark.sql import DataFrame, SparkSession
 
+from .._sync import run_sync
 from ..batch.cache import ResponseCache
+from ..batch.mode_probe import decided_mode
 from ..batch.scheduler import DEFAULT_CONCURRENCY, DEFAULT_RATE, Rate
 from ..batch.spec import RunSpec
 from ..batch.structured_rows import structured_options
@@ -170,7 +172,7 @@ def map_endpoint(
         counts=counts,
         cache=cache,
         cache_mode=cache_mode,
-        structured=structured_options(spec),
+        structured=_structured(spec, df, retry),
         types=types,
         token_rate=task_share(spec.token_rate, tasks),
         max_concurrency=spec.max_concurrency if spec.concurrency_auto else None,
@@ -196,3 +198,16 @@ def _opened_cache(spec: RunSpec) -> str | ResponseCache | None:
     path: str = os.path.abspath(cache)
     ResponseCache(path, mode or "read-write").open().close()
     return path
+
+
+def _structured(spec: RunSpec, df: DataFrame, retry: RetryPolicy | None) -> dict[str, Any]:
+    """The tasks' structured options, with ``auto``'s mode found once here on the driver
+    with the first row (`decided_mode`), so that the partitions do not each probe."""
+    options = structured_options(spec)
+    if options and spec.schema_mode in (None, "auto"):
+        first = df.limit(1).collect()
+        if first:
+            mode = run_sync(decided_mode(spec, first[0].asDict(recursive=True), retry))
+            if mode is not None:
+                options["schema_mode"] = mode
+    return options

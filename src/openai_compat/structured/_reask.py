@@ -246,6 +246,15 @@ class Structured:
             return mode, sent, spent
         raise AssertionError("unreachable: prompt is always taken")
 
+    async def choose(self, send: Send, payload: dict[str, Any]) -> str:
+        """The run's mode: under ``auto``, found with ``payload`` as a first row finds it
+        (its answer is not kept); else the mode given. An engine whose workers each make a
+        run of their own finds it once, so that they do not each probe again."""
+        if self.mode is None:
+            mode, _, _ = await self._choose(send, payload)
+            return mode
+        return self.mode
+
     async def ask(self, send: Send, payload: dict[str, Any]) -> Answer:
         """Send ``payload`` in the run's mode until an answer validates or the re-asks run
         out. An error answer raises (its ``attempts`` include the requests made before)."""
