@@ -76,7 +76,8 @@ def test_the_whole_lifecycle_with_the_sdk(app: AppProcess, server: MockServer) -
     name = f"lifecycle-{time.monotonic_ns()}"
     _connector(app, server.url, name)
     sdk = _sdk(app)
-    data = _file([_line(f"r-{i}", text=f"ticket {i}") for i in range(20)])
+    # Not only ASCII: a file's bytes are its UTF-8 bytes.
+    data = _file([_line(f"r-{i}", text=f"ticket {i} é🎫") for i in range(20)])
     uploaded = sdk.files.create(file=("requests.jsonl", data), purpose="batch")
     assert uploaded.id.startswith("file-") and uploaded.object == "file"
     assert (uploaded.bytes, uploaded.filename, uploaded.purpose) == (
@@ -114,7 +115,7 @@ def test_the_whole_lifecycle_with_the_sdk(app: AppProcess, server: MockServer) -
         assert line["response"]["status_code"] == 200
         number = line["custom_id"].split("-")[1]
         reply = line["response"]["body"]["choices"][0]["message"]["content"]
-        assert reply == f"You said: ticket {number}"
+        assert reply == f"You said: ticket {number} é🎫"
     out_file = sdk.files.retrieve(done.output_file_id)
     assert out_file.purpose == "batch_output"
     assert out_file.bytes == len(sdk.files.content(done.output_file_id).content)
