@@ -449,6 +449,42 @@ def test_a_polling_client_sees_validating_then_in_progress_then_completed(
     assert batch.created_at <= (batch.in_progress_at or 0) <= (batch.completed_at or 0)
 
 
+def test_a_batch_is_finalized_once_however_many_read_it_as_it_ends(app: AppProcess) -> None:
+    # Readers and the background sweep all finalize a batch whose run ended: one of them
+    # does, once (one output file), the others read what it wrote.
+    import threading
+
+    with MockServer(latency_s=0.02) as slow:
+        name = f"once-{time.monotonic_ns()}"
+        _connector(app, slow.url, name)
+        sdk = _sdk(app)
+        uploaded = sdk.files.create(
+            file=("rows.jsonl", _file([_line(f"o-{i}") for i in range(40)])), purpose="batch"
+        )
+        batch = sdk.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=_ENDPOINT,
+            completion_window="24h",
+            metadata={"connector": name, "concurrency": "4"},
+        )
+        seen: list[str | None] = []
+
+        def read() -> None:
+            reader = _sdk(app)
+            while (done := reader.batches.retrieve(batch.id)).status not in _FINAL:
+                time.sleep(0.002)
+            seen.append(done.output_file_id)
+
+        readers = [threading.Thread(target=read) for _ in range(6)]
+        for thread in readers:
+            thread.start()
+        for thread in readers:
+            thread.join(60)
+    files = app.query(f"select id, kind from openai_files where batch_id = '{batch.id}'")
+    assert len(files) == 1 and files[0][1] == "output", files
+    assert set(seen) == {files[0][0]} and len(seen) == 6
+
+
 def _batch_run(app: AppProcess, batch_id: str) -> int:
     rows = _until(
         app,

@@ -72,6 +72,18 @@ def _expired_line(custom_id: str) -> str:
     return json_line(line).decode("utf-8")[:-1]
 
 
+def _locked(connection: Connection, batch_id: str) -> Any | None:
+    """The batch's row, locked until the transaction ends: every change of a batch's status
+    reads it this way, so two instances, or a read and the background sweep, never both
+    finalize it. A write that changes nothing takes the lock (SQLite has no ``SELECT ...
+    FOR UPDATE``: there it takes the database's write lock, and the reads after it see
+    every commit before it)."""
+    connection.execute(
+        update(_BATCHES).where(_BATCHES.c.id == batch_id).values(status=_BATCHES.c.status)
+    )
+    return connection.execute(select(_BATCHES).where(_BATCHES.c.id == batch_id)).first()
+
+
 class BatchStore:
     """The Files and Batches API's rows (synchronous; call from a worker thread)."""
 
@@ -217,9 +229,7 @@ class BatchStore:
         run's row, or None when the batch is no longer validating."""
         now = _now()
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(_BATCHES.c.status).where(_BATCHES.c.id == batch_id).with_for_update()
-            ).first()
+            row = _locked(connection, batch_id)
             if row is None or row.status != "validating":
                 return None
             run = make_run(connection)
@@ -281,9 +291,7 @@ class BatchStore:
         batch has ended already."""
         now = _now()
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(_BATCHES).where(_BATCHES.c.id == batch_id).with_for_update()
-            ).first()
+            row = _locked(connection, batch_id)
             if row is None or row.status in FINAL_BATCH_STATUSES:
                 return False
             connection.execute(
@@ -319,9 +327,8 @@ class BatchStore:
         if row.run_id is None and row.status == "validating" and not overdue:
             return found
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(_BATCHES).where(_BATCHES.c.id == batch_id).with_for_update()
-            ).one()
+            row = _locked(connection, batch_id)
+            assert row is not None  # batches are never deleted
             if row.status in FINAL_BATCH_STATUSES:
                 return self._with_run(connection, batch_id)
             run = None
