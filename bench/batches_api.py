@@ -9,7 +9,7 @@ within 1.15x the CLI. The app runs as ``openai-compat serve`` (SQLite in a tempo
 directory) and the scripted server as ``openai-compat mock-server``, each in its own
 process. Usage: ``python bench/batches_api.py [--lines N] [--repeats R] [--phases]``.
 
-``--phases`` also prints where each batch's wall went, from its run's own timestamps
+``--poll S`` sets the client's poll interval (0.1 s). ``--phases`` also prints where each batch's wall went, from its run's own timestamps
 (``/api/v1/runs``): the check of the file until its run is created, the wait until the run is
 claimed, the run itself, and from the run's end until the client saw ``completed``.
 """
@@ -94,7 +94,7 @@ def _cli_run(config: Path, requests: Path, base: Path) -> float:
     return float(found.group(1))
 
 
-def _api_run(sdk: OpenAI, file_id: str, lines: int) -> tuple[float, float]:
+def _api_run(sdk: OpenAI, file_id: str, lines: int, poll_s: float) -> tuple[float, float]:
     """A batch of the file through the application: wall from create to completed, in s,
     and when it was created (Unix time)."""
     created = time.time()
@@ -106,7 +106,7 @@ def _api_run(sdk: OpenAI, file_id: str, lines: int) -> tuple[float, float]:
         metadata={"connector": "bench", "concurrency": str(CONCURRENCY)},
     )
     while batch.status not in ("completed", "failed", "cancelled", "expired"):
-        time.sleep(0.1)
+        time.sleep(poll_s)
         batch = sdk.batches.retrieve(batch.id)
     wall = time.perf_counter() - started
     counts = batch.request_counts
@@ -134,6 +134,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--phases", action="store_true", help="where each batch's wall went")
+    parser.add_argument("--poll", type=float, default=0.1, help="the client's poll interval, s")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -167,7 +168,7 @@ def main() -> int:
             # Alternated, so that the machine's noise falls on both alike.
             for _ in range(args.repeats):
                 cli_walls.append(_cli_run(config_path, requests, base))
-                wall, created = _api_run(sdk, file_id, args.lines)
+                wall, created = _api_run(sdk, file_id, args.lines, args.poll)
                 api_walls.append(wall)
                 if args.phases:
                     phases.append(_phases(client, created, wall))

@@ -348,6 +348,10 @@ def test_the_files_content_is_the_lines_the_cli_writes(
         ).id,
     )
     assert done.status == "completed"
+    # Each scripted reply went to one line of this batch (none to anything else).
+    assert server.pending == 0
+    assert len(server.requests) == 30, [r.path for r in server.requests]
+    server.clear()
     config = tmp_path / "config.json"
     request = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi"}]})
     config.write_text(json.dumps(make_config(server.url, request_format=request)))
