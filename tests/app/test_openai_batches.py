@@ -489,6 +489,40 @@ def test_a_batch_is_finalized_once_however_many_read_it_as_it_ends(app: AppProce
     assert set(seen) == {files[0][0]} and len(seen) == 6
 
 
+def test_a_batch_cancelled_as_it_is_created_ends_cancelled(app: AppProcess) -> None:
+    # Cancelled while validating (or just after): it ends cancelled, never runs every line.
+    with MockServer(latency_s=0.05) as slow:
+        name = f"early-{time.monotonic_ns()}"
+        _connector(app, slow.url, name)
+        sdk = _sdk(app)
+        uploaded = sdk.files.create(
+            file=("rows.jsonl", _file([_line(f"x-{i}") for i in range(5000)])), purpose="batch"
+        )
+        batch = sdk.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=_ENDPOINT,
+            completion_window="24h",
+            metadata={"connector": name, "concurrency": "1"},
+        )
+        assert sdk.batches.cancel(batch.id).status == "cancelling"
+        done = _wait(sdk, batch.id)
+        assert done.status == "cancelled" and done.cancelled_at is not None
+        assert done.request_counts is not None and done.request_counts.completed < 5000
+        with pytest.raises(openai.ConflictError):
+            sdk.batches.cancel(batch.id)
+
+
+def test_a_file_whose_upload_was_deleted_is_refused_by_name(app: AppProcess) -> None:
+    sdk = _sdk(app)
+    uploaded = sdk.files.create(file=("gone.jsonl", _file([_line("g")])), purpose="batch")
+    with app.client() as client:
+        gone = client.delete(f"/api/v1/uploads/{uploaded.id.removeprefix('file-')}")
+        assert gone.status_code == 204, gone.text
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.batches.create(input_file_id=uploaded.id, endpoint=_ENDPOINT, completion_window="24h")
+    assert uploaded.id in refused.value.message and "upload the file again" in refused.value.message
+
+
 def _batch_run(app: AppProcess, batch_id: str) -> int:
     rows = _until(
         app,

@@ -159,6 +159,13 @@ class BatchService:
                 "input file is uploaded with purpose 'batch'",
                 param="input_file_id",
             )
+        if not await run_in_threadpool(self.input_path(file_row).is_file):
+            raise openai_error(
+                400,
+                f"the content of the file {file_row.id} was deleted (with its upload, through "
+                "/api/v1): upload the file again",
+                param="input_file_id",
+            )
         connector_id = await self._connector_at_creation(metadata, file_row, body.endpoint)
         now = _now()
         values: dict[str, Any] = {
