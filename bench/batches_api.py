@@ -7,7 +7,11 @@ time on the same file (``openai-compat batch --input requests.jsonl --output-for
 openai-batch``), alternated ``--repeats`` times in the same run. Target: the Batch API
 within 1.15x the CLI. The app runs as ``openai-compat serve`` (SQLite in a temporary data
 directory) and the scripted server as ``openai-compat mock-server``, each in its own
-process. Usage: ``python bench/batches_api.py [--lines N] [--repeats R]``.
+process. Usage: ``python bench/batches_api.py [--lines N] [--repeats R] [--phases]``.
+
+``--poll S`` sets the client's poll interval (0.1 s). ``--phases`` also prints where each batch's wall went, from its run's own timestamps
+(``/api/v1/runs``): the check of the file until its run is created, the wait until the run is
+claimed, the run itself, and from the run's end until the client saw ``completed``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +94,10 @@ def _cli_run(config: Path, requests: Path, base: Path) -> float:
     return float(found.group(1))
 
 
-def _api_run(sdk: OpenAI, file_id: str, lines: int) -> float:
-    """A batch of the file through the application: wall from create to completed, in s."""
+def _api_run(sdk: OpenAI, file_id: str, lines: int, poll_s: float) -> tuple[float, float]:
+    """A batch of the file through the application: wall from create to completed, in s,
+    and when it was created (Unix time)."""
+    created = time.time()
     started = time.perf_counter()
     batch = sdk.batches.create(
         input_file_id=file_id,
@@ -99,19 +106,35 @@ def _api_run(sdk: OpenAI, file_id: str, lines: int) -> float:
         metadata={"connector": "bench", "concurrency": str(CONCURRENCY)},
     )
     while batch.status not in ("completed", "failed", "cancelled", "expired"):
-        time.sleep(0.1)
+        time.sleep(poll_s)
         batch = sdk.batches.retrieve(batch.id)
     wall = time.perf_counter() - started
     counts = batch.request_counts
     if batch.status != "completed" or counts is None or counts.completed != lines:
         raise SystemExit(f"the batch did not complete every line: {batch}")
-    return wall
+    return wall, created
+
+
+def _phases(client: httpx.Client, created: float, wall: float) -> str:
+    """Where a batch's wall went, from its run's timestamps (the newest run is its)."""
+    run = client.get("/api/v1/runs", params={"limit": 1}).json()["data"][0]
+
+    def at(name: str) -> float:
+        return datetime.fromisoformat(run[name]).astimezone(UTC).timestamp() - created
+
+    made, began, ended = at("created_at"), at("started_at"), at("finished_at")
+    return (
+        f"check {made:.2f} s, claim {began - made:.2f} s, run {ended - began:.2f} s, "
+        f"run end -> seen completed {wall - ended:.2f} s"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--phases", action="store_true", help="where each batch's wall went")
+    parser.add_argument("--poll", type=float, default=0.1, help="the client's poll interval, s")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -131,21 +154,26 @@ def main() -> int:
         config_path.write_text(json.dumps(config))
         cli_walls: list[float] = []
         api_walls: list[float] = []
+        phases: list[str] = []
+        client = httpx.Client(
+            base_url=app_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+        )
         try:
-            with httpx.Client(
-                base_url=app_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
-            ) as client:
-                client.post(
-                    "/api/v1/connectors", json={"name": "bench", "configuration": config}
-                ).raise_for_status()
+            client.post(
+                "/api/v1/connectors", json={"name": "bench", "configuration": config}
+            ).raise_for_status()
             sdk = OpenAI(base_url=f"{app_url}/v1", api_key=TOKEN, max_retries=0)
             with requests.open("rb") as f:
                 file_id = sdk.files.create(file=f, purpose="batch").id
             # Alternated, so that the machine's noise falls on both alike.
             for _ in range(args.repeats):
                 cli_walls.append(_cli_run(config_path, requests, base))
-                api_walls.append(_api_run(sdk, file_id, args.lines))
+                wall, created = _api_run(sdk, file_id, args.lines, args.poll)
+                api_walls.append(wall)
+                if args.phases:
+                    phases.append(_phases(client, created, wall))
         finally:
+            client.close()
             for proc in (app, mock):
                 proc.terminate()
                 proc.wait(10)
@@ -166,6 +194,8 @@ def main() -> int:
         + ", ".join(f"{w:.2f}" for w in api_walls)
         + " s"
     )
+    for number, line in enumerate(phases, 1):
+        print(f"  Batch API {number}: {line}")
     print(
         f"target: Batch API <= {TARGET}x the CLI -> {'OK' if ratio <= TARGET else 'ABOVE TARGET'}"
     )

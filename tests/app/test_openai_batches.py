@@ -76,7 +76,8 @@ def test_the_whole_lifecycle_with_the_sdk(app: AppProcess, server: MockServer) -
     name = f"lifecycle-{time.monotonic_ns()}"
     _connector(app, server.url, name)
     sdk = _sdk(app)
-    data = _file([_line(f"r-{i}", text=f"ticket {i}") for i in range(20)])
+    # Not only ASCII: a file's bytes are its UTF-8 bytes.
+    data = _file([_line(f"r-{i}", text=f"ticket {i} é🎫") for i in range(20)])
     uploaded = sdk.files.create(file=("requests.jsonl", data), purpose="batch")
     assert uploaded.id.startswith("file-") and uploaded.object == "file"
     assert (uploaded.bytes, uploaded.filename, uploaded.purpose) == (
@@ -93,13 +94,15 @@ def test_the_whole_lifecycle_with_the_sdk(app: AppProcess, server: MockServer) -
         completion_window="24h",
         metadata={"connector": name},
     )
-    assert batch.id.startswith("batch_") and batch.status == "in_progress"
-    assert batch.request_counts is not None and batch.request_counts.total == 20
-    assert batch.metadata == {"connector": name} and batch.model == "m"
+    # As OpenAI answers: validating, its file checked after the answer.
+    assert batch.id.startswith("batch_") and batch.status == "validating"
+    assert batch.request_counts is not None and batch.request_counts.total == 0
+    assert batch.metadata == {"connector": name} and batch.in_progress_at is None
     done = _wait(sdk, batch.id)
     assert done.status == "completed", done
-    assert done.request_counts is not None
-    assert (done.request_counts.completed, done.request_counts.failed) == (20, 0)
+    assert done.request_counts is not None and done.model == "m"
+    assert (done.request_counts.total, done.request_counts.completed) == (20, 20)
+    assert done.request_counts.failed == 0
     assert done.error_file_id is None and done.output_file_id is not None
     for stamp in ("created_at", "in_progress_at", "finalizing_at", "completed_at", "expires_at"):
         assert getattr(done, stamp) is not None, stamp
@@ -112,7 +115,7 @@ def test_the_whole_lifecycle_with_the_sdk(app: AppProcess, server: MockServer) -
         assert line["response"]["status_code"] == 200
         number = line["custom_id"].split("-")[1]
         reply = line["response"]["body"]["choices"][0]["message"]["content"]
-        assert reply == f"You said: ticket {number}"
+        assert reply == f"You said: ticket {number} é🎫"
     out_file = sdk.files.retrieve(done.output_file_id)
     assert out_file.purpose == "batch_output"
     assert out_file.bytes == len(sdk.files.content(done.output_file_id).content)
@@ -194,10 +197,15 @@ def test_a_file_with_broken_lines_fails_the_batch_with_openais_errors(
         {**_line("d"), "method": "GET"},
     ]
     uploaded = sdk.files.create(file=("broken.jsonl", _file(lines)), purpose="batch")
-    batch = sdk.batches.create(
+    created = sdk.batches.create(
         input_file_id=uploaded.id, endpoint=_ENDPOINT, completion_window="24h"
     )
+    # The file is checked after the answer, as OpenAI does: validating, then failed.
+    assert created.status == "validating" and created.errors is None
+    batch = _wait(sdk, created.id)
     assert batch.status == "failed" and batch.failed_at is not None
+    assert batch.in_progress_at is None and batch.request_counts is not None
+    assert batch.request_counts.total == 6
     assert batch.errors is not None and batch.errors.data is not None
     found = {(e.line, e.code, e.param) for e in batch.errors.data}
     assert found == {
@@ -340,6 +348,10 @@ def test_the_files_content_is_the_lines_the_cli_writes(
         ).id,
     )
     assert done.status == "completed"
+    # Each scripted reply went to one line of this batch (none to anything else).
+    assert server.pending == 0
+    assert len(server.requests) == 30, [r.path for r in server.requests]
+    server.clear()
     config = tmp_path / "config.json"
     request = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi"}]})
     config.write_text(json.dumps(make_config(server.url, request_format=request)))
@@ -409,6 +421,196 @@ def test_cancel_mid_run_keeps_the_finished_lines(app: AppProcess) -> None:
         assert len({x["custom_id"] for x in output}) == finished
         time.sleep(0.5)  # rows in flight at the cancel are not stored after it
         assert sdk.batches.retrieve(batch.id).request_counts == done.request_counts
+
+
+def test_a_polling_client_sees_validating_then_in_progress_then_completed(
+    app: AppProcess,
+) -> None:
+    with MockServer(latency_s=0.02) as slow:
+        name = f"statuses-{time.monotonic_ns()}"
+        _connector(app, slow.url, name)
+        sdk = _sdk(app)
+        uploaded = sdk.files.create(
+            file=("rows.jsonl", _file([_line(f"v-{i}") for i in range(60)])), purpose="batch"
+        )
+        batch = sdk.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=_ENDPOINT,
+            completion_window="24h",
+            metadata={"connector": name, "concurrency": "2"},
+        )
+        seen = [batch.status]
+        while batch.status not in _FINAL:
+            time.sleep(0.02)
+            batch = sdk.batches.retrieve(batch.id)
+            if batch.status != seen[-1]:
+                seen.append(batch.status)
+                if batch.status == "in_progress":
+                    assert batch.in_progress_at is not None and batch.model == "m"
+                    assert batch.request_counts is not None
+                    assert batch.request_counts.total == 60
+    assert seen == ["validating", "in_progress", "completed"]
+    assert batch.created_at <= (batch.in_progress_at or 0) <= (batch.completed_at or 0)
+
+
+def test_a_batch_is_finalized_once_however_many_read_it_as_it_ends(app: AppProcess) -> None:
+    # Readers and the background sweep all finalize a batch whose run ended: one of them
+    # does, once (one output file), the others read what it wrote.
+    import threading
+
+    with MockServer(latency_s=0.02) as slow:
+        name = f"once-{time.monotonic_ns()}"
+        _connector(app, slow.url, name)
+        sdk = _sdk(app)
+        uploaded = sdk.files.create(
+            file=("rows.jsonl", _file([_line(f"o-{i}") for i in range(40)])), purpose="batch"
+        )
+        batch = sdk.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=_ENDPOINT,
+            completion_window="24h",
+            metadata={"connector": name, "concurrency": "4"},
+        )
+        seen: list[str | None] = []
+
+        def read() -> None:
+            reader = _sdk(app)
+            while (done := reader.batches.retrieve(batch.id)).status not in _FINAL:
+                time.sleep(0.002)
+            seen.append(done.output_file_id)
+
+        readers = [threading.Thread(target=read) for _ in range(6)]
+        for thread in readers:
+            thread.start()
+        for thread in readers:
+            thread.join(60)
+    files = app.query(f"select id, kind from openai_files where batch_id = '{batch.id}'")
+    assert len(files) == 1 and files[0][1] == "output", files
+    assert set(seen) == {files[0][0]} and len(seen) == 6
+
+
+def test_a_batch_cancelled_as_it_is_created_ends_cancelled(app: AppProcess) -> None:
+    # Cancelled while validating (or just after): it ends cancelled, never runs every line.
+    with MockServer(latency_s=0.05) as slow:
+        name = f"early-{time.monotonic_ns()}"
+        _connector(app, slow.url, name)
+        sdk = _sdk(app)
+        uploaded = sdk.files.create(
+            file=("rows.jsonl", _file([_line(f"x-{i}") for i in range(5000)])), purpose="batch"
+        )
+        batch = sdk.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=_ENDPOINT,
+            completion_window="24h",
+            metadata={"connector": name, "concurrency": "1"},
+        )
+        assert sdk.batches.cancel(batch.id).status == "cancelling"
+        done = _wait(sdk, batch.id)
+        assert done.status == "cancelled" and done.cancelled_at is not None
+        assert done.request_counts is not None and done.request_counts.completed < 5000
+        with pytest.raises(openai.ConflictError):
+            sdk.batches.cancel(batch.id)
+
+
+def test_a_file_whose_upload_was_deleted_is_refused_by_name(app: AppProcess) -> None:
+    sdk = _sdk(app)
+    uploaded = sdk.files.create(file=("gone.jsonl", _file([_line("g")])), purpose="batch")
+    with app.client() as client:
+        gone = client.delete(f"/api/v1/uploads/{uploaded.id.removeprefix('file-')}")
+        assert gone.status_code == 204, gone.text
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.batches.create(input_file_id=uploaded.id, endpoint=_ENDPOINT, completion_window="24h")
+    assert uploaded.id in refused.value.message and "upload the file again" in refused.value.message
+
+
+def _batch_run(app: AppProcess, batch_id: str) -> int:
+    rows = _until(
+        app,
+        f"select run_id from openai_batches where id = '{batch_id}'",
+        lambda rows: rows[0][0] is not None,
+    )
+    return int(rows[0][0])
+
+
+def _slow_batch(app: AppProcess, sdk: OpenAI, url: str, prefix: str, lines: int) -> Any:
+    name = f"{prefix}-{time.monotonic_ns()}"
+    _connector(app, url, name)
+    uploaded = sdk.files.create(
+        file=("slow.jsonl", _file([_line(f"{prefix}-{i}") for i in range(lines)])),
+        purpose="batch",
+    )
+    return sdk.batches.create(
+        input_file_id=uploaded.id,
+        endpoint=_ENDPOINT,
+        completion_window="24h",
+        metadata={"connector": name, "concurrency": "2"},
+    )
+
+
+def test_cancelling_a_batchs_run_through_the_runs_api_cancels_the_batch(
+    app: AppProcess,
+) -> None:
+    with MockServer(latency_s=0.05) as slow:
+        sdk = _sdk(app)
+        batch = _slow_batch(app, sdk, slow.url, "runcancel", 400)
+        run_id = _batch_run(app, batch.id)
+        _until(app, f"select ok from runs where id = {run_id}", lambda rows: rows[0][0] >= 10)
+        with app.client() as client:
+            cancelled = client.post(f"/api/v1/runs/{run_id}/cancel")
+            assert cancelled.status_code == 200, cancelled.text
+            # Without a read, the batch ends as one cancelled through its own route.
+            _until(
+                app,
+                f"select status from openai_batches where id = '{batch.id}'",
+                lambda rows: rows[0][0] == "cancelled",
+                timeout=10,
+            )
+            done = sdk.batches.retrieve(batch.id)
+            assert done.cancelling_at is not None and done.cancelled_at is not None
+            assert done.errors is None and done.request_counts is not None
+            finished = done.request_counts.completed
+            assert 10 <= finished < 400 and done.request_counts.failed == 0
+            output = _lines_of(sdk, done.output_file_id)
+            assert sorted(x["custom_id"] for x in output) == sorted(
+                {x["custom_id"] for x in output}
+            )
+            assert len(output) == finished and done.error_file_id is None
+            # A batch that has ended is final: its run is not run again.
+            for action in ("resume", "retry_failed"):
+                again = client.post(f"/api/v1/runs/{run_id}/{action}")
+                assert again.status_code == 409, again.text
+                message = again.json()["error"]["message"]
+                assert batch.id in message and "POST /v1/batches" in message
+            assert sdk.batches.retrieve(batch.id).request_counts == done.request_counts
+
+
+def test_deleting_a_batchs_run_is_refused_until_the_batch_has_ended(app: AppProcess) -> None:
+    with MockServer(latency_s=0.05) as slow:
+        sdk = _sdk(app)
+        batch = _slow_batch(app, sdk, slow.url, "rundelete", 400)
+        run_id = _batch_run(app, batch.id)
+        _until(app, f"select ok from runs where id = {run_id}", lambda rows: rows[0][0] >= 5)
+        with app.client() as client:
+            refused = client.delete(f"/api/v1/runs/{run_id}")
+            assert refused.status_code == 409, refused.text
+            message = refused.json()["error"]["message"]
+            assert f"POST /v1/batches/{batch.id}/cancel" in message
+            # The run goes on: nothing was deleted.
+            before = int(app.query(f"select ok from runs where id = {run_id}")[0][0])
+            _until(app, f"select ok from runs where id = {run_id}", lambda r: r[0][0] > before)
+            assert sdk.batches.retrieve(batch.id).status == "in_progress"
+            sdk.batches.cancel(batch.id)
+            done = _wait(sdk, batch.id)
+            assert done.status == "cancelled" and done.output_file_id is not None
+            assert len(_lines_of(sdk, done.output_file_id)) == done.request_counts.completed  # type: ignore[union-attr]
+            # Once the batch has ended its run may go, and its lines with it.
+            deleted = client.delete(f"/api/v1/runs/{run_id}")
+            assert deleted.status_code == 204, deleted.text
+        with pytest.raises(openai.NotFoundError) as gone:
+            sdk.files.content(done.output_file_id)
+        assert f"deleted with the run of the batch {batch.id}" in gone.value.message
+        assert sdk.batches.retrieve(batch.id).status == "cancelled"
+        assert app.query(f"select run_id from openai_batches where id = '{batch.id}'") == [(None,)]
 
 
 def test_batches_list_pages_with_after_across_thirty(app: AppProcess, server: MockServer) -> None:
@@ -526,7 +728,18 @@ class _Zero:
     completed = 0
 
 
-def test_a_batch_past_its_window_ends_expired_keeping_its_finished_lines(
+def _until(app: AppProcess, sql: str, done: Any, timeout: float = 60.0) -> Any:
+    """Read the database (never the API) until ``done(rows)``; the rows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = app.query(sql)
+        if done(rows):
+            return rows
+        time.sleep(0.05)
+    raise AssertionError(f"not reached: {sql} -> {rows}")
+
+
+def test_a_batch_past_its_window_expires_without_any_read_keeping_its_finished_lines(
     app: AppProcess,
 ) -> None:
     with MockServer(latency_s=0.05) as slow:
@@ -542,20 +755,39 @@ def test_a_batch_past_its_window_ends_expired_keeping_its_finished_lines(
             completion_window="24h",
             metadata={"connector": name, "concurrency": "2"},
         )
-        while (sdk.batches.retrieve(batch.id).request_counts or _Zero()).completed < 10:
-            time.sleep(0.05)
+        # From here on, no request reads the batch: the database is watched instead.
+        where = f"from openai_batches where id = '{batch.id}'"
+        run_id = _until(app, f"select run_id {where}", lambda rows: rows[0][0] is not None)[0][0]
+        _until(app, f"select ok from runs where id = {run_id}", lambda rows: rows[0][0] >= 10)
         # The 24 hours have passed (the window is OpenAI's only one: 24h).
         app.query(
             f"update openai_batches set expires_at = '2000-01-01 00:00:00' where id = '{batch.id}'"
         )
+        _until(app, f"select status {where}", lambda rows: rows[0][0] == "expired", timeout=10)
+        stored = app.query(
+            f"select count(*), sum(case when ok then 1 else 0 end) from run_results "
+            f"where run_id = {run_id}"
+        )
+        total, finished = int(stored[0][0]), int(stored[0][1])
+        if total != 300:
+            extra = app.query(
+                f"select key, ok, row_index from run_results where run_id = {run_id} "
+                "and key not like 'e-%'"
+            )
+            raise AssertionError(f"{total} lines stored; not this batch's: {extra}")
+        assert total == 300 and 10 <= finished < 300, "every line stored, once, at the expiry"
+        run = app.query(f"select status, ok, failed from runs where id = {run_id}")
+        assert tuple(run[0]) == ("cancelled", finished, 300 - finished)
+        # Then through the SDK: the batch as OpenAI shows an expired one.
         done = sdk.batches.retrieve(batch.id)
         assert done.status == "expired" and done.expired_at is not None
         assert done.request_counts is not None
-        finished = done.request_counts.completed
-        assert 10 <= finished < 300
+        assert (done.request_counts.completed, done.request_counts.failed) == (
+            finished,
+            300 - finished,
+        )
         output, errors = _lines_of(sdk, done.output_file_id), _lines_of(sdk, done.error_file_id)
-        assert len(output) == finished
-        assert len(errors) == 300 - finished == done.request_counts.failed
+        assert len(output) == finished and len(errors) == 300 - finished
         assert {x["error"]["code"] for x in errors} == {"batch_expired"}
         ids = [x["custom_id"] for x in output + errors]
         assert sorted(ids) == sorted(f"e-{i}" for i in range(300)), "every custom_id once"
@@ -573,9 +805,10 @@ def test_the_file_caps_are_configurable_and_said_in_openais_words(tmp_path: Path
             six = sdk.files.create(
                 file=("six.jsonl", _file([_line(f"x-{i}") for i in range(6)])), purpose="batch"
             )
-            batch = sdk.batches.create(
+            created = sdk.batches.create(
                 input_file_id=six.id, endpoint=_ENDPOINT, completion_window="24h"
             )
+            batch = _wait(sdk, created.id)
             assert batch.status == "failed" and batch.errors is not None
             assert [e.code for e in batch.errors.data or []] == ["too_many_tasks"]
             with pytest.raises(openai.APIStatusError) as large:

@@ -116,7 +116,7 @@ def test_the_node_sdk_runs_a_batch(tmp_path: Path) -> None:
         finally:
             app.stop()
     batch = report["batch"]
-    assert report["created"] == "in_progress"
+    assert report["created"] == "validating"
     assert batch["status"] == "completed" and batch["object"] == "batch"
     assert batch["request_counts"] == {"total": 12, "completed": 12, "failed": 0}
     output = [json.loads(x) for x in report["content"].splitlines()]

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from .. import resources as spec_resources
 from ..connector import OpenAICompatibleConnector
-from .batches import OpenAIErrors
+from .batches import BatchKeeper, BatchService, OpenAIErrors
 from .connectors import ConnectorServices, ConnectorStore
 from .db import database_url, describe_url, migrate, open_engine
 from .dependencies import Container
@@ -158,6 +158,9 @@ def create_app(
         metrics=metrics,
         token=token.value,
     )
+    # The batches' checks, finalizing and expiry run on the executor's loop, without a read.
+    app.state.batch_service = BatchService(app.state.container)
+    executor.add_chore(BatchKeeper(app.state.batch_service))
     install_handlers(app)
     # The multipart framing around the file is not counted against the upload's cap.
     larger_bodies = {

@@ -4,11 +4,13 @@ Its tables (``tables``), the endpoints a batch may name (``endpoints``, one tabl
 from the API dialects), an input file checked as OpenAI checks it (``checks``), the files
 and batches in the database, a batch's status read from its run (``store``), the objects
 as OpenAI writes them (``views``, ``schemas``), OpenAI's error object on ``/v1``
-(``errors``), and what the routes do (``service``).
+(``errors``), what the routes do (``service``), and the background work that
+validates, finalizes and expires batches without a read (``keeper``).
 """
 
 from .endpoints import BATCH_ENDPOINTS, endpoint_dialect
 from .errors import OPENAI_ROOT, OpenAIErrors, openai_error
+from .keeper import BatchKeeper
 from .service import BatchIn, BatchService, batch_service
 from .views import batch_object, file_object, list_object
 
@@ -16,6 +18,7 @@ __all__ = [
     "BATCH_ENDPOINTS",
     "OPENAI_ROOT",
     "BatchIn",
+    "BatchKeeper",
     "BatchService",
     "OpenAIErrors",
     "batch_object",

@@ -16,6 +16,8 @@ param, line}`` (line numbers from 1). A blank line is skipped, as the batch read
 (3, 'invalid_json_line')
 >>> found.total, found.models
 (3, ['m'])
+>>> first_model(io.BytesIO(b"\\n" + data)), first_model(io.BytesIO(b"not json\\n" + data))
+('m', None)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_ERRORS", "InputCheck", "check_lines"]
+__all__ = ["MAX_ERRORS", "InputCheck", "check_lines", "first_model"]
 
 # The errors listed for one file: enough to fix a file; a file of 50,000 bad lines is not
 # listed whole.
@@ -144,3 +146,20 @@ def check_lines(lines: Iterable[bytes], endpoint: str, *, max_lines: int) -> Inp
             None,
         )
     return found
+
+
+def first_model(lines: Iterable[bytes]) -> str | None:
+    """The ``body.model`` of the first line, read alone to choose the batch's connector
+    when it is created; None when that line names none (then the file has a problem,
+    which its check finds)."""
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        body = data.get("body") if isinstance(data, dict) else None
+        model = body.get("model") if isinstance(body, dict) else None
+        return model if isinstance(model, str) and model else None
+    return None

@@ -1,19 +1,24 @@
 """What the Files and Batches routes do: a file received, a batch created as a run.
 
-A batch is created whole or not at all: its endpoint, window and metadata are checked
-(400, OpenAI's error), its input file is read and checked (`checks`); a file with problems
-makes a batch that is ``failed`` with OpenAI's ``errors`` list, as OpenAI does. A good file
-becomes a run of the run engine on the batch's connector (``metadata.connector``, by id or
-name, else the one connector whose ``request_format`` names the lines' model), whose
-results are OpenAI's output lines: it is durable, taken over by another instance, and
-stores every ``custom_id`` exactly once.
+A batch is created as OpenAI creates one: its endpoint, window, metadata and connector are
+checked at once (400, OpenAI's error), and it is answered ``validating``. Its input file is
+checked in the background (`validate`, by the executor's chores, `BatchKeeper`): a file with
+problems makes the batch ``failed`` with OpenAI's ``errors`` list, as OpenAI does; a good
+file becomes a run of the run engine on the batch's connector (``metadata.connector``, by id
+or name, else the one connector whose ``request_format`` names the lines' model), whose
+results are OpenAI's output lines, and the batch is ``in_progress``: it is durable, taken
+over by another instance, and stores every ``custom_id`` exactly once.
+
+The connector is chosen from the first line's model alone; when it cannot be chosen, the
+whole file is checked at once, so that a file with problems still ends ``failed`` with its
+``errors`` (its own problems come first), and a good file is the 400.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,11 +30,12 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import OpenAICompatError
 from ..connectors import ConnectorServices
 from ..dependencies import Container, container_of
+from ..http import ApiError
 from ..runs import RunStore
 from ..runs.openai_lines import OPENAI_LINES
 from ..runs.stored import StoredRun
 from ..runs.uploads import upload_path
-from .checks import InputCheck, check_lines
+from .checks import InputCheck, check_lines, first_model
 from .endpoints import BATCH_ENDPOINTS, endpoint_dialect
 from .errors import openai_error
 from .store import BatchStore, keys_of, new_id
@@ -67,12 +73,6 @@ class BatchIn(BaseModel):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class _Target:
-    connector_id: int
-    stored: StoredRun
 
 
 def _model_of(configuration: dict[str, Any]) -> Any:
@@ -126,7 +126,7 @@ class BatchService:
         return self.store.refresh(batch_id, lambda file_id: keys_of(self.input_lines(file_id)))
 
     async def create(self, body: BatchIn) -> tuple[Any, Any]:
-        """Create a batch (failed at once when its input file has problems)."""
+        """Create a batch: ``validating`` (its file is checked in the background)."""
         dialect = endpoint_dialect(body.endpoint)
         if dialect is None:
             raise openai_error(
@@ -159,7 +159,14 @@ class BatchService:
                 "input file is uploaded with purpose 'batch'",
                 param="input_file_id",
             )
-        found = await run_in_threadpool(self._check, file_row, body.endpoint)
+        if not await run_in_threadpool(self.input_path(file_row).is_file):
+            raise openai_error(
+                400,
+                f"the content of the file {file_row.id} was deleted (with its upload, through "
+                "/api/v1): upload the file again",
+                param="input_file_id",
+            )
+        connector_id = await self._connector_at_creation(metadata, file_row, body.endpoint)
         now = _now()
         values: dict[str, Any] = {
             "id": new_id("batch_"),
@@ -167,36 +174,91 @@ class BatchService:
             "endpoint": body.endpoint,
             "completion_window": body.completion_window,
             "batch_metadata": body.metadata,
-            "model": found.models[0] if found.models else None,
-            "total": found.total,
+            "model": None,
+            "status": "validating",
+            "connector_id": connector_id,
+            "total": 0,
             "created_at": now,
             "expires_at": now + window,
         }
-        if found.errors:
-            values.update(status="failed", errors=found.errors, failed_at=now)
-            row = await run_in_threadpool(self.store.add_batch, values)
-            return row, None
-        target = await self._target(metadata, found.models[0], dialect.name, file_row.upload_id)
-
-        def create() -> tuple[Any, Any]:
-            run = self.runs.create(target.connector_id, target.stored, [], found.total)
-            values.update(
-                status="in_progress",
-                run_id=run.id,
-                connector_id=target.connector_id,
-                in_progress_at=now,
-            )
-            return self.store.add_batch(values), run
-
-        created = await run_in_threadpool(create)
+        row = await run_in_threadpool(self.store.add_batch, values)
         self.container.executor.wake()
-        return created
+        return row, None
+
+    async def _connector_at_creation(
+        self, metadata: dict[str, str], file_row: Any, endpoint: str
+    ) -> int | None:
+        """The batch's connector, chosen as it is created (400 when none can be); None when
+        the file has problems its check will report."""
+        model = await run_in_threadpool(self._first_model, file_row)
+        try:
+            if model is None and "connector" not in metadata:
+                return None  # the first line names no model: the file's check says why
+            connector_id = await self._connector_id(metadata, model)
+            await self._stored_run(connector_id, metadata, endpoint, file_row.upload_id)
+        except ApiError:
+            found = await run_in_threadpool(self._check, file_row, endpoint)
+            if found.errors:
+                return None
+            raise
+        return connector_id
+
+    def _first_model(self, file_row: Any) -> str | None:
+        with open(self.input_path(file_row), "rb") as stream:
+            return first_model(stream)
+
+    async def validate(self, row: Any) -> bool:
+        """Check a ``validating`` batch's file: ``failed`` with its errors, or ``in_progress``
+        as a new run; True when a run was queued. A connector that cannot be used any more
+        (deleted, changed) fails the batch with the reason."""
+        file_row = await asyncio.to_thread(self.store.file, row.input_file_id)
+        if file_row is None or file_row.upload_id is None:
+            return await self._fail(
+                row, "input_file_deleted", f"the input file {row.input_file_id} was deleted"
+            )
+        try:
+            found = await asyncio.to_thread(self._check, file_row, row.endpoint)
+        except FileNotFoundError:
+            return await self._fail(
+                row, "input_file_deleted", f"the content of {row.input_file_id} was deleted"
+            )
+        model = found.models[0] if found.models else None
+        if found.errors:
+            await asyncio.to_thread(
+                self.store.fail_validation, row.id, found.errors, total=found.total, model=model
+            )
+            return False
+        assert model is not None  # a file without problems names its one model
+        metadata = dict(row.batch_metadata or {})
+        try:
+            connector_id = row.connector_id or await self._connector_id(metadata, model)
+            stored = await self._stored_run(
+                connector_id, metadata, row.endpoint, file_row.upload_id
+            )
+        except ApiError as exc:
+            return await self._fail(row, "invalid_request", str(exc.body["message"]))
+        run = await asyncio.to_thread(
+            self.store.start,
+            row.id,
+            lambda connection: self.runs.create_in(
+                connection, connector_id, stored, [], found.total
+            ),
+            connector_id=connector_id,
+            total=found.total,
+            model=model,
+        )
+        return run is not None
+
+    async def _fail(self, row: Any, code: str, message: str) -> bool:
+        error = {"code": code, "message": message, "param": None, "line": None}
+        await asyncio.to_thread(self.store.fail_validation, row.id, [error])
+        return False
 
     def _check(self, file_row: Any, endpoint: str) -> InputCheck:
         with open(self.input_path(file_row), "rb") as stream:
             return check_lines(stream, endpoint, max_lines=self.settings.batch_max_lines)
 
-    async def _connector_id(self, metadata: dict[str, str], model: str) -> int:
+    async def _connector_id(self, metadata: dict[str, str], model: str | None) -> int:
         connectors = await run_in_threadpool(self.services.store.list)
         named = metadata.get("connector")
         if named is not None:
@@ -234,12 +296,14 @@ class BatchService:
             param="metadata",
         )
 
-    async def _target(
-        self, metadata: dict[str, str], model: str, dialect: str, upload_id: str
-    ) -> _Target:
-        connector_id = await self._connector_id(metadata, model)
+    async def _stored_run(
+        self, connector_id: int, metadata: dict[str, str], endpoint: str, upload_id: str
+    ) -> StoredRun:
+        """The run of a batch on the connector: 400 when the connector does not speak the
+        batch's endpoint, or the metadata's run options do not fit it."""
         config = await self.services.usable_saved(connector_id)
-        if config.dialect.name != dialect:
+        dialect = endpoint_dialect(endpoint)
+        if dialect is None or config.dialect.name != dialect.name:
             raise openai_error(
                 400,
                 f"the connector {connector_id} speaks {config.dialect.label}, not this "
@@ -259,7 +323,7 @@ class BatchService:
             stored.run_spec(config)
         except OpenAICompatError as exc:
             raise openai_error(400, f"metadata: {exc}", param="metadata") from None
-        return _Target(connector_id, stored)
+        return stored
 
 
 async def batch_service(request: Request) -> BatchService:

@@ -188,8 +188,15 @@ async def file_content(file_id: str, service: Service) -> Response:
             raise openai_error(404, f"the content of {file_id} was deleted", param="id")
         return FileResponse(path, media_type="application/octet-stream", filename=row.filename)
     found = await run_in_threadpool(service.store.batch, row.batch_id or "")
-    if found is None or found[0].run_id is None:
+    if found is None:
         raise _missing(file_id)
+    if found[0].run_id is None or found[1] is None:
+        # Its run was deleted through /api/v1/runs once the batch had ended.
+        raise openai_error(
+            404,
+            f"the content of {file_id} was deleted with the run of the batch {found[0].id}",
+            param="id",
+        )
     run_id, ok = int(found[0].run_id), row.kind == "output"
 
     def chunks() -> Iterator[bytes]:
@@ -203,6 +210,14 @@ async def file_content(file_id: str, service: Service) -> Response:
 async def delete_file(file_id: str, service: Service) -> Response:
     """Delete a file (an input file still read by a batch in progress: 409)."""
     row = await _file(service, file_id)
+    validating = await run_in_threadpool(service.store.validating_input, file_id)
+    if validating is not None:
+        raise openai_error(
+            409,
+            f"the file {file_id} is the input of the batch {validating}, being validated: "
+            "cancel it, or wait for it to end, then delete the file",
+            param="file_id",
+        )
     if row.upload_id is not None:
         upload, busy = await run_in_threadpool(service.runs.delete_upload, row.upload_id)
         if busy:

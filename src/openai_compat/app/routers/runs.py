@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from ..batches.run_guard import refuse_for_batch
 from ..dependencies import ExecutorDep, RunStoreDep, ServicesDep, SettingsDep
 from ..http import (
     ID_SCHEMA,
@@ -235,6 +236,7 @@ async def resume_run(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDe
     """Queue a cancelled, failed or interrupted run again: it continues after the rows
     already stored."""
     view = await _run_or_404(store, run_id)
+    await run_in_threadpool(refuse_for_batch, store.engine, run_id, "resume")
     if not await run_in_threadpool(store.resume, run_id, ("cancelled", "failed", "interrupted")):
         raise ApiError(
             409,
@@ -255,6 +257,7 @@ async def resume_run(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDe
 async def retry_failed(run_id: PathRunId, store: RunStoreDep, executor: ExecutorDep) -> Response:
     """Run a finished run's failed rows again (their results are replaced)."""
     view = await _run_or_404(store, run_id)
+    await run_in_threadpool(refuse_for_batch, store.engine, run_id, "retry_failed")
     removed = await run_in_threadpool(store.retry_failed, run_id)
     if removed is None:
         raise ApiError(
@@ -266,10 +269,12 @@ async def retry_failed(run_id: PathRunId, store: RunStoreDep, executor: Executor
     return json_document(queued)
 
 
-@router.delete("/{run_id}", status_code=204, responses=error_responses(404, why=RUNS_WHY))
+@router.delete("/{run_id}", status_code=204, responses=error_responses(404, 409, why=RUNS_WHY))
 async def delete_run(run_id: PathRunId, store: RunStoreDep, settings: SettingsDep) -> Response:
     """Delete a run and its results (a running one is stopped), and its upload when no
     other run uses it."""
+    if run_id <= _MAX_RUN_ID:
+        await run_in_threadpool(refuse_for_batch, store.engine, run_id, "delete")
     gone, upload = (
         await run_in_threadpool(store.delete_with_upload, run_id)
         if run_id <= _MAX_RUN_ID

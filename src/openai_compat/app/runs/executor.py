@@ -25,7 +25,7 @@ import socket
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,8 +66,17 @@ _READ_CHUNK = 256
 class _Active:
     claimed: Claimed
     batch: BatchRun | None = None
+    sink: RunResults | None = None
     lost: bool = False
     task: asyncio.Task[None] | None = None
+
+    def supersede(self) -> None:
+        """Stop it for a newer execution of the same run id here: the results it keeps
+        are written nowhere, since this instance holds that id again already (the run
+        resumed, or on SQLite a new run given a deleted run's id: not their results)."""
+        if self.sink is not None:
+            self.sink.lost = True
+        self.stop()
 
     def stop(self) -> None:
         self.lost = True
@@ -140,6 +149,15 @@ class RunExecutor:
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._chores: list[Callable[[], Awaitable[bool]]] = []
+        self._chores_due: asyncio.Event | None = None
+
+    def add_chore(self, chore: Callable[[], Awaitable[bool]]) -> None:
+        """Run ``chore`` on the executor's loop at each poll, each wake and each run's end
+        (before `start`). It returns True when it queued runs (they are claimed at once);
+        its errors are logged, never raised. The chores go on a task of their own, so a
+        long one never holds up the claiming of runs."""
+        self._chores.append(chore)
 
     # -- the thread ------------------------------------------------------------------------
     def start(self) -> None:
@@ -164,6 +182,8 @@ class RunExecutor:
         if loop is not None and wake is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake.set)
+                if self._chores_due is not None:
+                    loop.call_soon_threadsafe(self._chores_due.set)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the runs in flight (stored rows stay; they continue at the next start)."""
@@ -184,8 +204,10 @@ class RunExecutor:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._chores_due = asyncio.Event()
         self._ready.set()
         heartbeat = asyncio.create_task(self._heartbeat())
+        chores = asyncio.create_task(self._do_chores()) if self._chores else None
         try:
             while not self._stopping.is_set():
                 await self._claim_what_fits()
@@ -194,6 +216,9 @@ class RunExecutor:
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
         finally:
             heartbeat.cancel()
+            if chores is not None:
+                chores.cancel()
+                await asyncio.gather(chores, return_exceptions=True)
             for active in list(self._executions):
                 active.stop()
             tasks = [a.task for a in self._executions if a.task is not None]
@@ -221,7 +246,7 @@ class RunExecutor:
             # more), and the new one starts once it has ended, after the rows it stored.
             previous = self._active.get(claimed.id)
             if previous is not None:
-                previous.stop()
+                previous.supersede()
             active = _Active(claimed)
             self._active[claimed.id] = active
             self._executions.add(active)
@@ -229,6 +254,21 @@ class RunExecutor:
             active.task = asyncio.create_task(
                 self._execute(active, None if previous is None else previous.task)
             )
+
+    async def _do_chores(self) -> None:
+        assert self._chores_due is not None and self._wake is not None
+        while True:
+            self._chores_due.clear()
+            queued = False
+            for chore in self._chores:
+                try:
+                    queued = await chore() or queued
+                except Exception as exc:  # a chore's failure never stops the executor
+                    _log.error("a background chore failed: %s", type(exc).__name__)
+            if queued:
+                self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._chores_due.wait(), self.poll_s)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -283,6 +323,8 @@ class RunExecutor:
             self.metrics.runs_executing.set(len(self._active))
             if self._wake is not None:
                 self._wake.set()
+            if self._chores_due is not None:
+                self._chores_due.set()
 
     async def _run(self, active: _Active) -> tuple[str | None, str | None]:
         """Run it; ``(final status, error)``, or ``(None, None)`` when it was let go."""
@@ -326,6 +368,7 @@ class RunExecutor:
             on_lost=active.stop,
             live=lambda figures: self.metrics.rows_per_s.set(figures["rows_per_s"]),
         )
+        active.sink = sink
         try:
             batch = BatchRun(
                 spec,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from ...batch.budget import usd
@@ -164,36 +164,47 @@ class RunStore:
         total: int | None,
     ) -> Any:
         """A new ``queued`` run; its row."""
-        now = _now()
         with self.engine.begin() as connection:
-            run_id = connection.execute(
-                insert(_RUNS)
-                .values(
-                    connector_id=connector_id,
-                    status="queued",
-                    spec=stored.to_json(),
-                    output_names=output_names,
-                    total=total,
-                    ok=0,
-                    failed=0,
-                    skipped=0,
-                    requests=0,
-                    prompt_tokens=0,
-                    completion_tokens=0,
-                    total_tokens=0,
-                    schema_valid_first=0,
-                    schema_valid_reasked=0,
-                    schema_invalid=0,
-                    # With prices a run costs 0 until a result costs something.
-                    cost=0.0 if stored.prices is not None else None,
-                    active_s=0.0,
-                    live={},
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(_RUNS.c.id)
-            ).scalar_one()
-            return connection.execute(select(_RUNS).where(_RUNS.c.id == run_id)).one()
+            return self.create_in(connection, connector_id, stored, output_names, total)
+
+    def create_in(
+        self,
+        connection: Connection,
+        connector_id: int,
+        stored: StoredRun,
+        output_names: list[str],
+        total: int | None,
+    ) -> Any:
+        """`create` inside the caller's transaction (the run is made with what it is for)."""
+        now = _now()
+        run_id = connection.execute(
+            insert(_RUNS)
+            .values(
+                connector_id=connector_id,
+                status="queued",
+                spec=stored.to_json(),
+                output_names=output_names,
+                total=total,
+                ok=0,
+                failed=0,
+                skipped=0,
+                requests=0,
+                prompt_tokens=0,
+                completion_tokens=0,
+                total_tokens=0,
+                schema_valid_first=0,
+                schema_valid_reasked=0,
+                schema_invalid=0,
+                # With prices a run costs 0 until a result costs something.
+                cost=0.0 if stored.prices is not None else None,
+                active_s=0.0,
+                live={},
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(_RUNS.c.id)
+        ).scalar_one()
+        return connection.execute(select(_RUNS).where(_RUNS.c.id == run_id)).one()
 
     def get(self, run_id: int) -> Any | None:
         """The run's row, or None."""
