@@ -96,9 +96,10 @@ async def test_a_reask_reserves_its_tokens_but_no_second_place() -> None:
     again = await asyncio.wait_for(governor.admit(ask, slot=False), 5)  # no place to wait for
     assert not isinstance(again, str) and not again.holds_slot
     assert again.tokens == estimate_tokens(ask)
-    assert level - bucket.level == pytest.approx(again.tokens, abs=1)  # held while in flight
+    # The bucket refills as it goes (1,000 a second): 20 tokens of slack are 20 ms.
+    assert level - bucket.level == pytest.approx(again.tokens, abs=20)  # held while in flight
     governor.settle(again, 0, None)  # given back: the first is settled against all answers
-    assert bucket.level == pytest.approx(level, abs=1)
+    assert bucket.level == pytest.approx(level, abs=20)
     assert adaptive.in_flight == 1
     governor.settle(first, 300, None)
     assert adaptive.in_flight == 0
