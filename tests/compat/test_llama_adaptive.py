@@ -74,4 +74,6 @@ def test_auto_concurrency_is_within_10_percent_of_the_best_fixed_one(llama4: Run
             fixed[n].append(_rows_a_second(llama4, 6, 2, concurrency=n))
         auto.append(_rows_a_second(llama4, 6, 8, concurrency="auto", max_concurrency=64))
         ratios.append(auto[-1] / max(figures[-1] for figures in fixed.values()))
-    assert statistics.median(ratios) >= 0.9, f"auto {auto} rows/s; fixed: {fixed}"
+    figures = f"auto {auto} rows/s; fixed: {fixed}; ratios {ratios}"
+    print(figures)  # the figures of a pass too (``-s``), for docs/performance.md
+    assert statistics.median(ratios) >= 0.9, figures

@@ -11,9 +11,10 @@ least ``max(limit, 4)`` answers; at the end of each:
   little. A server at its capacity answers in ``floor * in_flight / capacity`` (its queue
   grows, Little's law), so the limit settles a request or two above the capacity, where
   throughput stops growing and latency starts to;
-- **latency that bought throughput is not a queue**: a window whose throughput (its
-  answers over its duration) beats that of the floor's own window by more than ``gain``
-  raises the floor with its latency, by no more than the throughput rose. A server that
+- **latency that bought throughput is not a queue**: two windows in a row whose throughput
+  (answers over the window's duration) beats that of the floor's own window by more than
+  ``gain`` raise the floor with their latency, by no more than the throughput rose (two,
+  since one window's count of answers is noisy). A server that
   batches its slots on one compute (llama.cpp's slots on a CPU) answers each request more
   slowly the more run at once while answering more of them a second, and keeps its slots
   busy between one answer and the client's next request only with a few requests waiting in
@@ -80,6 +81,7 @@ class AdaptiveLimit:
         self.in_flight_peak = 0
         self._slow_start = True
         self._fell = False
+        self._gained: tuple[float, float] | None = None  # (mean, throughput) of a gain
         self._samples = 0
         self._total = 0.0
         self._overloaded = False
@@ -157,15 +159,23 @@ class AdaptiveLimit:
             self._wake()
             return
         if self.floor is None or mean < self.floor:
-            self.floor, self.floor_throughput = mean, throughput
+            # A faster window stands for no less throughput than the floor it replaces (a
+            # noisy low one would let the next window's noise pass for a gain).
+            self.floor = mean
+            self.floor_throughput = max(self.floor_throughput or 0.0, throughput or 0.0) or None
         if overloaded:
             return  # the cut is made (`overloaded`); the next window drains
-        before, then = self._limit, self.floor_throughput
+        before, then, gained = self.limit, self.floor_throughput, self._gained
+        self._gained = None
         if busy and not self._fell and throughput and then and throughput > then * (1 + self.gain):
-            # Latency that bought throughput is the server's service, not a queue: the floor
-            # rises with it, by no more than the throughput did.
-            self.floor = max(self.floor, min(mean, self.floor * throughput / then))
-            self.floor_throughput = throughput
+            if gained is None:  # one window's gain may be its noise: wait for the next
+                self._gained = (mean, throughput)
+            else:
+                # Latency that bought throughput is the server's service, not a queue: the
+                # floor rises with it, by no more than the throughput did.
+                latency, rate = min(gained[0], mean), min(gained[1], throughput)
+                self.floor = max(self.floor, min(latency, self.floor * rate / then))
+                self.floor_throughput = rate
         ratio = min(1.0, self.tolerance * self.floor / mean) if mean > 0 else 1.0
         if self._slow_start and ratio >= 1.0:
             grown = self._limit * 2 if busy else self._limit
@@ -178,7 +188,7 @@ class AdaptiveLimit:
         self._limit = min(float(self.max_limit), max(1.0, grown))
         # The window after a cut drains the queue the higher limit built: its throughput is
         # the old limit's, not the new one's.
-        self._fell = self._limit < before
+        self._fell = self.limit < before
         if now - self._probed_at >= self.reprobe_s and self.limit >= 4 * self.initial:
             self._probed_at = now
             self._probing = self._limit
