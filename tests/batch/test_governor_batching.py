@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from openai_compat.batch import run_batch
+from openai_compat.batch.governor import _adaptive
+from openai_compat.batch.governor._adaptive import AdaptiveLimit
 from openai_compat.testing import MockServer, Slots
 from tests.conftest import CANARY, make_config
 
@@ -85,3 +88,45 @@ def test_mock_server_refuses_a_negative_share() -> None:
     )
     assert done.returncode == 2
     assert "--share must be 0 or more" in done.stderr
+
+
+class _Windows:
+    """Feeds an `AdaptiveLimit` whole windows of answers on a clock of its own."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 0.0
+        monkeypatch.setattr(_adaptive.time, "monotonic", lambda: self.now)
+        self.limit = AdaptiveLimit(64)
+
+    def window(self, latency_s: float, per_second: float) -> None:
+        """One window, every place taken, answers ``per_second`` apart, each ``latency_s``."""
+        for _ in range(max(self.limit.limit, 4)):
+            self.limit.in_flight_peak = self.limit.limit
+            self.now += 1 / per_second
+            self.limit.record(latency_s)
+
+
+def test_one_lucky_fast_window_does_not_lower_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a loaded machine one window of a few answers can be four times faster by luck; a
+    # floor taken from it would read every window after it as a queue and pin the limit.
+    feed = _Windows(monkeypatch)
+    feed.window(0.06, 16)
+    feed.window(0.016, 16)
+    feed.window(0.06, 16)
+    assert feed.limit.floor == pytest.approx(0.06)
+    feed.window(0.03, 16)
+    feed.window(0.02, 16)  # two in a row: the floor is the slower of them
+    assert feed.limit.floor == pytest.approx(0.03)
+
+
+def test_latency_that_bought_throughput_raises_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    feed = _Windows(monkeypatch)
+    feed.window(0.05, 20)
+    feed.window(0.10, 20)  # slower, no more answers a second: a queue
+    assert feed.limit.floor == pytest.approx(0.05)
+    assert feed.limit.limit == 2  # out of slow start: 2 x 1.1 x 0.05 / 0.10 + 1
+    feed.window(0.08, 30)  # slower, and half as many answers again a second: bought
+    assert feed.limit.floor == pytest.approx(0.05)  # one window may be its noise
+    feed.window(0.08, 30)
+    # Raised with the latency, by no more than the throughput rose (30 / 20 x 0.05).
+    assert feed.limit.floor == pytest.approx(0.075)

@@ -26,7 +26,9 @@ least ``max(limit, 4)`` answers; at the end of each:
 - a window that never had half the limit in flight does not grow it (the rows, the rate
   limit or the input were the bottleneck, not the server).
 
-The **floor** is the lowest window mean seen (or one raised by throughput, above), measured
+The **floor** is the lowest window mean seen, lowered only when two windows in a row are
+faster (to the slower of the two: one window of a few answers can be fast by luck on a
+loaded machine, and a floor too low pins the limit) or raised by throughput (above), measured
 again every ``reprobe_s`` in one window at a quarter of the limit (a floor that only falls
 would miss a server that became slower; one that rises whenever latency does would let a
 queue pass for the norm).
@@ -82,6 +84,7 @@ class AdaptiveLimit:
         self._slow_start = True
         self._fell = False
         self._gained: tuple[float, float] | None = None  # (mean, throughput) of a gain
+        self._lower: float | None = None  # the mean of a window below the floor
         self._samples = 0
         self._total = 0.0
         self._overloaded = False
@@ -158,10 +161,15 @@ class AdaptiveLimit:
             self._limit, self._probing = self._probing, None
             self._wake()
             return
-        if self.floor is None or mean < self.floor:
-            # A faster window stands for no less throughput than the floor it replaces (a
-            # noisy low one would let the next window's noise pass for a gain).
-            self.floor = mean
+        lower, self._lower = self._lower, None
+        if self.floor is None:
+            self.floor, self.floor_throughput = mean, throughput
+        elif mean < self.floor and lower is None:
+            self._lower = mean  # one fast window may be its noise: wait for the next
+        elif mean < self.floor and lower is not None:
+            # A faster floor stands for no less throughput than the one it replaces (a noisy
+            # low one would let the next window's noise pass for a gain).
+            self.floor = max(lower, mean)
             self.floor_throughput = max(self.floor_throughput or 0.0, throughput or 0.0) or None
         if overloaded:
             return  # the cut is made (`overloaded`); the next window drains
