@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="F",
         help="with --slots: each other busy slot adds F of the service time (slots batched on "
-        "one compute, as llama.cpp's on a CPU; default 0)",
+        "one compute, as in continuous batching; default 0)",
     )
     p.set_defaults(func=_cmd_mock_server)
 

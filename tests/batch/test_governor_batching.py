@@ -1,5 +1,5 @@
-"""``--concurrency auto`` against a server whose slots share one compute (llama.cpp's batched
-slots on a CPU, emulated by the scripted server's `Slots` with ``share``): each request is
+"""``--concurrency auto`` against a server whose slots share one compute (continuous
+batching, emulated by the scripted server's `Slots` with ``share``): each request is
 answered more slowly the more run at once while more are answered a second, and the slots
 stay busy between one answer and the client's next request only with a few requests
 waiting in the server's queue. A limiter that reads every rise of latency as a queue settles

@@ -10,7 +10,7 @@ is answered 429 with ``Retry-After`` / ``retry-after-ms``; every answer carries 
 
 `Slots` (``--slots K``) serves K requests at a time, each for ``service_s``, and queues the
 rest, so latency grows with the queue as a real server's does. With ``share`` (``--share``)
-its slots share one compute, as llama.cpp's batched slots on a CPU do: each other slot busy
+its slots share one compute, as a continuously batching server's do: each other slot busy
 when a request starts adds ``share`` of ``service_s`` to it, so a request is answered more
 slowly the more run at once while more are answered a second (K slots answer
 ``K / (service_s * (1 + share * (K - 1)))`` a second).

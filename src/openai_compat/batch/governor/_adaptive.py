@@ -15,7 +15,7 @@ least ``max(limit, 4)`` answers; at the end of each:
   (answers over the window's duration) beats that of the floor's own window by more than
   ``gain`` raise the floor with their latency, by no more than the throughput rose (two,
   since one window's count of answers is noisy). A server that
-  batches its slots on one compute (llama.cpp's slots on a CPU) answers each request more
+  batches its slots on one compute (continuous batching) answers each request more
   slowly the more run at once while answering more of them a second, and keeps its slots
   busy between one answer and the client's next request only with a few requests waiting in
   its queue: its latency rises well before its throughput stops growing, and a floor taken
