@@ -93,7 +93,12 @@ def _cmd_mock_server(args: argparse.Namespace, connector: OpenAICompatibleConnec
     limits = None
     if args.limit_rpm is not None or args.limit_tpm is not None:
         limits = ProviderLimits(args.limit_rpm, args.limit_tpm)
-    slots = Slots(args.slots, args.service_ms / 1000) if args.slots is not None else None
+    if args.share < 0:
+        print("openai-compat mock-server: --share must be 0 or more", file=sys.stderr)
+        return 2
+    slots = None
+    if args.slots is not None:
+        slots = Slots(args.slots, args.service_ms / 1000, share=args.share)
     serve_forever(args.host, args.port, limits=limits, slots=slots)
     return 0
 
@@ -181,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=100.0,
         metavar="MS",
         help="with --slots: each request's service time (default 100)",
+    )
+    p.add_argument(
+        "--share",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="with --slots: each other busy slot adds F of the service time (slots batched on "
+        "one compute, as in continuous batching; default 0)",
     )
     p.set_defaults(func=_cmd_mock_server)
 

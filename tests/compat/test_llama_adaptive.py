@@ -58,9 +58,12 @@ def _rows_a_second(server: Running, seconds: float, warmup: float, **options: An
 
 @pytest.mark.xfail(
     strict=False,  # load swings it: a loaded run once passed; a pass is reported as XPASS
-    reason="not met yet: on a quiet machine auto reaches about 0.62 of the best fixed "
-    "concurrency (about 50 rows/s against 75-80 at 8-16 in flight); the limiter settles low "
-    "against llama-server's 4 slots",
+    reason="not met: on a quiet machine auto reaches about 0.57 of the best fixed "
+    "concurrency (45 rows/s at a limit of 2-3 against 77-83 at 8 in flight). llama-server's "
+    "throughput is flat from 1 to 4 in flight (50-63 rows/s) while its latency grows in "
+    "proportion, as a queue's does, and rises only with 4 more waiting beyond its slots: "
+    "neither the latency nor the throughput of the next step up tells it from a queue "
+    "(docs/performance.md)",
 )
 def test_auto_concurrency_is_within_10_percent_of_the_best_fixed_one(llama4: Running) -> None:
     # Interleaved rounds, each judged against its own sweep, and the median of those: a
@@ -74,4 +77,6 @@ def test_auto_concurrency_is_within_10_percent_of_the_best_fixed_one(llama4: Run
             fixed[n].append(_rows_a_second(llama4, 6, 2, concurrency=n))
         auto.append(_rows_a_second(llama4, 6, 8, concurrency="auto", max_concurrency=64))
         ratios.append(auto[-1] / max(figures[-1] for figures in fixed.values()))
-    assert statistics.median(ratios) >= 0.9, f"auto {auto} rows/s; fixed: {fixed}"
+    figures = f"auto {auto} rows/s; fixed: {fixed}; ratios {ratios}"
+    print(figures)  # the figures of a pass too (``-s``), for docs/performance.md
+    assert statistics.median(ratios) >= 0.9, figures

@@ -9,7 +9,11 @@ is answered 429 with ``Retry-After`` / ``retry-after-ms``; every answer carries 
 ``x-ratelimit-limit|remaining|reset-requests|tokens`` headers, resets as Go durations.
 
 `Slots` (``--slots K``) serves K requests at a time, each for ``service_s``, and queues the
-rest, so latency grows with the queue as a real server's does.
+rest, so latency grows with the queue as a real server's does. With ``share`` (``--share``)
+its slots share one compute, as a continuously batching server's do: each other slot busy
+when a request starts adds ``share`` of ``service_s`` to it, so a request is answered more
+slowly the more run at once while more are answered a second (K slots answer
+``K / (service_s * (1 + share * (K - 1)))`` a second).
 """
 
 from __future__ import annotations
@@ -163,15 +167,27 @@ class ProviderLimits:
 
 
 class Slots:
-    """K requests served at a time, each for ``service_s``; the rest wait their turn."""
+    """K requests served at a time, each for ``service_s`` (longer by ``share`` of it for
+    each other slot busy); the rest wait their turn.
 
-    def __init__(self, slots: int, service_s: float) -> None:
+    >>> Slots(4, 0.05, share=0.5).capacity  # answers a second, all four slots busy
+    32.0
+    """
+
+    def __init__(self, slots: int, service_s: float, *, share: float = 0.0) -> None:
         self.slots = slots
         self.service_s = service_s
+        self.share = share
+        self.busy = 0  # requests in a slot now
         self.in_flight = 0  # requests at the server now (served or queued)
         self.peak = 0
         self.samples: list[tuple[float, int]] = []  # (when, in flight) at each arrival
         self._semaphore: asyncio.Semaphore | None = None
+
+    @property
+    def capacity(self) -> float:
+        """Answers a second with every slot busy."""
+        return self.slots / (self.service_s * (1 + self.share * (self.slots - 1)))
 
     async def serve(self) -> None:
         """Wait for a slot, then the service time."""
@@ -182,6 +198,10 @@ class Slots:
         self.samples.append((time.monotonic(), self.in_flight))
         try:
             async with self._semaphore:
-                await asyncio.sleep(self.service_s)
+                self.busy += 1
+                try:
+                    await asyncio.sleep(self.service_s * (1 + self.share * (self.busy - 1)))
+                finally:
+                    self.busy -= 1
         finally:
             self.in_flight -= 1

@@ -11,13 +11,27 @@ least ``max(limit, 4)`` answers; at the end of each:
   little. A server at its capacity answers in ``floor * in_flight / capacity`` (its queue
   grows, Little's law), so the limit settles a request or two above the capacity, where
   throughput stops growing and latency starts to;
+- **latency that bought throughput is not a queue**: two windows in a row whose throughput
+  (answers over the window's duration) beats that of the floor's own window by more than
+  ``gain`` raise the floor with their latency, by no more than the throughput rose (two,
+  since one window's count of answers is noisy). A server that
+  batches its slots on one compute (continuous batching) answers each request more
+  slowly the more run at once while answering more of them a second, and keeps its slots
+  busy between one answer and the client's next request only with a few requests waiting in
+  its queue: its latency rises well before its throughput stops growing, and a floor taken
+  at one request in flight would hold the limit below its slots. A window right after a cut
+  is not judged (it drains the queue the higher limit built, faster than the new limit
+  would answer);
 - a 429, a 503 or a timeout in the window cuts the limit by ``backoff`` (once a window);
 - a window that never had half the limit in flight does not grow it (the rows, the rate
   limit or the input were the bottleneck, not the server).
 
-The **floor** is the lowest window mean seen, measured again every ``reprobe_s`` in one
-window at a quarter of the limit (a floor that only falls would miss a server that became
-slower; one that rises whenever latency does would let a queue pass for the norm).
+The **floor** is the lowest window mean seen, lowered only when two windows in a row are
+faster (to the slower of the two: one window of a few answers can be fast by luck on a
+loaded machine, and a floor too low pins the limit) or raised by throughput (above), measured
+again every ``reprobe_s`` in one window at a quarter of the limit (a floor that only falls
+would miss a server that became slower; one that rises whenever latency does would let a
+queue pass for the norm).
 
 Why a gradient and not AIMD: AIMD only learns from errors, so against a self-hosted server
 that queues instead of refusing (llama.cpp, vLLM, TGI) it grows until requests time out;
@@ -51,6 +65,7 @@ class AdaptiveLimit:
         *,
         initial: int = 1,
         tolerance: float = 1.1,
+        gain: float = 0.1,
         backoff: float = 0.75,
         reprobe_s: float = 30.0,
     ) -> None:
@@ -58,17 +73,24 @@ class AdaptiveLimit:
         self._limit = float(min(max(1, initial), self.max_limit))
         self.initial = int(self._limit)
         self.tolerance = tolerance
+        self.gain = gain
         self.backoff = backoff
         self.reprobe_s = reprobe_s
         self.floor: float | None = None
+        # The throughput (answers a second) of the window whose latency is the floor.
+        self.floor_throughput: float | None = None
         self.in_flight = 0
         self.in_flight_peak = 0
         self._slow_start = True
+        self._fell = False
+        self._gained: tuple[float, float] | None = None  # (mean, throughput) of a gain
+        self._lower: float | None = None  # the mean of a window below the floor
         self._samples = 0
         self._total = 0.0
         self._overloaded = False
         self._probing: float | None = None  # the limit to return to after a probe window
         self._probed_at = time.monotonic()
+        self._window_at = self._probed_at  # when the window began (the last one ended)
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -121,24 +143,47 @@ class AdaptiveLimit:
             return
         self._overloaded = True
         self._slow_start = False
+        self._fell = True
         self._limit = max(1.0, self._limit * self.backoff)
         self._wake()
 
     def _end_window(self) -> None:
         mean = self._total / self._samples
+        now = time.monotonic()
+        elapsed, self._window_at = now - self._window_at, now
+        throughput = self._samples / elapsed if elapsed > 0 else None
         busy = self.in_flight_peak * 2 >= self.limit
         overloaded = self._overloaded
         self._samples, self._total, self._overloaded = 0, 0.0, False
         self.in_flight_peak = self.in_flight
         if self._probing is not None:  # a probe window: its mean is the new floor
-            self.floor = mean
+            self.floor, self.floor_throughput = mean, throughput
             self._limit, self._probing = self._probing, None
             self._wake()
             return
-        if self.floor is None or mean < self.floor:
-            self.floor = mean
+        lower, self._lower = self._lower, None
+        if self.floor is None:
+            self.floor, self.floor_throughput = mean, throughput
+        elif mean < self.floor and lower is None:
+            self._lower = mean  # one fast window may be its noise: wait for the next
+        elif mean < self.floor and lower is not None:
+            # A faster floor stands for no less throughput than the one it replaces (a noisy
+            # low one would let the next window's noise pass for a gain).
+            self.floor = max(lower, mean)
+            self.floor_throughput = max(self.floor_throughput or 0.0, throughput or 0.0) or None
         if overloaded:
-            return
+            return  # the cut is made (`overloaded`); the next window drains
+        before, then, gained = self.limit, self.floor_throughput, self._gained
+        self._gained = None
+        if busy and not self._fell and throughput and then and throughput > then * (1 + self.gain):
+            if gained is None:  # one window's gain may be its noise: wait for the next
+                self._gained = (mean, throughput)
+            else:
+                # Latency that bought throughput is the server's service, not a queue: the
+                # floor rises with it, by no more than the throughput did.
+                latency, rate = min(gained[0], mean), min(gained[1], throughput)
+                self.floor = max(self.floor, min(latency, self.floor * rate / then))
+                self.floor_throughput = rate
         ratio = min(1.0, self.tolerance * self.floor / mean) if mean > 0 else 1.0
         if self._slow_start and ratio >= 1.0:
             grown = self._limit * 2 if busy else self._limit
@@ -149,7 +194,9 @@ class AdaptiveLimit:
             if not busy:
                 grown = min(grown, self._limit)
         self._limit = min(float(self.max_limit), max(1.0, grown))
-        now = time.monotonic()
+        # The window after a cut drains the queue the higher limit built: its throughput is
+        # the old limit's, not the new one's.
+        self._fell = self.limit < before
         if now - self._probed_at >= self.reprobe_s and self.limit >= 4 * self.initial:
             self._probed_at = now
             self._probing = self._limit
