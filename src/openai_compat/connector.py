@@ -250,11 +250,12 @@ def _checked_body(body: dict[str, Any]) -> bytes | None:
 
 def _other_api_note(dialect: Dialect, lacking: str) -> str:
     """What a succeeded check says when the request format is another API's request."""
+    noun = dialect.noun.removesuffix(" requests")  # "embeddings requests": one request
     return (
         f'the URL is a {dialect.label} URL and the request format has no "{lacking}", so '
-        f"it is not a {dialect.noun} request: the check sent the smallest {dialect.noun} "
+        f"it is not a {noun} request: the check sent the smallest {noun} "
         f'request instead (the request format\'s model, "{lacking}"); set request_format to a '
-        f"{dialect.noun} request before reading or running rows"
+        f"{noun} request before reading or running rows"
     )
 
 
