@@ -373,6 +373,10 @@ def test_the_files_content_is_the_lines_the_cli_writes(
             str(err),
             "--output-format",
             "openai-batch",
+            # One at a time too: with more in flight, the order the lines reach the server
+            # (and so which of them gets each scripted reply) would be the network's.
+            "--concurrency",
+            "1",
         ],
         capture_output=True,
         text=True,
