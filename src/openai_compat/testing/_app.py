@@ -275,6 +275,18 @@ async def send_reply(send: Send, reply: Reply, request_id: bytes) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+async def _too_many(send: Send, wait: float, headers: list[tuple[bytes, bytes]]) -> None:
+    """A provider's 429 over its limit: ``headers`` and when to come back (``wait`` s)."""
+    message = "Rate limit reached: please try again later."
+    body = dumps(error_body(message, status=429, code="rate_limit_exceeded")).encode()
+    headers = [
+        *headers,
+        (b"retry-after", b"%d" % max(1, -(-wait // 1))),
+        (b"retry-after-ms", b"%d" % max(1, -(-wait * 1000 // 1))),
+    ]
+    await _send_body(send, 429, headers, body)
+
+
 async def _send_body(
     send: Send,
     status: int,
@@ -408,14 +420,7 @@ class MockApp:
         wait, said = self.limits.admit(tokens)
         if wait <= 0:
             return False
-        message = "Rate limit reached: please try again later."
-        body = dumps(error_body(message, status=429, code="rate_limit_exceeded")).encode()
-        headers = [_JSON_HEADER, (b"x-request-id", rid), *said]
-        headers += [
-            (b"retry-after", b"%d" % max(1, -(-wait // 1))),
-            (b"retry-after-ms", b"%d" % max(1, -(-wait * 1000 // 1))),
-        ]
-        await _send_body(send, 429, headers, body)
+        await _too_many(send, wait, [_JSON_HEADER, (b"x-request-id", rid), *said])
         return True
 
     async def _limited(self, send: Send, parsed: Any, number: int, rid: bytes) -> bool:
@@ -430,18 +435,7 @@ class MockApp:
             wait, said = self.limits.admit(prompt + completion)
             headers += said
             if wait > 0:
-                body = dumps(
-                    error_body(
-                        "Rate limit reached: please try again later.",
-                        status=429,
-                        code="rate_limit_exceeded",
-                    )
-                ).encode()
-                headers += [
-                    (b"retry-after", b"%d" % max(1, -(-wait // 1))),
-                    (b"retry-after-ms", b"%d" % max(1, -(-wait * 1000 // 1))),
-                ]
-                await _send_body(send, 429, headers, body)
+                await _too_many(send, wait, headers)
                 return True
         if self.slots is not None:
             await self.slots.serve()
